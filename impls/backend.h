@@ -1,0 +1,100 @@
+/*
+ * backend.h - the interface between the pool core (pool.c) and its backends. Internal.
+ *
+ * DESIGN. The core (pool.c) owns everything a user sees: argument checks, chunking, futures, ordered and
+ * unordered delivery, close/join/terminate state and counters. A backend only executes *jobs*: a job is a
+ * chunk of items of one task whose results the backend must fill and then hand back with pb__job_done().
+ * So a new backend is one file that fills in a pb_backend and one line in registry.c.
+ *
+ * A pb_backend is versioned like sqlite3_vfs: fields are only ever appended, each version's boundary is
+ * marked, and the core checks `version` before touching a later field.
+ *
+ * Contract:
+ *  - create(pool, opts, &impl): start the workers (all of them ready before it returns), or fail with a
+ *    negative code and pb__set_error() detail, leaving nothing behind.
+ *  - dispatch(impl, job): takes ownership of the job until it calls pb__job_done(pool, job) exactly once,
+ *    from any thread, with every results[i] set (status and, if not ok, message). May run the job inline
+ *    (serial). Must not block for long: queue it. Returns 0, or a negative code without having taken it.
+ *  - shutdown(impl): called by join when no job is outstanding: stop the workers gracefully and reap them.
+ *  - terminate(impl): complete every job it holds (queued or running) with PB_STATUS_TERMINATED (or a
+ *    real result if it already has one), stop the workers now, reap them. Returns promptly.
+ *  - destroy(impl): free; the workers are already gone (shutdown or terminate ran).
+ * The core never holds its mutex while calling a backend, so a backend may call pb__job_done() from inside
+ * dispatch().
+ */
+#ifndef POOLBENCH_BACKEND_H
+#define POOLBENCH_BACKEND_H
+
+#include "poolbench.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+typedef struct pb__batch pb__batch;
+
+typedef struct pb__job {
+    struct pb__job *next;  /* intrusive link: owned by whoever holds the job */
+    const pb_task *task;
+    const pb_item *items;  /* n inputs */
+    pb_result *results;    /* n outputs; zeroed by the core before dispatch */
+    size_t n;
+    size_t index0;         /* the index of items[0] in the caller's map (for unordered delivery) */
+    pb__batch *batch;      /* core bookkeeping: the map or future this chunk belongs to */
+    uint64_t id;           /* unique within the pool, for wire protocols */
+    atomic_int state;      /* 0 queued, 1 claimed by a worker (pb__job_claim), 2 cancelled */
+} pb__job;
+
+struct pb_backend {
+    /* --- version 1 --- */
+    int version;
+    const char *name;
+    const char *description;
+    int caps; /* PB_CAP_* */
+    int (*create)(pb_pool *pool, const pb_options *opts, void **impl);
+    int (*dispatch)(void *impl, pb__job *job);
+    void (*shutdown)(void *impl);
+    void (*terminate)(void *impl);
+    void (*destroy)(void *impl);
+    /* --- version 2 fields go below this line --- */
+};
+
+/* The registered backends (registry.c). */
+extern const pb_backend pb_backend_serial;
+extern const pb_backend pb_backend_threads;
+extern const pb_backend pb_backend_fork;
+extern const pb_backend pb_backend_spawn;
+const pb_backend *pb__backend_find(const char *name);
+
+/* Core services for backends (pool.c). */
+void pb__job_done(pb_pool *pool, pb__job *job);
+/* A backend calls this when a worker takes a job: 1 = run it; 0 = it was cancelled meanwhile, the core
+ * has completed it as CANCELLED and the backend must forget it. */
+int pb__job_claim(pb_pool *pool, pb__job *job);
+/* Sets results[from..n) to `status` with `message` (results before `from` are kept), then pb__job_done. */
+void pb__job_fail(pb_pool *pool, pb__job *job, size_t from, int status, const char *message);
+const pb_options *pb__pool_options(const pb_pool *pool);
+
+enum pb__counter {
+    PB__WORKERS_STARTED,
+    PB__WORKERS_RESPAWNED,
+    PB__WORKERS_RECYCLED,
+    PB__WORKER_DEATHS,
+    PB__TIMEOUTS,
+    PB__COUNTER_COUNT
+};
+void pb__count(pb_pool *pool, enum pb__counter which, uint64_t n);
+
+/* Task execution shared by every backend and the process workers (task.c). Runs task over one item into
+ * r (zeroed by the caller): status OK with the output, or TASK_ERROR with a message. max_out bounds the
+ * output size (PB_ETOOBIG becomes a task error). */
+void pb__run_item(const pb_task *task, const void *in, size_t len, size_t max_out, pb_result *r);
+/* Sets r to a non-ok status with a formatted message (replacing any output). */
+void pb__result_fail(pb_result *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Records the detail for pb_last_error() on this thread (error.c). Returns err for `return pb__set_error(...)`. */
+int pb__set_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Monotonic clock in seconds. */
+double pb__now(void);
+
+#endif

@@ -1,0 +1,496 @@
+/*
+ * pool.c - the pool core: everything a user sees, over any backend.
+ *
+ * DESIGN. The core turns user calls into *jobs* (a chunk of items of one task, see backend.h) and hands
+ * them to the backend's dispatch(); the backend fills the results and returns each job with
+ * pb__job_done(). The core owns:
+ *   - argument checks (unknown backend/task, workers <= 0, NULL input, inputs over max_item_bytes),
+ *   - chunking (pb_auto_chunksize: Python's ceil(n / (4 * workers))): one job per chunk, so a backend
+ *     touches a lock once per chunk, never per item,
+ *   - batches: a map waits until its batch has no pending job; an unordered map also receives each
+ *     finished job on a list and delivers its items in the caller's thread; a future is a batch of one,
+ *   - lifecycle: close (no new work), join (wait for outstanding jobs, then backend shutdown), terminate
+ *     (backend terminate: every held job ends TERMINATED), destroy,
+ *   - counters.
+ *
+ * Locking: one mutex per pool (mu) guards the batches, `outstanding` and the lifecycle flags; one condvar
+ * (cv) is broadcast when a job finishes, and only when someone waits (`waiters`). The core never holds mu
+ * while calling into the backend or a user callback, so backends may call pb__job_done from dispatch.
+ * Counters are atomics updated once per job.
+ */
+#include "backend.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PB_DEFAULT_MAX_ITEM (64u << 20)
+
+struct pb__batch {
+    size_t pending;             /* jobs not yet done */
+    pb__job *done_head;         /* unordered maps: finished jobs not yet delivered */
+    pb__job *done_tail;
+    int unordered;
+    pb_future *future;          /* non-NULL when this batch is a future */
+};
+
+struct pb_future {
+    pb__job job;
+    pb__batch batch;
+    pb_item item;
+    pb_result result;
+    pb_pool *pool;
+    atomic_int done;
+    atomic_int refs;            /* the caller's and the pool's: freed when both are dropped */
+    pb_future_cb cb;            /* guarded by pool->mu */
+    void *cb_ud;
+    unsigned char input[];      /* the copied input */
+};
+
+struct pb_pool {
+    const pb_backend *backend;
+    void *impl;
+    pb_options opts;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;          /* CLOCK_MONOTONIC, for timed future waits */
+    size_t waiters;
+    size_t outstanding;         /* jobs dispatched and not yet done */
+    int closed, terminated, shut_down;
+    atomic_uint_fast64_t next_job_id;
+    atomic_uint_fast64_t submitted;
+    atomic_uint_fast64_t by_status[PB_STATUS_COUNT];
+    atomic_uint_fast64_t counters[PB__COUNTER_COUNT];
+};
+
+void pb_options_init(pb_options *o) {
+    memset(o, 0, sizeof *o);
+    o->version = PB_OPTIONS_VERSION;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    o->workers = cpus > 0 ? (int)cpus : 1;
+    o->max_item_bytes = PB_DEFAULT_MAX_ITEM;
+    o->crashloop_deaths = 20;
+    o->crashloop_window = 5.0;
+}
+
+size_t pb_auto_chunksize(size_t n, int workers) {
+    if (workers < 1) workers = 1;
+    size_t per = (size_t)workers * 4;
+    size_t cs = n / per + (n % per ? 1 : 0);
+    return cs ? cs : 1;
+}
+
+const pb_options *pb__pool_options(const pb_pool *pool) { return &pool->opts; }
+const char *pb_pool_backend(const pb_pool *pool) { return pool ? pool->backend->name : NULL; }
+int pb_pool_workers(const pb_pool *pool) { return pool ? pool->opts.workers : PB_EINVAL; }
+
+void pb__count(pb_pool *pool, enum pb__counter which, uint64_t n) {
+    atomic_fetch_add_explicit(&pool->counters[which], n, memory_order_relaxed);
+}
+
+int pb_pool_create(pb_pool **out, const char *backend_name, const pb_options *user_opts) {
+    if (!out) return pb__set_error(PB_EINVAL, "pb_pool_create: out is NULL");
+    *out = NULL;
+    const pb_backend *b = pb__backend_find(backend_name);
+    if (!b) return pb__set_error(PB_ENOBACKEND, "unknown backend '%s'", backend_name);
+    if (b->version < 1) return pb__set_error(PB_ENOBACKEND, "backend '%s' has an unsupported interface version", b->name);
+
+    pb_options o;
+    if (user_opts) {
+        if (user_opts->version != PB_OPTIONS_VERSION)
+            return pb__set_error(PB_EINVAL, "pb_options.version is %d, expected %d (call pb_options_init)",
+                                 user_opts->version, PB_OPTIONS_VERSION);
+        o = *user_opts;
+    } else {
+        pb_options_init(&o);
+    }
+    if (o.workers <= 0) return pb__set_error(PB_EINVAL, "workers must be at least 1, got %d", o.workers);
+    if (o.task_timeout < 0) return pb__set_error(PB_EINVAL, "task_timeout must be >= 0, got %g", o.task_timeout);
+    if (o.max_item_bytes == 0) o.max_item_bytes = PB_DEFAULT_MAX_ITEM;
+    if (o.crashloop_deaths <= 0) o.crashloop_deaths = 20;
+    if (o.crashloop_window <= 0) o.crashloop_window = 5.0;
+    if (o.task_timeout > 0 && !(b->caps & PB_CAP_TIMEOUT))
+        return pb__set_error(PB_ENOTSUP, "backend '%s' cannot enforce per-task timeouts", b->name);
+    if (o.initializer && !pb_task_find(o.initializer))
+        return pb__set_error(PB_ENOTASK, "unknown initializer task '%s'", o.initializer);
+    if (o.init_arg_len > o.max_item_bytes)
+        return pb__set_error(PB_ETOOBIG, "initializer input of %zu bytes is over the limit of %zu", o.init_arg_len,
+                             o.max_item_bytes);
+
+    pb_pool *pool = calloc(1, sizeof *pool);
+    if (!pool) return pb__set_error(-ENOMEM, "out of memory");
+    pool->backend = b;
+    pool->opts = o;
+    pthread_mutex_init(&pool->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&pool->cv, &ca);
+    pthread_condattr_destroy(&ca);
+
+    int rc = b->create(pool, &pool->opts, &pool->impl);
+    if (rc < 0) {
+        pthread_cond_destroy(&pool->cv);
+        pthread_mutex_destroy(&pool->mu);
+        free(pool);
+        return rc;
+    }
+    *out = pool;
+    return 0;
+}
+
+/* ---- job completion (called by backends, from any thread) ---- */
+
+void pb__job_done(pb_pool *pool, pb__job *job) {
+    uint64_t tally[PB_STATUS_COUNT] = {0};
+    for (size_t i = 0; i < job->n; i++) {
+        int s = job->results[i].status;
+        tally[(s >= 0 && s < PB_STATUS_COUNT) ? s : PB_STATUS_TASK_ERROR]++;
+    }
+    for (int s = 0; s < PB_STATUS_COUNT; s++)
+        if (tally[s]) atomic_fetch_add_explicit(&pool->by_status[s], tally[s], memory_order_relaxed);
+
+    pb__batch *batch = job->batch;
+    pb_future *f = batch->future;
+    pb_future_cb cb = NULL;
+    void *cb_ud = NULL;
+
+    pthread_mutex_lock(&pool->mu);
+    if (f) {
+        atomic_store(&f->done, 1);
+        cb = f->cb;
+        cb_ud = f->cb_ud;
+    } else if (batch->unordered) {
+        job->next = NULL;
+        if (batch->done_tail) batch->done_tail->next = job;
+        else batch->done_head = job;
+        batch->done_tail = job;
+    }
+    batch->pending--;
+    pool->outstanding--;
+    if (pool->waiters) pthread_cond_broadcast(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+
+    if (f) {
+        if (cb) cb(cb_ud, f);
+        pb_future_release(f); /* the pool's reference */
+    }
+}
+
+int pb__job_claim(pb_pool *pool, pb__job *job) {
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&job->state, &expected, 1)) return 1;
+    if (expected == 1) return 1; /* claimed again after a worker was lost: run it */
+    pb__job_fail(pool, job, 0, PB_STATUS_CANCELLED, "cancelled before it started");
+    return 0;
+}
+
+void pb__job_fail(pb_pool *pool, pb__job *job, size_t from, int status, const char *message) {
+    for (size_t i = from; i < job->n; i++) pb__result_fail(&job->results[i], status, "%s", message);
+    pb__job_done(pool, job);
+}
+
+/* ---- submitting work ---- */
+
+static int check_items(const pb_pool *pool, const pb_item *items, size_t n) {
+    if (n && !items) return pb__set_error(PB_EINVAL, "items is NULL");
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].data && items[i].len)
+            return pb__set_error(PB_EINVAL, "item %zu has NULL data and length %zu", i, items[i].len);
+        if (items[i].len > pool->opts.max_item_bytes)
+            return pb__set_error(PB_ETOOBIG, "item %zu is %zu bytes, over the limit of %zu", i, items[i].len,
+                                 pool->opts.max_item_bytes);
+    }
+    return 0;
+}
+
+static const pb_task *find_task(const char *name) {
+    const pb_task *t = pb_task_find(name);
+    if (!t) pb__set_error(PB_ENOTASK, "unknown task '%s'", name ? name : "(null)");
+    return t;
+}
+
+/* Reserves `njobs` outstanding jobs, or fails when the pool no longer takes work. */
+static int admit(pb_pool *pool, size_t njobs, size_t nitems) {
+    pthread_mutex_lock(&pool->mu);
+    if (pool->closed) {
+        pthread_mutex_unlock(&pool->mu);
+        return pb__set_error(PB_ECLOSED, "the pool is %s", pool->terminated ? "terminated" : "closed");
+    }
+    pool->outstanding += njobs;
+    pthread_mutex_unlock(&pool->mu);
+    atomic_fetch_add_explicit(&pool->submitted, nitems, memory_order_relaxed);
+    return 0;
+}
+
+static void dispatch(pb_pool *pool, pb__job *job) {
+    job->id = atomic_fetch_add(&pool->next_job_id, 1) + 1;
+    int rc = pool->backend->dispatch(pool->impl, job);
+    if (rc < 0) /* the backend did not take it: complete it here so nobody waits forever */
+        pb__job_fail(pool, job, 0, rc == PB_ECRASHLOOP ? PB_STATUS_BROKEN : PB_STATUS_TERMINATED, pb_strerror(rc));
+}
+
+/* The shared body of pb_map and pb_map_unordered. */
+static int run_map(pb_pool *pool, const char *task_name, const pb_item *items, size_t n, size_t chunksize,
+                   pb_result *results, pb_result_cb cb, void *ud) {
+    if (!pool) return pb__set_error(PB_EINVAL, "pool is NULL");
+    const pb_task *task = find_task(task_name);
+    if (!task) return PB_ENOTASK;
+    int rc = check_items(pool, items, n);
+    if (rc < 0) return rc;
+    if (!cb && n && !results) return pb__set_error(PB_EINVAL, "results is NULL");
+    if (n == 0) {
+        pthread_mutex_lock(&pool->mu);
+        int closed = pool->closed;
+        pthread_mutex_unlock(&pool->mu);
+        return closed ? pb__set_error(PB_ECLOSED, "the pool is closed") : 0;
+    }
+
+    size_t cs = chunksize ? chunksize : pool->opts.chunksize ? pool->opts.chunksize
+                                                              : pb_auto_chunksize(n, pool->opts.workers);
+    size_t njobs = n / cs + (n % cs ? 1 : 0);
+    pb__job *jobs = calloc(njobs, sizeof *jobs);
+    pb_result *own = NULL;
+    if (cb) results = own = calloc(n, sizeof *own);
+    if (!jobs || !results) {
+        free(jobs);
+        free(own);
+        return pb__set_error(-ENOMEM, "out of memory for %zu jobs", njobs);
+    }
+    memset(results, 0, n * sizeof *results);
+    pb__batch batch = {.pending = njobs, .unordered = cb != NULL};
+    rc = admit(pool, njobs, n);
+    if (rc < 0) {
+        free(jobs);
+        free(own);
+        return rc;
+    }
+    for (size_t j = 0; j < njobs; j++) {
+        size_t first = j * cs;
+        jobs[j].task = task;
+        jobs[j].items = items + first;
+        jobs[j].results = results + first;
+        jobs[j].n = (first + cs <= n) ? cs : n - first;
+        jobs[j].index0 = first;
+        jobs[j].batch = &batch;
+    }
+    for (size_t j = 0; j < njobs; j++) dispatch(pool, &jobs[j]);
+
+    int failed = 0;
+    pthread_mutex_lock(&pool->mu);
+    for (;;) {
+        while (batch.done_head) { /* unordered: deliver finished chunks without holding the lock */
+            pb__job *job = batch.done_head;
+            batch.done_head = job->next;
+            if (!batch.done_head) batch.done_tail = NULL;
+            pthread_mutex_unlock(&pool->mu);
+            for (size_t i = 0; i < job->n; i++) {
+                if (job->results[i].status != PB_STATUS_OK) failed++;
+                cb(ud, job->index0 + i, &job->results[i]);
+                pb_result_clear(&job->results[i]);
+            }
+            pthread_mutex_lock(&pool->mu);
+        }
+        if (batch.pending == 0 && !batch.done_head) break;
+        pool->waiters++;
+        pthread_cond_wait(&pool->cv, &pool->mu);
+        pool->waiters--;
+    }
+    pthread_mutex_unlock(&pool->mu);
+
+    if (!cb)
+        for (size_t i = 0; i < n; i++) failed += results[i].status != PB_STATUS_OK;
+    free(jobs);
+    free(own);
+    return failed;
+}
+
+int pb_map(pb_pool *pool, const char *task, const pb_item *items, size_t n, size_t chunksize, pb_result *results) {
+    return run_map(pool, task, items, n, chunksize, results, NULL, NULL);
+}
+
+int pb_map_unordered(pb_pool *pool, const char *task, const pb_item *items, size_t n, size_t chunksize,
+                     pb_result_cb cb, void *ud) {
+    if (!cb) return pb__set_error(PB_EINVAL, "callback is NULL");
+    return run_map(pool, task, items, n, chunksize, NULL, cb, ud);
+}
+
+/* ---- futures ---- */
+
+int pb_submit(pb_pool *pool, const char *task_name, const void *in, size_t len, pb_future **out) {
+    if (!out) return pb__set_error(PB_EINVAL, "out is NULL");
+    *out = NULL;
+    if (!pool) return pb__set_error(PB_EINVAL, "pool is NULL");
+    const pb_task *task = find_task(task_name);
+    if (!task) return PB_ENOTASK;
+    pb_item probe = {in, len};
+    int rc = check_items(pool, &probe, 1);
+    if (rc < 0) return rc;
+
+    pb_future *f = calloc(1, sizeof *f + len);
+    if (!f) return pb__set_error(-ENOMEM, "out of memory");
+    if (len) memcpy(f->input, in, len);
+    f->item.data = f->input;
+    f->item.len = len;
+    f->pool = pool;
+    atomic_init(&f->refs, 2);
+    f->batch.pending = 1;
+    f->batch.future = f;
+    f->job.task = task;
+    f->job.items = &f->item;
+    f->job.results = &f->result;
+    f->job.n = 1;
+    f->job.batch = &f->batch;
+    rc = admit(pool, 1, 1);
+    if (rc < 0) {
+        free(f);
+        return rc;
+    }
+    *out = f;
+    dispatch(pool, &f->job);
+    return 0;
+}
+
+int pb_future_wait(pb_future *f, double timeout_s) {
+    if (!f) return pb__set_error(PB_EINVAL, "future is NULL");
+    if (atomic_load(&f->done)) return 0;
+    pb_pool *pool = f->pool;
+    struct timespec deadline;
+    if (timeout_s >= 0) {
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        double whole = (double)(time_t)timeout_s;
+        deadline.tv_sec += (time_t)timeout_s;
+        deadline.tv_nsec += (long)((timeout_s - whole) * 1e9);
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+    }
+    int rc = 0;
+    pthread_mutex_lock(&pool->mu);
+    while (!atomic_load(&f->done)) {
+        pool->waiters++;
+        int w = timeout_s >= 0 ? pthread_cond_timedwait(&pool->cv, &pool->mu, &deadline)
+                               : pthread_cond_wait(&pool->cv, &pool->mu);
+        pool->waiters--;
+        if (w == ETIMEDOUT && !atomic_load(&f->done)) {
+            rc = PB_ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pool->mu);
+    return rc;
+}
+
+int pb_future_done(const pb_future *f) { return f ? atomic_load(&((pb_future *)f)->done) : 0; }
+
+const pb_result *pb_future_result(const pb_future *f) {
+    return (f && atomic_load(&((pb_future *)f)->done)) ? &f->result : NULL;
+}
+
+int pb_future_on_done(pb_future *f, pb_future_cb cb, void *ud) {
+    if (!f || !cb) return pb__set_error(PB_EINVAL, "future or callback is NULL");
+    pb_pool *pool = f->pool;
+    pthread_mutex_lock(&pool->mu);
+    if (f->cb) {
+        pthread_mutex_unlock(&pool->mu);
+        return pb__set_error(PB_EINVAL, "the future already has a callback");
+    }
+    int done = atomic_load(&f->done);
+    if (!done) {
+        f->cb = cb;
+        f->cb_ud = ud;
+    } else {
+        f->cb = cb; /* marks it taken, so a second registration is refused */
+    }
+    pthread_mutex_unlock(&pool->mu);
+    if (done) cb(ud, f);
+    return 0;
+}
+
+int pb_future_cancel(pb_future *f) {
+    if (!f) return pb__set_error(PB_EINVAL, "future is NULL");
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&f->job.state, &expected, 2))
+        return pb__set_error(PB_EINVAL, "the task has already started");
+    /* The backend still holds the job: it completes it as CANCELLED when a worker reaches it
+     * (pb__job_claim), which keeps the ownership rule simple. Mark the result now for the caller. */
+    return 0;
+}
+
+void pb_future_release(pb_future *f) {
+    if (!f) return;
+    if (atomic_fetch_sub(&f->refs, 1) == 1) {
+        pb_result_clear(&f->result);
+        free(f);
+    }
+}
+
+/* ---- lifecycle ---- */
+
+int pb_pool_close(pb_pool *pool) {
+    if (!pool) return pb__set_error(PB_EINVAL, "pool is NULL");
+    pthread_mutex_lock(&pool->mu);
+    pool->closed = 1;
+    pthread_mutex_unlock(&pool->mu);
+    return 0;
+}
+
+static void wait_outstanding(pb_pool *pool) {
+    pthread_mutex_lock(&pool->mu);
+    while (pool->outstanding > 0) {
+        pool->waiters++;
+        pthread_cond_wait(&pool->cv, &pool->mu);
+        pool->waiters--;
+    }
+    pthread_mutex_unlock(&pool->mu);
+}
+
+int pb_pool_join(pb_pool *pool) {
+    if (!pool) return pb__set_error(PB_EINVAL, "pool is NULL");
+    pb_pool_close(pool);
+    if (pool->shut_down) return 0;
+    wait_outstanding(pool);
+    pool->backend->shutdown(pool->impl);
+    pool->shut_down = 1;
+    return 0;
+}
+
+int pb_pool_terminate(pb_pool *pool) {
+    if (!pool) return pb__set_error(PB_EINVAL, "pool is NULL");
+    pthread_mutex_lock(&pool->mu);
+    pool->closed = 1;
+    pool->terminated = 1;
+    int already = pool->shut_down;
+    pthread_mutex_unlock(&pool->mu);
+    if (already) return 0;
+    pool->backend->terminate(pool->impl);
+    wait_outstanding(pool); /* terminate completed every held job */
+    pool->shut_down = 1;
+    return 0;
+}
+
+void pb_pool_destroy(pb_pool *pool) {
+    if (!pool) return;
+    if (!pool->shut_down) pb_pool_terminate(pool);
+    pool->backend->destroy(pool->impl);
+    pthread_cond_destroy(&pool->cv);
+    pthread_mutex_destroy(&pool->mu);
+    free(pool);
+}
+
+void pb_pool_counters(pb_pool *pool, pb_counters *out) {
+    memset(out, 0, sizeof *out);
+    if (!pool) return;
+    out->tasks_submitted = atomic_load(&pool->submitted);
+    for (int s = 0; s < PB_STATUS_COUNT; s++) {
+        out->by_status[s] = atomic_load(&pool->by_status[s]);
+        out->tasks_done += out->by_status[s];
+    }
+    out->workers_started = atomic_load(&pool->counters[PB__WORKERS_STARTED]);
+    out->workers_respawned = atomic_load(&pool->counters[PB__WORKERS_RESPAWNED]);
+    out->workers_recycled = atomic_load(&pool->counters[PB__WORKERS_RECYCLED]);
+    out->worker_deaths = atomic_load(&pool->counters[PB__WORKER_DEATHS]);
+    out->timeouts = atomic_load(&pool->counters[PB__TIMEOUTS]);
+}

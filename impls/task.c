@@ -1,0 +1,176 @@
+/*
+ * task.c - the task registry, the task-side output API and the one place a task is actually called.
+ *
+ * Tasks are found by name: only the name and the bytes cross to a worker, so the same function runs on
+ * every backend. The registry is a fixed array filled mostly by PB_TASK_DEFINE constructors before main();
+ * it never shrinks, so a pb_task pointer stays valid for the life of the process and lookups need the
+ * lock only to read a consistent count.
+ *
+ * pb__run_item() is shared by the serial and threads backends and by the process workers, so a task
+ * behaves the same everywhere: outputs up to PB_RESULT_INLINE bytes live inside the pb_result (no malloc
+ * per tiny task), larger ones on the heap, and any non-zero return becomes a TASK_ERROR with a message.
+ */
+#include "backend.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PB_MAX_TASKS 1024
+
+static pb_task registry[PB_MAX_TASKS];
+static size_t registry_count;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int pb_task_register(const char *name, pb_task_fn fn) {
+    if (!name || !*name || !fn) return pb__set_error(PB_EINVAL, "pb_task_register: NULL or empty name or function");
+    int rc = 0;
+    pthread_mutex_lock(&registry_lock);
+    for (size_t i = 0; i < registry_count; i++) {
+        if (strcmp(registry[i].name, name) == 0) {
+            if (registry[i].fn != fn) rc = pb__set_error(PB_EINVAL, "task '%s' is already registered with another function", name);
+            pthread_mutex_unlock(&registry_lock);
+            return rc;
+        }
+    }
+    if (registry_count == PB_MAX_TASKS) {
+        rc = pb__set_error(-ENOMEM, "task registry full (%d tasks)", PB_MAX_TASKS);
+    } else {
+        registry[registry_count].name = name;
+        registry[registry_count].fn = fn;
+        registry_count++;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return rc;
+}
+
+const pb_task *pb_task_find(const char *name) {
+    if (!name) return NULL;
+    pthread_mutex_lock(&registry_lock);
+    size_t n = registry_count;
+    pthread_mutex_unlock(&registry_lock);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(registry[i].name, name) == 0) return &registry[i];
+    return NULL;
+}
+
+size_t pb_task_count(void) {
+    pthread_mutex_lock(&registry_lock);
+    size_t n = registry_count;
+    pthread_mutex_unlock(&registry_lock);
+    return n;
+}
+
+const pb_task *pb_task_at(size_t i) { return i < pb_task_count() ? &registry[i] : NULL; }
+
+/* ---- results ---- */
+
+const void *pb_result_data(const pb_result *r) {
+    if (!r || r->len == 0) return NULL;
+    return r->heap ? r->heap : r->inline_data;
+}
+
+void pb_result_clear(pb_result *r) {
+    if (!r) return;
+    free(r->heap);
+    free(r->message);
+    memset(r, 0, sizeof *r);
+}
+
+void pb_results_clear(pb_result *r, size_t n) {
+    if (!r) return;
+    for (size_t i = 0; i < n; i++) pb_result_clear(&r[i]);
+}
+
+void pb_result_move(pb_result *dst, pb_result *src) {
+    *dst = *src;
+    memset(src, 0, sizeof *src);
+}
+
+void pb__result_fail(pb_result *r, int status, const char *fmt, ...) {
+    free(r->heap);
+    r->heap = NULL;
+    r->len = 0;
+    free(r->message);
+    r->message = NULL;
+    r->status = status;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&r->message, fmt, ap) < 0) r->message = NULL;
+    va_end(ap);
+}
+
+/* ---- the task-side output API ---- */
+
+struct pb_output {
+    pb_result *r;
+    size_t max;
+    size_t refused; /* size of an output refused for being over the limit (0 = none) */
+};
+
+void *pb_output_alloc(pb_output *out, size_t len) {
+    pb_result *r = out->r;
+    if (len > out->max) {
+        out->refused = len;
+        return NULL;
+    }
+    if (len <= PB_RESULT_INLINE) {
+        free(r->heap);
+        r->heap = NULL;
+        r->len = len;
+        return r->inline_data;
+    }
+    unsigned char *p = realloc(r->heap, len);
+    if (!p) return NULL;
+    r->heap = p;
+    r->len = len;
+    return p;
+}
+
+int pb_output_set(pb_output *out, const void *data, size_t len) {
+    void *p = pb_output_alloc(out, len);
+    if (!p) return len > out->max ? PB_ETOOBIG : -ENOMEM;
+    if (len) memcpy(p, data, len);
+    return 0;
+}
+
+int pb_output_error(pb_output *out, const char *fmt, ...) {
+    pb_result *r = out->r;
+    free(r->message);
+    r->message = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&r->message, fmt, ap) < 0) r->message = NULL;
+    va_end(ap);
+    return -1;
+}
+
+void pb__run_item(const pb_task *task, const void *in, size_t len, size_t max_out, pb_result *r) {
+    pb_output out = {.r = r, .max = max_out, .refused = 0};
+    int rc = task->fn(in, len, &out);
+    if (rc != 0) {
+        if (r->message) {
+            char *msg = r->message;
+            r->message = NULL;
+            pb__result_fail(r, PB_STATUS_TASK_ERROR, "%s", msg);
+            free(msg);
+        } else if (out.refused) {
+            pb__result_fail(r, PB_STATUS_TASK_ERROR, "task '%s': output of %zu bytes is over the limit of %zu",
+                            task->name, out.refused, max_out);
+        } else {
+            pb__result_fail(r, PB_STATUS_TASK_ERROR, "task '%s' failed (returned %d)", task->name, rc);
+        }
+        return;
+    }
+    if (out.refused) {
+        pb__result_fail(r, PB_STATUS_TASK_ERROR, "task '%s': output of %zu bytes is over the limit of %zu",
+                        task->name, out.refused, max_out);
+        return;
+    }
+    free(r->message); /* a message on success is ignored: ok results carry none */
+    r->message = NULL;
+    r->status = PB_STATUS_OK;
+}
