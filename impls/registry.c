@@ -11,6 +11,8 @@
 static const pb_backend *const backends[] = {
     &pb_backend_serial,
     &pb_backend_threads,
+    &pb_backend_fork,
+    &pb_backend_spawn,
 };
 
 #define BACKEND_COUNT (sizeof backends / sizeof backends[0])

@@ -1,0 +1,55 @@
+/*
+ * cli.h - the poolbench command line: one function per verb (cli_*.c), dispatched by main.c, plus the
+ * helpers every verb shares (exit codes, the store path, opening the store, writing output).
+ *
+ * A verb function gets argv with the verb itself at argv[0], parses its flags with getopt_long, and
+ * returns the process exit code. Adding a verb = a cli_<verb>.c with `int pbh_cmd_<verb>(int, char **)`,
+ * its declaration here, and one line in main.c's table.
+ */
+#ifndef POOLBENCH_HARNESS_CLI_H
+#define POOLBENCH_HARNESS_CLI_H
+
+#include <stddef.h>
+
+#include "store.h"
+
+/* Exit codes (the DESIGN.md contract). */
+#define PBH_EXIT_OK 0
+#define PBH_EXIT_REGRESSION 1 /* compare / CI check found a confirmed regression */
+#define PBH_EXIT_USAGE 2      /* usage or input error: unknown verb/name, malformed flag, bad store */
+#define PBH_EXIT_FAILED 3     /* a run failed: a case crashed, hung or gave a wrong answer */
+
+int pbh_cmd_list(int argc, char **argv);
+int pbh_cmd_exec(int argc, char **argv);
+int pbh_cmd_run(int argc, char **argv);
+int pbh_cmd_runs(int argc, char **argv);
+int pbh_cmd_show(int argc, char **argv);
+int pbh_cmd_export(int argc, char **argv);
+int pbh_cmd_compare(int argc, char **argv); /* cli_compare.c */
+int pbh_cmd_history(int argc, char **argv); /* cli_history.c */
+int pbh_cmd_import(int argc, char **argv);  /* cli_import.c */
+
+/* "poolbench: <message>" on stderr. */
+void pbh_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Usage error: the message, then "try 'poolbench VERB --help'"; returns PBH_EXIT_USAGE. */
+int pbh_cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The store path: flag if given, else $POOLBENCH_STORE, else results/poolbench.db under the current
+ * directory. For writing, the default's results/ directory is created when missing. */
+const char *pbh_cli_store_path(const char *flag, int for_write, char *buf, size_t len);
+/* Opens the store or prints why not; returns PBH_EXIT_OK or the exit code to return. */
+int pbh_cli_open_store(const char *flag, enum pbh_store_mode mode, pbh_store **st);
+/* Exit code for a PBH_E* return. */
+int pbh_cli_exit_for(int rc);
+
+/* Writes bytes to path (created/truncated) or to stdout when path is NULL or "-". 0 or exit code. */
+int pbh_cli_write_output(const char *path, const char *bytes);
+
+/* Loads the run a RUN reference names from an open store, or prints why not. */
+int pbh_cli_load_run(pbh_store *st, const char *ref, pbh_run **out);
+
+/* Parses a positive int / double; 0 on success. */
+int pbh_cli_parse_int(const char *s, long min, long max, long *out);
+int pbh_cli_parse_double(const char *s, double min, double max, double *out);
+
+#endif

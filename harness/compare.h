@@ -1,0 +1,73 @@
+/*
+ * compare.h - regression verdicts between two runs.
+ *
+ * Cases are matched by name (scenario/backend/wN/params for native runs, the tool's own name for imports).
+ * Per matched case: a two-sided Mann-Whitney U test on the raw samples plus the relative change of medians
+ * with a bootstrap confidence interval (stats.h). A case is a regression only when p < alpha AND the whole
+ * interval lies above +threshold; an improvement likewise below -threshold; significant but inside the
+ * threshold is "within noise"; otherwise "no change"; fewer than min_samples on a side is said, not
+ * guessed. Defaults: alpha 0.01, threshold 5 %, at least 5 samples per side (with fewer, the exact test
+ * cannot reach p < 0.01 at all).
+ *
+ * --confirm N: each suspected regression is measured again N times (fresh processes, the current build)
+ * and compared with the base each time; it stays a regression only if every round agrees. That is what
+ * makes a CI gate on a noisy machine fail only on regressions that reproduce.
+ */
+#ifndef POOLBENCH_HARNESS_COMPARE_H
+#define POOLBENCH_HARNESS_COMPARE_H
+
+#include "model.h"
+#include "stats.h"
+
+typedef enum pbh_match {
+    PBH_MATCH_BOTH = 0,  /* compared */
+    PBH_MATCH_ONLY_BASE, /* the case is missing from the new run */
+    PBH_MATCH_ONLY_NEW,  /* a new case */
+    PBH_MATCH_NOT_OK,    /* present in both, but a side did not run ok (failed, timeout, unsupported) */
+} pbh_match;
+
+typedef struct pbh_case_cmp {
+    const char *name;
+    const pbh_case *base, *new_; /* NULL on the side where it is missing */
+    pbh_match match;
+    pbs_comparison cmp;          /* valid when match == PBH_MATCH_BOTH */
+    int confirm_rounds;          /* rounds of --confirm run for this case */
+    int confirm_held;            /* rounds that also said "regression" */
+    pbs_verdict verdict;         /* final: a regression not held in every round becomes WITHIN_NOISE */
+    int unconfirmed;             /* 1 when --confirm overturned a regression */
+} pbh_case_cmp;
+
+typedef struct pbh_comparison {
+    const pbh_run *base, *new_;
+    pbs_compare_opts opts;
+    int confirm;                 /* N of --confirm (0 = none) */
+    pbh_case_cmp *cases;
+    size_t ncases;
+    int regressions, improvements, unchanged, within_noise, too_few, unmatched;
+} pbh_comparison;
+
+/* Matches and compares; out borrows base and new_ (keep them alive). 0 or PBH_ENOMEM. */
+int pbh_compare_runs(const pbh_run *base, const pbh_run *new_, const pbs_compare_opts *opts, pbh_comparison *out);
+
+/* Re-measures one case: fills `fresh` with new samples (status "ok" when it ran) and returns 0, or returns
+ * a negative value when the case cannot be re-measured here (an imported case): its verdict then stands
+ * unconfirmed-but-unchanged. Supplied by the CLI (it owns the runner). */
+typedef int (*pbh_remeasure_fn)(void *ud, const pbh_case *c, pbh_case *fresh);
+
+/* --confirm: for every regression, `rounds` times: remeasure and compare against the base again. */
+int pbh_compare_confirm(pbh_comparison *cmp, int rounds, pbh_remeasure_fn remeasure, void *ud);
+
+/* Recounts the totals from the cases' verdicts. */
+void pbh_compare_tally(pbh_comparison *cmp);
+
+void pbh_comparison_free(pbh_comparison *cmp);
+
+/* Exporters (format.h's rule): heap text the caller frees, NULL when out of memory. */
+char *pbh_compare_format_table(const pbh_comparison *cmp);
+char *pbh_compare_format_markdown(const pbh_comparison *cmp);
+char *pbh_compare_format_json(const pbh_comparison *cmp);
+
+/* The per-case values compared: wall time per iteration of each sample. Heap array of c->nsamples. */
+double *pbh_case_times(const pbh_case *c);
+
+#endif

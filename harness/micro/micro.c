@@ -1,0 +1,747 @@
+/*
+ * micro.c - poolbench-micro: the pool's per-operation costs and the operating system's floors beneath
+ * them, measured side by side in one program with Google Benchmark (through the C shim, gbench_shim.h).
+ *
+ * For every registered backend (found through pb_backend_count / pb_backend_name_at, so a new backend
+ * is measured the moment it is registered):
+ *   submit_wait/<backend>                 submit + wait of an empty task, 2 workers: one round trip
+ *   map_square/<backend>/chunksize:C      pb_map of 1,000,000 int64 squares, 2 workers, C = 0 (automatic),
+ *                                         1000, 100000: items/s
+ *   pool_create_destroy/<backend>/workers:8   pb_pool_create + pb_pool_destroy of an 8-worker pool
+ * and the floors those are judged against (docs/micro.md gives the ratios the issues ask for):
+ *   raw/condvar_pingpong                  two threads hand a token there and back under mutex + condvar
+ *   raw/pipe_pingpong                     a forked child echoing 1 byte over two pipes
+ *   raw/fork_exit_wait/procs:8            8 x fork + _exit(0) + waitpid
+ *   raw/posix_spawn_wait/procs:8          8 x posix_spawn of this binary in its do-nothing mode + waitpid
+ *   wire/{request,result}_{encode,decode}/items:1000   the process backends' frame codec (wire.h)
+ *
+ * Every timing is wall-clock (UseRealTime): the work happens in other threads and processes, so the CPU
+ * time of the benchmark thread would say nothing. Set-up (pool creation, inputs, child processes) runs
+ * before the keep-running loop and tear-down after it, so neither is timed, except where it is the thing
+ * measured. A backend that cannot create a pool (not implemented yet, or broken) is reported with
+ * SkipWithError and its message; the other benchmarks still run.
+ *
+ * Tasks are registered with PB_TASK_DEFINE (a constructor): the spawn backend's workers are re-executions
+ * of this very binary, and they find "micro.empty" and "micro.square" before main() runs. For the same
+ * reason main() first checks for the do-nothing mode (NOOP_ARG), which the posix_spawn floor runs: the
+ * floor then pays what a spawn worker pays to exist (exec, dynamic loading of libstdc++ and libbenchmark,
+ * constructors) and nothing more.
+ *
+ * Hygiene: every child is reaped (waitpid retried on EINTR), every fd is CLOEXEC and closed, a forked
+ * child only makes async-signal-safe calls and dies with its parent (PR_SET_PDEATHSIG).
+ */
+#include "gbench_shim.h"
+#include "poolbench.h"
+#include "proc.h" /* PB_PROC_WORKER_ENV: see main() */
+#include "wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define NOOP_ARG "--poolbench-micro-noop" /* argv[1] of the do-nothing mode */
+#define MAP_ITEMS 1000000                 /* issue 2/3: map over 1,000,000 tiny items */
+#define ROUNDTRIP_WORKERS 2               /* issue 2: submit+wait with 2 workers */
+#define MAP_WORKERS 2                     /* one per core on the 2-core reference machine */
+#define START_WORKERS 8                   /* issue 3/4: a pool of 8 workers */
+#define WIRE_ITEMS 1000                   /* a chunk of 1,000 tiny items */
+#define WIRE_TASK "micro.square"
+
+static char self_exe[PATH_MAX]; /* this binary, for the posix_spawn floor */
+
+/* ---- tasks ---- */
+
+/* Does nothing and returns no bytes: a round trip of it is pure dispatch cost. */
+static int empty_task(const void *in, size_t len, pb_output *out) {
+    (void)in;
+    (void)len;
+    (void)out;
+    return 0;
+}
+PB_TASK_DEFINE("micro.empty", empty_task)
+
+/* x -> x*x on an int64: the tiny task of the map benchmarks. */
+static int square_task(const void *in, size_t len, pb_output *out) {
+    if (len != sizeof(int64_t)) return pb_output_error(out, "micro.square: input of %zu bytes, expected 8", len);
+    int64_t x;
+    memcpy(&x, in, sizeof x);
+    x *= x;
+    return pb_output_set(out, &x, sizeof x);
+}
+PB_TASK_DEFINE("micro.square", square_task)
+
+/* ---- helpers ---- */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Keeps the compiler from proving a result unused (Google Benchmark's DoNotOptimize, for C). */
+static inline void escape(const void *p) { __asm__ volatile("" : : "g"(p) : "memory"); }
+
+static pid_t wait_child(pid_t pid, int *status) {
+    pid_t r;
+    do r = waitpid(pid, status, 0);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+/* Voluntary context switches of this whole process (every thread) so far: a thread sleeps once per
+ * wake-up it waits for, so per iteration this counts the hand-offs a round trip really takes. Children
+ * (process workers, the echo child) are not included. */
+static double process_vcsw(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_nvcsw : 0;
+}
+
+static pb_pool *make_pool(pbm_state *st, const char *backend, int workers) {
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = workers;
+    pb_pool *pool = NULL;
+    int rc = pb_pool_create(&pool, backend, &o);
+    if (rc < 0) {
+        pbm_skip_with_errorf(st, "%s: pool creation failed: %s: %s", backend, pb_strerror(rc), pb_last_error());
+        return NULL;
+    }
+    return pool;
+}
+
+/* ---- pool benchmarks, one set per backend; ud is the backend's name ---- */
+
+static void bm_submit_wait(pbm_state *st, void *ud) {
+    const char *backend = ud;
+    pb_pool *pool = make_pool(st, backend, ROUNDTRIP_WORKERS);
+    if (!pool) return;
+    double csw0 = process_vcsw();
+    while (pbm_keep_running(st)) {
+        pb_future *f = NULL;
+        int rc = pb_submit(pool, "micro.empty", NULL, 0, &f);
+        if (rc < 0) {
+            pbm_skip_with_errorf(st, "%s: submit: %s: %s", backend, pb_strerror(rc), pb_last_error());
+            break;
+        }
+        rc = pb_future_wait(f, -1);
+        const pb_result *r = pb_future_result(f);
+        if (rc < 0 || !r || r->status != PB_STATUS_OK) {
+            pbm_skip_with_errorf(st, "%s: wait: %s (status %s: %s)", backend, rc < 0 ? pb_strerror(rc) : "ok",
+                                 r ? pb_status_name(r->status) : "none", r && r->message ? r->message : "");
+            pb_future_release(f);
+            break;
+        }
+        pb_future_release(f);
+    }
+    pbm_counter(st, "sleeps", process_vcsw() - csw0, PBM_COUNTER_AVG_ITERATIONS);
+    pb_pool_destroy(pool);
+}
+
+typedef struct map_input {
+    int64_t *xs;
+    pb_item *items;
+    pb_result *results;
+} map_input;
+
+static void map_input_free(map_input *m) {
+    free(m->xs);
+    free(m->items);
+    free(m->results);
+}
+
+static int map_input_alloc(map_input *m, size_t n) {
+    m->xs = malloc(n * sizeof *m->xs);
+    m->items = malloc(n * sizeof *m->items);
+    m->results = malloc(n * sizeof *m->results);
+    if (!m->xs || !m->items || !m->results) {
+        map_input_free(m);
+        return -1;
+    }
+    /* Touch every page now (calloc would map zero pages lazily), so that the first timed map does not
+     * pay 56 MB of page faults that later ones do not. */
+    memset(m->results, 0, n * sizeof *m->results);
+    for (size_t i = 0; i < n; i++) {
+        m->xs[i] = (int64_t)i;
+        m->items[i].data = &m->xs[i];
+        m->items[i].len = sizeof m->xs[i];
+    }
+    return 0;
+}
+
+/* 0 when every result is ok and right; else writes what is wrong into err. */
+static int map_check(const pb_result *res, size_t n, char *err, size_t errlen) {
+    for (size_t i = 0; i < n; i++) {
+        const pb_result *r = &res[i];
+        int64_t y = 0;
+        if (r->status != PB_STATUS_OK) {
+            snprintf(err, errlen, "item %zu: %s: %s", i, pb_status_name(r->status), r->message ? r->message : "");
+            return -1;
+        }
+        if (r->len == sizeof y) memcpy(&y, pb_result_data(r), sizeof y);
+        if (r->len != sizeof y || y != (int64_t)i * (int64_t)i) {
+            snprintf(err, errlen, "item %zu: wrong answer (%zu bytes, %lld)", i, r->len, (long long)y);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void bm_map(pbm_state *st, void *ud) {
+    const char *backend = ud;
+    size_t chunksize = (size_t)pbm_range(st, 0);
+    map_input m = {0};
+    if (map_input_alloc(&m, MAP_ITEMS) < 0) {
+        pbm_skip_with_error(st, "out of memory for the map input");
+        return;
+    }
+    pb_pool *pool = make_pool(st, backend, MAP_WORKERS);
+    if (!pool) {
+        map_input_free(&m);
+        return;
+    }
+    size_t cs = chunksize ? chunksize : pb_auto_chunksize(MAP_ITEMS, MAP_WORKERS);
+    char label[64];
+    snprintf(label, sizeof label, "%s chunks of %zu", chunksize ? "fixed" : "auto", cs);
+    pbm_set_label(st, label);
+
+    char err[256];
+    while (pbm_keep_running(st)) {
+        int rc = pb_map(pool, "micro.square", m.items, MAP_ITEMS, chunksize, m.results);
+        /* Checking and freeing the results is the caller's business, not the map's: not timed. */
+        pbm_pause_timing(st);
+        if (rc < 0) {
+            pbm_skip_with_errorf(st, "%s: map: %s: %s", backend, pb_strerror(rc), pb_last_error());
+            break;
+        }
+        if (map_check(m.results, MAP_ITEMS, err, sizeof err) < 0) {
+            pbm_skip_with_errorf(st, "%s: map: %s", backend, err);
+            pb_results_clear(m.results, MAP_ITEMS);
+            break;
+        }
+        pb_results_clear(m.results, MAP_ITEMS);
+        pbm_resume_timing(st);
+    }
+    pbm_set_items_processed(st, pbm_iterations(st) * (int64_t)MAP_ITEMS);
+    pbm_counter(st, "chunks", (double)((MAP_ITEMS + cs - 1) / cs), PBM_COUNTER_DEFAULT);
+    pb_pool_destroy(pool);
+    map_input_free(&m);
+    /* Give the ~80 MB back to the kernel: glibc may keep freed blocks in the heap (its mmap threshold
+     * grows after large frees), and a bigger address space makes every later fork slower, which would
+     * make the fork benchmarks registered after this one unfair to those before it. */
+    malloc_trim(0);
+}
+
+static void bm_create_destroy(pbm_state *st, void *ud) {
+    const char *backend = ud;
+    int workers = (int)pbm_range(st, 0);
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = workers;
+    double create_s = 0;
+    while (pbm_keep_running(st)) {
+        pb_pool *pool = NULL;
+        double t0 = now_s();
+        int rc = pb_pool_create(&pool, backend, &o);
+        create_s += now_s() - t0;
+        if (rc < 0) {
+            pbm_skip_with_errorf(st, "%s: pool creation failed: %s: %s", backend, pb_strerror(rc), pb_last_error());
+            break;
+        }
+        pb_pool_destroy(pool);
+    }
+    /* The split of the round: how much of it is create (all workers ready) and how much destroy. */
+    pbm_counter(st, "create_us", create_s * 1e6, PBM_COUNTER_AVG_ITERATIONS);
+}
+
+/* ---- the floors ---- */
+
+/* Two threads hand a token back and forth, one round trip per iteration: the least a thread pool's
+ * submit + wait can cost (one wake-up each way). Each direction is its own slot (mutex, condvar, flag) and
+ * the condvar is signalled after the unlock, so the woken thread never blocks again on a mutex its waker
+ * still holds. (A first version shared one mutex between both directions and came out slower than the
+ * pool's own round trip on this VM, 18 us against 12 us: a floor that flatters the pool is no floor.) */
+typedef struct slot {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int full;
+} slot;
+
+typedef struct pingpong {
+    slot to_partner, to_main;
+    int stop; /* read by the partner after taking the token */
+} pingpong;
+
+static void slot_init(slot *s) {
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->full = 0;
+}
+
+static void slot_destroy(slot *s) {
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+}
+
+static void slot_post(slot *s) {
+    pthread_mutex_lock(&s->mu);
+    s->full = 1;
+    pthread_mutex_unlock(&s->mu);
+    pthread_cond_signal(&s->cv);
+}
+
+static void slot_take(slot *s) {
+    pthread_mutex_lock(&s->mu);
+    while (!s->full) pthread_cond_wait(&s->cv, &s->mu);
+    s->full = 0;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *pingpong_partner(void *arg) {
+    pingpong *p = arg;
+    for (;;) {
+        slot_take(&p->to_partner);
+        /* stop is written before the post that woke us; the slot's mutex orders the two */
+        if (p->stop) break;
+        slot_post(&p->to_main);
+    }
+    return NULL;
+}
+
+static void bm_raw_condvar(pbm_state *st, void *ud) {
+    (void)ud;
+    pingpong p = {.stop = 0};
+    slot_init(&p.to_partner);
+    slot_init(&p.to_main);
+    pthread_t th;
+    int e = pthread_create(&th, NULL, pingpong_partner, &p);
+    if (e) {
+        pbm_skip_with_errorf(st, "pthread_create: %s", strerror(e));
+    } else {
+        double csw0 = process_vcsw();
+        while (pbm_keep_running(st)) {
+            slot_post(&p.to_partner);
+            slot_take(&p.to_main);
+        }
+        pbm_counter(st, "sleeps", process_vcsw() - csw0, PBM_COUNTER_AVG_ITERATIONS);
+        p.stop = 1;
+        slot_post(&p.to_partner);
+        pthread_join(th, NULL);
+    }
+    slot_destroy(&p.to_main);
+    slot_destroy(&p.to_partner);
+}
+
+static int write_full(int fd, const void *p, size_t n) {
+    ssize_t w;
+    do w = write(fd, p, n);
+    while (w < 0 && errno == EINTR);
+    return w == (ssize_t)n ? 0 : -1;
+}
+
+static int read_full(int fd, void *p, size_t n) {
+    ssize_t r;
+    do r = read(fd, p, n);
+    while (r < 0 && errno == EINTR);
+    return r == (ssize_t)n ? 0 : -1;
+}
+
+/* A forked child echoes every byte from the parent back until EOF: a process pool's floor, since a
+ * fork worker's round trip is at least one pipe write and one read each way. */
+static void bm_raw_pipe(pbm_state *st, void *ud) {
+    (void)ud;
+    int down[2], up[2]; /* down: parent -> child, up: child -> parent */
+    if (pipe2(down, O_CLOEXEC) < 0) {
+        pbm_skip_with_errorf(st, "pipe2: %s", strerror(errno));
+        return;
+    }
+    if (pipe2(up, O_CLOEXEC) < 0) {
+        pbm_skip_with_errorf(st, "pipe2: %s", strerror(errno));
+        close(down[0]);
+        close(down[1]);
+        return;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The child: async-signal-safe calls only (the parent may have other threads). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(1);
+        close(down[1]);
+        close(up[0]);
+        char b;
+        for (;;) {
+            ssize_t r = read(down[0], &b, 1);
+            if (r < 0 && errno == EINTR) continue;
+            if (r != 1) break;
+            if (write_full(up[1], &b, 1) < 0) break;
+        }
+        _exit(0);
+    }
+    close(down[0]);
+    close(up[1]);
+    if (pid < 0) {
+        pbm_skip_with_errorf(st, "fork: %s", strerror(errno));
+        close(down[1]);
+        close(up[0]);
+        return;
+    }
+    char b = 'x';
+    double csw0 = process_vcsw();
+    while (pbm_keep_running(st)) {
+        if (write_full(down[1], &b, 1) < 0 || read_full(up[0], &b, 1) < 0) {
+            pbm_skip_with_errorf(st, "pipe round trip failed: %s", strerror(errno));
+            break;
+        }
+    }
+    pbm_counter(st, "sleeps", process_vcsw() - csw0, PBM_COUNTER_AVG_ITERATIONS);
+    close(down[1]); /* EOF: the child leaves its loop and exits */
+    close(up[0]);
+    int status;
+    wait_child(pid, &status);
+}
+
+/* n children that exit at once, then n reaps: the floor of starting (and stopping) n fork workers. */
+static void bm_raw_fork(pbm_state *st, void *ud) {
+    (void)ud;
+    int n = (int)pbm_range(st, 0);
+    pid_t pids[64];
+    if (n < 1 || n > 64) {
+        pbm_skip_with_error(st, "procs must be 1..64");
+        return;
+    }
+    while (pbm_keep_running(st)) {
+        int started = 0, err = 0;
+        for (; started < n; started++) {
+            pid_t pid = fork();
+            if (pid == 0) _exit(0);
+            if (pid < 0) {
+                err = errno;
+                break;
+            }
+            pids[started] = pid;
+        }
+        for (int i = 0; i < started; i++) {
+            int status;
+            wait_child(pids[i], &status);
+        }
+        if (err) {
+            pbm_skip_with_errorf(st, "fork: %s", strerror(err));
+            break;
+        }
+    }
+}
+
+/* n posix_spawns of this binary in its do-nothing mode, then n reaps: the floor of starting n spawn
+ * workers (which are re-executions of the running binary too). */
+static void bm_raw_spawn(pbm_state *st, void *ud) {
+    (void)ud;
+    int n = (int)pbm_range(st, 0);
+    pid_t pids[64];
+    if (n < 1 || n > 64) {
+        pbm_skip_with_error(st, "procs must be 1..64");
+        return;
+    }
+    if (!self_exe[0]) {
+        pbm_skip_with_error(st, "cannot find this program's path (/proc/self/exe)");
+        return;
+    }
+    char *argv[] = {self_exe, (char *)NOOP_ARG, NULL};
+    while (pbm_keep_running(st)) {
+        int started = 0, err = 0;
+        for (; started < n; started++) {
+            pid_t pid;
+            err = posix_spawn(&pid, self_exe, NULL, NULL, argv, environ);
+            if (err) break;
+            pids[started] = pid;
+        }
+        int bad = 0;
+        for (int i = 0; i < started; i++) {
+            int status = 0;
+            if (wait_child(pids[i], &status) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) bad = 1;
+        }
+        if (err || bad) {
+            pbm_skip_with_errorf(st, "posix_spawn %s: %s", self_exe, err ? strerror(err) : "the child failed");
+            break;
+        }
+    }
+}
+
+/* ---- the wire codec (wire.h): one chunk of WIRE_ITEMS int64 items each way ---- */
+
+typedef struct wire_fixture {
+    int64_t xs[WIRE_ITEMS];
+    pb_result results[WIRE_ITEMS]; /* what a worker produced: ok, 8-byte inline outputs */
+    pb_wbuf buf;
+} wire_fixture;
+
+static void wire_fixture_init(wire_fixture *w) {
+    memset(w, 0, sizeof *w);
+    for (int i = 0; i < WIRE_ITEMS; i++) {
+        w->xs[i] = i;
+        int64_t y = (int64_t)i * i;
+        w->results[i].status = PB_STATUS_OK;
+        w->results[i].exit_code = -1;
+        w->results[i].len = sizeof y;
+        memcpy(w->results[i].inline_data, &y, sizeof y);
+    }
+}
+
+/* A REQUEST frame as the parent sends it: first index, task name, then count x {u32 len, bytes}. */
+static int encode_request(wire_fixture *w, uint64_t id) {
+    pb_wbuf *b = &w->buf;
+    b->len = 0;
+    long off = pb__wire_begin(b, PB_WIRE_REQUEST, 0, id);
+    size_t name_len = strlen(WIRE_TASK);
+    if (off < 0 || pb__wbuf_reserve(b, 4 + 2 + name_len + (size_t)WIRE_ITEMS * (4 + sizeof(int64_t))) != 0)
+        return -1;
+    pb__wire_put_u32(b, 0);
+    pb__wire_put_u16(b, (uint16_t)name_len);
+    pb__wire_put(b, WIRE_TASK, name_len);
+    for (int i = 0; i < WIRE_ITEMS; i++) {
+        pb__wire_put_u32(b, sizeof w->xs[i]);
+        pb__wire_put(b, &w->xs[i], sizeof w->xs[i]);
+    }
+    pb__wire_end(b, off, WIRE_ITEMS);
+    return 0;
+}
+
+/* A RESULT frame as a worker sends it: first index, then one record per item. */
+static int encode_result(wire_fixture *w, uint64_t id) {
+    pb_wbuf *b = &w->buf;
+    b->len = 0;
+    long off = pb__wire_begin(b, PB_WIRE_RESULT, 0, id);
+    if (off < 0 || pb__wbuf_reserve(b, 4) != 0) return -1;
+    pb__wire_put_u32(b, 0);
+    for (int i = 0; i < WIRE_ITEMS; i++)
+        if (pb__wire_put_result(b, &w->results[i]) != 0) return -1;
+    pb__wire_end(b, off, WIRE_ITEMS);
+    return 0;
+}
+
+static size_t wire_max_frame(void) {
+    pb_options o;
+    pb_options_init(&o);
+    return pb__wire_max_frame(o.max_item_bytes);
+}
+
+static void wire_report(pbm_state *st, size_t frame_bytes) {
+    pbm_set_items_processed(st, pbm_iterations(st) * WIRE_ITEMS);
+    pbm_set_bytes_processed(st, pbm_iterations(st) * (int64_t)frame_bytes);
+    pbm_counter(st, "frame_bytes", (double)frame_bytes, PBM_COUNTER_DEFAULT);
+}
+
+static void bm_wire_request_encode(pbm_state *st, void *ud) {
+    (void)ud;
+    wire_fixture *w = malloc(sizeof *w);
+    if (!w) {
+        pbm_skip_with_error(st, "out of memory");
+        return;
+    }
+    wire_fixture_init(w);
+    uint64_t id = 0;
+    while (pbm_keep_running(st)) {
+        if (encode_request(w, ++id) < 0) {
+            pbm_skip_with_error(st, "encode failed: out of memory");
+            break;
+        }
+        escape(w->buf.data);
+    }
+    wire_report(st, w->buf.len);
+    pb__wbuf_free(&w->buf);
+    free(w);
+}
+
+static void bm_wire_request_decode(pbm_state *st, void *ud) {
+    (void)ud;
+    wire_fixture *w = malloc(sizeof *w);
+    if (!w) {
+        pbm_skip_with_error(st, "out of memory");
+        return;
+    }
+    wire_fixture_init(w);
+    size_t max_frame = wire_max_frame();
+    if (encode_request(w, 1) < 0) {
+        pbm_skip_with_error(st, "encode failed: out of memory");
+    } else {
+        while (pbm_keep_running(st)) {
+            /* What a worker does with a received frame: check the header, walk the body in place. */
+            pb_wire_header h;
+            const char *why = NULL;
+            if (pb__wire_header_decode(w->buf.data, max_frame, &h, &why) != 0) {
+                pbm_skip_with_errorf(st, "header rejected: %s", why);
+                break;
+            }
+            pb_wire_reader r;
+            pb__wire_reader_init(&r, w->buf.data + PB_WIRE_HEADER, h.body_len);
+            (void)pb__wire_get_u32(&r);
+            uint16_t name_len = pb__wire_get_u16(&r);
+            const void *name = pb__wire_get_bytes(&r, name_len);
+            escape(name);
+            int64_t sum = 0;
+            for (uint32_t i = 0; i < h.count; i++) {
+                uint32_t len = pb__wire_get_u32(&r);
+                const unsigned char *p = pb__wire_get_bytes(&r, len);
+                if (p && len == sizeof(int64_t)) {
+                    int64_t x;
+                    memcpy(&x, p, sizeof x);
+                    sum += x;
+                }
+            }
+            escape(&sum);
+            if (r.err || h.count != WIRE_ITEMS || sum != (int64_t)WIRE_ITEMS * (WIRE_ITEMS - 1) / 2) {
+                pbm_skip_with_error(st, "request decoded wrong");
+                break;
+            }
+        }
+        wire_report(st, w->buf.len);
+    }
+    pb__wbuf_free(&w->buf);
+    free(w);
+}
+
+static void bm_wire_result_encode(pbm_state *st, void *ud) {
+    (void)ud;
+    wire_fixture *w = malloc(sizeof *w);
+    if (!w) {
+        pbm_skip_with_error(st, "out of memory");
+        return;
+    }
+    wire_fixture_init(w);
+    uint64_t id = 0;
+    while (pbm_keep_running(st)) {
+        if (encode_result(w, ++id) < 0) {
+            pbm_skip_with_error(st, "encode failed: out of memory");
+            break;
+        }
+        escape(w->buf.data);
+    }
+    wire_report(st, w->buf.len);
+    pb__wbuf_free(&w->buf);
+    free(w);
+}
+
+static void bm_wire_result_decode(pbm_state *st, void *ud) {
+    (void)ud;
+    wire_fixture *w = malloc(sizeof *w);
+    pb_result *out = calloc(WIRE_ITEMS, sizeof *out);
+    if (!w || !out) {
+        pbm_skip_with_error(st, "out of memory");
+        free(w);
+        free(out);
+        return;
+    }
+    wire_fixture_init(w);
+    size_t max_frame = wire_max_frame();
+    pb_options o;
+    pb_options_init(&o);
+    if (encode_result(w, 1) < 0) {
+        pbm_skip_with_error(st, "encode failed: out of memory");
+    } else {
+        while (pbm_keep_running(st)) {
+            /* What the parent does with a worker's frame: check, then decode each record into the
+             * caller's (zeroed) result slots. */
+            pb_wire_header h;
+            const char *why = NULL;
+            if (pb__wire_header_decode(w->buf.data, max_frame, &h, &why) != 0) {
+                pbm_skip_with_errorf(st, "header rejected: %s", why);
+                break;
+            }
+            pb_wire_reader r;
+            pb__wire_reader_init(&r, w->buf.data + PB_WIRE_HEADER, h.body_len);
+            (void)pb__wire_get_u32(&r);
+            int rc = 0;
+            for (uint32_t i = 0; i < h.count && rc == 0; i++) {
+                memset(&out[i], 0, sizeof out[i]);
+                rc = pb__wire_get_result(&r, o.max_item_bytes, &out[i]);
+            }
+            escape(out);
+            if (rc != 0 || h.count != WIRE_ITEMS || out[WIRE_ITEMS - 1].status != PB_STATUS_OK ||
+                out[WIRE_ITEMS - 1].len != sizeof(int64_t)) {
+                pbm_skip_with_error(st, "result decoded wrong");
+                break;
+            }
+        }
+        wire_report(st, w->buf.len);
+    }
+    pb_results_clear(out, WIRE_ITEMS);
+    free(out);
+    pb__wbuf_free(&w->buf);
+    free(w);
+}
+
+/* ---- registration and main ---- */
+
+static pbm_bench *timed(pbm_bench *b, pbm_unit unit) { return pbm_bench_unit(pbm_bench_use_real_time(b), unit); }
+
+static void register_all(void) {
+    char name[128];
+
+    /* Floors first: the figures below are read against them. */
+    timed(pbm_register("raw/condvar_pingpong", bm_raw_condvar, NULL), PBM_US);
+    timed(pbm_register("raw/pipe_pingpong", bm_raw_pipe, NULL), PBM_US);
+    pbm_bench_arg_name(pbm_bench_arg(timed(pbm_register("raw/fork_exit_wait", bm_raw_fork, NULL), PBM_US),
+                                     START_WORKERS), "procs");
+    pbm_bench_arg_name(pbm_bench_arg(timed(pbm_register("raw/posix_spawn_wait", bm_raw_spawn, NULL), PBM_US),
+                                     START_WORKERS), "procs");
+
+    /* Backend names are static strings owned by the registry, so they serve as ud for the whole run. */
+    size_t nb = pb_backend_count();
+    for (size_t i = 0; i < nb; i++) {
+        const char *be = pb_backend_name_at(i);
+        snprintf(name, sizeof name, "submit_wait/%s", be);
+        timed(pbm_register(name, bm_submit_wait, (void *)be), PBM_US);
+    }
+    for (size_t i = 0; i < nb; i++) {
+        const char *be = pb_backend_name_at(i);
+        snprintf(name, sizeof name, "map_square/%s", be);
+        pbm_bench *b = timed(pbm_register(name, bm_map, (void *)be), PBM_MS);
+        pbm_bench_arg_name(pbm_bench_arg(pbm_bench_arg(pbm_bench_arg(b, 0), 1000), 100000), "chunksize");
+    }
+    for (size_t i = 0; i < nb; i++) {
+        const char *be = pb_backend_name_at(i);
+        snprintf(name, sizeof name, "pool_create_destroy/%s", be);
+        pbm_bench *b = timed(pbm_register(name, bm_create_destroy, (void *)be), PBM_US);
+        pbm_bench_arg_name(pbm_bench_arg(b, START_WORKERS), "workers");
+    }
+
+    const char *items = "items";
+    pbm_bench_arg_names(pbm_bench_arg(timed(pbm_register("wire/request_encode", bm_wire_request_encode, NULL), PBM_US),
+                                      WIRE_ITEMS), &items, 1);
+    pbm_bench_arg_names(pbm_bench_arg(timed(pbm_register("wire/request_decode", bm_wire_request_decode, NULL), PBM_US),
+                                      WIRE_ITEMS), &items, 1);
+    pbm_bench_arg_names(pbm_bench_arg(timed(pbm_register("wire/result_encode", bm_wire_result_encode, NULL), PBM_US),
+                                      WIRE_ITEMS), &items, 1);
+    pbm_bench_arg_names(pbm_bench_arg(timed(pbm_register("wire/result_decode", bm_wire_result_decode, NULL), PBM_US),
+                                      WIRE_ITEMS), &items, 1);
+}
+
+int main(int argc, char **argv) {
+    /* The do-nothing mode of the posix_spawn floor: exit before doing anything else. */
+    if (argc == 2 && strcmp(argv[1], NOOP_ARG) == 0) _exit(0);
+    /* A spawn worker is taken over by the pool library before main(). Reaching main() with the worker
+     * variable set means it was not, and running the benchmarks here would spawn workers recursively. */
+    if (getenv(PB_PROC_WORKER_ENV)) {
+        fprintf(stderr, "poolbench-micro: started as a pool worker (%s is set) but not in worker mode\n",
+                PB_PROC_WORKER_ENV);
+        return 127;
+    }
+    ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+    self_exe[n > 0 ? n : 0] = '\0';
+
+    register_all();
+    return pbm_main(argc, argv);
+}

@@ -1,0 +1,1098 @@
+/*
+ * procpool.c - the parent side of the process backends: worker processes driven by one I/O thread.
+ *
+ * fork.c and spawn.c differ only in how a worker is born (a pb__proc_birth); everything else is here.
+ *
+ * DESIGN.
+ *  - Threads. One I/O thread per pool owns every worker (pids, pipes, buffers, in-flight work) and is the
+ *    only thread that forks, spawns, reads, writes, kills or reaps them. Forking from it also matters for
+ *    PR_SET_PDEATHSIG, which fires when the *thread* that created the child exits: the I/O thread lives
+ *    exactly as long as the pool. It runs with every signal blocked, so it never takes the host's signals
+ *    and a write to a dead worker's pipe leaves a SIGPIPE pending on it instead of killing the host.
+ *  - Queue. dispatch() (any thread) wraps the core's job in a pjob and appends a *unit* (a range of the
+ *    job's items) to a queue under `mu`, then wakes the I/O thread through an eventfd when it sleeps in
+ *    poll(). The I/O thread hands units to idle workers: one REQUEST frame per unit, cut shorter only to
+ *    respect the frame size limit or a worker's remaining max_tasks_per_worker budget; the rest of the unit
+ *    stays at the head of the queue.
+ *  - Results. A worker answers a unit with RESULT frames (one per chunk normally; one per item in
+ *    per-item mode). Results are decoded straight into the job's result array; when a job has no item
+ *    left without a result it is handed back with pb__job_done().
+ *  - Deaths. EOF on a worker's result pipe means it is gone: it is SIGKILLed (a no-op if it is already
+ *    exiting; it stops a worker that merely closed the pipe) and reaped with waitpid() on its own pid,
+ *    never waitpid(-1), so other children of the host program are left alone. Items it had already
+ *    reported keep their results. Of the rest, if the unit ran in per-item mode the first unreported item
+ *    is exactly the one that was running (so is the only unreported item of any unit): it fails as
+ *    WORKER_DIED (with the signal or exit code) and the rest of the unit is queued again. If the unit ran
+ *    as a whole chunk with several items unreported we cannot know which one crashed, so they are all
+ *    queued again in per-item mode (and stay in it), and only the item that crashes again fails.
+ *    Consequence: an item may be executed more than once, so tasks should be pure. A re-run costs one
+ *    worker death more, which the crash-loop breaker counts like any other. A malformed frame from a worker (PB_EPROTO) is handled the same way, after a SIGKILL.
+ *  - Timeouts. With task_timeout > 0 every unit runs in per-item mode and the I/O thread keeps a deadline
+ *    for the item in progress (restarted at each item's result). A worker past it is drained, SIGKILLed,
+ *    reaped and respawned; its item fails as TIMED_OUT.
+ *  - Recycling. The worker itself counts items and watches its RSS; it sends RETIRE and exits 0, and the
+ *    slot gets a fresh worker (workers_recycled, not a death). Unreported items go back to the queue.
+ *  - Crash-loop breaker. Deaths (not timeouts, not recycling) are remembered until some item finishes OK.
+ *    When more than crashloop_deaths of them fall within crashloop_window seconds the pool is broken:
+ *    it stops respawning, every queued and future item fails as BROKEN with a message saying why, and
+ *    items already running on surviving workers finish normally.
+ *  - Start-up. create() starts the I/O thread, which starts every worker and sends each the INIT frame;
+ *    create() returns when all have answered READY, or fails (naming the program, the signal or exit code,
+ *    or the initializer's message) when one dies, answers nonsense, or stays silent past
+ *    PB_PROC_HANDSHAKE_S. Nothing is left behind on failure.
+ *  - Stop. shutdown() closes every request pipe (EOF: workers exit 0) and reaps them, killing any that
+ *    outstays PB_PROC_CLOSE_S. terminate() SIGKILLs and reaps every worker and completes what is held as
+ *    TERMINATED (keeping the results already received).
+ *
+ * Locking: `mu` guards only the queue, the stop request, the broken flag and message, and the start-up
+ * handshake; worker state needs no lock because only the I/O thread touches it. mu is a leaf: nothing
+ * else is locked while it is held, and pb__job_done / pb__job_claim (which take the core's mutex and may
+ * run user callbacks) are always called without it.
+ */
+#include "proc.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PB_PROC_HANDSHAKE_S 10.0 /* a worker must answer INIT within this long */
+#define PB_PROC_CLOSE_S 5.0      /* after EOF on its request pipe a worker must exit within this long */
+#define PB_PROC_RETRY_S 0.05     /* delay before retrying a worker that could not be started */
+#define PB_PROC_READ_CHUNK (64u * 1024u)
+
+/* A pjob is the backend's view of one core job: the number of its items still without a result. */
+typedef struct pjob {
+    pb__job *job;
+    size_t remaining;
+    int claimed; /* pb__job_claim said yes */
+    struct pjob *done_next;
+} pjob;
+
+/* A range of a job's items waiting in the queue or running on a worker. */
+typedef struct unit {
+    struct unit *next;
+    pjob *pj;
+    size_t begin, end;
+    int per_item; /* run with PB_WIRE_F_PER_ITEM */
+} unit;
+
+typedef enum wstate {
+    W_EMPTY,    /* no process in this slot (not started yet, or waiting to be restarted) */
+    W_STARTING, /* INIT sent, waiting for READY */
+    W_IDLE,
+    W_BUSY,     /* running `cur` */
+    W_RETIRING, /* sent RETIRE: will exit 0 */
+    W_CLOSING   /* request pipe closed by us: will exit 0 */
+} wstate;
+
+typedef struct worker {
+    wstate state;
+    pid_t pid;
+    int req_fd;          /* parent's write end of the request pipe, non-blocking */
+    int resp_fd;         /* parent's read end of the result pipe, non-blocking */
+    double deadline;     /* STARTING: handshake; BUSY with timeouts: current item; CLOSING: exit; EMPTY: retry */
+    int replacing;       /* the next start replaces a lost worker (counts as a respawn) */
+    unit cur;            /* BUSY: the unit it runs */
+    size_t next_report;  /* BUSY: the first item of cur without a result */
+    uint64_t budget;     /* items it may still be sent (max_tasks_per_worker), UINT64_MAX = unlimited */
+    pb_wbuf out;         /* bytes to write to req_fd, from out_pos */
+    size_t out_pos;
+    pb_wbuf in;          /* bytes read from resp_fd not yet parsed, from in_pos */
+    size_t in_pos;
+} worker;
+
+typedef struct proc_pool {
+    pb_pool *pool;
+    const pb_options *opts; /* the core's normalized copy; lives as long as the pool */
+    const pb__proc_birth *birth;
+    void *ctx;
+    size_t max_item, max_frame;
+    pb_wbuf init_frame; /* the INIT frame, encoded once */
+    int wake_fd;
+    pthread_t io;
+    int io_running;
+
+    pthread_mutex_t mu; /* guards the fields down to `broken_msg` */
+    pthread_cond_t cv;  /* start-up finished */
+    unit *qhead, *qtail;
+    int stop;          /* 0 running, 1 shutdown, 2 terminate */
+    int sleeping;      /* the I/O thread is (about to be) in poll(): dispatch must wake it */
+    int startup_done;
+    int startup_rc;
+    char startup_msg[512];
+    int broken;
+    char broken_msg[512];
+
+    /* I/O thread only */
+    worker *w;
+    int nworkers;
+    int starting; /* still in create(): a lost worker fails the pool instead of being respawned */
+    int stop_seen; /* the I/O thread's copy of `stop` */
+    double *deaths; /* ring of the last crashloop_deaths + 1 death times since the last ok item */
+    int ndeaths, death_pos, death_cap;
+    pjob *done_head; /* jobs to hand back, outside any lock */
+} proc_pool;
+
+/* ---- small helpers ---- */
+
+static void close_fd(int *fd) {
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+static pid_t waitpid_retry(pid_t pid, int *status) {
+    pid_t r;
+    do r = waitpid(pid, status, 0);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+/* "was killed by signal 11 (SIGSEGV)" / "exited with code 3" into buf; sets *sig and *code. */
+static void describe_status(int st, char *buf, size_t len, int *sig, int *code) {
+    *sig = 0;
+    *code = -1;
+    if (WIFSIGNALED(st)) {
+        *sig = WTERMSIG(st);
+        const char *abbrev = sigabbrev_np(*sig);
+        snprintf(buf, len, "was killed by signal %d (SIG%s)", *sig, abbrev ? abbrev : "?");
+    } else if (WIFEXITED(st)) {
+        *code = WEXITSTATUS(st);
+        snprintf(buf, len, "exited with code %d", *code);
+    } else {
+        snprintf(buf, len, "ended with wait status 0x%x", st);
+    }
+}
+
+/* Moves fd to a number >= 5 (CLOEXEC) so that a child's dup2 onto 3 and 4 cannot clobber it. */
+static int fd_high(int *fd) {
+    if (*fd >= 5) return 0;
+    int n = fcntl(*fd, F_DUPFD_CLOEXEC, 5);
+    if (n < 0) return -errno;
+    close(*fd);
+    *fd = n;
+    return 0;
+}
+
+static void job_finished_items(proc_pool *pp, pjob *pj, size_t n) {
+    pj->remaining -= n;
+    if (pj->remaining == 0) {
+        pj->done_next = pp->done_head;
+        pp->done_head = pj;
+    }
+}
+
+/* Hands finished jobs back to the core. Called by the I/O thread without mu. */
+static void flush_done(proc_pool *pp) {
+    while (pp->done_head) {
+        pjob *pj = pp->done_head;
+        pp->done_head = pj->done_next;
+        pb__job_done(pp->pool, pj->job);
+        free(pj);
+    }
+}
+
+/* Fails items [begin, end) of pj that have no result yet with status and message. */
+static void fail_range(proc_pool *pp, pjob *pj, size_t begin, size_t end, int status, const char *msg) {
+    for (size_t i = begin; i < end; i++) {
+        pb__result_fail(&pj->job->results[i], status, "%s", msg);
+        pj->job->results[i].signal = 0;
+        pj->job->results[i].exit_code = -1; /* the public contract: -1 unless a worker exited */
+    }
+    job_finished_items(pp, pj, end - begin);
+}
+
+/* The first unit of a job lives in the pjob's allocation (one malloc per job); others are separate. */
+static void free_unit(unit *u) {
+    if (u != (unit *)(u->pj + 1)) free(u);
+}
+
+/* ---- the queue (mu held) ---- */
+
+static void q_push_back(proc_pool *pp, unit *u) {
+    u->next = NULL;
+    if (pp->qtail) pp->qtail->next = u;
+    else pp->qhead = u;
+    pp->qtail = u;
+}
+
+static void q_push_front(proc_pool *pp, unit *u) {
+    u->next = pp->qhead;
+    pp->qhead = u;
+    if (!pp->qtail) pp->qtail = u;
+}
+
+static unit *q_pop(proc_pool *pp) {
+    unit *u = pp->qhead;
+    if (u) {
+        pp->qhead = u->next;
+        if (!pp->qhead) pp->qtail = NULL;
+    }
+    return u;
+}
+
+/* Queues [begin, end) of pj again at the head (I/O thread). Allocation failure fails the items instead. */
+static void requeue(proc_pool *pp, pjob *pj, size_t begin, size_t end, int per_item) {
+    if (begin >= end) return;
+    unit *u = malloc(sizeof *u);
+    if (!u) {
+        fail_range(pp, pj, begin, end, PB_STATUS_WORKER_DIED, "out of memory re-queuing items of a lost worker");
+        return;
+    }
+    *u = (unit){NULL, pj, begin, end, per_item};
+    pthread_mutex_lock(&pp->mu);
+    q_push_front(pp, u);
+    pthread_mutex_unlock(&pp->mu);
+}
+
+/* Fails every queued unit with status (BROKEN or TERMINATED). A job nobody claimed yet may have been
+ * cancelled: pb__job_claim completes those as CANCELLED. I/O thread, mu not held. */
+static void fail_queue(proc_pool *pp, int status, const char *msg) {
+    pthread_mutex_lock(&pp->mu);
+    unit *u = pp->qhead;
+    pp->qhead = pp->qtail = NULL;
+    pthread_mutex_unlock(&pp->mu);
+    while (u) {
+        unit *next = u->next;
+        pjob *pj = u->pj;
+        if (!pj->claimed) {
+            if (pb__job_claim(pp->pool, pj->job)) {
+                pj->claimed = 1;
+                fail_range(pp, pj, u->begin, u->end, status, msg);
+                free_unit(u);
+            } else {
+                free_unit(u);
+                free(pj);
+            }
+        } else {
+            fail_range(pp, pj, u->begin, u->end, status, msg);
+            free_unit(u);
+        }
+        u = next;
+    }
+}
+
+/* ---- the crash-loop breaker (I/O thread) ---- */
+
+static void breaker_ok(proc_pool *pp) { pp->ndeaths = 0; }
+
+/* Records a death; returns 1 when the breaker trips now. */
+static int breaker_death(proc_pool *pp, double now, const char *what) {
+    if (pp->broken) return 0;
+    pp->deaths[pp->death_pos] = now;
+    pp->death_pos = (pp->death_pos + 1) % pp->death_cap;
+    if (pp->ndeaths < pp->death_cap) pp->ndeaths++;
+    if (pp->ndeaths < pp->death_cap) return 0;
+    double oldest = pp->deaths[pp->death_pos]; /* the ring is full: the slot to overwrite next is oldest */
+    if (now - oldest > pp->opts->crashloop_window) return 0;
+    pthread_mutex_lock(&pp->mu);
+    pp->broken = 1;
+    snprintf(pp->broken_msg, sizeof pp->broken_msg,
+             "crash-loop breaker tripped: %d worker deaths within %.3g s with no task succeeding "
+             "(last: %s); the pool stopped respawning workers",
+             pp->death_cap, pp->opts->crashloop_window, what);
+    pthread_mutex_unlock(&pp->mu);
+    return 1;
+}
+
+/* ---- starting and losing workers (I/O thread) ---- */
+
+static int write_pending(proc_pool *pp, worker *w, double now);
+
+static void set_startup_error(proc_pool *pp, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_startup_error(proc_pool *pp, int rc, const char *fmt, ...) {
+    pthread_mutex_lock(&pp->mu);
+    if (pp->startup_rc == 0) {
+        pp->startup_rc = rc;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(pp->startup_msg, sizeof pp->startup_msg, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&pp->mu);
+}
+
+static int start_worker(proc_pool *pp, worker *w, double now) {
+    int req[2] = {-1, -1}, resp[2] = {-1, -1};
+    char err[400] = "";
+    int rc = 0;
+    if (pipe2(req, O_CLOEXEC) != 0 || pipe2(resp, O_CLOEXEC) != 0) {
+        rc = -errno;
+        snprintf(err, sizeof err, "cannot create pipes for a %s worker: %s", pp->birth->kind, strerror(-rc));
+        goto fail;
+    }
+    if ((rc = fd_high(&req[0])) != 0 || (rc = fd_high(&resp[1])) != 0) {
+        snprintf(err, sizeof err, "cannot move pipe fds: %s", strerror(-rc));
+        goto fail;
+    }
+    pid_t pid = -1;
+    rc = pp->birth->start(pp->ctx, req[0], resp[1], &pid, err, sizeof err);
+    close_fd(&req[0]);
+    close_fd(&resp[1]);
+    if (rc != 0) goto fail;
+
+    fcntl(req[1], F_SETFL, O_NONBLOCK);
+    fcntl(resp[0], F_SETFL, O_NONBLOCK);
+    w->pid = pid;
+    w->req_fd = req[1];
+    w->resp_fd = resp[0];
+    w->state = W_STARTING;
+    w->deadline = now + PB_PROC_HANDSHAKE_S;
+    w->budget = pp->opts->max_tasks_per_worker ? pp->opts->max_tasks_per_worker : UINT64_MAX;
+    w->out.len = w->out_pos = 0;
+    w->in.len = w->in_pos = 0;
+    if (pb__wbuf_reserve(&w->out, pp->init_frame.len) == 0) {
+        memcpy(w->out.data, pp->init_frame.data, pp->init_frame.len);
+        w->out.len = pp->init_frame.len;
+    }
+    pb__count(pp->pool, PB__WORKERS_STARTED, 1);
+    if (w->replacing) pb__count(pp->pool, PB__WORKERS_RESPAWNED, 1);
+    w->replacing = 0;
+    write_pending(pp, w, now);
+    return 0;
+
+fail:
+    close_fd(&req[0]);
+    close_fd(&req[1]);
+    close_fd(&resp[0]);
+    close_fd(&resp[1]);
+    if (pp->starting) {
+        set_startup_error(pp, PB_ESPAWN, "%s", err);
+    } else {
+        /* Cannot start a replacement: count it like a death so that a persistent failure trips the
+         * breaker, and retry a little later instead of spinning. */
+        pb__count(pp->pool, PB__WORKER_DEATHS, 1);
+        breaker_death(pp, now, err);
+        w->state = W_EMPTY;
+        w->deadline = now + PB_PROC_RETRY_S;
+    }
+    return rc ? rc : PB_ESPAWN;
+}
+
+/* Kills (when kill_it) and reaps w's process, closes its pipes. Returns the wait status. */
+static int reap_worker(worker *w, int kill_it) {
+    int st = 0;
+    if (w->pid > 0) {
+        if (kill_it) kill(w->pid, SIGKILL);
+        if (waitpid_retry(w->pid, &st) < 0) st = 0;
+    }
+    w->pid = -1;
+    close_fd(&w->req_fd);
+    close_fd(&w->resp_fd);
+    w->out.len = w->out_pos = 0;
+    w->in.len = w->in_pos = 0;
+    return st;
+}
+
+/* What to do with the unit a lost worker held. status/msg/sig/code describe the loss. */
+static void settle_lost_unit(proc_pool *pp, worker *w, int status, const char *msg, int sig, int code) {
+    if (w->state != W_BUSY && w->state != W_RETIRING) return;
+    if (!w->cur.pj) return;
+    pjob *pj = w->cur.pj;
+    size_t k = w->next_report, end = w->cur.end;
+    w->cur.pj = NULL;
+    if (k >= end) return;
+    if (status == PB_STATUS_OK) { /* retiring: not a failure, just run the rest elsewhere */
+        requeue(pp, pj, k, end, w->cur.per_item);
+        return;
+    }
+    if (w->cur.per_item || end - k == 1) { /* the item that was running is known */
+        pb_result *r = &pj->job->results[k];
+        pb__result_fail(r, status, "%s", msg);
+        r->signal = sig;
+        r->exit_code = code;
+        job_finished_items(pp, pj, 1);
+        requeue(pp, pj, k + 1, end, 1);
+    } else {
+        /* Which item crashed is unknown: run them again, reporting one by one, and blame the item
+         * that crashes again. */
+        requeue(pp, pj, k, end, 1);
+    }
+}
+
+/* The slot lost its process (death, timeout, protocol error) or retired it: start a new one unless the
+ * pool is stopping or broken. */
+static void replace_worker(proc_pool *pp, worker *w, double now, int is_loss) {
+    w->state = W_EMPTY;
+    w->replacing = is_loss;
+    w->deadline = 0;
+    pthread_mutex_lock(&pp->mu);
+    int stop = pp->stop, broken = pp->broken;
+    pthread_mutex_unlock(&pp->mu);
+    if (stop || broken) return;
+    start_worker(pp, w, now);
+}
+
+/* The worker's process is gone or must go. cause: NULL for EOF (look at the exit status), else a
+ * protocol error description. */
+static void lose_worker(proc_pool *pp, worker *w, double now, const char *proto_why) {
+    wstate was = w->state;
+    pid_t pid = w->pid;
+    int st = reap_worker(w, 1);
+    char how[160], msg[400];
+    int sig, code;
+    describe_status(st, how, sizeof how, &sig, &code);
+
+    if (was == W_CLOSING) { /* shutdown: expected */
+        w->state = W_EMPTY;
+        return;
+    }
+    if (was == W_RETIRING && !proto_why && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        pb__count(pp->pool, PB__WORKERS_RECYCLED, 1);
+        settle_lost_unit(pp, w, PB_STATUS_OK, NULL, 0, -1);
+        replace_worker(pp, w, now, 0);
+        return;
+    }
+    if (proto_why) {
+        snprintf(msg, sizeof msg, "%s worker (pid %d) sent a malformed frame (%s) and was killed", pp->birth->kind,
+                 (int)pid, proto_why);
+        sig = 0;
+        code = -1;
+    } else {
+        snprintf(msg, sizeof msg, "%s worker (pid %d) %s", pp->birth->kind, (int)pid, how);
+    }
+    if (pp->starting) { /* create() fails: say which program and how */
+        set_startup_error(pp, PB_ESPAWN, "%s %s during start-up%s%s", pp->birth->describe(pp->ctx),
+                          proto_why ? "spoke no poolbench worker protocol" : how,
+                          proto_why ? ": " : " (is it a program linked with libpoolbench?)",
+                          proto_why ? proto_why : "");
+        w->state = W_EMPTY;
+        return;
+    }
+    pb__count(pp->pool, PB__WORKER_DEATHS, 1);
+    settle_lost_unit(pp, w, PB_STATUS_WORKER_DIED, msg, sig, code);
+    if (breaker_death(pp, now, msg)) fail_queue(pp, PB_STATUS_BROKEN, pp->broken_msg);
+    replace_worker(pp, w, now, 1);
+}
+
+/* ---- talking to workers (I/O thread) ---- */
+
+/* Writes what is pending in w->out. 0, or -1 when the pipe is broken (the EOF on resp_fd will follow). */
+static int write_pending(proc_pool *pp, worker *w, double now) {
+    while (w->out_pos < w->out.len) {
+        ssize_t n = write(w->req_fd, w->out.data + w->out_pos, w->out.len - w->out_pos);
+        if (n > 0) {
+            w->out_pos += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && errno == EAGAIN) {
+            return 0;
+        } else {
+            w->out.len = w->out_pos = 0; /* dead reader: drop it, the loss shows up on resp_fd */
+            return -1;
+        }
+    }
+    w->out.len = w->out_pos = 0;
+    /* The first item starts when the worker can read the whole request. */
+    if (w->state == W_BUSY && pp->opts->task_timeout > 0) w->deadline = now + pp->opts->task_timeout;
+    return 0;
+}
+
+/* Encodes items [u->begin, k) of u as a REQUEST frame into w->out, choosing k: as many as fit in one
+ * frame and in the worker's budget. Returns k. */
+static size_t encode_request(proc_pool *pp, worker *w, const unit *u) {
+    const pb__job *job = u->pj->job;
+    const char *name = job->task->name;
+    size_t name_len = strlen(name);
+    size_t size = PB_WIRE_HEADER + 4 + 2 + name_len;
+    size_t k = u->begin;
+    uint64_t budget = w->budget;
+    while (k < u->end && budget > 0) {
+        size_t item = 4 + job->items[k].len;
+        if (k > u->begin && size + item > pp->max_frame) break;
+        size += item;
+        k++;
+        budget--;
+    }
+    w->out.len = w->out_pos = 0;
+    if (pb__wbuf_reserve(&w->out, size) != 0) return u->begin;
+    int flags = (u->per_item || pp->opts->task_timeout > 0) ? PB_WIRE_F_PER_ITEM : 0;
+    long off = pb__wire_begin(&w->out, PB_WIRE_REQUEST, flags, job->id);
+    pb__wire_put_u32(&w->out, (uint32_t)u->begin);
+    pb__wire_put_u16(&w->out, (uint16_t)name_len);
+    pb__wire_put(&w->out, name, name_len);
+    for (size_t i = u->begin; i < k; i++) {
+        pb__wire_put_u32(&w->out, (uint32_t)job->items[i].len);
+        pb__wire_put(&w->out, job->items[i].data, job->items[i].len);
+    }
+    pb__wire_end(&w->out, off, (uint32_t)(k - u->begin));
+    return k;
+}
+
+/* Gives queued work to idle workers. */
+static void assign_work(proc_pool *pp, double now) {
+    for (int i = 0; i < pp->nworkers; i++) {
+        worker *w = &pp->w[i];
+        if (w->state != W_IDLE || w->budget == 0) continue;
+        for (;;) {
+            pthread_mutex_lock(&pp->mu);
+            unit *u = q_pop(pp);
+            pthread_mutex_unlock(&pp->mu);
+            if (!u) return;
+            pjob *pj = u->pj;
+            if (!pj->claimed) {
+                if (!pb__job_claim(pp->pool, pj->job)) { /* cancelled: the core completed it */
+                    free_unit(u);
+                    free(pj);
+                    continue;
+                }
+                pj->claimed = 1;
+            }
+            size_t k = encode_request(pp, w, u);
+            if (k == u->begin) { /* out of memory for the frame */
+                fail_range(pp, pj, u->begin, u->end, PB_STATUS_WORKER_DIED, "out of memory encoding a request");
+                free_unit(u);
+                continue;
+            }
+            w->cur = *u;
+            w->cur.end = k;
+            w->cur.per_item = u->per_item || pp->opts->task_timeout > 0;
+            w->next_report = u->begin;
+            w->state = W_BUSY;
+            w->deadline = INFINITY; /* the item clock starts when the request is fully written */
+            if (w->budget != UINT64_MAX) w->budget -= k - u->begin;
+            if (k < u->end) {
+                u->begin = k;
+                pthread_mutex_lock(&pp->mu);
+                q_push_front(pp, u);
+                pthread_mutex_unlock(&pp->mu);
+            } else {
+                free_unit(u);
+            }
+            write_pending(pp, w, now);
+            break;
+        }
+    }
+}
+
+/* Handles one complete frame from w. Returns NULL, or a reason when it is malformed. */
+static const char *handle_frame(proc_pool *pp, worker *w, const pb_wire_header *h, const unsigned char *body,
+                                double now) {
+    pb_wire_reader r;
+    pb__wire_reader_init(&r, body, h->body_len);
+    switch (h->type) {
+    case PB_WIRE_READY: {
+        if (w->state != W_STARTING) return "unexpected READY";
+        uint8_t status = pb__wire_get_u8(&r);
+        uint16_t mlen = pb__wire_get_u16(&r);
+        const char *m = pb__wire_get_bytes(&r, mlen);
+        if (r.err) return "truncated READY";
+        if (status != 0) {
+            char msg[PB_WIRE_MSG_MAX + 1];
+            memcpy(msg, m, mlen);
+            msg[mlen] = '\0';
+            if (pp->starting) {
+                set_startup_error(pp, PB_ESPAWN, "%s", msg);
+            }
+            /* Not a protocol error, but the worker cannot serve: it exits, lose_worker() counts it. */
+            w->state = W_IDLE; /* so that its EOF counts as a death (with the breaker) after start-up */
+            w->budget = 0;     /* and it gets no work meanwhile */
+            return NULL;
+        }
+        w->state = W_IDLE;
+        if (pp->starting) {
+            /* count READY workers for create() */
+            int all = 1;
+            for (int i = 0; i < pp->nworkers; i++)
+                if (pp->w[i].state != W_IDLE) all = 0;
+            if (all) {
+                pthread_mutex_lock(&pp->mu);
+                if (pp->startup_rc == 0) {
+                    pp->startup_done = 1;
+                    pp->starting = 0;
+                    pthread_cond_broadcast(&pp->cv);
+                }
+                pthread_mutex_unlock(&pp->mu);
+            }
+        }
+        return NULL;
+    }
+    case PB_WIRE_RESULT: {
+        if (w->state != W_BUSY || !w->cur.pj) return "RESULT while idle";
+        pjob *pj = w->cur.pj;
+        uint32_t first = pb__wire_get_u32(&r);
+        if (r.err || h->id != pj->job->id || first != w->next_report || h->count == 0 ||
+            h->count > w->cur.end - w->next_report)
+            return "RESULT for items not asked for";
+        size_t ok = 0;
+        for (uint32_t i = 0; i < h->count; i++) {
+            pb_result *res = &pj->job->results[first + i];
+            int rc = pb__wire_get_result(&r, pp->max_item, res);
+            if (rc == -ENOMEM) {
+                pb__result_fail(res, PB_STATUS_WORKER_DIED, "out of memory receiving a result");
+            } else if (rc != 0) {
+                /* items before i are complete and counted below; i is not */
+                w->next_report += i;
+                if (ok) breaker_ok(pp);
+                job_finished_items(pp, pj, i);
+                return "bad result record";
+            }
+            if (res->status == PB_STATUS_OK) ok++;
+        }
+        if (r.p != r.end) { /* trailing garbage: the records were fine, keep them, then complain */
+            w->next_report += h->count;
+            job_finished_items(pp, pj, h->count);
+            return "trailing bytes after RESULT records";
+        }
+        if (ok) breaker_ok(pp);
+        w->next_report += h->count;
+        if (w->next_report == w->cur.end) {
+            w->cur.pj = NULL;
+            w->state = W_IDLE;
+        } else if (pp->opts->task_timeout > 0) {
+            w->deadline = now + pp->opts->task_timeout;
+        }
+        job_finished_items(pp, pj, h->count);
+        return NULL;
+    }
+    case PB_WIRE_RETIRE:
+        if (w->state != W_BUSY && w->state != W_IDLE) return "unexpected RETIRE";
+        if (w->state == W_IDLE) w->cur.pj = NULL;
+        w->state = W_RETIRING;
+        w->budget = 0;
+        return NULL;
+    default:
+        return "unexpected frame type";
+    }
+}
+
+/* Reads what w sent and handles every complete frame. Returns 0, or 1 when w was lost (EOF or a
+ * malformed frame) and has been dealt with. */
+static int read_worker(proc_pool *pp, worker *w, double now) {
+    for (;;) {
+        /* Make room: at least one read chunk, and the whole of a frame whose header we hold. */
+        size_t want = PB_PROC_READ_CHUNK;
+        if (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
+            pb_wire_header h;
+            const char *why = NULL;
+            if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, &why) != 0) {
+                lose_worker(pp, w, now, why);
+                return 1;
+            }
+            size_t frame = PB_WIRE_HEADER + (size_t)h.body_len;
+            size_t have = w->in.len - w->in_pos;
+            if (frame > have && frame - have > want) want = frame - have;
+        }
+        if (w->in_pos && w->in.cap - w->in.len < want) { /* compact before growing */
+            memmove(w->in.data, w->in.data + w->in_pos, w->in.len - w->in_pos);
+            w->in.len -= w->in_pos;
+            w->in_pos = 0;
+        }
+        if (pb__wbuf_reserve(&w->in, want) != 0) {
+            lose_worker(pp, w, now, "frame too large for memory");
+            return 1;
+        }
+        ssize_t n = read(w->resp_fd, w->in.data + w->in.len, w->in.cap - w->in.len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return 0;
+        if (n <= 0) { /* EOF (or a read error): the worker is gone */
+            if (w->in.len > w->in_pos) {
+                lose_worker(pp, w, now, "truncated frame");
+            } else {
+                lose_worker(pp, w, now, NULL);
+            }
+            return 1;
+        }
+        w->in.len += (size_t)n;
+        /* Handle every complete frame. */
+        while (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
+            pb_wire_header h;
+            const char *why = NULL;
+            if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, &why) != 0) {
+                lose_worker(pp, w, now, why);
+                return 1;
+            }
+            size_t frame = PB_WIRE_HEADER + (size_t)h.body_len;
+            if (w->in.len - w->in_pos < frame) break;
+            why = handle_frame(pp, w, &h, w->in.data + w->in_pos + PB_WIRE_HEADER, now);
+            w->in_pos += frame;
+            if (why) {
+                lose_worker(pp, w, now, why);
+                return 1;
+            }
+        }
+        if (w->in_pos == w->in.len) w->in.len = w->in_pos = 0;
+    }
+}
+
+/* A deadline passed for w (handshake, item timeout, close). */
+static void worker_deadline(proc_pool *pp, worker *w, double now) {
+    switch (w->state) {
+    case W_STARTING:
+        if (pp->starting) {
+            set_startup_error(pp, PB_ESPAWN, "%s did not answer the start-up handshake within %.0f s",
+                              pp->birth->describe(pp->ctx), PB_PROC_HANDSHAKE_S);
+            reap_worker(w, 1);
+            w->state = W_EMPTY;
+        } else {
+            lose_worker(pp, w, now, "no answer to the start-up handshake");
+        }
+        break;
+    case W_BUSY: {
+        /* Whatever it managed to send before the deadline still counts. */
+        if (read_worker(pp, w, now)) return;
+        if (w->state != W_BUSY || !w->cur.pj || now < w->deadline) return;
+        pid_t pid = w->pid;
+        reap_worker(w, 1);
+        char msg[200];
+        snprintf(msg, sizeof msg, "task ran past the %.3g s timeout; its %s worker (pid %d) was killed",
+                 pp->opts->task_timeout, pp->birth->kind, (int)pid);
+        pb__count(pp->pool, PB__TIMEOUTS, 1);
+        settle_lost_unit(pp, w, PB_STATUS_TIMED_OUT, msg, 0, -1);
+        replace_worker(pp, w, now, 1);
+        break;
+    }
+    case W_CLOSING:
+        reap_worker(w, 1);
+        w->state = W_EMPTY;
+        break;
+    case W_EMPTY:
+        replace_worker(pp, w, now, w->replacing); /* clears the deadline; a failed start sets a new one */
+        break;
+    default:
+        break;
+    }
+}
+
+static int has_deadline(const proc_pool *pp, const worker *w) {
+    switch (w->state) {
+    case W_STARTING: case W_CLOSING: return 1;
+    case W_BUSY: return pp->opts->task_timeout > 0;
+    case W_EMPTY: return w->deadline > 0 && !pp->stop_seen;
+    default: return 0;
+    }
+}
+
+/* Closes the request pipe of every worker that has nothing to do, so that it exits (shutdown). */
+static void close_idle(proc_pool *pp, double now) {
+    for (int i = 0; i < pp->nworkers; i++) {
+        worker *w = &pp->w[i];
+        if (w->state == W_IDLE || w->state == W_STARTING) {
+            close_fd(&w->req_fd);
+            w->out.len = w->out_pos = 0;
+            w->state = W_CLOSING;
+            w->deadline = now + PB_PROC_CLOSE_S;
+        }
+    }
+}
+
+/* terminate(): kill everything and complete all held work as TERMINATED. */
+static void kill_all(proc_pool *pp, int status, const char *msg) {
+    for (int i = 0; i < pp->nworkers; i++) {
+        worker *w = &pp->w[i];
+        if (w->pid > 0) reap_worker(w, 1);
+        if ((w->state == W_BUSY || w->state == W_RETIRING) && w->cur.pj) {
+            fail_range(pp, w->cur.pj, w->next_report, w->cur.end, status, msg);
+            w->cur.pj = NULL;
+        }
+        w->state = W_EMPTY;
+    }
+    fail_queue(pp, status, msg);
+}
+
+static int any_alive(const proc_pool *pp) {
+    for (int i = 0; i < pp->nworkers; i++)
+        if (pp->w[i].pid > 0) return 1;
+    return 0;
+}
+
+static void *io_main(void *arg) {
+    proc_pool *pp = arg;
+    int n = pp->nworkers;
+    struct pollfd *pfd = calloc((size_t)(2 * n + 1), sizeof *pfd);
+    int *who = calloc((size_t)(2 * n + 1), sizeof *who);
+    if (!pfd || !who) {
+        set_startup_error(pp, -ENOMEM, "out of memory starting the I/O thread");
+        n = 0;
+    }
+
+    double now = pb__now();
+    for (int i = 0; i < n && pp->startup_rc == 0; i++) start_worker(pp, &pp->w[i], now);
+
+    for (;;) {
+        now = pb__now();
+        pthread_mutex_lock(&pp->mu);
+        int stop = pp->stop_seen = pp->stop;
+        int failed = pp->starting && pp->startup_rc != 0;
+        int broken = pp->broken;
+        pthread_mutex_unlock(&pp->mu);
+
+        if (failed || stop == 2) {
+            kill_all(pp, PB_STATUS_TERMINATED, "the pool was terminated before the task finished");
+            flush_done(pp);
+            break;
+        }
+        if (broken) fail_queue(pp, PB_STATUS_BROKEN, pp->broken_msg);
+        else assign_work(pp, now);
+        if (stop == 1) {
+            close_idle(pp, now);
+            if (!any_alive(pp)) break;
+        }
+        flush_done(pp);
+
+        /* Poll set: the wake fd, every live worker's result pipe, pending request writes. */
+        int np = 0;
+        double next = INFINITY;
+        pfd[np] = (struct pollfd){.fd = pp->wake_fd, .events = POLLIN};
+        who[np++] = -1;
+        for (int i = 0; i < n; i++) {
+            worker *w = &pp->w[i];
+            if (w->resp_fd >= 0) {
+                pfd[np] = (struct pollfd){.fd = w->resp_fd, .events = POLLIN};
+                who[np++] = i;
+            }
+            if (w->req_fd >= 0 && w->out_pos < w->out.len) {
+                pfd[np] = (struct pollfd){.fd = w->req_fd, .events = POLLOUT};
+                who[np++] = i;
+            }
+            if (has_deadline(pp, w) && w->deadline < next) next = w->deadline;
+        }
+        int timeout = -1;
+        if (next != INFINITY) {
+            double ms = ceil((next - now) * 1000.0);
+            timeout = ms < 0 ? 0 : ms > 3600e3 ? 3600000 : (int)ms;
+        }
+
+        pthread_mutex_lock(&pp->mu);
+        int idle_with_work = 0;
+        if (pp->qhead || pp->stop != stop) {
+            for (int i = 0; i < n; i++)
+                if (pp->w[i].state == W_IDLE && pp->w[i].budget > 0) idle_with_work = 1;
+            if (pp->stop != stop || pp->broken) idle_with_work = 1;
+        }
+        pp->sleeping = !idle_with_work;
+        pthread_mutex_unlock(&pp->mu);
+        if (idle_with_work) timeout = 0;
+
+        int r = poll(pfd, (nfds_t)np, timeout);
+
+        pthread_mutex_lock(&pp->mu);
+        pp->sleeping = 0;
+        pthread_mutex_unlock(&pp->mu);
+        if (r < 0 && errno != EINTR) break; /* cannot happen with valid fds; do not spin */
+        now = pb__now();
+
+        for (int j = 0; r > 0 && j < np; j++) {
+            if (!pfd[j].revents) continue;
+            if (who[j] < 0) {
+                uint64_t v;
+                ssize_t rd = read(pp->wake_fd, &v, sizeof v);
+                (void)rd;
+                continue;
+            }
+            worker *w = &pp->w[who[j]];
+            if (pfd[j].fd == w->req_fd && (pfd[j].events & POLLOUT)) {
+                write_pending(pp, w, now);
+            } else if (pfd[j].fd == w->resp_fd) {
+                read_worker(pp, w, now);
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            worker *w = &pp->w[i];
+            if (has_deadline(pp, w) && w->deadline <= now) worker_deadline(pp, w, now);
+        }
+        flush_done(pp);
+    }
+
+    /* Every worker is gone here (break paths above); make sure, then report the start-up outcome. */
+    for (int i = 0; i < pp->nworkers; i++)
+        if (pp->w[i].pid > 0) reap_worker(&pp->w[i], 1);
+    pthread_mutex_lock(&pp->mu);
+    if (!pp->startup_done) {
+        pp->startup_done = 1;
+        if (pp->startup_rc == 0) {
+            pp->startup_rc = PB_ESPAWN;
+            snprintf(pp->startup_msg, sizeof pp->startup_msg, "the %s pool stopped during start-up",
+                     pp->birth->kind);
+        }
+        pthread_cond_broadcast(&pp->cv);
+    }
+    pthread_mutex_unlock(&pp->mu);
+    free(pfd);
+    free(who);
+    return NULL;
+}
+
+/* ---- the backend methods ---- */
+
+static void free_pool(proc_pool *pp) {
+    if (!pp) return;
+    for (int i = 0; i < pp->nworkers; i++) {
+        pb__wbuf_free(&pp->w[i].out);
+        pb__wbuf_free(&pp->w[i].in);
+    }
+    free(pp->w);
+    free(pp->deaths);
+    pb__wbuf_free(&pp->init_frame);
+    if (pp->wake_fd >= 0) close(pp->wake_fd);
+    pthread_mutex_destroy(&pp->mu);
+    pthread_cond_destroy(&pp->cv);
+    if (pp->birth && pp->birth->release) pp->birth->release(pp->ctx);
+    free(pp);
+}
+
+static int encode_init(proc_pool *pp) {
+    const pb_options *o = pp->opts;
+    const char *name = o->initializer ? o->initializer : "";
+    size_t nlen = strlen(name);
+    if (nlen > PB_WIRE_NAME_MAX) return PB_EINVAL;
+    pb_wbuf *b = &pp->init_frame;
+    long off = pb__wire_begin(b, PB_WIRE_INIT, 0, 0);
+    if (off < 0 || pb__wbuf_reserve(b, 8 + 4 + 8 + 2 + nlen + 4 + o->init_arg_len) != 0) return -ENOMEM;
+    pb__wire_put_u64(b, (uint64_t)pp->max_item);
+    pb__wire_put_u32(b, o->max_tasks_per_worker);
+    pb__wire_put_u64(b, (uint64_t)o->max_worker_rss);
+    pb__wire_put_u16(b, (uint16_t)nlen);
+    pb__wire_put(b, name, nlen);
+    pb__wire_put_u32(b, (uint32_t)o->init_arg_len);
+    pb__wire_put(b, o->init_arg, o->init_arg_len);
+    pb__wire_end(b, off, 0);
+    return 0;
+}
+
+int pb__proc_create(pb_pool *pool, const pb_options *opts, const pb__proc_birth *birth, void *ctx,
+                    void **impl) {
+    proc_pool *pp = calloc(1, sizeof *pp);
+    if (!pp) {
+        birth->release(ctx);
+        return pb__set_error(-ENOMEM, "out of memory");
+    }
+    pp->pool = pool;
+    pp->opts = opts;
+    pp->birth = birth;
+    pp->ctx = ctx;
+    pp->wake_fd = -1;
+    pthread_mutex_init(&pp->mu, NULL);
+    pthread_cond_init(&pp->cv, NULL);
+    pp->max_item = opts->max_item_bytes;
+    pp->max_frame = pb__wire_max_frame(pp->max_item);
+    pp->nworkers = opts->workers;
+    pp->starting = 1;
+    pp->death_cap = opts->crashloop_deaths + 1;
+    pp->w = calloc((size_t)pp->nworkers, sizeof *pp->w);
+    pp->deaths = calloc((size_t)pp->death_cap, sizeof *pp->deaths);
+    int rc;
+    if (!pp->w || !pp->deaths) {
+        rc = pb__set_error(-ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (pp->max_item > UINT32_MAX - PB_WIRE_SLACK) {
+        rc = pb__set_error(PB_ENOTSUP, "the %s backend limits max_item_bytes to %u", birth->kind,
+                           UINT32_MAX - PB_WIRE_SLACK);
+        goto fail;
+    }
+    for (int i = 0; i < pp->nworkers; i++) {
+        pp->w[i].pid = -1;
+        pp->w[i].req_fd = pp->w[i].resp_fd = -1;
+    }
+    if ((rc = encode_init(pp)) != 0) {
+        rc = pb__set_error(rc, "cannot encode the worker start-up frame");
+        goto fail;
+    }
+    pp->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (pp->wake_fd < 0) {
+        rc = pb__set_error(-errno, "eventfd: %s", strerror(errno));
+        goto fail;
+    }
+
+    /* The I/O thread inherits a full signal mask (see DESIGN). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&pp->io, NULL, io_main, pp);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pp->io_running = rc == 0;
+    if (rc != 0) {
+        rc = pb__set_error(-rc, "cannot start the %s pool's I/O thread: %s", birth->kind, strerror(rc));
+        goto fail;
+    }
+
+    pthread_mutex_lock(&pp->mu);
+    while (!pp->startup_done) pthread_cond_wait(&pp->cv, &pp->mu);
+    rc = pp->startup_rc;
+    pthread_mutex_unlock(&pp->mu);
+    if (rc != 0) {
+        /* The I/O thread has killed and reaped what it started and is exiting. */
+        pthread_join(pp->io, NULL);
+        rc = pb__set_error(rc, "%s", pp->startup_msg);
+        free_pool(pp);
+        return rc;
+    }
+    *impl = pp;
+    return 0;
+
+fail:
+    free_pool(pp);
+    return rc;
+}
+
+int pb__proc_dispatch(void *impl, pb__job *job) {
+    proc_pool *pp = impl;
+    if (job->n == 0) {
+        pb__job_done(pp->pool, job);
+        return 0;
+    }
+    pjob *pj = malloc(sizeof *pj + sizeof(unit));
+    if (!pj) return pb__set_error(-ENOMEM, "out of memory");
+    unit *u = (unit *)(pj + 1);
+    *pj = (pjob){job, job->n, 0, NULL};
+    *u = (unit){NULL, pj, 0, job->n, 0};
+
+    pthread_mutex_lock(&pp->mu);
+    if (pp->stop) {
+        pthread_mutex_unlock(&pp->mu);
+        free(pj);
+        return PB_ECLOSED;
+    }
+    if (pp->broken) {
+        char msg[sizeof pp->broken_msg];
+        memcpy(msg, pp->broken_msg, sizeof msg);
+        pthread_mutex_unlock(&pp->mu);
+        free(pj);
+        pb__job_fail(pp->pool, job, 0, PB_STATUS_BROKEN, msg);
+        return 0;
+    }
+    /* The first unit lives inside the pjob allocation; mark it so that free_unit leaves it alone. */
+    q_push_back(pp, u);
+    int wake = pp->sleeping;
+    pp->sleeping = 0;
+    pthread_mutex_unlock(&pp->mu);
+    if (wake) {
+        uint64_t one = 1;
+        ssize_t w = write(pp->wake_fd, &one, sizeof one);
+        (void)w;
+    }
+    return 0;
+}
+
+static void stop_and_join(proc_pool *pp, int how) {
+    pthread_mutex_lock(&pp->mu);
+    if (pp->stop == 0 || how > pp->stop) pp->stop = how;
+    pthread_mutex_unlock(&pp->mu);
+    uint64_t one = 1;
+    ssize_t w = write(pp->wake_fd, &one, sizeof one);
+    (void)w;
+    if (pp->io_running) {
+        pthread_join(pp->io, NULL);
+        pp->io_running = 0;
+    }
+}
+
+void pb__proc_shutdown(void *impl) { stop_and_join(impl, 1); }
+void pb__proc_terminate(void *impl) { stop_and_join(impl, 2); }
+void pb__proc_destroy(void *impl) {
+    proc_pool *pp = impl;
+    if (!pp) return;
+    if (pp->io_running) stop_and_join(pp, 2);
+    free_pool(pp);
+}

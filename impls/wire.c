@@ -1,0 +1,164 @@
+/*
+ * wire.c - encoding and checked decoding of the process backends' frames (layout in wire.h).
+ *
+ * Speed matters here: a map of a million tiny items is a million item records each way, so encoding is
+ * a reserve plus memcpy into one growable buffer, and decoding walks the received body in place with a
+ * bounds-checked cursor (no intermediate copies; only an output larger than PB_RESULT_INLINE and a message
+ * cost an allocation). Safety matters as much: every length read from a peer is checked against the
+ * bytes actually present and against the pool's limits before it is used, so a corrupt or hostile frame
+ * becomes PB_EPROTO, never an overflow or an oversized allocation.
+ */
+#include "wire.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t pb__wire_max_frame(size_t max_item_bytes) {
+    /* Saturate rather than wrap for absurd limits; the u32 body_len caps a frame at 4 GiB anyway. */
+    size_t cap = (size_t)UINT32_MAX;
+    if (max_item_bytes > cap - PB_WIRE_SLACK) return cap;
+    return max_item_bytes + PB_WIRE_SLACK;
+}
+
+int pb__wbuf_reserve(pb_wbuf *b, size_t extra) {
+    if (b->cap - b->len >= extra) return 0;
+    size_t want = b->len + extra;
+    if (want < b->len) return -ENOMEM;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < want) {
+        if (cap > SIZE_MAX / 2) { cap = want; break; }
+        cap *= 2;
+    }
+    unsigned char *p = realloc(b->data, cap);
+    if (!p) return -ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+void pb__wbuf_free(pb_wbuf *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+long pb__wire_begin(pb_wbuf *b, int type, int flags, uint64_t id) {
+    if (pb__wbuf_reserve(b, PB_WIRE_HEADER) != 0) return -ENOMEM;
+    long off = (long)b->len;
+    pb_wire_header h = {PB_WIRE_MAGIC, PB_WIRE_VERSION, (uint8_t)type, (uint8_t)flags, 0, 0, id};
+    unsigned char *p = b->data + b->len;
+    memcpy(p + 0, &h.magic, 4);
+    memcpy(p + 4, &h.version, 2);
+    p[6] = h.type;
+    p[7] = h.flags;
+    memcpy(p + 8, &h.body_len, 4);
+    memcpy(p + 12, &h.count, 4);
+    memcpy(p + 16, &h.id, 8);
+    b->len += PB_WIRE_HEADER;
+    return off;
+}
+
+void pb__wire_end(pb_wbuf *b, long off, uint32_t count) {
+    uint32_t body = (uint32_t)(b->len - (size_t)off - PB_WIRE_HEADER);
+    memcpy(b->data + off + 8, &body, 4);
+    memcpy(b->data + off + 12, &count, 4);
+}
+
+int pb__wire_header_decode(const void *buf, size_t max_frame, pb_wire_header *h, const char **why) {
+    const unsigned char *p = buf;
+    const char *dummy;
+    if (!why) why = &dummy;
+    memcpy(&h->magic, p + 0, 4);
+    memcpy(&h->version, p + 4, 2);
+    h->type = p[6];
+    h->flags = p[7];
+    memcpy(&h->body_len, p + 8, 4);
+    memcpy(&h->count, p + 12, 4);
+    memcpy(&h->id, p + 16, 8);
+    if (h->magic != PB_WIRE_MAGIC) { *why = "bad magic"; return PB_EPROTO; }
+    if (h->version != PB_WIRE_VERSION) { *why = "unsupported protocol version"; return PB_EPROTO; }
+    if (h->type < PB_WIRE_INIT || h->type > PB_WIRE_RETIRE) { *why = "unknown frame type"; return PB_EPROTO; }
+    if ((size_t)h->body_len > max_frame - PB_WIRE_HEADER) { *why = "frame larger than the limit"; return PB_EPROTO; }
+    /* Every item record takes at least 4 bytes, so a count beyond body_len / 4 is a lie; checking it
+     * here lets decoders size arrays by count without trusting it further. */
+    if (h->count > h->body_len / 4) { *why = "item count larger than the frame"; return PB_EPROTO; }
+    return 0;
+}
+
+size_t pb__wire_result_size(const pb_result *r) {
+    size_t msg = r->message ? strlen(r->message) : 0;
+    if (msg > PB_WIRE_MSG_MAX) msg = PB_WIRE_MSG_MAX;
+    return 8 + r->len + msg;
+}
+
+int pb__wire_put_result(pb_wbuf *b, const pb_result *r) {
+    size_t msg = 0;
+    if (r->message) {
+        msg = strnlen(r->message, PB_WIRE_MSG_MAX);
+    }
+    if (pb__wbuf_reserve(b, 8 + r->len + msg) != 0) return -ENOMEM;
+    unsigned char *p = b->data + b->len;
+    p[0] = (uint8_t)r->status;
+    p[1] = 0;
+    uint16_t m16 = (uint16_t)msg;
+    uint32_t o32 = (uint32_t)r->len;
+    memcpy(p + 2, &m16, 2);
+    memcpy(p + 4, &o32, 4);
+    b->len += 8;
+    pb__wire_put(b, pb_result_data(r), r->len);
+    pb__wire_put(b, r->message, msg);
+    return 0;
+}
+
+int pb__wire_get_result(pb_wire_reader *r, size_t max_item_bytes, pb_result *res) {
+    if (!pb__wire_need(r, 8)) return PB_EPROTO;
+    const unsigned char *p = r->p;
+    uint8_t status = p[0];
+    uint16_t msg_len;
+    uint32_t out_len;
+    memcpy(&msg_len, p + 2, 2);
+    memcpy(&out_len, p + 4, 4);
+    r->p += 8;
+    /* A worker can only report what pb__run_item produces; anything else is a forged record. */
+    if ((status != PB_STATUS_OK && status != PB_STATUS_TASK_ERROR) || p[1] != 0 ||
+        msg_len > PB_WIRE_MSG_MAX || (size_t)out_len > max_item_bytes) {
+        r->err = PB_EPROTO;
+        return PB_EPROTO;
+    }
+    const unsigned char *out = pb__wire_get_bytes(r, out_len);
+    const unsigned char *msg = pb__wire_get_bytes(r, msg_len);
+    if (r->err) return PB_EPROTO;
+
+    res->status = status;
+    res->signal = 0;
+    res->exit_code = -1;
+    res->len = out_len;
+    if (out_len > PB_RESULT_INLINE) {
+        res->heap = malloc(out_len);
+        if (!res->heap) {
+            res->len = 0;
+            return -ENOMEM;
+        }
+        memcpy(res->heap, out, out_len);
+    } else if (out_len) {
+        memcpy(res->inline_data, out, out_len);
+    }
+    if (status != PB_STATUS_OK) {
+        /* Every non-ok result carries a message (the public contract), even if the worker sent none. */
+        if (msg_len == 0) {
+            msg = (const unsigned char *)"task failed";
+            msg_len = (uint16_t)strlen("task failed");
+        }
+        res->message = malloc((size_t)msg_len + 1);
+        if (!res->message) {
+            free(res->heap);
+            res->heap = NULL;
+            res->len = 0;
+            return -ENOMEM;
+        }
+        memcpy(res->message, msg, msg_len);
+        res->message[msg_len] = '\0';
+    }
+    return 0;
+}

@@ -1,0 +1,169 @@
+/*
+ * wire.h - the framed binary protocol between the pool and its worker processes. Internal.
+ *
+ * Spoken over two pipes per worker (fork and spawn backends alike): requests flow parent -> worker on one,
+ * results flow worker -> parent on the other. Both ends are on the same machine, so integers travel in host
+ * byte order; the magic and the version catch a peer built from other sources.
+ *
+ * Every frame is a 24-byte header followed by body_len bytes:
+ *
+ *   off size field
+ *     0   4  magic     PB_WIRE_MAGIC ("PBWF")
+ *     4   2  version   PB_WIRE_VERSION
+ *     6   1  type      pb_wire_type
+ *     7   1  flags     PB_WIRE_F_*
+ *     8   4  body_len  bytes after the header; header + body <= max_frame
+ *    12   4  count     items in the body (REQUEST, RESULT), else 0
+ *    16   8  id        job id (REQUEST, RESULT), worker pid (READY), else 0
+ *
+ * Bodies by type:
+ *   INIT    (parent -> worker, first frame): u64 max_item_bytes, u32 max_tasks, u64 max_rss,
+ *           u16 name_len, name (initializer task, may be empty), u32 arg_len, arg
+ *   READY   (worker -> parent, answer to INIT): u8 status (0 ok, 1 initializer failed), u16 msg_len, msg
+ *   REQUEST (parent -> worker): u32 first (index of the first item in the job), u16 name_len, task name,
+ *           then count x { u32 len, len bytes }
+ *   RESULT  (worker -> parent): u32 first, then count x { u8 status, u8 0, u16 msg_len, u32 out_len,
+ *           out_len bytes of output, msg_len bytes of message }
+ *   RETIRE  (worker -> parent): u8 reason (PB_WIRE_RETIRE_*); the worker exits right after sending it.
+ *
+ * One REQUEST carries a whole chunk (many items); its results come back in one RESULT frame, or several
+ * when they are large (the worker flushes every PB_WIRE_FLUSH bytes) or when the request asked for
+ * PB_WIRE_F_PER_ITEM (one RESULT per item, so that the parent can time and blame single items).
+ *
+ * Bounds: the maximum frame is max_item_bytes + PB_WIRE_SLACK, so any single item always fits; a decoder
+ * rejects a frame whose header or any length inside it disagrees with these bounds with PB_EPROTO and
+ * never reads or allocates past them.
+ */
+#ifndef POOLBENCH_WIRE_H
+#define POOLBENCH_WIRE_H
+
+#include "poolbench.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PB_WIRE_MAGIC 0x46574250u /* "PBWF" in memory on a little-endian host */
+#define PB_WIRE_VERSION 1
+#define PB_WIRE_HEADER 24
+#define PB_WIRE_SLACK (128u * 1024u) /* room for headers, names and messages beside one maximal item */
+#define PB_WIRE_MSG_MAX 4000u        /* messages are truncated to this on the wire */
+#define PB_WIRE_NAME_MAX 1024u       /* task names */
+#define PB_WIRE_FLUSH (64u * 1024u)  /* the worker sends its RESULT frame once it holds this many bytes */
+
+typedef enum pb_wire_type {
+    PB_WIRE_INIT = 1,
+    PB_WIRE_READY = 2,
+    PB_WIRE_REQUEST = 3,
+    PB_WIRE_RESULT = 4,
+    PB_WIRE_RETIRE = 5
+} pb_wire_type;
+
+#define PB_WIRE_F_PER_ITEM 0x1 /* REQUEST: answer each item in its own RESULT frame */
+
+#define PB_WIRE_RETIRE_TASKS 1 /* max_tasks_per_worker reached */
+#define PB_WIRE_RETIRE_RSS 2   /* max_worker_rss exceeded */
+
+typedef struct pb_wire_header {
+    uint32_t magic;
+    uint16_t version;
+    uint8_t type;
+    uint8_t flags;
+    uint32_t body_len;
+    uint32_t count;
+    uint64_t id;
+} pb_wire_header;
+
+/* The largest frame (header included) allowed for a pool with this max_item_bytes. */
+size_t pb__wire_max_frame(size_t max_item_bytes);
+
+/* ---- a growable byte buffer that frames are encoded into ---- */
+typedef struct pb_wbuf {
+    unsigned char *data;
+    size_t len;
+    size_t cap;
+} pb_wbuf;
+
+int pb__wbuf_reserve(pb_wbuf *b, size_t extra); /* 0 or -ENOMEM */
+void pb__wbuf_free(pb_wbuf *b);
+
+/* ---- encoding: begin a frame, append fields, end it (which patches body_len and count) ---- */
+/* Starts a frame at b->len and returns its offset (for pb__wire_end), or -ENOMEM. */
+long pb__wire_begin(pb_wbuf *b, int type, int flags, uint64_t id);
+/* Finishes the frame started at off with count items. */
+void pb__wire_end(pb_wbuf *b, long off, uint32_t count);
+
+/* Appenders for bodies; callers reserve first (they do not check capacity, for speed). */
+static inline void pb__wire_put(pb_wbuf *b, const void *p, size_t n) {
+    if (n) { /* memcpy(dst, NULL, 0) is undefined, hence the test */
+        __builtin_memcpy(b->data + b->len, p, n);
+        b->len += n;
+    }
+}
+static inline void pb__wire_put_u8(pb_wbuf *b, uint8_t v) { b->data[b->len++] = v; }
+static inline void pb__wire_put_u16(pb_wbuf *b, uint16_t v) { pb__wire_put(b, &v, 2); }
+static inline void pb__wire_put_u32(pb_wbuf *b, uint32_t v) { pb__wire_put(b, &v, 4); }
+static inline void pb__wire_put_u64(pb_wbuf *b, uint64_t v) { pb__wire_put(b, &v, 8); }
+
+/* Appends one RESULT item record for r (status, output, message truncated to PB_WIRE_MSG_MAX).
+ * Reserves as needed; 0 or -ENOMEM. */
+int pb__wire_put_result(pb_wbuf *b, const pb_result *r);
+/* The encoded size of r's record. */
+size_t pb__wire_result_size(const pb_result *r);
+
+/* ---- decoding ---- */
+/* Decodes and checks a header: magic, version, a known type, and header + body_len <= max_frame.
+ * 0 or PB_EPROTO (with a reason in *why when why is not NULL). */
+int pb__wire_header_decode(const void *p, size_t max_frame, pb_wire_header *h, const char **why);
+
+/* A bounds-checked cursor over a body. Every getter fails (returns PB_EPROTO and sets err) instead of
+ * reading past end, and the error sticks, so a decoder can check once at the end of a record. */
+typedef struct pb_wire_reader {
+    const unsigned char *p;
+    const unsigned char *end;
+    int err;
+} pb_wire_reader;
+
+static inline void pb__wire_reader_init(pb_wire_reader *r, const void *body, size_t len) {
+    r->p = (const unsigned char *)body;
+    r->end = r->p + len;
+    r->err = 0;
+}
+static inline int pb__wire_need(pb_wire_reader *r, size_t n) {
+    if (r->err || (size_t)(r->end - r->p) < n) {
+        r->err = PB_EPROTO;
+        return 0;
+    }
+    return 1;
+}
+static inline uint8_t pb__wire_get_u8(pb_wire_reader *r) {
+    return pb__wire_need(r, 1) ? *r->p++ : 0;
+}
+static inline uint16_t pb__wire_get_u16(pb_wire_reader *r) {
+    uint16_t v = 0;
+    if (pb__wire_need(r, 2)) { __builtin_memcpy(&v, r->p, 2); r->p += 2; }
+    return v;
+}
+static inline uint32_t pb__wire_get_u32(pb_wire_reader *r) {
+    uint32_t v = 0;
+    if (pb__wire_need(r, 4)) { __builtin_memcpy(&v, r->p, 4); r->p += 4; }
+    return v;
+}
+static inline uint64_t pb__wire_get_u64(pb_wire_reader *r) {
+    uint64_t v = 0;
+    if (pb__wire_need(r, 8)) { __builtin_memcpy(&v, r->p, 8); r->p += 8; }
+    return v;
+}
+/* Returns a pointer to the next n bytes (in the body) and skips them, or NULL on overrun. */
+static inline const void *pb__wire_get_bytes(pb_wire_reader *r, size_t n) {
+    if (!pb__wire_need(r, n)) return NULL;
+    const void *p = r->p;
+    r->p += n;
+    return p;
+}
+
+/* Decodes one RESULT item record into res (zeroed by the caller): status must be OK or TASK_ERROR,
+ * out_len <= max_item_bytes, msg_len <= PB_WIRE_MSG_MAX. Allocates the heap output and the message.
+ * 0, PB_EPROTO or -ENOMEM (res is left clear on failure). */
+int pb__wire_get_result(pb_wire_reader *r, size_t max_item_bytes, pb_result *res);
+
+#endif

@@ -1,0 +1,1129 @@
+"""report.py - renders a poolbench run from the SQLite store as PNG + SVG charts and one index.html.
+
+Run it through scripts/report, which finds a Python that has matplotlib. It reads the store strictly
+read-only (an SQLite URI with mode=ro, one read transaction, so a run being written meanwhile is either
+wholly in the report or not at all) and writes only into --out DIR: the charts as PNG and SVG and an
+index.html that shows them with the run's context, a table of its cases, the floor probes and, given a
+baseline, a comparison table (relative change of medians only: no significance test here; `poolbench
+compare` gives verdicts). Numbers follow the C harness's definitions (harness/model.c): type 7 quartiles,
+unscaled MAD, efficiency = median ideal / median wall, overhead x floor = ((median wall - ideal) / tasks)
+/ floor. Error bars are bootstrap 95 % intervals of the median (2000 resamples, a fixed seed per case), so
+the same store always gives the same charts. Change points on the history charts come from
+`poolbench history --format json` ($POOLBENCH_BIN, else build/poolbench); without it history is drawn
+without them and the page says why. See docs/report.md.
+
+Exit codes: 0 report written, 2 bad input (no store, not a poolbench store, unknown run, bad option),
+1 anything else (an internal error, the output directory not writable).
+"""
+import argparse
+import html
+import json
+import math
+import os
+import re
+import shlex
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import urllib.parse
+import zlib
+
+import numpy as np
+
+# matplotlib is imported by load_matplotlib() once the input is known to be good: a bad argument is
+# answered in a fraction of a second, not after the second or so that importing pyplot takes.
+plt = Line2D = Patch = FixedLocator = FuncFormatter = LogLocator = MaxNLocator = NullFormatter = NullLocator = None
+
+SCHEMA_MAX = 2                 # the newest store schema this report understands (store.h)
+APPLICATION_ID = 0x50424E43    # PRAGMA application_id of a poolbench store ("PBNC")
+BOOT_RESAMPLES = 2000
+BOOT_SEED = 0x706F6F6C         # "pool": per case, mixed with a CRC of the case name
+HISTORY_TIMEOUT_S = 120
+
+CHART_KINDS = ["scenario", "scaling", "distribution", "history", "hyperfine"]
+BACKEND_ORDER = ["serial", "threads", "fork", "spawn", "python"]
+BACKEND_COLORS = {"serial": "#7f7f7f", "threads": "#1f77b4", "fork": "#ff7f0e", "spawn": "#2ca02c",
+                  "python": "#9467bd"}
+EXTRA_COLORS = ["#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728", "#393b79", "#637939"]
+BACKEND_LABELS = {"python": "Python Pool"}
+
+RC = {
+    "figure.dpi": 100, "savefig.dpi": 130, "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
+    "legend.fontsize": 8, "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.grid": True,
+    "grid.alpha": 0.3, "axes.axisbelow": True, "svg.hashsalt": "poolbench-report", "svg.fonttype": "path",
+}
+
+
+def load_matplotlib():
+    global plt, Line2D, Patch, FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import (FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter,
+                                   NullLocator)
+    plt.rcParams.update(RC)
+
+
+class InputError(Exception):
+    """Bad input from the user: exit code 2."""
+
+
+# ---- the store (read-only) -------------------------------------------------------------------------------
+
+class Case:
+    def __init__(self, row):
+        (self.id, self.run_id, self.ord, self.name, self.scenario, self.backend, self.workers, self.params,
+         self.status, self.reason, self.floor, self.measures) = row
+        self.workers = self.workers or 0
+        self.samples = []   # dicts: wall (per iteration), ideal, tasks
+        self.summary = None
+
+    @property
+    def walls(self):
+        return np.array([s["wall"] for s in self.samples], dtype=float)
+
+
+class Store:
+    def __init__(self, path):
+        self.path = path
+        self._check_file()
+        uri = "file:%s?mode=ro" % urllib.parse.quote(os.path.abspath(path))
+        try:
+            self.db = sqlite3.connect(uri, uri=True, isolation_level=None)
+            app = self.db.execute("PRAGMA application_id").fetchone()[0]
+            self.version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            ntables = self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.Error as e:
+            raise InputError("%s is not a readable poolbench store: %s" % (path, e))
+        if app == 0 and self.version == 0 and ntables == 0:
+            raise InputError("the store %s is empty: no runs to report (a `poolbench run` fills it)" % path)
+        if app != APPLICATION_ID:
+            raise InputError("%s is an SQLite database of another program (application_id %d), not a poolbench "
+                             "store" % (path, app))
+        if self.version > SCHEMA_MAX:
+            raise InputError("store %s has schema version %d; this report understands versions up to %d: use "
+                             "a newer poolbench" % (path, self.version, SCHEMA_MAX))
+        if self.version < 1:
+            raise InputError("%s has the poolbench application id but no schema version" % path)
+        self.db.execute("BEGIN")  # one snapshot for every query below
+
+    def _check_file(self):
+        p = self.path
+        if not os.path.exists(p):
+            raise InputError("no store at %s (a `poolbench run` creates it; or give --store PATH or "
+                             "$POOLBENCH_STORE)" % p)
+        if os.path.isdir(p):
+            raise InputError("store %s is a directory, not a file" % p)
+        try:
+            with open(p, "rb") as f:
+                hdr = f.read(100)
+        except OSError as e:
+            raise InputError("cannot read store %s: %s" % (p, e.strerror))
+        if not hdr:
+            raise InputError("the store %s is empty: no runs to report" % p)
+        if not hdr.startswith(b"SQLite format 3\0"):
+            raise InputError("%s is not a poolbench store (not an SQLite database)" % p)
+
+    def q(self, sql, args=()):
+        return self.db.execute(sql, args).fetchall()
+
+    def source_expr(self, table=""):
+        """The SQL for a run's source: stores before schema 2 have only native runs."""
+        return table + "source" if self.version >= 2 else "'native'"
+
+    def resolve(self, ref):
+        """A run id, a label (its latest run) or 'latest' (as `poolbench`); None: the newest native run."""
+        if ref is None:
+            row = self.q("SELECT max(id) FROM runs WHERE %s = 'native'" % self.source_expr())[0][0]
+            if row is None:
+                row = self.q("SELECT max(id) FROM runs")[0][0]
+            if row is None:
+                raise InputError("the store %s has no runs" % self.path)
+            return row
+        if ref == "latest":
+            row = self.q("SELECT max(id) FROM runs")[0][0]
+        else:
+            row = None
+            if re.fullmatch(r"[0-9]+", ref) and int(ref) > 0:
+                r = self.q("SELECT id FROM runs WHERE id = ?", (int(ref),))
+                row = r[0][0] if r else None
+            if row is None:
+                row = self.q("SELECT max(id) FROM runs WHERE label = ?", (ref,))[0][0]
+        if row is None:
+            raise InputError("no run '%s' in %s (a run id, a label, or 'latest'; see `poolbench runs`)"
+                             % (ref, self.path))
+        return row
+
+    def load_run(self, run_id):
+        cols = ("id, %s, label, suite, status, started_at, started_unix, duration_s, git_commit, git_dirty, host,"
+                " cpu_model, cores, kernel, compiler, cflags, build_type, command_line, governor, version"
+                % self.source_expr())
+        row = self.q("SELECT %s FROM runs WHERE id = ?" % cols, (run_id,))[0]
+        names = [c.strip() for c in cols.split(",")]
+        names[1] = "source"
+        run = dict(zip(names, row))
+        cases = [Case(r) for r in self.q(
+            "SELECT id, run_id, ord, name, scenario, backend, workers, params, status, reason, floor, measures"
+            " FROM cases WHERE run_id = ? ORDER BY ord", (run_id,))]
+        by_id = {c.id: c for c in cases}
+        for cid, wall, ideal, tasks, it in self.q(
+                "SELECT s.case_id, s.wall_s, s.ideal_s, s.tasks, s.iterations FROM samples s"
+                " JOIN cases c ON c.id = s.case_id WHERE c.run_id = ? ORDER BY s.case_id, s.rep", (run_id,)):
+            it = it if it and it > 0 else 1
+            by_id[cid].samples.append({"wall": wall / it, "ideal": ideal or 0.0, "tasks": tasks or 0})
+        run["floors"] = {}
+        if self.version >= 2:
+            run["floors"] = {n: s for n, s in self.q("SELECT name, seconds FROM floors WHERE run_id = ?", (run_id,))}
+        for c in cases:
+            c.summary = summarize_case(c, run["floors"])
+        run["cases"] = cases
+        return run
+
+    def latest_of_source(self, source):
+        if self.version < 2:
+            return None
+        return self.q("SELECT max(id) FROM runs WHERE source = ?", (source,))[0][0]
+
+    def history(self, source, names):
+        """All runs of `source` in time order, and per case name its median per run: {name: {run_id: med}}."""
+        runs = self.q("SELECT id, started_unix, started_at, git_commit, label FROM runs WHERE %s = ?"
+                      " ORDER BY started_unix, id" % self.source_expr(), (source,))
+        walls = {}
+        wanted = set(names)
+        for rid, name, wall, it in self.q(
+                "SELECT c.run_id, c.name, s.wall_s, s.iterations FROM samples s JOIN cases c ON c.id = s.case_id"
+                " JOIN runs r ON r.id = c.run_id WHERE %s = ? AND c.status = 'ok'" % self.source_expr("r."),
+                (source,)):
+            if name in wanted:
+                walls.setdefault(name, {}).setdefault(rid, []).append(wall / (it if it and it > 0 else 1))
+        meds = {n: {rid: float(np.median(v)) for rid, v in d.items()} for n, d in walls.items()}
+        return runs, meds
+
+
+# ---- statistics (the C harness's definitions) ---------------------------------------------------------------
+
+def summarize_case(c, floors):
+    s = {"n": len(c.samples), "floor_s": None, "efficiency": None, "overhead_x_floor": None, "ideal_s": 0.0}
+    fl = floors.get(c.floor) if c.floor else None
+    if fl is not None and fl > 0:
+        s["floor_s"] = fl
+    if not c.samples:
+        return s
+    w = c.walls
+    med = float(np.median(w))
+    q1, q3 = (float(v) for v in np.percentile(w, [25, 75]))  # numpy's default is type 7
+    mad = float(np.median(np.abs(w - med)))
+    ideal = float(np.median([x["ideal"] for x in c.samples]))
+    tasks = c.samples[0]["tasks"]
+    s.update(median=med, q1=q1, q3=q3, mad=mad, mean=float(np.mean(w)), min=float(w.min()), max=float(w.max()),
+             iqr_pct=100 * (q3 - q1) / med if med > 0 else None, mad_pct=100 * mad / med if med > 0 else None,
+             ideal_s=ideal, tasks=tasks)
+    if med > 0 and ideal > 0:
+        s["efficiency"] = ideal / med
+        if tasks > 0 and s["floor_s"]:
+            s["overhead_x_floor"] = ((med - ideal) / tasks) / s["floor_s"]
+    s["ci"] = bootstrap_median_ci(w, c.name)
+    return s
+
+
+def bootstrap_median_ci(x, key, conf=0.95):
+    """Percentile bootstrap interval of the median; deterministic (seed from the case name)."""
+    if len(x) < 2:
+        return (float(x[0]), float(x[0])) if len(x) else (math.nan, math.nan)
+    rng = np.random.default_rng([BOOT_SEED, zlib.crc32(key.encode())])
+    meds = np.median(x[rng.integers(0, len(x), size=(BOOT_RESAMPLES, len(x)))], axis=1)
+    lo, hi = np.percentile(meds, [100 * (1 - conf) / 2, 100 * (1 + conf) / 2])
+    return float(lo), float(hi)
+
+
+# ---- units, names, colors -----------------------------------------------------------------------------------
+
+UNITS = [("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)]
+
+
+def pick_unit(values):
+    """The unit in which the largest of values reads as >= 1 (so axes show 1..999, not 0.000x)."""
+    vals = [abs(v) for v in values if v is not None and np.isfinite(v) and v != 0]
+    top = max(vals) if vals else 1.0
+    for name, f in UNITS:
+        if top >= f:
+            return name, f
+    return UNITS[-1]
+
+
+def fmt_time(x):
+    if x is None or not np.isfinite(x):
+        return "–"
+    name, f = pick_unit([x])
+    v = x / f
+    return ("%.4g %s" % (v, name)) if v < 1000 else ("%.0f %s" % (v, name))
+
+
+def fmt_pct(x, digits=1):
+    return "–" if x is None or not np.isfinite(x) else ("%.*f %%" % (digits, x))
+
+
+_extra_colors = {}
+
+
+def backend_color(b):
+    if b in BACKEND_COLORS:
+        return BACKEND_COLORS[b]
+    if b not in _extra_colors:
+        _extra_colors[b] = EXTRA_COLORS[len(_extra_colors) % len(EXTRA_COLORS)]
+    return _extra_colors[b]
+
+
+def backend_label(b):
+    return BACKEND_LABELS.get(b, b)
+
+
+def backend_sort_key(b):
+    return (BACKEND_ORDER.index(b) if b in BACKEND_ORDER else len(BACKEND_ORDER), b)
+
+
+def case_backend(c):
+    """The backend of a case; for imported commands: --backend B, or 'python' for a Python program."""
+    if c.backend:
+        return c.backend
+    try:
+        argv = shlex.split(c.name)
+    except ValueError:
+        argv = c.name.split()
+    for i, a in enumerate(argv):
+        if a == "--backend" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--backend="):
+            return a.split("=", 1)[1]
+    if argv and re.match(r"python[0-9.]*$", os.path.basename(argv[0])):
+        return "python"
+    return "other"
+
+
+def case_scenario(c, run):
+    """The scenario of a case, or a group name for imported cases that have none."""
+    if c.scenario:
+        return c.scenario
+    m = re.search(r"--scenario[= ](\S+)", c.name)
+    if m:
+        return m.group(1)
+    return run["source"] if run["source"] != "native" else "other"
+
+
+def varying_params(cases):
+    """Parameter keys whose value differs between cases (only those need to be in a label)."""
+    seen = {}
+    for c in cases:
+        for kv in (c.params or "").split(","):
+            if "=" in kv:
+                k, v = kv.split("=", 1)
+                seen.setdefault(k, set()).add(v)
+    return {k for k, vs in seen.items() if len(vs) > 1}
+
+
+def common_params(cases):
+    vary = varying_params(cases)
+    first = cases[0].params if cases else ""
+    return ",".join(kv for kv in (first or "").split(",") if kv and kv.split("=", 1)[0] not in vary)
+
+
+def short_params(params, keep):
+    return ",".join(kv for kv in (params or "").split(",") if kv.split("=", 1)[0] in keep)
+
+
+def short_case(c, vary, with_backend=True):
+    """'fork w4' (+ the parameters that vary within the chart): the case name a chart panel needs."""
+    if not c.scenario:  # imported: the tool's own name, wrapped
+        return abbrev(c.name, 22, 3)
+    parts = ([backend_label(c.backend)] if with_backend else []) + ["w%d" % c.workers]
+    p = short_params(c.params, vary)
+    if p:
+        parts.append(p)
+    return abbrev(" ".join(parts), 22, 2)
+
+
+def abbrev(s, width, lines):
+    out = textwrap.wrap(s, width, break_on_hyphens=False) or [""]
+    if len(out) > lines:
+        out = out[:lines]
+        out[-1] = out[-1][: width - 1] + "…"
+    return "\n".join(out)
+
+
+def slug(s):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_") or "x"
+
+
+def short_commit(c):
+    return (c or "?")[:7]
+
+
+# ---- charts ---------------------------------------------------------------------------------------------------
+
+class Output:
+    def __init__(self, outdir):
+        self.outdir = outdir
+        self.charts = []   # (section, stem, title, caption)
+        self.hyperfine_run = None
+        self.change_points = None  # [(case, change point)] for the page; None: no CLI answer
+
+    def save(self, fig, section, stem, title, caption):
+        """Writes stem.png and stem.svg; returns the chart's record for the page."""
+        if fig.get_layout_engine() is not None:
+            fig.canvas.draw()  # run the layout engine once, so that the box below is measured after it
+        box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.15)  # both files share one tight box
+        for ext in ("png", "svg"):
+            fig.savefig(os.path.join(self.outdir, "%s.%s" % (stem, ext)), bbox_inches=box,
+                        metadata={"Date": None} if ext == "svg" else {"Software": None})
+        plt.close(fig)
+        return (section, stem, title, caption)
+
+
+def legend_outside(ax_or_fig, handles, labels=None, title=None):
+    """A legend to the right of the plot area: it can never cover data."""
+    kw = dict(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False, title=title)
+    if labels is None:
+        return ax_or_fig.legend(handles=handles, **kw)
+    return ax_or_fig.legend(handles, labels, **kw)
+
+
+def scenario_groups(run, cases=None):
+    """{scenario: cases}. An imported command that names no scenario (hyperfine's Python seed program)
+    joins the 'sleep' group when there is one (the seed is the sleep scenario), else the first group."""
+    groups = {}
+    for c in run["cases"] if cases is None else cases:
+        groups.setdefault(case_scenario(c, run), []).append(c)
+    src = run["source"]
+    if src != "native" and src in groups and len(groups) > 1:
+        target = "sleep" if "sleep" in groups else sorted(k for k in groups if k != src)[0]
+        groups[target] = groups.pop(src) + groups[target]
+    return groups
+
+
+def use_log(values):
+    v = [x for x in values if x and x > 0]
+    return len(v) > 1 and max(v) / min(v) > 30
+
+
+def group_key(c, native):
+    """Where a case's bar goes: (params, workers) for native cases; for imported ones the case's name with
+    its backend taken out ('--backend fork', '/fork'), so that the backends of one command stand together."""
+    if native:
+        return (c.params or "", c.workers)
+    name = re.sub(r"\s*--backend[= ]\S+", "", c.name)
+    b = c.backend
+    if b:
+        name = re.sub(r"(^|/)%s(/|$)" % re.escape(b), lambda m: "/" if m.group(1) and m.group(2) else "", name)
+    return (name.strip() or c.name, 0)
+
+
+def chart_scenario(out, run, scen, cases):
+    """Backends side by side, grouped by (params, workers): median, bootstrap 95 % CI, ideal marked."""
+    vary = varying_params(cases)
+    native = run["source"] == "native"
+    keys = []
+    for c in cases:
+        if group_key(c, native) not in keys:
+            keys.append(group_key(c, native))
+    if native:
+        keys.sort(key=lambda k: ([x.params or "" for x in cases].index(k[0]), k[1]))
+    by_key = {k: [] for k in keys}
+    for c in cases:
+        by_key[group_key(c, native)].append(c)
+    ok = [c for c in cases if c.summary.get("median") is not None]
+    if not ok:
+        return False
+    vals = [c.summary["ci"][1] for c in ok] + [c.summary["median"] for c in ok] + \
+           [c.summary["ideal_s"] for c in ok if c.summary["ideal_s"] > 0]
+    unit, f = pick_unit(vals)
+    nbars = sum(len(v) for v in by_key.values())
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.5 + 0.42 * nbars + 0.3 * len(keys)), 4.2))
+    backends = sorted({case_backend(c) for c in cases}, key=backend_sort_key)
+    width = 0.8 / max(len(v) for v in by_key.values())
+    ideal_drawn = False
+    xticks, xlabels = [], []
+    log = use_log([c.summary["median"] for c in ok])
+    for gi, k in enumerate(keys):
+        group = sorted(by_key[k], key=lambda c: backend_sort_key(case_backend(c)))
+        n = len(group)
+        xs = [gi - width * (n - 1) / 2 + width * i for i in range(n)]
+        for x, c in zip(xs, group):
+            s = c.summary
+            b = case_backend(c)
+            if s.get("median") is None:
+                ax.text(x, 0.02, "%s: %s" % (backend_label(b), c.status), transform=ax.get_xaxis_transform(),
+                        rotation=90, ha="center", va="bottom", fontsize=7, color="#b00020")
+                continue
+            lo, hi = s["ci"]
+            ax.bar(x, s["median"] / f, width * 0.92, color=backend_color(b), edgecolor="black", linewidth=0.4,
+                   yerr=[[max(s["median"] - lo, 0) / f], [max(hi - s["median"], 0) / f]], capsize=2.5,
+                   error_kw={"elinewidth": 0.9})
+        ideals = [c.summary["ideal_s"] for c in group if c.summary.get("ideal_s", 0) > 0]
+        if ideals:
+            y = float(np.median(ideals)) / f
+            ax.hlines(y, xs[0] - width / 2, xs[-1] + width / 2, colors="black", linestyles="--", linewidth=1.2,
+                      zorder=5)
+            ideal_drawn = True
+        xticks.append(gi)
+        if native:
+            lab = "%d" % k[1] + ("\n" + abbrev(short_params(k[0], vary), 18, 2) if vary else "")
+        else:
+            lab = abbrev(k[0], 16, 3)
+        xlabels.append(lab)
+    ax.set_xticks(xticks)
+    ax.set_xticklabels(xlabels)
+    ax.set_xlim(-0.6, len(keys) - 0.4)
+    ax.set_xlabel("workers" + (" / parameters" if vary else "") if native else "case (backend removed)")
+    ax.set_ylabel("median wall time (%s)%s" % (unit, ", log scale" if log else ""))
+    if log:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: "%g" % v))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    title = "%s: median time per backend" % scen
+    cp = common_params(cases) if native else ""
+    if cp:
+        title += " (%s)" % cp
+    sub = []
+    floor_names = {c.floor for c in cases if c.floor}
+    for fn in sorted(floor_names):
+        fs = run["floors"].get(fn)
+        sub.append("physical floor %s: %s per operation" % (fn, fmt_time(fs) if fs and fs > 0 else "not measured"))
+    ax.set_title(title + ("\n" + "; ".join(sub) if sub else ""), loc="left")
+    handles = [Patch(facecolor=backend_color(b), edgecolor="black", linewidth=0.4, label=backend_label(b))
+               for b in backends]
+    handles.append(Line2D([], [], color="black", marker="|", linestyle="none", markersize=10,
+                          label="bootstrap 95 % CI\nof the median"))
+    if ideal_drawn:
+        handles.append(Line2D([], [], color="black", linestyle="--", label="ideal time\n(scenario model)"))
+    legend_outside(ax, handles, title="backend")
+    caption = ("Median wall time of each case of scenario %s, backends side by side per worker count; the "
+               "whiskers are bootstrap 95 %% confidence intervals of the median%s. %s"
+               % (scen, "; the dashed line is the scenario's ideal time" if ideal_drawn else "",
+                  ("Floors are per operation, measured in the same run: " + "; ".join(sub) + ".") if sub else ""))
+    return out.save(fig, "scenarios", "scenario-%s" % slug(scen), "Scenario %s" % scen, caption)
+
+
+def chart_scaling(out, run, groups):
+    """Speedup vs workers per backend, one panel per scenario (and parameter set), with the ideal."""
+    panels = []
+    for scen, cases in groups.items():
+        native = [c for c in cases if c.scenario and c.summary.get("median")]
+        by_params = {}
+        for c in native:
+            by_params.setdefault(c.params or "", []).append(c)
+        for params, pcs in by_params.items():
+            if len({c.workers for c in pcs}) < 2:
+                continue
+            panels.append((scen, params, pcs, len(by_params) > 1))
+    if not panels:
+        return False
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols + 1.6, 3.1 * nrows), squeeze=False,
+                             constrained_layout=True)
+    used_backends = set()
+    self_relative = False
+    for ax, (scen, params, pcs, show_params) in zip(axes.flat, panels):
+        serial = [c for c in pcs if c.backend == "serial" and c.workers == 1]
+        ref = serial[0].summary["median"] if serial else None
+        workers = sorted({c.workers for c in pcs})
+        top = 1.0
+        for b in sorted({c.backend for c in pcs if c.backend != "serial"}, key=backend_sort_key):
+            bc = sorted([c for c in pcs if c.backend == b], key=lambda c: c.workers)
+            base = ref
+            if base is None:
+                w1 = [c for c in bc if c.workers == 1]
+                if not w1:
+                    continue
+                base = w1[0].summary["median"]
+                self_relative = True
+            sp = [base / c.summary["median"] for c in bc]
+            top = max(top, max(sp))
+            ax.plot([c.workers for c in bc], sp, marker="o", color=backend_color(b), label=backend_label(b),
+                    linewidth=1.5, markersize=4)
+            used_backends.add(b)
+        # ideal speedup from the scenario's model (ideal(1) / ideal(w)); linear when the model is absent
+        ideal = {}
+        for c in pcs:
+            if c.summary["ideal_s"] > 0:
+                ideal.setdefault(c.workers, c.summary["ideal_s"])
+        if 1 in ideal and len(ideal) == len(workers):
+            iy = [ideal[1] / ideal[w] for w in workers]
+        else:
+            iy = [float(w) for w in workers]
+        top = max(top, max(iy))
+        ax.plot(workers, iy, color="#999999", linewidth=5, alpha=0.45, zorder=1, solid_capstyle="round")
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_locator(FixedLocator(workers))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: "%d" % v))
+        ax.xaxis.set_minor_locator(NullLocator())
+        low = min([v for line in ax.get_lines() for v in line.get_ydata()] or [1.0])
+        if low < 0.2:  # tiny tasks: a pool is far slower than serial; a linear axis would flatten it to 0
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: "%g×" % v))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.set_ylim(low / 2, top * 2)
+        else:
+            ax.set_ylim(0, top * 1.12)
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: "%g×" % v))
+        ax.set_xlabel("workers")
+        ax.set_ylabel(("speedup over serial" if ref else "speedup over its own 1 worker")
+                      + (", log scale" if ax.get_yscale() == "log" else ""))
+        ax.set_title(scen + (" (%s)" % abbrev(params, 30, 1) if show_params or params else ""), fontsize=9)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color=backend_color(b), marker="o", label=backend_label(b))
+               for b in sorted(used_backends, key=backend_sort_key)]
+    handles.append(Line2D([], [], color="#999999", linewidth=5, alpha=0.45,
+                          label="ideal (scenario model;\nlinear without one)"))
+    legend_outside(axes[0][ncols - 1], handles, title="backend")
+    fig.suptitle("Scaling: speedup = serial median / backend median", x=0.02, ha="left", fontsize=10)
+    return out.save(fig, "scaling", "scaling", "Scaling",
+             "Speedup of each backend over the serial baseline (serial median / backend median; a backend "
+             "without a serial case is compared with its own 1-worker median%s) against the worker count. The "
+             "broad grey line is the ideal speedup from the scenario's ideal-time model (linear where the scenario "
+             "has none): a line at the ideal means no pool overhead." % (" - marked in the axis label"
+                                                                         if self_relative else ""))
+
+
+def grid(n, ncols=4, w=2.7, h=2.5, wspace=0.42, hspace=0.55, top=0.55, bottom=0.45, left=0.7, right=0.15):
+    """n panels of about w x h inches in rows of ncols, margins in inches. Fixed spacing instead of a layout
+    engine: small multiples of dozens of panels would otherwise spend most of the report's time in layout."""
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fw, fh = w * ncols + left + right, h * nrows + top + bottom
+    fig, axes = plt.subplots(nrows, ncols, figsize=(fw, fh), squeeze=False,
+                             gridspec_kw={"wspace": wspace, "hspace": hspace})
+    fig.subplots_adjust(left=left / fw, right=1 - right / fw, top=1 - top / fh, bottom=bottom / fh)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.pb_top = 1 - 0.12 / fh  # where a title goes: just inside the top margin
+    return fig, list(axes.flat)[:n], ncols
+
+
+def chart_distribution(out, run, base, scen, cases):
+    """Each case's samples as a box with the points; the baseline's beside them when given."""
+    cases = [c for c in cases if c.samples]
+    if not cases:
+        return False
+    base_by_name = {c.name: c for c in base["cases"]} if base else {}
+    vary = varying_params(cases)
+    allv = []
+    for c in cases:
+        allv += list(c.walls)
+        if c.name in base_by_name:
+            allv += list(base_by_name[c.name].walls)
+    unit, f = pick_unit(allv)
+    fig, axes, ncols = grid(len(cases), hspace=0.45)
+    rng = np.random.default_rng(7)
+    for ax, c in zip(axes, cases):
+        b = case_backend(c)
+        series = []
+        bc = base_by_name.get(c.name)
+        if base:
+            series.append(("#%d base" % base["id"], bc.walls / f if bc is not None and bc.samples else None, True))
+        series.append(("#%d new" % run["id"] if base else "run #%d" % run["id"], c.walls / f, False))
+        for i, (lab, v, is_base) in enumerate(series):
+            if v is None:
+                ax.text(i + 1, 0.5, "no samples" if bc is not None else "not in\nthis run", transform=ax.get_xaxis_transform(), ha="center", fontsize=7,
+                        color="#666666")
+                continue
+            bp = ax.boxplot([v], positions=[i + 1], widths=0.5, patch_artist=True, showfliers=False,
+                            medianprops={"color": "black", "linewidth": 1.4})
+            for box in bp["boxes"]:
+                box.set_facecolor(backend_color(b))
+                box.set_alpha(0.35 if is_base else 0.75)
+                if is_base:
+                    box.set_hatch("///")
+            ax.scatter(i + 1 + rng.uniform(-0.12, 0.12, len(v)), v, s=7, color="black", alpha=0.6, zorder=3,
+                       linewidths=0)
+        ax.set_xticks(range(1, len(series) + 1))
+        ax.set_xticklabels([s[0] for s in series])
+        ax.set_xlim(0.4, len(series) + 0.6)
+        ax.set_title(short_case(c, vary), fontsize=8.5, color=backend_color(b) if b in BACKEND_COLORS else "black")
+        ax.yaxis.set_major_locator(MaxNLocator(5))
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+        ax.set_ylabel("wall time (%s)" % unit)
+    fig.suptitle("%s: distribution of the samples (box: quartiles, whiskers: 1.5 IQR, dots: every sample)%s"
+                 % (scen, "; hatched = baseline" if base else ""), x=0.01, y=fig.pb_top, ha="left", va="top",
+                 fontsize=10)
+    return out.save(fig, "distribution", "distribution-%s" % slug(scen), "Distribution: %s" % scen,
+             "Every sample of each case of %s (one panel per case, each with its own scale)%s."
+             % (scen, ("; hatched left box: baseline run #%d, solid right box: run #%d" % (base["id"], run["id"]))
+                if base else ""))
+
+
+def chart_history(out, run, base, scen, cases, runs, meds, cps):
+    """Each case's median over the runs in time order; change points marked with their commit."""
+    cases = [c for c in cases if c.name in meds]
+    if not cases:
+        return False
+    pos = {r[0]: i for i, r in enumerate(runs)}
+    vary = varying_params(cases)
+    unit, f = pick_unit([m for c in cases for m in meds[c.name].values()])
+    fig, axes, ncols = grid(len(cases), w=3.0, h=2.2, hspace=0.3, bottom=0.9, top=0.65)
+    nruns = len(runs)
+    step = max(1, math.ceil(nruns / 8))
+    ticks = sorted(range(nruns - 1, -1, -step))  # always label the newest run
+    any_cp = False
+    for i, (ax, c) in enumerate(zip(axes, cases)):
+        pts = sorted((pos[rid], m / f) for rid, m in meds[c.name].items() if rid in pos)
+        b = case_backend(c)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3.5, color=backend_color(b),
+                linewidth=1.3)
+        if run["id"] in meds[c.name]:
+            ax.plot(pos[run["id"]], meds[c.name][run["id"]] / f, marker="*", markersize=11, color="black",
+                    linestyle="none", zorder=4)
+        if base and base["id"] in meds[c.name]:
+            ax.plot(pos[base["id"]], meds[c.name][base["id"]] / f, marker="s", markersize=6, mfc="none",
+                    color="black", linestyle="none", zorder=4)
+        for cp in (cps or {}).get(c.name, []):
+            x = pos.get(cp.get("run_id"))
+            if x is None:
+                continue
+            any_cp = True
+            ax.axvline(x - 0.5, color="#d62728", linestyle="--", linewidth=1.1)
+            ch = cp.get("change")
+            ax.text(x - 0.4, 0.97, "%s%s" % (short_commit(cp.get("commit")),
+                                             (" %+.0f %%" % (100 * ch)) if isinstance(ch, (int, float)) else ""),
+                    transform=ax.get_xaxis_transform(), color="#d62728", fontsize=7, va="top", ha="left")
+        # at least +-5 % around the data: run-to-run noise of 0.5 % must not look like a cliff
+        lo = min(p[1] for p in pts)
+        hi = max(p[1] for p in pts)
+        mid = (lo + hi) / 2
+        half = max((hi - lo) / 2 * 1.3, abs(mid) * 0.05) or 1.0
+        ax.set_ylim(mid - half, mid + half * 1.25)  # headroom for the change-point labels
+        ax.set_xlim(-0.5, nruns - 0.5)
+        ax.set_xticks(ticks)
+        if i + ncols >= len(cases):  # the lowest panel of its column: the only one that names the commits
+            ax.set_xticklabels([short_commit(runs[k][3]) for k in ticks], rotation=45, ha="right",
+                               rotation_mode="anchor", fontsize=7)
+        else:
+            ax.set_xticklabels([])
+        ax.yaxis.set_major_locator(MaxNLocator(4))
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+        ax.set_title(short_case(c, vary), fontsize=8.5)
+        ax.set_ylabel("median (%s)" % unit)
+    handles = [Line2D([], [], color="black", marker="*", markersize=10, linestyle="none",
+                      label="this report's run #%d" % run["id"])]
+    if base:
+        handles.append(Line2D([], [], color="black", marker="s", mfc="none", linestyle="none",
+                              label="baseline #%d" % base["id"]))
+    if any_cp:
+        handles.append(Line2D([], [], color="#d62728", linestyle="--", label="change point (commit, change)"))
+    fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.99, fig.pb_top + 0.02 / fig.get_figheight()),
+               ncol=len(handles), frameon=False, borderaxespad=0)
+    fig.suptitle("%s: median of each case per run" % scen, x=0.01, y=fig.pb_top, ha="left", va="top",
+                 fontsize=10)
+    fig.supxlabel("run, in time order (labelled by commit)", fontsize=9, y=0.01, va="bottom")
+    return out.save(fig, "history", "history-%s" % slug(scen), "History: %s" % scen,
+             "Median of each case of %s over every %s run in the store, oldest first (x: the run's commit)."
+             " The star is this report's run%s%s."
+             % (scen, run["source"], "; the square the baseline" if base else "",
+                "; red dashed lines are change points found by `poolbench history`" if any_cp else ""))
+
+
+def chart_hyperfine(out, hrun):
+    """Whole-process times under hyperfine: Python's Pool beside our backends."""
+    cases = [c for c in hrun["cases"] if c.summary.get("median")]
+    if not cases:
+        return False
+    groups = scenario_groups(hrun, cases)
+    allv = [c.summary["q3"] for c in cases] + [c.summary["max"] for c in cases]
+    unit, f = pick_unit(allv)
+    top_all = max(allv) / f
+    n = len(groups)
+    width = max(len(v) for v in groups.values())
+    fig, axes = plt.subplots(1, n, figsize=(max(5.0, 0.85 * width + 1.8) * n, 4.2), squeeze=False,
+                             constrained_layout=True)
+    for ax, (g, gcases) in zip(axes[0], groups.items()):
+        gcases = sorted(gcases, key=lambda c: backend_sort_key(case_backend(c)))
+        labels = []
+        top = 0
+        for i, c in enumerate(gcases):
+            s = c.summary
+            b = case_backend(c)
+            ax.bar(i, s["median"] / f, 0.65, color=backend_color(b), edgecolor="black", linewidth=0.4,
+                   yerr=[[(s["median"] - s["q1"]) / f], [(s["q3"] - s["median"]) / f]], capsize=3)
+            ax.vlines(i, s["min"] / f, s["max"] / f, color="black", linewidth=0.6, alpha=0.6, zorder=3)
+            ax.plot(i, s["mean"] / f, marker="D", markersize=4, color="white", markeredgecolor="black", zorder=4)
+            note = "%.4g %s\nIQR %s" % (s["median"] / f, unit, fmt_pct(s.get("iqr_pct")))
+            if s["ideal_s"] > 0:
+                note += "\n%.3f× ideal" % (s["median"] / s["ideal_s"])
+            ax.text(i, s["max"] / f + top_all * 0.01, note, ha="center", va="bottom", fontsize=7)
+            top = max(top, s["max"] / f)
+            labels.append(backend_label(b) if b != "other" else abbrev(c.name, 14, 3))
+            if s["ideal_s"] > 0:
+                ax.hlines(s["ideal_s"] / f, i - 0.4, i + 0.4, colors="black", linestyles="--")
+        ax.set_xticks(range(len(gcases)))
+        ax.set_xticklabels(labels)
+        ax.set_ylim(0, top * 1.2)
+        ax.set_ylabel("wall time per program run (%s)" % unit)
+        ax.set_title("%s: whole program under hyperfine" % g, loc="left")
+    handles = [Line2D([], [], color="black", marker="_", markersize=10, linestyle="none", label="interquartile range"),
+               Line2D([], [], color="black", alpha=0.6, marker="|", markersize=10, linestyle="none",
+                      label="min to max"),
+               Line2D([], [], color="white", marker="D", markeredgecolor="black", linestyle="none", label="mean"),
+               Patch(facecolor="#dddddd", edgecolor="black", label="bar: median\n(value and IQR % above)")]
+    legend_outside(axes[0][-1], handles)
+    out.hyperfine_run = hrun
+    return out.save(fig, "hyperfine", "hyperfine", "hyperfine: Python's Pool beside poolbench",
+             "hyperfine run #%d (%s, commit %s): every command's wall time per program run, as `time` would "
+             "show it; Python's multiprocessing Pool running the seed beside `poolbench exec` per backend."
+             % (hrun["id"], hrun["started_at"], short_commit(hrun["git_commit"])))
+
+
+# ---- history change points from the CLI ----------------------------------------------------------------------
+
+def find_cli(repo):
+    cand = os.environ.get("POOLBENCH_BIN") or os.path.join(repo, "build", "poolbench")
+    return cand
+
+
+def cli_change_points(cli, store_path):
+    """({case name: [change point]}, None) or (None, why not)."""
+    if not (os.path.isfile(cli) and os.access(cli, os.X_OK)):
+        return None, "the poolbench CLI was not found at %s (set $POOLBENCH_BIN)" % cli
+    env = dict(os.environ, POOLBENCH_STORE=os.path.abspath(store_path))
+    try:
+        p = subprocess.run([cli, "history", "--format", "json"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=HISTORY_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, "`%s history --format json` failed: %s" % (cli, e)
+    if p.returncode != 0:
+        msg = p.stderr.decode(errors="replace").strip().splitlines()
+        return None, "`%s history --format json` exited %d%s" % (cli, p.returncode, (": " + msg[0]) if msg else "")
+    try:
+        doc = json.loads(p.stdout.decode())
+        out = {}
+        for entry in doc["cases"]:
+            out[entry["case"]] = [cp for cp in entry.get("change_points", []) if isinstance(cp, dict)]
+        return out, None
+    except (ValueError, KeyError, TypeError) as e:
+        return None, "`%s history --format json` printed output this report does not understand (%s)" % (cli, e)
+
+
+# ---- HTML ----------------------------------------------------------------------------------------------------
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;
+color:#222;line-height:1.4}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+td,th{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+tr.bad td{background:#fff0f0}.status-ok{color:#186a1e}.status-bad{color:#b00020;font-weight:bold}
+.slower{color:#b00020}.faster{color:#186a1e}
+figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.85em;color:#444}
+.note{background:#fffbe6;border-left:4px solid #e0b000;padding:.4em .8em;margin:.4em 0;font-size:.9em}
+code{background:#f4f4f4;padding:0 .2em}
+"""
+
+
+def esc(x):
+    return html.escape("" if x is None else str(x))
+
+
+def context_rows(r):
+    dirty = {1: " (dirty: uncommitted changes)", 0: " (clean)"}.get(r.get("git_dirty"), " (dirty: unknown)")
+    return [
+        ("run", "#%d%s" % (r["id"], (" label " + r["label"]) if r.get("label") else "")),
+        ("source", r["source"]), ("suite", r.get("suite")), ("status", r.get("status")),
+        ("started", r.get("started_at")),
+        ("duration", fmt_time(r.get("duration_s")) if r.get("duration_s") else None),
+        ("commit", (r.get("git_commit") or "unknown") + dirty),
+        ("host", r.get("host")), ("CPU", r.get("cpu_model")), ("cores", r.get("cores")),
+        ("kernel", r.get("kernel")), ("compiler", " ".join(x for x in (r.get("compiler"), r.get("cflags")) if x)),
+        ("build type", r.get("build_type")), ("CPU governor", r.get("governor") or "not readable"),
+        ("poolbench version", r.get("version")), ("command line", r.get("command_line")),
+    ]
+
+
+def html_context(run, base):
+    rows = context_rows(run)
+    brows = dict(context_rows(base)) if base else None
+    h = ["<table><tr><th></th><th>this run</th>%s</tr>" % ("<th>baseline</th>" if base else "")]
+    for k, v in rows:
+        cell = "<code>%s</code>" % esc(v) if k == "command line" else esc(v if v is not None else "–")
+        h.append("<tr><th>%s</th><td>%s</td>" % (esc(k), cell))
+        if base:
+            bv = brows.get(k)
+            bcell = "<code>%s</code>" % esc(bv) if k == "command line" else esc(bv if bv is not None else "–")
+            h.append("<td>%s</td>" % bcell)
+        h.append("</tr>")
+    h.append("</table>")
+    return "".join(h)
+
+
+def status_cell(c):
+    bad = c.status != "ok"
+    txt = esc(c.status) + ((": " + esc(c.reason)) if c.reason else "")
+    return '<td class="%s">%s</td>' % ("status-bad" if bad else "status-ok", txt)
+
+
+def html_cases(run):
+    h = ["<table><tr><th>case</th><th>n</th><th>median</th><th>IQR %</th><th>MAD %</th><th>ideal</th>"
+         "<th>efficiency</th><th>overhead × floor</th><th>floor</th><th>status</th></tr>"]
+    for c in run["cases"]:
+        s = c.summary
+        eff = s.get("efficiency")
+        ox = s.get("overhead_x_floor")
+        h.append('<tr%s><td>%s</td><td class="num">%d</td><td class="num">%s</td><td class="num">%s</td>'
+                 '<td class="num">%s</td><td class="num">%s</td><td class="num">%s</td><td class="num">%s</td>'
+                 '<td>%s</td>%s</tr>' % (
+                     ' class="bad"' if c.status != "ok" else "", esc(c.name), s["n"], fmt_time(s.get("median")),
+                     fmt_pct(s.get("iqr_pct")), fmt_pct(s.get("mad_pct")),
+                     fmt_time(s["ideal_s"]) if s.get("ideal_s") else "–",
+                     fmt_pct(100 * eff) if eff else "–", ("%.3g" % ox) if ox is not None else "–",
+                     esc(("%s = %s" % (c.floor, fmt_time(s["floor_s"]))) if s.get("floor_s") else (c.floor or "–")),
+                     status_cell(c)))
+    h.append("</table>")
+    return "".join(h)
+
+
+def html_floors(run):
+    if not run["floors"]:
+        return "<p>No floor probes in this run.</p>"
+    rows = "".join('<tr><td>%s</td><td class="num">%s</td></tr>' % (esc(n), fmt_time(s) if s > 0 else "not measured")
+                   for n, s in sorted(run["floors"].items()))
+    return "<table><tr><th>floor probe</th><th>seconds per operation</th></tr>%s</table>" % rows
+
+
+def html_compare(run, base):
+    bmap = {c.name: c for c in base["cases"]}
+    nmap = {c.name: c for c in run["cases"]}
+    names = [c.name for c in run["cases"]] + [c.name for c in base["cases"] if c.name not in nmap]
+    h = ['<p>Relative <b>change of medians</b>, (new median / baseline median - 1): a plain ratio, <b>not a '
+         'significance test</b> and not a regression verdict (for those: <code>poolbench compare %d %d</code>).'
+         ' Positive = slower.</p>' % (base["id"], run["id"]),
+         "<table><tr><th>case</th><th>baseline #%d median</th><th>run #%d median</th><th>change of medians</th>"
+         "<th>n (base / new)</th><th>note</th></tr>" % (base["id"], run["id"])]
+    for n in names:
+        b, c = bmap.get(n), nmap.get(n)
+        bm = b.summary.get("median") if b else None
+        cm = c.summary.get("median") if c else None
+        note = ""
+        if b is None:
+            note = "only in run #%d" % run["id"]
+        elif c is None:
+            note = "only in baseline #%d" % base["id"]
+        elif b.status != "ok" or c.status != "ok":
+            note = "status: baseline %s, new %s" % (b.status, c.status)
+        change, cls = "–", ""
+        if bm and cm:
+            r = cm / bm - 1
+            r = 0.0 if abs(r) < 0.0005 else r  # no "-0.0 %"
+            change = "%+.1f %%" % (100 * r)
+            cls = ' class="num %s"' % ("slower" if r > 0.05 else "faster" if r < -0.05 else "")
+        h.append("<tr><td>%s</td><td class=\"num\">%s</td><td class=\"num\">%s</td><td%s>%s</td>"
+                 "<td class=\"num\">%s / %s</td><td>%s</td></tr>" % (
+                     esc(n), fmt_time(bm), fmt_time(cm), cls or ' class="num"', change,
+                     b.summary["n"] if b else "–", c.summary["n"] if c else "–", esc(note)))
+    h.append("</table><p>Colour marks a change beyond ±5 %, only to guide the eye.</p>")
+    return "".join(h)
+
+
+def html_change_points(cps):
+    if not cps:
+        return "<p><code>poolbench history</code> finds no change point in this run's cases.</p>"
+    h = ["<p>Change points found by <code>poolbench history</code> (E-Divisive means), for this run's cases:</p>"
+         "<table><tr><th>case</th><th>from run</th><th>commit</th><th>median before</th><th>median after</th>"
+         "<th>change</th><th>p</th></tr>"]
+    for name, cp in cps:
+        ch, p = cp.get("change"), cp.get("p")
+        h.append('<tr><td>%s</td><td class="num">%s</td><td><code>%s</code></td><td class="num">%s</td>'
+                 '<td class="num">%s</td><td class="num">%s</td><td class="num">%s</td></tr>' % (
+                     esc(name), esc(cp.get("run_id")), esc(short_commit(cp.get("commit"))),
+                     fmt_time(num(cp.get("before_s"))), fmt_time(num(cp.get("after_s"))),
+                     ("%+.1f %%" % (100 * ch)) if isinstance(ch, (int, float)) else "–",
+                     ("%.3g" % p) if isinstance(p, (int, float)) else "–"))
+    h.append("</table>")
+    return "".join(h)
+
+
+def num(x):
+    return float(x) if isinstance(x, (int, float)) else None
+
+
+def html_hyperfine(hrun):
+    h = ["<table><tr><th>command</th><th>as</th><th>n</th><th>median</th><th>mean</th><th>IQR %</th><th>min</th>"
+         "<th>max</th></tr>"]
+    for c in hrun["cases"]:
+        s = c.summary
+        h.append('<tr><td><code>%s</code></td><td>%s</td><td class="num">%d</td><td class="num">%s</td>'
+                 '<td class="num">%s</td><td class="num">%s</td><td class="num">%s</td><td class="num">%s</td></tr>'
+                 % (esc(c.name), esc(backend_label(case_backend(c))), s["n"], fmt_time(s.get("median")),
+                    fmt_time(s.get("mean")), fmt_pct(s.get("iqr_pct")), fmt_time(s.get("min")),
+                    fmt_time(s.get("max"))))
+    h.append("</table>")
+    return "".join(h)
+
+
+def write_html(path, run, base, out, notes, store_path):
+    title = "poolbench report: run #%d%s" % (run["id"], (" (%s)" % run["label"]) if run.get("label") else "")
+    h = ["<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>%s</title>"
+         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>%s</style></head><body>"
+         % (esc(title), CSS),
+         "<h1>%s</h1><p>Store: <code>%s</code> (read-only)%s.</p>" % (
+             esc(title), esc(os.path.abspath(store_path)),
+             ("; baseline: run #%d%s" % (base["id"], (" (%s)" % base["label"]) if base.get("label") else ""))
+             if base else "")]
+    for n in notes:
+        h.append('<div class="note">%s</div>' % esc(n))
+    sections = [("scenarios", "Per scenario"), ("scaling", "Scaling"), ("distribution", "Distributions"),
+                ("history", "History"), ("hyperfine", "hyperfine: Python's Pool beside poolbench")]
+    h.append("<p>Contents: <a href=\"#context\">context</a> · <a href=\"#cases\">cases</a>%s · "
+             "<a href=\"#floors\">floors</a> · %s</p>" % (
+                 " · <a href=\"#compare\">comparison</a>" if base else "",
+                 " · ".join("<a href=\"#%s\">%s</a>" % (k, esc(t)) for k, t in sections
+                            if any(ch[0] == k for ch in out.charts))))
+    h.append("<h2 id=\"context\">Context</h2>" + html_context(run, base))
+    h.append("<h2 id=\"cases\">Cases</h2><p>Median of the wall times; IQR % and MAD % = spread relative to the "
+             "median; efficiency = ideal / median; overhead × floor = ((median - ideal) / tasks) / floor, the "
+             "per-task cost beyond the ideal in units of the physical floor measured in the same run.</p>"
+             + html_cases(run))
+    if base:
+        h.append("<h2 id=\"compare\">Comparison with baseline #%d</h2>" % base["id"] + html_compare(run, base))
+    h.append("<h2 id=\"floors\">Floor probes</h2>" + html_floors(run))
+    for key, stitle in sections:
+        charts = [c for c in out.charts if c[0] == key]
+        if not charts:
+            continue
+        h.append("<h2 id=\"%s\">%s</h2>" % (key, esc(stitle)))
+        for _, stem, ctitle, caption in charts:
+            h.append("<figure><a href=\"%s.svg\"><img src=\"%s.png\" alt=\"%s\"></a><figcaption><b>%s.</b> %s "
+                     "(<a href=\"%s.svg\">SVG</a>, <a href=\"%s.png\">PNG</a>)</figcaption></figure>" % (
+                         esc(stem), esc(stem), esc(ctitle), esc(ctitle), esc(caption), esc(stem), esc(stem)))
+        if key == "history" and out.change_points is not None:
+            h.append(html_change_points(out.change_points))
+        if key == "hyperfine" and out.hyperfine_run:
+            h.append(html_hyperfine(out.hyperfine_run))
+    h.append("<hr><p style=\"font-size:.8em;color:#666\">Generated by scripts/report from the poolbench store; "
+             "error bars are bootstrap 95 %% intervals (%d resamples, fixed seed).</p></body></html>\n"
+             % BOOT_RESAMPLES)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write("".join(h))
+    os.replace(tmp, path)
+
+
+# ---- main -----------------------------------------------------------------------------------------------------
+
+def _run_job(job):
+    fn, args = job
+    return fn(*args)
+
+
+def run_jobs(jobs):
+    """Runs the chart jobs, in parallel on a multi-core machine; results in job order."""
+    procs = min(len(jobs), os.cpu_count() or 1, 4)
+    if procs < 2 or os.environ.get("POOLBENCH_REPORT_JOBS") == "1":
+        return [_run_job(j) for j in jobs]
+    import multiprocessing
+    with multiprocessing.get_context("fork").Pool(procs) as pool:
+        return pool.map(_run_job, jobs, chunksize=1)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        raise InputError(message)
+
+
+def main(argv):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap = Parser(prog="scripts/report", description="Render a poolbench run as charts and one HTML page.")
+    ap.add_argument("run", nargs="?", metavar="RUN",
+                    help="run id, label (its latest run) or 'latest'; default: the newest native run")
+    ap.add_argument("--baseline", metavar="RUN", help="a run to compare with (id, label or 'latest')")
+    ap.add_argument("--store", metavar="PATH", help="default: $POOLBENCH_STORE, else results/poolbench.db")
+    ap.add_argument("--out", metavar="DIR", required=True, help="directory for index.html and the charts")
+    ap.add_argument("--charts", metavar="LIST", default=",".join(CHART_KINDS),
+                    help="comma-separated subset of %s (default: all)" % ",".join(CHART_KINDS))
+    args = ap.parse_args(argv)
+    kinds = {k.strip() for k in args.charts.split(",") if k.strip()}
+    if not kinds <= set(CHART_KINDS):
+        raise InputError("unknown chart kind(s) %s in --charts (known: %s)"
+                         % (",".join(sorted(kinds - set(CHART_KINDS))), ",".join(CHART_KINDS)))
+    store_path = args.store or os.environ.get("POOLBENCH_STORE") or os.path.join("results", "poolbench.db")
+
+    st = Store(store_path)
+    run = st.load_run(st.resolve(args.run))
+    base = st.load_run(st.resolve(args.baseline)) if args.baseline else None
+    notes = []
+    if args.run is None and run["source"] == "native":
+        notes.append("RUN not given: reporting the newest native run, #%d." % run["id"])
+    if base and base["id"] == run["id"]:
+        notes.append("The baseline is the same run as the one reported: every change is 0.")
+    if base:
+        for k in ("host", "cpu_model", "cores", "build_type"):
+            if run.get(k) != base.get(k):
+                notes.append("The baseline differs in %s (%s vs %s): the comparison may not be meaningful."
+                             % (k.replace("_", " "), base.get(k), run.get(k)))
+    if not run["cases"]:
+        notes.append("Run #%d has no cases." % run["id"])
+
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise InputError("cannot create the output directory %s: %s" % (args.out, e.strerror))
+    out = Output(args.out)
+    groups = scenario_groups(run)
+    load_matplotlib()
+
+    # every chart is a job; on several cores they render in forked processes (matplotlib is the cost)
+    jobs = []
+    if "scenario" in kinds:
+        jobs += [(chart_scenario, (out, run, scen, cases)) for scen, cases in groups.items()]
+    if "scaling" in kinds and run["source"] == "native":
+        jobs.append((chart_scaling, (out, run, groups)))
+    if "distribution" in kinds:
+        jobs += [(chart_distribution, (out, run, base, scen, cases)) for scen, cases in groups.items()]
+    hruns, meds = st.history(run["source"], [c.name for c in run["cases"]])
+    if "history" not in kinds:
+        pass
+    elif len(hruns) >= 2:
+        cps, why = cli_change_points(find_cli(repo), store_path)
+        if why:
+            notes.append("History is drawn without change points: " + why + ".")
+        else:
+            out.change_points = [(c.name, cp) for c in run["cases"] for cp in cps.get(c.name, [])]
+        jobs += [(chart_history, (out, run, base, scen, cases, hruns, meds, cps))
+                 for scen, cases in groups.items()]
+    else:
+        notes.append("History is not drawn: the store has only one %s run." % run["source"])
+    hid = st.latest_of_source("hyperfine")
+    if "hyperfine" not in kinds:
+        pass
+    elif hid is None:
+        notes.append("No hyperfine run in the store: the seed comparison (Python's Pool beside our backends) is "
+                     "skipped. scripts/hyperfine-suite measures and imports one.")
+    else:
+        out.hyperfine_run = run if hid == run["id"] else st.load_run(hid)
+        jobs.append((chart_hyperfine, (out, out.hyperfine_run)))
+    st.db.close()
+
+    out.charts = [r for r in run_jobs(jobs) if r]
+    if out.hyperfine_run and not any(c[0] == "hyperfine" for c in out.charts):
+        notes.append("The latest hyperfine run (#%d) has no samples: its chart is skipped." % hid)
+        out.hyperfine_run = None
+
+    index = os.path.join(args.out, "index.html")
+    write_html(index, run, base, out, notes, store_path)
+    print(os.path.abspath(index))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except InputError as e:
+        print("report: %s" % e, file=sys.stderr)
+        sys.exit(2)
+    except BrokenPipeError:
+        sys.exit(1)

@@ -1,0 +1,589 @@
+/*
+ * test_process.c - what only process backends promise, run on every backend with crash isolation
+ * (fork and spawn): a task that segfaults, aborts, _exit()s, hangs past its timeout or writes garbage to
+ * the result pipe fails alone with the right status and the pool goes on; 1 % crashing items out of
+ * 10,000 fail exactly; recycling, the initializer, the crash-loop breaker, child hygiene (fds, signals,
+ * environment) and a spawn worker program that cannot run.
+ *
+ * Every test ends by checking through /proc that no child process, zombie, thread or fd is left over.
+ * Tests assert behaviour, never speed: timeouts here are generous and only bound how long a broken pool
+ * could hang the test.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "poolbench.h"
+#include "proc.h" /* PB_PROC_RESP_FD: the garbage task writes there */
+#include "testutil.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+/* ---- tasks ---- */
+
+static int64_t in_int(const void *in, size_t len) {
+    int64_t x = 0;
+    if (len == sizeof x) memcpy(&x, in, sizeof x);
+    return x;
+}
+
+static int t_square(const void *in, size_t len, pb_output *out) {
+    int64_t x = in_int(in, len);
+    x *= x;
+    return pb_output_set(out, &x, sizeof x);
+}
+PB_TASK_DEFINE("proc.square", t_square)
+
+static int t_segv(const void *in, size_t len, pb_output *out) {
+    volatile int *p = NULL;
+    *p = 1;
+    return 0;
+}
+PB_TASK_DEFINE("proc.segv", t_segv)
+
+static int t_abort(const void *in, size_t len, pb_output *out) { abort(); }
+PB_TASK_DEFINE("proc.abort", t_abort)
+
+static int t_exit3(const void *in, size_t len, pb_output *out) { _exit(3); }
+PB_TASK_DEFINE("proc.exit3", t_exit3)
+
+/* Negative input: never returns. Else squares. */
+static int t_maybe_hang(const void *in, size_t len, pb_output *out) {
+    int64_t x = in_int(in, len);
+    if (x < 0)
+        for (;;) pause();
+    x *= x;
+    return pb_output_set(out, &x, sizeof x);
+}
+PB_TASK_DEFINE("proc.maybe_hang", t_maybe_hang)
+
+/* Writes bytes that are not a frame onto the worker's result pipe, then answers normally. */
+static int t_garbage(const void *in, size_t len, pb_output *out) {
+    static const char junk[] = "this is not a poolbench frame, not even close.....";
+    ssize_t w = write(PB_PROC_RESP_FD, junk, sizeof junk);
+    (void)w;
+    return pb_output_set(out, "ok", 2);
+}
+PB_TASK_DEFINE("proc.garbage", t_garbage)
+
+/* Input i: i % 100 == 7 kills its own worker (SIGKILL cannot be caught, even by sanitizers). */
+static int t_crash_1pct(const void *in, size_t len, pb_output *out) {
+    int64_t x = in_int(in, len);
+    if (x % 100 == 7) raise(SIGKILL);
+    x *= x;
+    return pb_output_set(out, &x, sizeof x);
+}
+PB_TASK_DEFINE("proc.crash_1pct", t_crash_1pct)
+
+static int t_always_crash(const void *in, size_t len, pb_output *out) {
+    raise(SIGKILL);
+    return 0;
+}
+PB_TASK_DEFINE("proc.always_crash", t_always_crash)
+
+static int t_pid(const void *in, size_t len, pb_output *out) {
+    int64_t pid = getpid();
+    return pb_output_set(out, &pid, sizeof pid);
+}
+PB_TASK_DEFINE("proc.pid", t_pid)
+
+static int64_t init_value;
+static int t_init(const void *in, size_t len, pb_output *out) {
+    init_value = in_int(in, len);
+    return 0;
+}
+PB_TASK_DEFINE("proc.init", t_init)
+
+static int t_init_fail(const void *in, size_t len, pb_output *out) {
+    return pb_output_error(out, "cannot initialise: no unicorns");
+}
+PB_TASK_DEFINE("proc.init_fail", t_init_fail)
+
+static int t_get_init(const void *in, size_t len, pb_output *out) {
+    return pb_output_set(out, &init_value, sizeof init_value);
+}
+PB_TASK_DEFINE("proc.get_init", t_get_init)
+
+/* The worker's view of its own hygiene: bit 0 = an fd other than 0..4 is open, bit 1 = SIGUSR1 is not
+ * SIG_DFL, bit 2 = SIGUSR2 is blocked, bit 3 = POOLBENCH_WORKER is still in the environment,
+ * bit 4 = fd 3 or 4 is not close-on-exec. */
+static int t_hygiene(const void *in, size_t len, pb_output *out) {
+    int64_t bits = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.') continue;
+            int fd = atoi(e->d_name);
+            if (fd > 4 && fd != dirfd(d)) bits |= 1;
+        }
+        closedir(d);
+    }
+    struct sigaction sa;
+    if (sigaction(SIGUSR1, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL) bits |= 2;
+    sigset_t cur;
+    if (sigprocmask(SIG_SETMASK, NULL, &cur) == 0 && sigismember(&cur, SIGUSR2)) bits |= 4;
+    if (getenv("POOLBENCH_WORKER")) bits |= 8;
+    for (int fd = 3; fd <= 4; fd++) {
+        int fl = fcntl(fd, F_GETFD);
+        if (fl < 0 || !(fl & FD_CLOEXEC)) bits |= 16;
+    }
+    return pb_output_set(out, &bits, sizeof bits);
+}
+PB_TASK_DEFINE("proc.hygiene", t_hygiene)
+
+/* ---- helpers ---- */
+
+static const char *backend_of(void **state) { return (const char *)*state; }
+
+static int base_fds, base_children, base_threads;
+
+static int setup(void **state) {
+    base_fds = tu_count_fds();
+    base_children = tu_count_children();
+    base_threads = tu_count_threads();
+    return 0;
+}
+
+/* Nothing may outlive a test: no child (running or zombie), no thread, no fd. */
+static int teardown(void **state) {
+    assert_true(TU_EVENTUALLY(tu_count_children() == base_children, 10));
+    assert_true(TU_EVENTUALLY(tu_count_threads() == base_threads, 10));
+    assert_int_equal(tu_count_fds(), base_fds);
+    return 0;
+}
+
+static pb_pool *pool_with(void **state, pb_options *o) {
+    pb_pool *p = NULL;
+    int rc = pb_pool_create(&p, backend_of(state), o);
+    if (rc < 0) fail_msg("pb_pool_create(%s): %s: %s", backend_of(state), pb_strerror(rc), pb_last_error());
+    return p;
+}
+
+static pb_pool *pool_n(void **state, int workers) {
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = workers;
+    return pool_with(state, &o);
+}
+
+static int64_t result_int(const pb_result *r) {
+    int64_t v = INT64_MIN;
+    if (r->status == PB_STATUS_OK && r->len == sizeof v) memcpy(&v, pb_result_data(r), sizeof v);
+    return v;
+}
+
+typedef struct ints {
+    int64_t *v;
+    pb_item *items;
+    size_t n;
+} ints;
+
+static ints make_ints(size_t n) {
+    ints s = {calloc(n + 1, sizeof(int64_t)), calloc(n + 1, sizeof(pb_item)), n};
+    for (size_t i = 0; i < n; i++) {
+        s.v[i] = (int64_t)i;
+        s.items[i] = (pb_item){&s.v[i], sizeof(int64_t)};
+    }
+    return s;
+}
+
+static void free_ints(ints *s) {
+    free(s->v);
+    free(s->items);
+}
+
+/* Submits one item and waits (generously) for its result, which the caller must clear. */
+static pb_result run_one(pb_pool *p, const char *task, int64_t x) {
+    pb_future *f = NULL;
+    int rc = pb_submit(p, task, &x, sizeof x, &f);
+    if (rc < 0) fail_msg("pb_submit(%s): %s: %s", task, pb_strerror(rc), pb_last_error());
+    assert_int_equal(pb_future_wait(f, 120), 0);
+    pb_result r;
+    pb_result_move(&r, (pb_result *)pb_future_result(f));
+    pb_future_release(f);
+    return r;
+}
+
+/* After a crash the pool still answers correctly. */
+static void assert_pool_alive(pb_pool *p) {
+    pb_result r = run_one(p, "proc.square", 12);
+    assert_int_equal(r.status, PB_STATUS_OK);
+    assert_int_equal(result_int(&r), 144);
+    pb_result_clear(&r);
+}
+
+/* ---- tests ---- */
+
+static void test_segfault(void **state) {
+    pb_pool *p = pool_n(state, 2);
+    pb_result r = run_one(p, "proc.segv", 0);
+    assert_int_equal(r.status, PB_STATUS_WORKER_DIED);
+    assert_non_null(r.message);
+    if (UNDER_ASAN) /* ASan turns a SEGV into a report and exit(1) */
+        assert_true(r.signal == SIGSEGV || r.exit_code > 0);
+    else
+        assert_int_equal(r.signal, SIGSEGV);
+    pb_result_clear(&r);
+    assert_pool_alive(p);
+    pb_counters c;
+    pb_pool_counters(p, &c);
+    assert_true(c.worker_deaths >= 1);
+    assert_true(c.workers_respawned >= 1);
+    assert_int_equal(c.by_status[PB_STATUS_WORKER_DIED], 1);
+    pb_pool_destroy(p);
+}
+
+static void test_abort(void **state) {
+    pb_pool *p = pool_n(state, 2);
+    pb_result r = run_one(p, "proc.abort", 0);
+    assert_int_equal(r.status, PB_STATUS_WORKER_DIED);
+    assert_int_equal(r.signal, SIGABRT);
+    assert_int_equal(r.exit_code, -1);
+    assert_non_null(strstr(r.message, "SIGABRT"));
+    pb_result_clear(&r);
+    assert_pool_alive(p);
+    pb_pool_destroy(p);
+}
+
+static void test_exit3(void **state) {
+    pb_pool *p = pool_n(state, 2);
+    pb_result r = run_one(p, "proc.exit3", 0);
+    assert_int_equal(r.status, PB_STATUS_WORKER_DIED);
+    assert_int_equal(r.signal, 0);
+    assert_int_equal(r.exit_code, 3);
+    assert_non_null(strstr(r.message, "exited with code 3"));
+    pb_result_clear(&r);
+    assert_pool_alive(p);
+    pb_pool_destroy(p);
+}
+
+static void test_timeout(void **state) {
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = 2;
+    o.task_timeout = 1.0;
+    pb_pool *p = pool_with(state, &o);
+    int64_t v[5] = {1, 2, -1, 3, 4};
+    pb_item items[5];
+    for (int i = 0; i < 5; i++) items[i] = (pb_item){&v[i], sizeof v[i]};
+    pb_result res[5];
+    memset(res, 0, sizeof res);
+    /* One chunk holds them all: the items around the hanging one must still succeed. */
+    assert_int_equal(pb_map(p, "proc.maybe_hang", items, 5, 5, res), 1);
+    for (int i = 0; i < 5; i++) {
+        if (v[i] < 0) {
+            assert_int_equal(res[i].status, PB_STATUS_TIMED_OUT);
+            assert_non_null(strstr(res[i].message, "timeout"));
+        } else {
+            assert_int_equal(res[i].status, PB_STATUS_OK);
+            assert_int_equal(result_int(&res[i]), v[i] * v[i]);
+        }
+    }
+    pb_results_clear(res, 5);
+    assert_pool_alive(p);
+    pb_counters c;
+    pb_pool_counters(p, &c);
+    assert_int_equal(c.timeouts, 1);
+    assert_int_equal(c.by_status[PB_STATUS_TIMED_OUT], 1);
+    assert_int_equal(c.worker_deaths, 0);
+    pb_pool_destroy(p);
+}
+
+static void test_garbage_frame(void **state) {
+    pb_pool *p = pool_n(state, 2);
+    pb_result r = run_one(p, "proc.garbage", 0);
+    assert_int_equal(r.status, PB_STATUS_WORKER_DIED);
+    assert_non_null(strstr(r.message, "malformed frame"));
+    pb_result_clear(&r);
+    assert_pool_alive(p);
+    pb_pool_destroy(p);
+}
+
+static void test_one_percent_crash(void **state) {
+    pb_pool *p = pool_n(state, 2);
+    ints s = make_ints(10000);
+    pb_result *res = calloc(s.n, sizeof *res);
+    int failed = pb_map(p, "proc.crash_1pct", s.items, s.n, 0, res);
+    assert_int_equal(failed, 100);
+    size_t died = 0, ok = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        if (i % 100 == 7) {
+            assert_int_equal(res[i].status, PB_STATUS_WORKER_DIED);
+            assert_int_equal(res[i].signal, SIGKILL);
+            died++;
+        } else {
+            assert_int_equal(res[i].status, PB_STATUS_OK);
+            assert_int_equal(result_int(&res[i]), (int64_t)(i * i));
+            ok++;
+        }
+    }
+    assert_int_equal(died, 100);
+    assert_int_equal(ok, 9900);
+    pb_results_clear(res, s.n);
+    free(res);
+    free_ints(&s);
+    assert_pool_alive(p);
+    pb_pool_destroy(p);
+}
+
+static void test_recycle_by_count(void **state) {
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = 1;
+    o.max_tasks_per_worker = 5;
+    pb_pool *p = pool_with(state, &o);
+    ints s = make_ints(23);
+    pb_result res[23];
+    memset(res, 0, sizeof res);
+    assert_int_equal(pb_map(p, "proc.pid", s.items, s.n, 0, res), 0);
+    /* Items run in order on one worker at a time: a new pid every 5 items. */
+    int distinct = 1;
+    for (size_t i = 1; i < s.n; i++) {
+        int64_t a = result_int(&res[i - 1]), b = result_int(&res[i]);
+        if (a != b) distinct++;
+        assert_int_equal(a == b, i % 5 != 0);
+    }
+    assert_int_equal(distinct, 5);
+    pb_results_clear(res, s.n);
+    free_ints(&s);
+    pb_counters c;
+    pb_pool_counters(p, &c);
+    assert_true(c.workers_recycled >= 4);
+    assert_int_equal(c.worker_deaths, 0);
+    assert_int_equal(c.workers_respawned, 0);
+    assert_int_equal(pb_pool_join(p), 0);
+    pb_pool_destroy(p);
+}
+
+static void test_recycle_by_rss(void **state) {
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = 1;
+    o.max_worker_rss = 1; /* every worker is above one byte: each item gets a fresh worker */
+    pb_pool *p = pool_with(state, &o);
+    ints s = make_ints(4);
+    pb_result res[4];
+    memset(res, 0, sizeof res);
+    assert_int_equal(pb_map(p, "proc.pid", s.items, s.n, 4, res), 0);
+    for (size_t i = 1; i < s.n; i++) assert_true(result_int(&res[i - 1]) != result_int(&res[i]));
+    pb_results_clear(res, s.n);
+    free_ints(&s);
+    pb_pool_destroy(p);
+}
+
+static void test_initializer(void **state) {
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = 2;
+    int64_t arg = 4242;
+    o.initializer = "proc.init";
+    o.init_arg = &arg;
+    o.init_arg_len = sizeof arg;
+    o.max_tasks_per_worker = 3; /* recycled workers run it too */
+    pb_pool *p = pool_with(state, &o);
+    ints s = make_ints(20);
+    pb_result res[20];
+    memset(res, 0, sizeof res);
+    assert_int_equal(pb_map(p, "proc.get_init", s.items, s.n, 1, res), 0);
+    for (size_t i = 0; i < s.n; i++) assert_int_equal(result_int(&res[i]), 4242);
+    pb_results_clear(res, s.n);
+    free_ints(&s);
+    pb_pool_destroy(p);
+    assert_int_equal(init_value, 0); /* it ran in the workers, not here */
+}
+
+static void test_initializer_failure_fails_create(void **state) {
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = 2;
+    o.initializer = "proc.init_fail";
+    pb_pool *p = NULL;
+    int rc = pb_pool_create(&p, backend_of(state), &o);
+    assert_int_equal(rc, PB_ESPAWN);
+    assert_null(p);
+    assert_non_null(strstr(pb_last_error(), "no unicorns"));
+}
+
+static void test_crashloop_breaker(void **state) {
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = 2;
+    o.crashloop_deaths = 3;
+    o.crashloop_window = 600;
+    pb_pool *p = pool_with(state, &o);
+    ints s = make_ints(40);
+    pb_result res[40];
+    memset(res, 0, sizeof res);
+    int failed = pb_map(p, "proc.always_crash", s.items, s.n, 1, res);
+    assert_int_equal(failed, 40);
+    size_t broken = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        assert_true(res[i].status == PB_STATUS_WORKER_DIED || res[i].status == PB_STATUS_BROKEN);
+        if (res[i].status == PB_STATUS_BROKEN) {
+            broken++;
+            assert_non_null(strstr(res[i].message, "crash-loop"));
+        }
+    }
+    assert_true(broken > 0);
+    pb_results_clear(res, s.n);
+    free_ints(&s);
+    /* A broken pool answers at once, with the reason. */
+    pb_result r = run_one(p, "proc.square", 3);
+    assert_int_equal(r.status, PB_STATUS_BROKEN);
+    assert_non_null(strstr(r.message, "crash-loop"));
+    pb_result_clear(&r);
+    pb_counters c;
+    pb_pool_counters(p, &c);
+    assert_true(c.worker_deaths > 3);
+    pb_pool_destroy(p);
+}
+
+static void test_terminate_kills_running(void **state) {
+    pb_pool *p = pool_n(state, 2);
+    pb_future *f[3];
+    int64_t hang = -1;
+    for (int i = 0; i < 3; i++) assert_int_equal(pb_submit(p, "proc.maybe_hang", &hang, sizeof hang, &f[i]), 0);
+    assert_int_equal(pb_pool_terminate(p), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pb_future_wait(f[i], 60), 0);
+        assert_int_equal(pb_future_result(f[i])->status, PB_STATUS_TERMINATED);
+        pb_future_release(f[i]);
+    }
+    pb_pool_destroy(p);
+}
+
+static void test_worker_hygiene(void **state) {
+    /* The host's signal state must not leak into workers, nor the spawn marker into their children. */
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old_usr1;
+    sigaction(SIGUSR1, &ign, &old_usr1);
+    sigset_t block, old_mask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &block, &old_mask); /* the creator's mask is restored in workers */
+    pb_pool *p = pool_n(state, 2);
+    pb_result r = run_one(p, "proc.hygiene", 0);
+    sigaction(SIGUSR1, &old_usr1, NULL);
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    assert_int_equal(r.status, PB_STATUS_OK);
+    assert_int_equal(result_int(&r), 4); /* only "SIGUSR2 blocked", as in the creating thread */
+    pb_result_clear(&r);
+    pb_pool_destroy(p);
+}
+
+static void test_join_reaps(void **state) {
+    pb_pool *p = pool_n(state, 3);
+    assert_pool_alive(p);
+    assert_int_equal(pb_pool_join(p), 0);
+    assert_int_equal(tu_count_children(), base_children); /* join returns after every worker is reaped */
+    pb_pool_destroy(p);
+}
+
+/* spawn only: a worker program that cannot run is a clear error naming it, never a hang. */
+static void expect_spawn_failure(void **state, const char *program, const char *needle) {
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = 2;
+    o.worker_program = program;
+    pb_pool *p = NULL;
+    int rc = pb_pool_create(&p, "spawn", &o);
+    assert_int_equal(rc, PB_ESPAWN);
+    assert_null(p);
+    const char *msg = pb_last_error();
+    if (!strstr(msg, needle)) fail_msg("error '%s' does not name '%s'", msg, needle);
+}
+
+static void test_spawn_missing_program(void **state) {
+    expect_spawn_failure(state, "/nonexistent/poolbench-worker", "/nonexistent/poolbench-worker");
+    assert_non_null(strstr(pb_last_error(), "No such file"));
+}
+
+static void test_spawn_not_executable(void **state) {
+    char path[] = "/tmp/poolbench-noexec-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    chmod(path, 0644);
+    expect_spawn_failure(state, path, path);
+    unlink(path);
+}
+
+static void test_spawn_not_a_worker(void **state) {
+    /* /bin/true runs and exits without a word of the protocol. */
+    expect_spawn_failure(state, "/bin/true", "/bin/true");
+}
+
+static void test_spawn_env_override(void **state) {
+    /* $POOLBENCH_WORKER_PROGRAM is used when the option is unset. */
+    setenv("POOLBENCH_WORKER_PROGRAM", "/nonexistent/from-env", 1);
+    pb_pool *p = NULL;
+    int rc = pb_pool_create(&p, "spawn", NULL);
+    unsetenv("POOLBENCH_WORKER_PROGRAM");
+    assert_int_equal(rc, PB_ESPAWN);
+    assert_non_null(strstr(pb_last_error(), "/nonexistent/from-env"));
+}
+
+int main(void) {
+    int failed = 0;
+    for (size_t b = 0; b < pb_backend_count(); b++) {
+        const char *name = pb_backend_name_at(b);
+        if (!(pb_backend_caps(name) & PB_CAP_CRASH_ISOLATION)) continue;
+        void *st = (void *)name;
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_prestate_setup_teardown(test_segfault, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_abort, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_exit3, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_timeout, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_garbage_frame, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_one_percent_crash, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_recycle_by_count, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_recycle_by_rss, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_initializer, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_initializer_failure_fails_create, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_crashloop_breaker, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_terminate_kills_running, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_worker_hygiene, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_join_reaps, setup, teardown, st),
+        };
+        char group[64];
+        snprintf(group, sizeof group, "process/%s", name);
+        printf("=== %s ===\n", group);
+        fflush(stdout);
+        failed += _cmocka_run_group_tests(group, tests, sizeof tests / sizeof tests[0], NULL, NULL);
+    }
+    const struct CMUnitTest spawn_tests[] = {
+        cmocka_unit_test_setup_teardown(test_spawn_missing_program, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spawn_not_executable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spawn_not_a_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spawn_env_override, setup, teardown),
+    };
+    if (pb_backend_caps("spawn") >= 0) {
+        printf("=== process/spawn-program ===\n");
+        fflush(stdout);
+        failed += _cmocka_run_group_tests("process/spawn-program", spawn_tests,
+                                          sizeof spawn_tests / sizeof spawn_tests[0], NULL, NULL);
+    }
+    return failed ? 1 : 0;
+}
