@@ -28,11 +28,11 @@
 
 static const char usage[] =
     "usage: poolbench exec --scenario S [--backend B] [--workers N] [--param k=v]... [--print] [--json]\n"
-    "                      [--reps R] [--warmup W] [--seed N]\n"
+    "                      [--reps R] [--warmup W] [--seed N] [--format table|json]\n"
     "       poolbench exec --floors [--json]\n"
     "Runs one execution of a scenario on a backend (more with --reps) and stores nothing. Silent by default;\n"
-    "--print prints a line per execution, --json a JSON line per execution. The exit code says whether every\n"
-    "execution verified (0) or not (3). --floors measures the floor probes instead.\n";
+    "--print (or --format table) prints a line per execution, --json (or --format json) a JSON line per\n"
+    "execution. Exit 0 when every execution verified, 3 when one did not. --floors measures the floor probes.\n";
 
 /* Floor probe repetitions: enough for a stable median, few enough that all probes take about a second. */
 static int floor_reps(const char *name) {
@@ -119,7 +119,8 @@ int pbh_cmd_exec(int argc, char **argv) {
         {"print", no_argument, NULL, 'P'},          {"json", no_argument, NULL, 'j'},
         {"reps", required_argument, NULL, 'r'},     {"warmup", required_argument, NULL, 'W'},
         {"seed", required_argument, NULL, 'S'},     {"floors", no_argument, NULL, 'F'},
-        {"parent-pid", required_argument, NULL, 'X'}, {"help", no_argument, NULL, 'h'},
+        {"parent-pid", required_argument, NULL, 'X'}, {"format", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
         {0}};
     const char *scenario = NULL, *backend = NULL;
     const char *params[PBH_MAX_LIST];
@@ -168,6 +169,14 @@ int pbh_cmd_exec(int argc, char **argv) {
         }
         case 'F':
             floors = 1;
+            break;
+        case 'f': /* --format, like every other verb: json = --json, table = --print */
+            if (strcmp(optarg, "json") == 0)
+                json = 1;
+            else if (strcmp(optarg, "table") == 0)
+                print = 1;
+            else
+                return pbh_cli_usage_error("exec", "unknown --format '%s' (table or json)", optarg);
             break;
         case 'X':
             if (pbh_cli_parse_int(optarg, 1, 1L << 30, &parent))

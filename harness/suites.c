@@ -58,7 +58,7 @@ static const pbh_suite suites[] = {
     {"default", "the seed (sleep 4 x 2 s at 4 and 8 workers) on every backend + every scenario at a moderate size",
      "about 1 min 50 s on the 2-core reference VM", 10, 1, 120.0, default_items, N(default_items)},
     {"full", "every scenario at default and larger sizes, 1/2/4/8 workers, 20 repetitions",
-     "about 30 min on the 2-core reference VM", 20, 2, 600.0, full_items, N(full_items)},
+     "about 11 min on the 2-core reference VM", 20, 2, 600.0, full_items, N(full_items)},
 };
 
 size_t pbh_suite_count(void) {

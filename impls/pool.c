@@ -14,7 +14,8 @@
  *   - counters.
  *
  * Locking: one mutex per pool (mu) guards the batches, `outstanding` and the lifecycle flags; one condvar
- * (cv) is broadcast when a job finishes, and only when someone waits (`waiters`). The core never holds mu
+ * (cv) is broadcast, after unlocking, when a job finish lets a waiter progress (its batch is complete, an
+ * unordered chunk is ready, or nothing is outstanding) and someone waits (`waiters`). The core never holds mu
  * while calling into the backend or a user callback, so backends may call pb__job_done from dispatch.
  * Counters are atomics updated once per job.
  */
@@ -30,6 +31,7 @@
 
 struct pb__batch {
     size_t pending;             /* jobs not yet done */
+    size_t failed;              /* results whose status is not ok (ordered maps report it) */
     pb__job *done_head;         /* unordered maps: finished jobs not yet delivered */
     pb__job *done_tail;
     int unordered;
@@ -167,10 +169,14 @@ void pb__job_done(pb_pool *pool, pb__job *job) {
         else batch->done_head = job;
         batch->done_tail = job;
     }
+    batch->failed += job->n - tally[PB_STATUS_OK];
     batch->pending--;
     pool->outstanding--;
-    if (pool->waiters) pthread_cond_broadcast(&pool->cv);
+    /* Wake waiters only when one of them can make progress: a finished batch, a chunk to deliver, or
+     * the last outstanding job (join). A map of 1,000 chunks then wakes its caller once, not 1,000 times. */
+    int wake = pool->waiters && (batch->pending == 0 || batch->unordered || pool->outstanding == 0);
     pthread_mutex_unlock(&pool->mu);
+    if (wake) pthread_cond_broadcast(&pool->cv); /* after unlock: the woken thread does not block on mu */
 
     if (f) {
         if (cb) cb(cb_ud, f);
@@ -299,8 +305,7 @@ static int run_map(pb_pool *pool, const char *task_name, const pb_item *items, s
     }
     pthread_mutex_unlock(&pool->mu);
 
-    if (!cb)
-        for (size_t i = 0; i < n; i++) failed += results[i].status != PB_STATUS_OK;
+    if (!cb) failed = (int)batch.failed;
     free(jobs);
     free(own);
     return failed;

@@ -113,6 +113,13 @@ const pb_task *pb_task_at(size_t i);
         (void)pb_task_register(name_literal, fn);                                      \
     }
 
+/* Spawn workers are a fresh exec of the program (or of options.worker_program), and enter their worker
+ * loop from a library constructor before main() runs, with every PB_TASK_DEFINE task registered. A
+ * program that registers tasks at run time instead defines `const int pb_spawn_worker_manual = 1;` and
+ * calls this after registering: it returns 0 at once when this process is not a spawned worker, else it
+ * runs the worker loop and exits. */
+int pb_worker_main_if_requested(void);
+
 /* ---- pools ---- */
 typedef struct pb_pool pb_pool;
 typedef struct pb_future pb_future;

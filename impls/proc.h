@@ -54,10 +54,4 @@ int pb__worker_main(int in, int out);
  * mark fds 3 and 4 close-on-exec so that programs a task runs do not hold the pipes open. 0 or -1. */
 int pb__worker_child_setup(pid_t expected_parent);
 
-/* For programs that register tasks at run time (the spawn backend's worker mode is otherwise entered
- * by a constructor before main()): define `const int pb_spawn_worker_manual = 1;` and call this after
- * registering. Returns 0 at once when this process is not a spawned worker; else it runs the worker loop
- * and exits. (Candidate for poolbench.h.) */
-int pb_worker_main_if_requested(void);
-
 #endif

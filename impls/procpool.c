@@ -4,16 +4,21 @@
  * fork.c and spawn.c differ only in how a worker is born (a pb__proc_birth); everything else is here.
  *
  * DESIGN.
- *  - Threads. One I/O thread per pool owns every worker (pids, pipes, buffers, in-flight work) and is the
- *    only thread that forks, spawns, reads, writes, kills or reaps them. Forking from it also matters for
- *    PR_SET_PDEATHSIG, which fires when the *thread* that created the child exits: the I/O thread lives
- *    exactly as long as the pool. It runs with every signal blocked, so it never takes the host's signals
- *    and a write to a dead worker's pipe leaves a SIGPIPE pending on it instead of killing the host.
- *  - Queue. dispatch() (any thread) wraps the core's job in a pjob and appends a *unit* (a range of the
- *    job's items) to a queue under `mu`, then wakes the I/O thread through an eventfd when it sleeps in
- *    poll(). The I/O thread hands units to idle workers: one REQUEST frame per unit, cut shorter only to
- *    respect the frame size limit or a worker's remaining max_tasks_per_worker budget; the rest of the unit
- *    stays at the head of the queue.
+ *  - Threads. One I/O thread per pool drives every worker (pids, pipes, buffers, in-flight work) and is
+ *    the only thread that forks, spawns, reads, kills or reaps them; dispatch() may also hand a job to an
+ *    idle worker and write its request from the caller's thread (the fast path below). Forking only
+ *    from the I/O thread matters for PR_SET_PDEATHSIG, which fires when the *thread* that created the
+ *    child exits: the I/O thread lives exactly as long as the pool. It runs with every signal blocked, so
+ *    it never takes the host's signals and a write to a dead worker's pipe leaves a SIGPIPE pending on it
+ *    instead of killing the host.
+ *  - Queue. dispatch() (any thread) wraps the core's job in a pjob and a *unit* (a range of the job's
+ *    items). When nothing is queued and a worker is idle it gives the unit to that worker at once and
+ *    writes the request itself (SIGPIPE suppressed in the caller's thread): the result wakes the I/O
+ *    thread, whose poll() always watches every worker's result pipe, so a submit costs one thread
+ *    wake-up less. Otherwise it appends the unit to the queue and wakes the I/O thread through an
+ *    eventfd when it sleeps in poll(). The I/O thread hands queued units to idle workers. A unit travels
+ *    as one REQUEST frame, cut shorter only to respect the frame size limit or a worker's remaining
+ *    max_tasks_per_worker budget; the rest of the unit stays at the head of the queue.
  *  - Results. A worker answers a unit with RESULT frames (one per chunk normally; one per item in
  *    per-item mode). Results are decoded straight into the job's result array; when a job has no item
  *    left without a result it is handed back with pb__job_done().
@@ -26,7 +31,8 @@
  *    as a whole chunk with several items unreported we cannot know which one crashed, so they are all
  *    queued again in per-item mode (and stay in it), and only the item that crashes again fails.
  *    Consequence: an item may be executed more than once, so tasks should be pure. A re-run costs one
- *    worker death more, which the crash-loop breaker counts like any other. A malformed frame from a worker (PB_EPROTO) is handled the same way, after a SIGKILL.
+ *    worker death more, which the crash-loop breaker counts like any other. A malformed frame from a
+ *    worker (PB_EPROTO) is handled the same way, after a SIGKILL.
  *  - Timeouts. With task_timeout > 0 every unit runs in per-item mode and the I/O thread keeps a deadline
  *    for the item in progress (restarted at each item's result). A worker past it is drained, SIGKILLed,
  *    reaped and respawned; its item fails as TIMED_OUT.
@@ -44,18 +50,21 @@
  *    outstays PB_PROC_CLOSE_S. terminate() SIGKILLs and reaps every worker and completes what is held as
  *    TERMINATED (keeping the results already received).
  *
- * Locking: `mu` guards only the queue, the stop request, the broken flag and message, and the start-up
- * handshake; worker state needs no lock because only the I/O thread touches it. mu is a leaf: nothing
- * else is locked while it is held, and pb__job_done / pb__job_claim (which take the core's mutex and may
- * run user callbacks) are always called without it.
+ * Locking: one mutex, `mu`, guards everything shared: the queue, the workers, the jobs' progress, the
+ * breaker, the stop request and the start-up handshake. The I/O thread holds it all the time except
+ * in poll() and while it calls into the core; dispatch() holds it briefly. mu is a leaf: nothing else is
+ * locked while it is held, and pb__job_done / pb__job_claim (which take the core's mutex and may run user
+ * callbacks that submit work) are called without it, the one exception being the claim of a job inside
+ * dispatch(), which cannot call back (see there). Forks, spawns and reaping a SIGKILLed worker happen
+ * under mu; they are short, and only delay a concurrent dispatch().
  */
 #include "proc.h"
 #include "wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h> /* INFINITY */
 #include <stdarg.h>
-#include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +110,7 @@ typedef struct worker {
     int resp_fd;         /* parent's read end of the result pipe, non-blocking */
     double deadline;     /* STARTING: handshake; BUSY with timeouts: current item; CLOSING: exit; EMPTY: retry */
     int replacing;       /* the next start replaces a lost worker (counts as a respawn) */
+    int init_failed;     /* its READY said the initializer failed: it is about to exit */
     unit cur;            /* BUSY: the unit it runs */
     size_t next_report;  /* BUSY: the first item of cur without a result */
     uint64_t budget;     /* items it may still be sent (max_tasks_per_worker), UINT64_MAX = unlimited */
@@ -121,7 +131,7 @@ typedef struct proc_pool {
     pthread_t io;
     int io_running;
 
-    pthread_mutex_t mu; /* guards the fields down to `broken_msg` */
+    pthread_mutex_t mu; /* guards everything below (see Locking) */
     pthread_cond_t cv;  /* start-up finished */
     unit *qhead, *qtail;
     int stop;          /* 0 running, 1 shutdown, 2 terminate */
@@ -132,11 +142,11 @@ typedef struct proc_pool {
     int broken;
     char broken_msg[512];
 
-    /* I/O thread only */
     worker *w;
     int nworkers;
     int starting; /* still in create(): a lost worker fails the pool instead of being respawned */
-    int stop_seen; /* the I/O thread's copy of `stop` */
+    int stop_seen; /* `stop` as the I/O thread last acted on it */
+    char init_error[PB_WIRE_MSG_MAX + 1]; /* what the last failed initializer said (for death messages) */
     double *deaths; /* ring of the last crashloop_deaths + 1 death times since the last ok item */
     int ndeaths, death_pos, death_cap;
     pjob *done_head; /* jobs to hand back, outside any lock */
@@ -192,14 +202,20 @@ static void job_finished_items(proc_pool *pp, pjob *pj, size_t n) {
     }
 }
 
-/* Hands finished jobs back to the core. Called by the I/O thread without mu. */
+/* Hands finished jobs back to the core. I/O thread, mu held: released while the core runs (it takes its
+ * own mutex and may run user callbacks that submit more work). */
 static void flush_done(proc_pool *pp) {
-    while (pp->done_head) {
-        pjob *pj = pp->done_head;
-        pp->done_head = pj->done_next;
+    if (!pp->done_head) return;
+    pjob *list = pp->done_head;
+    pp->done_head = NULL;
+    pthread_mutex_unlock(&pp->mu);
+    while (list) {
+        pjob *pj = list;
+        list = pj->done_next;
         pb__job_done(pp->pool, pj->job);
         free(pj);
     }
+    pthread_mutex_lock(&pp->mu);
 }
 
 /* Fails items [begin, end) of pj that have no result yet with status and message. */
@@ -241,7 +257,7 @@ static unit *q_pop(proc_pool *pp) {
     return u;
 }
 
-/* Queues [begin, end) of pj again at the head (I/O thread). Allocation failure fails the items instead. */
+/* Queues [begin, end) of pj again at the head (mu held). Allocation failure fails the items instead. */
 static void requeue(proc_pool *pp, pjob *pj, size_t begin, size_t end, int per_item) {
     if (begin >= end) return;
     unit *u = malloc(sizeof *u);
@@ -250,23 +266,22 @@ static void requeue(proc_pool *pp, pjob *pj, size_t begin, size_t end, int per_i
         return;
     }
     *u = (unit){NULL, pj, begin, end, per_item};
-    pthread_mutex_lock(&pp->mu);
     q_push_front(pp, u);
-    pthread_mutex_unlock(&pp->mu);
 }
 
 /* Fails every queued unit with status (BROKEN or TERMINATED). A job nobody claimed yet may have been
- * cancelled: pb__job_claim completes those as CANCELLED. I/O thread, mu not held. */
+ * cancelled: pb__job_claim completes those as CANCELLED. I/O thread, mu held (released around claims). */
 static void fail_queue(proc_pool *pp, int status, const char *msg) {
-    pthread_mutex_lock(&pp->mu);
     unit *u = pp->qhead;
     pp->qhead = pp->qtail = NULL;
-    pthread_mutex_unlock(&pp->mu);
     while (u) {
         unit *next = u->next;
         pjob *pj = u->pj;
         if (!pj->claimed) {
-            if (pb__job_claim(pp->pool, pj->job)) {
+            pthread_mutex_unlock(&pp->mu);
+            int run = pb__job_claim(pp->pool, pj->job);
+            pthread_mutex_lock(&pp->mu);
+            if (run) {
                 pj->claimed = 1;
                 fail_range(pp, pj, u->begin, u->end, status, msg);
                 free_unit(u);
@@ -282,7 +297,7 @@ static void fail_queue(proc_pool *pp, int status, const char *msg) {
     }
 }
 
-/* ---- the crash-loop breaker (I/O thread) ---- */
+/* ---- the crash-loop breaker (I/O thread, mu held) ---- */
 
 static void breaker_ok(proc_pool *pp) { pp->ndeaths = 0; }
 
@@ -295,23 +310,21 @@ static int breaker_death(proc_pool *pp, double now, const char *what) {
     if (pp->ndeaths < pp->death_cap) return 0;
     double oldest = pp->deaths[pp->death_pos]; /* the ring is full: the slot to overwrite next is oldest */
     if (now - oldest > pp->opts->crashloop_window) return 0;
-    pthread_mutex_lock(&pp->mu);
     pp->broken = 1;
+    /* the precision bounds `what` so the message always fits (and -Wformat-truncation can prove it) */
     snprintf(pp->broken_msg, sizeof pp->broken_msg,
              "crash-loop breaker tripped: %d worker deaths within %.3g s with no task succeeding "
-             "(last: %s); the pool stopped respawning workers",
+             "(last: %.200s); the pool stopped respawning workers",
              pp->death_cap, pp->opts->crashloop_window, what);
-    pthread_mutex_unlock(&pp->mu);
     return 1;
 }
 
-/* ---- starting and losing workers (I/O thread) ---- */
+/* ---- starting and losing workers (I/O thread, mu held) ---- */
 
-static int write_pending(proc_pool *pp, worker *w, double now);
+static int write_pending(proc_pool *pp, worker *w, double now, int user_thread);
 
 static void set_startup_error(proc_pool *pp, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void set_startup_error(proc_pool *pp, int rc, const char *fmt, ...) {
-    pthread_mutex_lock(&pp->mu);
     if (pp->startup_rc == 0) {
         pp->startup_rc = rc;
         va_list ap;
@@ -319,7 +332,6 @@ static void set_startup_error(proc_pool *pp, int rc, const char *fmt, ...) {
         vsnprintf(pp->startup_msg, sizeof pp->startup_msg, fmt, ap);
         va_end(ap);
     }
-    pthread_mutex_unlock(&pp->mu);
 }
 
 static int start_worker(proc_pool *pp, worker *w, double now) {
@@ -347,6 +359,7 @@ static int start_worker(proc_pool *pp, worker *w, double now) {
     w->req_fd = req[1];
     w->resp_fd = resp[0];
     w->state = W_STARTING;
+    w->init_failed = 0;
     w->deadline = now + PB_PROC_HANDSHAKE_S;
     w->budget = pp->opts->max_tasks_per_worker ? pp->opts->max_tasks_per_worker : UINT64_MAX;
     w->out.len = w->out_pos = 0;
@@ -358,7 +371,7 @@ static int start_worker(proc_pool *pp, worker *w, double now) {
     pb__count(pp->pool, PB__WORKERS_STARTED, 1);
     if (w->replacing) pb__count(pp->pool, PB__WORKERS_RESPAWNED, 1);
     w->replacing = 0;
-    write_pending(pp, w, now);
+    write_pending(pp, w, now, 0);
     return 0;
 
 fail:
@@ -426,10 +439,7 @@ static void replace_worker(proc_pool *pp, worker *w, double now, int is_loss) {
     w->state = W_EMPTY;
     w->replacing = is_loss;
     w->deadline = 0;
-    pthread_mutex_lock(&pp->mu);
-    int stop = pp->stop, broken = pp->broken;
-    pthread_mutex_unlock(&pp->mu);
-    if (stop || broken) return;
+    if (pp->stop || pp->broken) return;
     start_worker(pp, w, now);
 }
 
@@ -458,6 +468,8 @@ static void lose_worker(proc_pool *pp, worker *w, double now, const char *proto_
                  (int)pid, proto_why);
         sig = 0;
         code = -1;
+    } else if (w->init_failed) {
+        snprintf(msg, sizeof msg, "%s worker (pid %d) %s: %.200s", pp->birth->kind, (int)pid, how, pp->init_error);
     } else {
         snprintf(msg, sizeof msg, "%s worker (pid %d) %s", pp->birth->kind, (int)pid, how);
     }
@@ -475,12 +487,34 @@ static void lose_worker(proc_pool *pp, worker *w, double now, const char *proto_
     replace_worker(pp, w, now, 1);
 }
 
-/* ---- talking to workers (I/O thread) ---- */
+/* ---- talking to workers (mu held; the I/O thread, or dispatch() for give() and write_pending()) ---- */
 
-/* Writes what is pending in w->out. 0, or -1 when the pipe is broken (the EOF on resp_fd will follow). */
-static int write_pending(proc_pool *pp, worker *w, double now) {
+/* write() that cannot raise SIGPIPE in the calling thread. The I/O thread blocks every signal, so there a
+ * write to a dead worker's pipe leaves SIGPIPE pending on that thread, harmlessly. dispatch() writes from
+ * the caller's thread: there SIGPIPE is blocked around the write and, if the write raised it, consumed
+ * (unless the caller had it blocked already, in which case it is left as the caller would have had it). */
+static ssize_t write_nosigpipe(int fd, const void *buf, size_t len, int user_thread) {
+    if (!user_thread) return write(fd, buf, len);
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    ssize_t n = write(fd, buf, len);
+    int e = errno;
+    if (n < 0 && e == EPIPE && !sigismember(&old, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return n;
+}
+
+/* Writes what is pending in w->out (mu held). 0, or -1 when the pipe is broken (the EOF on resp_fd will
+ * follow). */
+static int write_pending(proc_pool *pp, worker *w, double now, int user_thread) {
     while (w->out_pos < w->out.len) {
-        ssize_t n = write(w->req_fd, w->out.data + w->out_pos, w->out.len - w->out_pos);
+        ssize_t n = write_nosigpipe(w->req_fd, w->out.data + w->out_pos, w->out.len - w->out_pos, user_thread);
         if (n > 0) {
             w->out_pos += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
@@ -529,49 +563,62 @@ static size_t encode_request(proc_pool *pp, worker *w, const unit *u) {
     return k;
 }
 
-/* Gives queued work to idle workers. */
+/* Hands (a prefix of) unit u of a claimed job to idle worker w and starts writing the request; the rest
+ * of u goes back to the head of the queue. mu held. */
+static void give(proc_pool *pp, worker *w, unit *u, double now, int user_thread) {
+    pjob *pj = u->pj;
+    size_t k = encode_request(pp, w, u);
+    if (k == u->begin) { /* out of memory for the frame */
+        fail_range(pp, pj, u->begin, u->end, PB_STATUS_WORKER_DIED, "out of memory encoding a request");
+        free_unit(u);
+        return;
+    }
+    w->cur = *u;
+    w->cur.next = NULL;
+    w->cur.end = k;
+    w->cur.per_item = u->per_item || pp->opts->task_timeout > 0;
+    w->next_report = u->begin;
+    w->state = W_BUSY;
+    w->deadline = INFINITY; /* the item clock starts when the request is fully written */
+    if (w->budget != UINT64_MAX) w->budget -= k - u->begin;
+    if (k < u->end) {
+        u->begin = k;
+        q_push_front(pp, u);
+    } else {
+        free_unit(u);
+    }
+    write_pending(pp, w, now, user_thread);
+}
+
+static worker *idle_worker(proc_pool *pp) {
+    for (int i = 0; i < pp->nworkers; i++)
+        if (pp->w[i].state == W_IDLE && pp->w[i].budget > 0) return &pp->w[i];
+    return NULL;
+}
+
+/* Gives queued work to idle workers. I/O thread, mu held (released around pb__job_claim). */
 static void assign_work(proc_pool *pp, double now) {
-    for (int i = 0; i < pp->nworkers; i++) {
-        worker *w = &pp->w[i];
-        if (w->state != W_IDLE || w->budget == 0) continue;
-        for (;;) {
-            pthread_mutex_lock(&pp->mu);
-            unit *u = q_pop(pp);
+    worker *w;
+    while (pp->qhead && (w = idle_worker(pp)) != NULL) {
+        unit *u = q_pop(pp);
+        pjob *pj = u->pj;
+        if (!pj->claimed) {
             pthread_mutex_unlock(&pp->mu);
-            if (!u) return;
-            pjob *pj = u->pj;
-            if (!pj->claimed) {
-                if (!pb__job_claim(pp->pool, pj->job)) { /* cancelled: the core completed it */
-                    free_unit(u);
-                    free(pj);
-                    continue;
-                }
-                pj->claimed = 1;
-            }
-            size_t k = encode_request(pp, w, u);
-            if (k == u->begin) { /* out of memory for the frame */
-                fail_range(pp, pj, u->begin, u->end, PB_STATUS_WORKER_DIED, "out of memory encoding a request");
+            int run = pb__job_claim(pp->pool, pj->job);
+            pthread_mutex_lock(&pp->mu);
+            if (!run) { /* cancelled: the core completed it */
                 free_unit(u);
+                free(pj);
                 continue;
             }
-            w->cur = *u;
-            w->cur.end = k;
-            w->cur.per_item = u->per_item || pp->opts->task_timeout > 0;
-            w->next_report = u->begin;
-            w->state = W_BUSY;
-            w->deadline = INFINITY; /* the item clock starts when the request is fully written */
-            if (w->budget != UINT64_MAX) w->budget -= k - u->begin;
-            if (k < u->end) {
-                u->begin = k;
-                pthread_mutex_lock(&pp->mu);
+            pj->claimed = 1;
+            /* dispatch() may have taken w while mu was released */
+            if (w->state != W_IDLE || w->budget == 0) {
                 q_push_front(pp, u);
-                pthread_mutex_unlock(&pp->mu);
-            } else {
-                free_unit(u);
+                continue;
             }
-            write_pending(pp, w, now);
-            break;
         }
+        give(pp, w, u, now, 0);
     }
 }
 
@@ -591,12 +638,12 @@ static const char *handle_frame(proc_pool *pp, worker *w, const pb_wire_header *
             char msg[PB_WIRE_MSG_MAX + 1];
             memcpy(msg, m, mlen);
             msg[mlen] = '\0';
-            if (pp->starting) {
-                set_startup_error(pp, PB_ESPAWN, "%s", msg);
-            }
+            if (pp->starting) set_startup_error(pp, PB_ESPAWN, "%s", msg);
+            memcpy(pp->init_error, msg, (size_t)mlen + 1);
             /* Not a protocol error, but the worker cannot serve: it exits, lose_worker() counts it. */
             w->state = W_IDLE; /* so that its EOF counts as a death (with the breaker) after start-up */
             w->budget = 0;     /* and it gets no work meanwhile */
+            w->init_failed = 1;
             return NULL;
         }
         w->state = W_IDLE;
@@ -605,14 +652,10 @@ static const char *handle_frame(proc_pool *pp, worker *w, const pb_wire_header *
             int all = 1;
             for (int i = 0; i < pp->nworkers; i++)
                 if (pp->w[i].state != W_IDLE) all = 0;
-            if (all) {
-                pthread_mutex_lock(&pp->mu);
-                if (pp->startup_rc == 0) {
-                    pp->startup_done = 1;
-                    pp->starting = 0;
-                    pthread_cond_broadcast(&pp->cv);
-                }
-                pthread_mutex_unlock(&pp->mu);
+            if (all && pp->startup_rc == 0) {
+                pp->startup_done = 1;
+                pp->starting = 0;
+                pthread_cond_broadcast(&pp->cv);
             }
         }
         return NULL;
@@ -788,6 +831,9 @@ static void close_idle(proc_pool *pp, double now) {
 
 /* terminate(): kill everything and complete all held work as TERMINATED. */
 static void kill_all(proc_pool *pp, int status, const char *msg) {
+    /* Signal every worker first, then reap: they die in parallel instead of one after the other. */
+    for (int i = 0; i < pp->nworkers; i++)
+        if (pp->w[i].pid > 0) kill(pp->w[i].pid, SIGKILL);
     for (int i = 0; i < pp->nworkers; i++) {
         worker *w = &pp->w[i];
         if (w->pid > 0) reap_worker(w, 1);
@@ -812,20 +858,21 @@ static void *io_main(void *arg) {
     struct pollfd *pfd = calloc((size_t)(2 * n + 1), sizeof *pfd);
     int *who = calloc((size_t)(2 * n + 1), sizeof *who);
     if (!pfd || !who) {
+        pthread_mutex_lock(&pp->mu);
         set_startup_error(pp, -ENOMEM, "out of memory starting the I/O thread");
+        pthread_mutex_unlock(&pp->mu);
         n = 0;
     }
 
+    pthread_mutex_lock(&pp->mu); /* held throughout, except in poll() and calls into the core */
     double now = pb__now();
     for (int i = 0; i < n && pp->startup_rc == 0; i++) start_worker(pp, &pp->w[i], now);
 
     for (;;) {
         now = pb__now();
-        pthread_mutex_lock(&pp->mu);
         int stop = pp->stop_seen = pp->stop;
         int failed = pp->starting && pp->startup_rc != 0;
         int broken = pp->broken;
-        pthread_mutex_unlock(&pp->mu);
 
         if (failed || stop == 2) {
             kill_all(pp, PB_STATUS_TERMINATED, "the pool was terminated before the task finished");
@@ -859,26 +906,20 @@ static void *io_main(void *arg) {
         }
         int timeout = -1;
         if (next != INFINITY) {
-            double ms = ceil((next - now) * 1000.0);
-            timeout = ms < 0 ? 0 : ms > 3600e3 ? 3600000 : (int)ms;
+            double ms = (next - now) * 1000.0; /* rounded up below: never wake just before a deadline */
+            timeout = ms <= 0 ? 0 : ms > 3600e3 ? 3600000 : (int)ms + 1;
         }
 
-        pthread_mutex_lock(&pp->mu);
-        int idle_with_work = 0;
-        if (pp->qhead || pp->stop != stop) {
-            for (int i = 0; i < n; i++)
-                if (pp->w[i].state == W_IDLE && pp->w[i].budget > 0) idle_with_work = 1;
-            if (pp->stop != stop || pp->broken) idle_with_work = 1;
-        }
-        pp->sleeping = !idle_with_work;
+        /* flush_done() may have released mu: look again before sleeping. */
+        int again = pp->stop != stop || (pp->qhead && (pp->broken || idle_worker(pp)));
+        if (again) timeout = 0;
+        pp->sleeping = !again;
         pthread_mutex_unlock(&pp->mu);
-        if (idle_with_work) timeout = 0;
 
         int r = poll(pfd, (nfds_t)np, timeout);
 
         pthread_mutex_lock(&pp->mu);
         pp->sleeping = 0;
-        pthread_mutex_unlock(&pp->mu);
         if (r < 0 && errno != EINTR) break; /* cannot happen with valid fds; do not spin */
         now = pb__now();
 
@@ -892,7 +933,7 @@ static void *io_main(void *arg) {
             }
             worker *w = &pp->w[who[j]];
             if (pfd[j].fd == w->req_fd && (pfd[j].events & POLLOUT)) {
-                write_pending(pp, w, now);
+                write_pending(pp, w, now, 0);
             } else if (pfd[j].fd == w->resp_fd) {
                 read_worker(pp, w, now);
             }
@@ -907,7 +948,6 @@ static void *io_main(void *arg) {
     /* Every worker is gone here (break paths above); make sure, then report the start-up outcome. */
     for (int i = 0; i < pp->nworkers; i++)
         if (pp->w[i].pid > 0) reap_worker(&pp->w[i], 1);
-    pthread_mutex_lock(&pp->mu);
     if (!pp->startup_done) {
         pp->startup_done = 1;
         if (pp->startup_rc == 0) {
@@ -1042,6 +1082,10 @@ int pb__proc_dispatch(void *impl, pb__job *job) {
         pb__job_done(pp->pool, job);
         return 0;
     }
+    if (strlen(job->task->name) > PB_WIRE_NAME_MAX) {
+        pb__job_fail(pp->pool, job, 0, PB_STATUS_TASK_ERROR, "task name too long for the worker protocol");
+        return 0;
+    }
     pjob *pj = malloc(sizeof *pj + sizeof(unit));
     if (!pj) return pb__set_error(-ENOMEM, "out of memory");
     unit *u = (unit *)(pj + 1);
@@ -1062,15 +1106,34 @@ int pb__proc_dispatch(void *impl, pb__job *job) {
         pb__job_fail(pp->pool, job, 0, PB_STATUS_BROKEN, msg);
         return 0;
     }
-    /* The first unit lives inside the pjob allocation; mark it so that free_unit leaves it alone. */
-    q_push_back(pp, u);
-    int wake = pp->sleeping;
-    pp->sleeping = 0;
+    /* Fast path: nothing queued and a worker idle, so write the request from this thread and save the
+     * I/O thread a wake-up (its poll() already watches that worker's result pipe). */
+    worker *w = pp->qhead ? NULL : idle_worker(pp);
+    int wake;
+    if (w) {
+        /* A job that dispatch() has not returned yet is invisible to its submitter, so it cannot have been
+         * cancelled: the claim succeeds without calling back into the core (which mu must not see). */
+        if (!pb__job_claim(pp->pool, job)) {
+            pthread_mutex_unlock(&pp->mu);
+            free(pj);
+            return 0;
+        }
+        pj->claimed = 1;
+        give(pp, w, u, pb__now(), 1);
+        /* The I/O thread must look again when the request did not fit in the pipe (POLLOUT), a piece of
+         * the job is still queued, a deadline started, or the job already failed. */
+        wake = pp->sleeping && (pp->qhead || w->out_pos < w->out.len || pp->opts->task_timeout > 0 ||
+                                pp->done_head);
+    } else {
+        q_push_back(pp, u);
+        wake = pp->sleeping;
+    }
+    if (wake) pp->sleeping = 0;
     pthread_mutex_unlock(&pp->mu);
     if (wake) {
         uint64_t one = 1;
-        ssize_t w = write(pp->wake_fd, &one, sizeof one);
-        (void)w;
+        ssize_t wr = write(pp->wake_fd, &one, sizeof one);
+        (void)wr;
     }
     return 0;
 }

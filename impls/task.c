@@ -3,8 +3,10 @@
  *
  * Tasks are found by name: only the name and the bytes cross to a worker, so the same function runs on
  * every backend. The registry is a fixed array filled mostly by PB_TASK_DEFINE constructors before main();
- * it never shrinks, so a pb_task pointer stays valid for the life of the process and lookups need the
- * lock only to read a consistent count.
+ * it never shrinks, so a pb_task pointer stays valid for the life of the process. Writers serialize on a
+ * mutex and publish an entry by a release store of the count; readers take no lock at all (an acquire
+ * load of the count). That matters after fork: a fork worker looks tasks up in a copy of the parent's
+ * memory, where a mutex held by another parent thread at the moment of fork would stay locked forever.
  *
  * pb__run_item() is shared by the serial and threads backends and by the process workers, so a task
  * behaves the same everywhere: outputs up to PB_RESULT_INLINE bytes live inside the pb_result (no malloc
@@ -14,6 +16,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,26 +25,27 @@
 #define PB_MAX_TASKS 1024
 
 static pb_task registry[PB_MAX_TASKS];
-static size_t registry_count;
+static atomic_size_t registry_count; /* entries [0, count) are complete */
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int pb_task_register(const char *name, pb_task_fn fn) {
     if (!name || !*name || !fn) return pb__set_error(PB_EINVAL, "pb_task_register: NULL or empty name or function");
     int rc = 0;
     pthread_mutex_lock(&registry_lock);
-    for (size_t i = 0; i < registry_count; i++) {
+    size_t n = atomic_load_explicit(&registry_count, memory_order_relaxed);
+    for (size_t i = 0; i < n; i++) {
         if (strcmp(registry[i].name, name) == 0) {
             if (registry[i].fn != fn) rc = pb__set_error(PB_EINVAL, "task '%s' is already registered with another function", name);
             pthread_mutex_unlock(&registry_lock);
             return rc;
         }
     }
-    if (registry_count == PB_MAX_TASKS) {
+    if (n == PB_MAX_TASKS) {
         rc = pb__set_error(-ENOMEM, "task registry full (%d tasks)", PB_MAX_TASKS);
     } else {
-        registry[registry_count].name = name;
-        registry[registry_count].fn = fn;
-        registry_count++;
+        registry[n].name = name;
+        registry[n].fn = fn;
+        atomic_store_explicit(&registry_count, n + 1, memory_order_release);
     }
     pthread_mutex_unlock(&registry_lock);
     return rc;
@@ -49,20 +53,13 @@ int pb_task_register(const char *name, pb_task_fn fn) {
 
 const pb_task *pb_task_find(const char *name) {
     if (!name) return NULL;
-    pthread_mutex_lock(&registry_lock);
-    size_t n = registry_count;
-    pthread_mutex_unlock(&registry_lock);
+    size_t n = atomic_load_explicit(&registry_count, memory_order_acquire);
     for (size_t i = 0; i < n; i++)
         if (strcmp(registry[i].name, name) == 0) return &registry[i];
     return NULL;
 }
 
-size_t pb_task_count(void) {
-    pthread_mutex_lock(&registry_lock);
-    size_t n = registry_count;
-    pthread_mutex_unlock(&registry_lock);
-    return n;
-}
+size_t pb_task_count(void) { return atomic_load_explicit(&registry_count, memory_order_acquire); }
 
 const pb_task *pb_task_at(size_t i) { return i < pb_task_count() ? &registry[i] : NULL; }
 

@@ -168,8 +168,12 @@ static int threads_dispatch(void *impl, pb__job *job) {
     if (t->tail) t->tail->next = job;
     else t->head = job;
     t->tail = job;
-    if (t->idle) pthread_cond_signal(&t->work_cv);
+    int wake = t->idle > 0;
     pthread_mutex_unlock(&t->mu);
+    /* Signalled after unlock so the woken worker does not block on the mutex we still hold. No wake-up
+     * is lost: a worker counts itself idle and waits atomically under mu, so it either saw the job before
+     * waiting or was counted here. */
+    if (wake) pthread_cond_signal(&t->work_cv);
     return 0;
 }
 

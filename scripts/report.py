@@ -12,8 +12,8 @@ the same store always gives the same charts. Change points on the history charts
 `poolbench history --format json` ($POOLBENCH_BIN, else build/poolbench); without it history is drawn
 without them and the page says why. See docs/report.md.
 
-Exit codes: 0 report written, 2 bad input (no store, not a poolbench store, unknown run, bad option),
-1 anything else (an internal error, the output directory not writable).
+Exit codes: 0 report written, 2 bad input (no store, not a poolbench store, unknown run, bad option, an
+output directory that cannot be created), 1 anything else (an internal error, a failed write).
 """
 import argparse
 import html
@@ -288,7 +288,7 @@ def backend_sort_key(b):
 def case_backend(c):
     """The backend of a case; for imported commands: --backend B, or 'python' for a Python program."""
     if c.backend:
-        return c.backend
+        return "python" if c.backend in ("python", "python-pool") else c.backend
     try:
         argv = shlex.split(c.name)
     except ValueError:
@@ -338,7 +338,7 @@ def short_case(c, vary, with_backend=True):
     """'fork w4' (+ the parameters that vary within the chart): the case name a chart panel needs."""
     if not c.scenario:  # imported: the tool's own name, wrapped
         return abbrev(c.name, 22, 3)
-    parts = ([backend_label(c.backend)] if with_backend else []) + ["w%d" % c.workers]
+    parts = ([backend_label(case_backend(c))] if with_backend else []) + (["w%d" % c.workers] if c.workers > 0 else [])
     p = short_params(c.params, vary)
     if p:
         parts.append(p)
@@ -351,6 +351,16 @@ def abbrev(s, width, lines):
         out = out[:lines]
         out[-1] = out[-1][: width - 1] + "…"
     return "\n".join(out)
+
+
+def short_command(cmd):
+    """'python3 /a/b/seed.py --items 4' -> 'python3\nseed.py …': program and script names, for a tick label."""
+    try:
+        argv = shlex.split(cmd)
+    except ValueError:
+        argv = cmd.split()
+    words = [os.path.basename(a) if "/" in a and not a.startswith("-") else a for a in argv]
+    return "\n".join(w if len(w) <= 14 else w[:13] + "…" for w in words[:2]) + (" …" if len(words) > 2 else "")
 
 
 def slug(s):
@@ -391,16 +401,26 @@ def legend_outside(ax_or_fig, handles, labels=None, title=None):
 
 
 def scenario_groups(run, cases=None):
-    """{scenario: cases}. An imported command that names no scenario (hyperfine's Python seed program)
-    joins the 'sleep' group when there is one (the seed is the sleep scenario), else the first group."""
+    """{scenario: cases}. An imported command that names no scenario (a bare Python seed command) joins the
+    'sleep' or 'seed' group when there is one (the seed is the sleep scenario), else the first group."""
     groups = {}
     for c in run["cases"] if cases is None else cases:
         groups.setdefault(case_scenario(c, run), []).append(c)
     src = run["source"]
     if src != "native" and src in groups and len(groups) > 1:
-        target = "sleep" if "sleep" in groups else sorted(k for k in groups if k != src)[0]
+        target = next((k for k in ("sleep", "seed") if k in groups), sorted(k for k in groups if k != src)[0])
         groups[target] = groups.pop(src) + groups[target]
     return groups
+
+
+def log_axis(ax, values, suffix=""):
+    """A log y axis with plain-number labels: 1-2-5 steps over up to 3 decades, decades beyond that."""
+    v = [x for x in values if x and x > 0]
+    decades = math.log10(max(v) / min(v)) if v else 1
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 3 else (1.0,)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: "%g%s" % (x, suffix)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def use_log(values):
@@ -471,7 +491,7 @@ def chart_scenario(out, run, scen, cases):
         if native:
             lab = "%d" % k[1] + ("\n" + abbrev(short_params(k[0], vary), 18, 2) if vary else "")
         else:
-            lab = abbrev(k[0], 16, 3)
+            lab = short_command(k[0]) if " " in k[0] else abbrev(k[0], 16, 3)
         xlabels.append(lab)
     ax.set_xticks(xticks)
     ax.set_xticklabels(xlabels)
@@ -479,10 +499,7 @@ def chart_scenario(out, run, scen, cases):
     ax.set_xlabel("workers" + (" / parameters" if vary else "") if native else "case (backend removed)")
     ax.set_ylabel("median wall time (%s)%s" % (unit, ", log scale" if log else ""))
     if log:
-        ax.set_yscale("log")
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: "%g" % v))
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        log_axis(ax, [c.summary["median"] / f for c in ok])
     title = "%s: median time per backend" % scen
     cp = common_params(cases) if native else ""
     if cp:
@@ -516,7 +533,8 @@ def chart_scaling(out, run, groups):
         for c in native:
             by_params.setdefault(c.params or "", []).append(c)
         for params, pcs in by_params.items():
-            if len({c.workers for c in pcs}) < 2:
+            # a line needs a backend measured at two worker counts (the quick suite runs 2 workers only)
+            if max(len({c.workers for c in pcs if c.backend == b}) for b in {c.backend for c in pcs}) < 2:
                 continue
             panels.append((scen, params, pcs, len(by_params) > 1))
     if not panels:
@@ -563,10 +581,7 @@ def chart_scaling(out, run, groups):
         ax.xaxis.set_minor_locator(NullLocator())
         low = min([v for line in ax.get_lines() for v in line.get_ydata()] or [1.0])
         if low < 0.2:  # tiny tasks: a pool is far slower than serial; a linear axis would flatten it to 0
-            ax.set_yscale("log")
-            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: "%g×" % v))
-            ax.yaxis.set_minor_formatter(NullFormatter())
+            log_axis(ax, [low, top], "×")
             ax.set_ylim(low / 2, top * 2)
         else:
             ax.set_ylim(0, top * 1.12)
@@ -630,8 +645,8 @@ def chart_distribution(out, run, base, scen, cases):
         series.append(("#%d new" % run["id"] if base else "run #%d" % run["id"], c.walls / f, False))
         for i, (lab, v, is_base) in enumerate(series):
             if v is None:
-                ax.text(i + 1, 0.5, "no samples" if bc is not None else "not in\nthis run", transform=ax.get_xaxis_transform(), ha="center", fontsize=7,
-                        color="#666666")
+                ax.text(i + 1, 0.5, "no samples" if bc is not None else "not in\nthis run",
+                        transform=ax.get_xaxis_transform(), ha="center", fontsize=7, color="#666666")
                 continue
             bp = ax.boxplot([v], positions=[i + 1], widths=0.5, patch_artist=True, showfliers=False,
                             medianprops={"color": "black", "linewidth": 1.4})
@@ -679,6 +694,9 @@ def chart_history(out, run, base, scen, cases, runs, meds, cps):
         if run["id"] in meds[c.name]:
             ax.plot(pos[run["id"]], meds[c.name][run["id"]] / f, marker="*", markersize=11, color="black",
                     linestyle="none", zorder=4)
+        elif run["id"] in pos:  # this run has no median for the case: say why where its point would be
+            ax.text(pos[run["id"]], 0.04, c.status, transform=ax.get_xaxis_transform(), ha="center",
+                    va="bottom", fontsize=7, color="#b00020", rotation=90)
         if base and base["id"] in meds[c.name]:
             ax.plot(pos[base["id"]], meds[c.name][base["id"]] / f, marker="s", markersize=6, mfc="none",
                     color="black", linestyle="none", zorder=4)
@@ -734,15 +752,14 @@ def chart_hyperfine(out, hrun):
     if not cases:
         return False
     groups = scenario_groups(hrun, cases)
-    allv = [c.summary["q3"] for c in cases] + [c.summary["max"] for c in cases]
-    unit, f = pick_unit(allv)
-    top_all = max(allv) / f
     n = len(groups)
     width = max(len(v) for v in groups.values())
-    fig, axes = plt.subplots(1, n, figsize=(max(5.0, 0.85 * width + 1.8) * n, 4.2), squeeze=False,
+    fig, axes = plt.subplots(n, 1, figsize=(max(5.0, 0.9 * width + 1.8), 3.8 * n), squeeze=False,
                              constrained_layout=True)
-    for ax, (g, gcases) in zip(axes[0], groups.items()):
+    for ax, (g, gcases) in zip(axes[:, 0], groups.items()):
         gcases = sorted(gcases, key=lambda c: backend_sort_key(case_backend(c)))
+        unit, f = pick_unit([c.summary["max"] for c in gcases])  # per panel: seconds beside milliseconds
+        top_all = max(c.summary["max"] for c in gcases) / f
         labels = []
         top = 0
         for i, c in enumerate(gcases):
@@ -757,7 +774,11 @@ def chart_hyperfine(out, hrun):
                 note += "\n%.3f× ideal" % (s["median"] / s["ideal_s"])
             ax.text(i, s["max"] / f + top_all * 0.01, note, ha="center", va="bottom", fontsize=7)
             top = max(top, s["max"] / f)
-            labels.append(backend_label(b) if b != "other" else abbrev(c.name, 14, 3))
+            labels.append(backend_label(b) if b != "other" else short_command(c.name))
+        dup = [labels.count(x) > 1 for x in labels]
+        for i, c in enumerate(gcases):  # two commands of one backend: tell them apart by their names
+            if dup[i] and not c.name.startswith("hyperfine/"):
+                labels[i] = short_command(c.name)
             if s["ideal_s"] > 0:
                 ax.hlines(s["ideal_s"] / f, i - 0.4, i + 0.4, colors="black", linestyles="--")
         ax.set_xticks(range(len(gcases)))
@@ -770,7 +791,7 @@ def chart_hyperfine(out, hrun):
                       label="min to max"),
                Line2D([], [], color="white", marker="D", markeredgecolor="black", linestyle="none", label="mean"),
                Patch(facecolor="#dddddd", edgecolor="black", label="bar: median\n(value and IQR % above)")]
-    legend_outside(axes[0][-1], handles)
+    legend_outside(axes[0][0], handles)
     out.hyperfine_run = hrun
     return out.save(fig, "hyperfine", "hyperfine", "hyperfine: Python's Pool beside poolbench",
              "hyperfine run #%d (%s, commit %s): every command's wall time per program run, as `time` would "
@@ -806,6 +827,27 @@ def cli_change_points(cli, store_path):
         return out, None
     except (ValueError, KeyError, TypeError) as e:
         return None, "`%s history --format json` printed output this report does not understand (%s)" % (cli, e)
+
+
+def cli_compare(cli, store_path, base_id, run_id):
+    """(the `poolbench compare --format json` document, None) or (None, why not)."""
+    if not (os.path.isfile(cli) and os.access(cli, os.X_OK)):
+        return None, "the poolbench CLI was not found at %s (set $POOLBENCH_BIN)" % cli
+    env = dict(os.environ, POOLBENCH_STORE=os.path.abspath(store_path))
+    try:
+        p = subprocess.run([cli, "compare", str(base_id), str(run_id), "--format", "json"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=HISTORY_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, "`%s compare` failed: %s" % (cli, e)
+    if p.returncode not in (0, 1):  # 1 = a regression was found: still a valid verdict
+        msg = p.stderr.decode(errors="replace").strip().splitlines()
+        return None, "`%s compare` exited %d%s" % (cli, p.returncode, (": " + msg[0]) if msg else "")
+    try:
+        doc = json.loads(p.stdout.decode())
+        doc["cases"] = [c for c in doc["cases"] if isinstance(c, dict) and "case" in c]
+        return doc, None
+    except (ValueError, KeyError, TypeError) as e:
+        return None, "`%s compare` printed output this report does not understand (%s)" % (cli, e)
 
 
 # ---- HTML ----------------------------------------------------------------------------------------------------
@@ -894,6 +936,41 @@ def html_floors(run):
     return "<table><tr><th>floor probe</th><th>seconds per operation</th></tr>%s</table>" % rows
 
 
+def signed_pct(fraction):
+    return "–" if fraction is None else "%+.1f %%" % (100 * fraction)
+
+
+def html_verdicts(doc, run, base):
+    """The statistical comparison from `poolbench compare`: Mann-Whitney U + bootstrap CI per case."""
+    sm = doc.get("summary", {})
+    h = ['<p>Verdicts from <code>poolbench compare %d %d</code>: a two-sided Mann-Whitney U test on the raw '
+         'samples and a bootstrap %d %% confidence interval of the change of medians; a regression needs '
+         'p &lt; %g <b>and</b> the interval beyond +%g %%. Positive = slower.</p>' % (
+             base["id"], run["id"], round(100 * doc.get("confidence", 0.95)), doc.get("alpha", 0.01),
+             100 * doc.get("threshold", 0.05)),
+         '<p><b>%d regression(s)</b>, %d improvement(s), %d within noise, %d no change, %d with too few samples, '
+         '%d not compared.</p>' % (sm.get("regressions", 0), sm.get("improvements", 0), sm.get("within_noise", 0),
+                                   sm.get("no_change", 0), sm.get("too_few_samples", 0), sm.get("not_compared", 0)),
+         "<table><tr><th>case</th><th>baseline median</th><th>new median</th><th>change</th><th>95 % CI</th>"
+         "<th>p</th><th>verdict</th></tr>"]
+    for c in doc["cases"]:
+        verdict = c.get("verdict", "")
+        bad = verdict == "regression"
+        good = verdict == "improvement"
+        ci = "–"
+        if c.get("ci_low") is not None and c.get("ci_high") is not None:
+            ci = "[%s, %s]" % (signed_pct(c["ci_low"]), signed_pct(c["ci_high"]))
+        p = c.get("p")
+        h.append('<tr%s><td>%s</td><td class="num">%s</td><td class="num">%s</td><td class="num">%s</td>'
+                 '<td class="num">%s</td><td class="num">%s</td><td class="%s">%s</td></tr>' % (
+                     ' class="bad"' if bad else "", esc(c["case"]), fmt_time(c.get("base_median_s")),
+                     fmt_time(c.get("new_median_s")), signed_pct(c.get("change")),
+                     ci, ("%.2g" % p) if p is not None else "–",
+                     "slower" if bad else "faster" if good else "", esc(verdict.replace("_", " "))))
+    h.append("</table>")
+    return "".join(h)
+
+
 def html_compare(run, base):
     bmap = {c.name: c for c in base["cases"]}
     nmap = {c.name: c for c in run["cases"]}
@@ -964,7 +1041,7 @@ def html_hyperfine(hrun):
     return "".join(h)
 
 
-def write_html(path, run, base, out, notes, store_path):
+def write_html(path, run, base, out, notes, store_path, cli):
     title = "poolbench report: run #%d%s" % (run["id"], (" (%s)" % run["label"]) if run.get("label") else "")
     h = ["<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>%s</title>"
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>%s</style></head><body>"
@@ -988,7 +1065,13 @@ def write_html(path, run, base, out, notes, store_path):
              "per-task cost beyond the ideal in units of the physical floor measured in the same run.</p>"
              + html_cases(run))
     if base:
-        h.append("<h2 id=\"compare\">Comparison with baseline #%d</h2>" % base["id"] + html_compare(run, base))
+        verdicts, why = cli_compare(cli, store_path, base["id"], run["id"])
+        if verdicts is not None:
+            body = html_verdicts(verdicts, run, base)
+        else:
+            body = '<p class="note">No statistical verdicts: %s. Showing the change of medians only.</p>' % esc(why)
+            body += html_compare(run, base)
+        h.append("<h2 id=\"compare\">Comparison with baseline #%d</h2>" % base["id"] + body)
     h.append("<h2 id=\"floors\">Floor probes</h2>" + html_floors(run))
     for key, stitle in sections:
         charts = [c for c in out.charts if c[0] == key]
@@ -1109,12 +1192,15 @@ def main(argv):
     st.db.close()
 
     out.charts = [r for r in run_jobs(jobs) if r]
+    if "scaling" in kinds and run["source"] == "native" and not any(c[0] == "scaling" for c in out.charts):
+        notes.append("No scaling chart: no backend of this run was measured at two or more worker counts "
+                     "(the quick suite uses 2 workers only; `poolbench run --workers 1,2,4` gives one).")
     if out.hyperfine_run and not any(c[0] == "hyperfine" for c in out.charts):
         notes.append("The latest hyperfine run (#%d) has no samples: its chart is skipped." % hid)
         out.hyperfine_run = None
 
     index = os.path.join(args.out, "index.html")
-    write_html(index, run, base, out, notes, store_path)
+    write_html(index, run, base, out, notes, store_path, find_cli(repo))
     print(os.path.abspath(index))
     return 0
 

@@ -416,7 +416,7 @@ static void test_hanging_case_times_out(void **state) {
     tmp_path(store, sizeof store, "hang.db");
     const char *env[] = {"POOLBENCH_TEST_FAULT=hang:sleep/fork", NULL};
     const char *args[] = {"run", "--scenario", "sleep", "--backend", "fork,serial", "--workers", "2", "--param",
-                          "items=2", "--param", "ms=1", "--reps", "2", "--warmup", "0", "--case-timeout", "1",
+                          "items=2", "--param", "ms=1", "--reps", "2", "--warmup", "0", "--case-timeout", "3",
                           "--store", store, "--quiet", NULL};
     assert_int_equal(run_pb(args, env, NULL, NULL), 3);
     assert_int_equal(sql_int(store, "SELECT count(*) FROM cases WHERE backend = 'fork' AND status = 'timeout'"), 1);

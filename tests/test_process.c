@@ -24,14 +24,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "poolbench.h"
 #include "proc.h" /* PB_PROC_RESP_FD: the garbage task writes there */
 #include "testutil.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_ASAN 1 /* the sanitizer's SEGV handler turns the signal into a report and an exit code */
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define UNDER_ASAN 1
@@ -56,7 +57,8 @@ static int t_square(const void *in, size_t len, pb_output *out) {
 }
 PB_TASK_DEFINE("proc.square", t_square)
 
-static int t_segv(const void *in, size_t len, pb_output *out) {
+/* A real invalid store (hidden from UBSan, which would only report it; ASan still catches the SEGV). */
+__attribute__((no_sanitize("undefined"))) static int t_segv(const void *in, size_t len, pb_output *out) {
     volatile int *p = NULL;
     *p = 1;
     return 0;
@@ -242,7 +244,7 @@ static void test_segfault(void **state) {
     pb_result r = run_one(p, "proc.segv", 0);
     assert_int_equal(r.status, PB_STATUS_WORKER_DIED);
     assert_non_null(r.message);
-    if (UNDER_ASAN) /* ASan turns a SEGV into a report and exit(1) */
+    if (UNDER_ASAN)
         assert_true(r.signal == SIGSEGV || r.exit_code > 0);
     else
         assert_int_equal(r.signal, SIGSEGV);
@@ -501,6 +503,97 @@ static void test_join_reaps(void **state) {
     pb_pool_destroy(p);
 }
 
+/* The pool reaps only its own workers: another child of the host stays the host's to wait for. */
+static void test_other_children_untouched(void **state) {
+    int gate[2];
+    assert_int_equal(pipe2(gate, O_CLOEXEC), 0);
+    pid_t mine = fork();
+    assert_true(mine >= 0);
+    if (mine == 0) { /* waits for EOF on the gate, then exits 42 */
+        char c;
+        close(gate[1]);
+        while (read(gate[0], &c, 1) > 0) {}
+        _exit(42);
+    }
+    close(gate[0]);
+    pb_pool *p = pool_n(state, 2);
+    for (int i = 0; i < 3; i++) { /* deaths, reaps and respawns */
+        pb_result r = run_one(p, "proc.abort", 0);
+        assert_int_equal(r.status, PB_STATUS_WORKER_DIED);
+        pb_result_clear(&r);
+    }
+    assert_pool_alive(p);
+    pb_pool_destroy(p);
+    int st = 0;
+    assert_int_equal(waitpid(mine, &st, WNOHANG), 0); /* still running, still ours */
+    close(gate[1]);
+    assert_int_equal(waitpid(mine, &st, 0), mine);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 42);
+}
+
+/* 1 when pid is gone or a zombie (its new parent may not reap it). */
+static int pid_gone(pid_t pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *rp = strrchr(buf, ')');
+    return rp && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+/* Workers never outlive their pool's process, even when it is SIGKILLed (PR_SET_PDEATHSIG). */
+static void test_workers_die_with_parent(void **state) {
+    int pids[2];
+    assert_int_equal(pipe2(pids, O_CLOEXEC), 0);
+    pid_t host = fork();
+    assert_true(host >= 0);
+    if (host == 0) { /* a host program: a pool of 3, report each worker's pid, then wait to be killed */
+        close(pids[0]);
+        pb_pool *p = NULL;
+        pb_options o;
+        pb_options_init(&o);
+        o.workers = 3;
+        if (pb_pool_create(&p, backend_of(state), &o) != 0) _exit(1);
+        int64_t seen[3] = {0, 0, 0};
+        int nseen = 0;
+        for (int tries = 0; tries < 1000 && nseen < 3; tries++) {
+            pb_future *f[3];
+            int64_t zero = 0;
+            for (int i = 0; i < 3; i++) pb_submit(p, "proc.pid", &zero, sizeof zero, &f[i]);
+            for (int i = 0; i < 3; i++) {
+                pb_future_wait(f[i], -1);
+                int64_t pid = result_int(pb_future_result(f[i]));
+                int dup = 0;
+                for (int j = 0; j < nseen; j++) dup |= seen[j] == pid;
+                if (!dup && nseen < 3) seen[nseen++] = pid;
+                pb_future_release(f[i]);
+            }
+        }
+        if (write(pids[1], seen, sizeof seen) != (ssize_t)sizeof seen) _exit(1);
+        for (;;) pause();
+    }
+    close(pids[1]);
+    int64_t seen[3] = {0, 0, 0};
+    size_t got = 0;
+    while (got < sizeof seen) {
+        ssize_t n = read(pids[0], (char *)seen + got, sizeof seen - got);
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(pids[0]);
+    kill(host, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(host, &st, 0), host);
+    assert_int_equal(got, sizeof seen);
+    for (int i = 0; i < 3; i++) {
+        assert_true(seen[i] > 1);
+        if (!TU_EVENTUALLY(pid_gone((pid_t)seen[i]), 30)) fail_msg("worker %lld outlived its parent", (long long)seen[i]);
+    }
+}
+
 /* spawn only: a worker program that cannot run is a clear error naming it, never a hang. */
 static void expect_spawn_failure(void **state, const char *program, const char *needle) {
     pb_options o;
@@ -547,6 +640,10 @@ static void test_spawn_env_override(void **state) {
 
 int main(void) {
     int failed = 0;
+    /* One pool up and down first, so that helper threads a runtime starts on its first fork (TSan's)
+     * exist before the first test takes its baseline. */
+    pb_pool *warm = NULL;
+    if (pb_pool_create(&warm, "fork", NULL) == 0) pb_pool_destroy(warm);
     for (size_t b = 0; b < pb_backend_count(); b++) {
         const char *name = pb_backend_name_at(b);
         if (!(pb_backend_caps(name) & PB_CAP_CRASH_ISOLATION)) continue;
@@ -566,6 +663,8 @@ int main(void) {
             cmocka_unit_test_prestate_setup_teardown(test_terminate_kills_running, setup, teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_worker_hygiene, setup, teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_join_reaps, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_other_children_untouched, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_workers_die_with_parent, setup, teardown, st),
         };
         char group[64];
         snprintf(group, sizeof group, "process/%s", name);

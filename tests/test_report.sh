@@ -23,6 +23,11 @@ py=$("$src/scripts/find-python") || {
   exit 1
 }
 
+[ -f "$src/tests/fixtures/report/make_store.py" ] || {
+  echo "FAIL: $src/tests/fixtures/report/make_store.py is missing (was it committed? an unanchored" >&2
+  echo "      'report/' line in .gitignore ignores tests/fixtures/report/)" >&2
+  exit 1
+}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_report.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 unset POOLBENCH_STORE POOLBENCH_PYTHON

@@ -21,6 +21,12 @@
  * measured. A backend that cannot create a pool (not implemented yet, or broken) is reported with
  * SkipWithError and its message; the other benchmarks still run.
  *
+ * Counters beside the time: `sleeps` (voluntary context switches of this process per iteration: the
+ * hand-offs a round trip really takes, steadier than time on a noisy machine), and on the pool benchmarks
+ * a paired floor (`floor_us`, `vs_floor`): the matching raw floor run interleaved with the pool's own
+ * iterations, timer paused, so the ratio compares the same stretch of time instead of two benchmarks a
+ * minute apart (see PAIR_BLOCK).
+ *
  * Tasks are registered with PB_TASK_DEFINE (a constructor): the spawn backend's workers are re-executions
  * of this very binary, and they find "micro.empty" and "micro.square" before main() runs. For the same
  * reason main() first checks for the do-nothing mode (NOOP_ARG), which the posix_spawn floor runs: the
@@ -60,6 +66,7 @@ extern char **environ;
 #define START_WORKERS 8                   /* issue 3/4: a pool of 8 workers */
 #define WIRE_ITEMS 1000                   /* a chunk of 1,000 tiny items */
 #define WIRE_TASK "micro.square"
+#define MAX_PROCS 64                      /* the most children one raw start-up floor makes */
 
 static char self_exe[PATH_MAX]; /* this binary, for the posix_spawn floor */
 
@@ -123,14 +130,304 @@ static pb_pool *make_pool(pbm_state *st, const char *backend, int workers) {
     return pool;
 }
 
+/* ---- the floors: probes shared by the raw/ benchmarks and the paired counters of the pool ones ---- */
+
+/* Two threads hand a token back and forth: the least a thread pool's submit + wait can cost (one wake-up
+ * each way). Each direction is its own slot (mutex, condvar, flag) and the condvar is signalled after the
+ * unlock, so the woken thread never blocks again on a mutex its waker still holds. (A first version shared
+ * one mutex between both directions and came out slower than the pool's own round trip on this VM, 18 us
+ * against 12 us: a floor that flatters the pool is no floor.) */
+typedef struct slot {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int full;
+} slot;
+
+typedef struct cv_probe {
+    slot to_partner, to_main;
+    int stop; /* written before the post that wakes the partner; the slot's mutex orders the two */
+    pthread_t partner;
+} cv_probe;
+
+static void slot_init(slot *s) {
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->full = 0;
+}
+
+static void slot_destroy(slot *s) {
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+}
+
+static void slot_post(slot *s) {
+    pthread_mutex_lock(&s->mu);
+    s->full = 1;
+    pthread_mutex_unlock(&s->mu);
+    pthread_cond_signal(&s->cv);
+}
+
+static void slot_take(slot *s) {
+    pthread_mutex_lock(&s->mu);
+    while (!s->full) pthread_cond_wait(&s->cv, &s->mu);
+    s->full = 0;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *cv_partner(void *arg) {
+    cv_probe *c = arg;
+    for (;;) {
+        slot_take(&c->to_partner);
+        if (c->stop) break;
+        slot_post(&c->to_main);
+    }
+    return NULL;
+}
+
+/* 0, or an errno with nothing left behind. */
+static int cv_probe_start(cv_probe *c) {
+    c->stop = 0;
+    slot_init(&c->to_partner);
+    slot_init(&c->to_main);
+    int e = pthread_create(&c->partner, NULL, cv_partner, c);
+    if (e) {
+        slot_destroy(&c->to_main);
+        slot_destroy(&c->to_partner);
+    }
+    return e;
+}
+
+static void cv_probe_trip(cv_probe *c) {
+    slot_post(&c->to_partner);
+    slot_take(&c->to_main);
+}
+
+static void cv_probe_stop(cv_probe *c) {
+    c->stop = 1;
+    slot_post(&c->to_partner);
+    pthread_join(c->partner, NULL);
+    slot_destroy(&c->to_main);
+    slot_destroy(&c->to_partner);
+}
+
+static int write_full(int fd, const void *p, size_t n) {
+    ssize_t w;
+    do w = write(fd, p, n);
+    while (w < 0 && errno == EINTR);
+    return w == (ssize_t)n ? 0 : -1;
+}
+
+static int read_full(int fd, void *p, size_t n) {
+    ssize_t r;
+    do r = read(fd, p, n);
+    while (r < 0 && errno == EINTR);
+    return r == (ssize_t)n ? 0 : -1;
+}
+
+/* A forked child echoes every byte from the parent back until EOF: a process pool's floor, since a fork
+ * worker's round trip is at least one pipe write and one read each way. */
+typedef struct pipe_probe {
+    int down, up; /* the parent's ends: down writes to the child, up reads from it */
+    pid_t pid;
+} pipe_probe;
+
+/* 0, or an errno with nothing left behind. */
+static int pipe_probe_start(pipe_probe *p) {
+    int down[2], up[2];
+    if (pipe2(down, O_CLOEXEC) < 0) return errno;
+    if (pipe2(up, O_CLOEXEC) < 0) {
+        int e = errno;
+        close(down[0]);
+        close(down[1]);
+        return e;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The child: async-signal-safe calls only (the parent may have other threads). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(1);
+        close(down[1]);
+        close(up[0]);
+        char b;
+        for (;;) {
+            ssize_t r = read(down[0], &b, 1);
+            if (r < 0 && errno == EINTR) continue;
+            if (r != 1) break;
+            if (write_full(up[1], &b, 1) < 0) break;
+        }
+        _exit(0);
+    }
+    int e = pid < 0 ? errno : 0;
+    close(down[0]);
+    close(up[1]);
+    if (pid < 0) {
+        close(down[1]);
+        close(up[0]);
+        return e;
+    }
+    p->down = down[1];
+    p->up = up[0];
+    p->pid = pid;
+    return 0;
+}
+
+static int pipe_probe_trip(pipe_probe *p) {
+    char b = 'x';
+    return write_full(p->down, &b, 1) == 0 && read_full(p->up, &b, 1) == 0 ? 0 : -1;
+}
+
+static void pipe_probe_stop(pipe_probe *p) {
+    close(p->down); /* EOF: the child leaves its loop and exits */
+    close(p->up);
+    int status;
+    wait_child(p->pid, &status);
+}
+
+/* n children that exit at once, then n reaps: the floor of starting (and stopping) n fork workers.
+ * 0 or an errno (every child started is reaped either way). */
+static int fork_batch(int n) {
+    pid_t pids[MAX_PROCS];
+    int started = 0, err = 0;
+    for (; started < n && started < MAX_PROCS; started++) {
+        pid_t pid = fork();
+        if (pid == 0) _exit(0);
+        if (pid < 0) {
+            err = errno;
+            break;
+        }
+        pids[started] = pid;
+    }
+    for (int i = 0; i < started; i++) {
+        int status;
+        wait_child(pids[i], &status);
+    }
+    return err;
+}
+
+/* n posix_spawns of this binary in its do-nothing mode, then n reaps: the floor of starting n spawn
+ * workers (re-executions of the running binary too). 0, an errno, or ECHILD when a child failed. */
+static int spawn_batch(int n) {
+    pid_t pids[MAX_PROCS];
+    char *argv[] = {self_exe, (char *)NOOP_ARG, NULL};
+    int started = 0, err = 0;
+    for (; started < n && started < MAX_PROCS; started++) {
+        pid_t pid;
+        err = posix_spawn(&pid, self_exe, NULL, NULL, argv, environ);
+        if (err) break;
+        pids[started] = pid;
+    }
+    for (int i = 0; i < started; i++) {
+        int status = 0;
+        if ((wait_child(pids[i], &status) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) && !err)
+            err = ECHILD;
+    }
+    return err;
+}
+
+static void bm_raw_condvar(pbm_state *st, void *ud) {
+    (void)ud;
+    cv_probe c;
+    int e = cv_probe_start(&c);
+    if (e) {
+        pbm_skip_with_errorf(st, "pthread_create: %s", strerror(e));
+        return;
+    }
+    double csw0 = process_vcsw();
+    while (pbm_keep_running(st)) cv_probe_trip(&c);
+    pbm_counter(st, "sleeps", process_vcsw() - csw0, PBM_COUNTER_AVG_ITERATIONS);
+    cv_probe_stop(&c);
+}
+
+static void bm_raw_pipe(pbm_state *st, void *ud) {
+    (void)ud;
+    pipe_probe p;
+    int e = pipe_probe_start(&p);
+    if (e) {
+        pbm_skip_with_errorf(st, "cannot start the echo child: %s", strerror(e));
+        return;
+    }
+    double csw0 = process_vcsw();
+    while (pbm_keep_running(st)) {
+        if (pipe_probe_trip(&p) < 0) {
+            pbm_skip_with_errorf(st, "pipe round trip failed: %s", strerror(errno));
+            break;
+        }
+    }
+    pbm_counter(st, "sleeps", process_vcsw() - csw0, PBM_COUNTER_AVG_ITERATIONS);
+    pipe_probe_stop(&p);
+}
+
+static void bm_raw_fork(pbm_state *st, void *ud) {
+    (void)ud;
+    int n = (int)pbm_range(st, 0);
+    if (n < 1 || n > MAX_PROCS) {
+        pbm_skip_with_error(st, "procs out of range");
+        return;
+    }
+    while (pbm_keep_running(st)) {
+        int e = fork_batch(n);
+        if (e) {
+            pbm_skip_with_errorf(st, "fork: %s", strerror(e));
+            break;
+        }
+    }
+}
+
+static void bm_raw_spawn(pbm_state *st, void *ud) {
+    (void)ud;
+    int n = (int)pbm_range(st, 0);
+    if (n < 1 || n > MAX_PROCS) {
+        pbm_skip_with_error(st, "procs out of range");
+        return;
+    }
+    if (!self_exe[0]) {
+        pbm_skip_with_error(st, "cannot find this program's path (/proc/self/exe)");
+        return;
+    }
+    while (pbm_keep_running(st)) {
+        int e = spawn_batch(n);
+        if (e) {
+            pbm_skip_with_errorf(st, "posix_spawn %s: %s", self_exe, e == ECHILD ? "the child failed" : strerror(e));
+            break;
+        }
+    }
+}
+
 /* ---- pool benchmarks, one set per backend; ud is the backend's name ---- */
+
+/* Which floor a backend's round trip is paired with: threads hand off through condvars, the process
+ * backends through pipes; serial has no hand-off at all. Unknown backends get no pairing. */
+enum floor_kind { FLOOR_NONE, FLOOR_CONDVAR, FLOOR_PIPE };
+
+static enum floor_kind roundtrip_floor(const char *backend) {
+    if (strcmp(backend, "threads") == 0) return FLOOR_CONDVAR;
+    if (strcmp(backend, "fork") == 0 || strcmp(backend, "spawn") == 0) return FLOOR_PIPE;
+    return FLOOR_NONE;
+}
+
+/* The ratios the issues ask for compare two benchmarks that run a minute apart; on a busy machine the
+ * load changes in between. So the pool benchmarks also run their floor themselves, interleaved with the
+ * pool's own iterations in blocks of PAIR_BLOCK (timing paused, measured with the monotonic clock), and
+ * report floor_us and vs_floor = pool / floor from the same stretch of time. */
+#define PAIR_BLOCK 32
 
 static void bm_submit_wait(pbm_state *st, void *ud) {
     const char *backend = ud;
+    enum floor_kind fk = roundtrip_floor(backend);
+    cv_probe cv;
+    pipe_probe pp;
+    int e = fk == FLOOR_CONDVAR ? cv_probe_start(&cv) : fk == FLOOR_PIPE ? pipe_probe_start(&pp) : 0;
+    if (e) {
+        pbm_skip_with_errorf(st, "cannot start the floor probe: %s", strerror(e));
+        return;
+    }
     pb_pool *pool = make_pool(st, backend, ROUNDTRIP_WORKERS);
-    if (!pool) return;
+    double pool_s = 0, floor_s = 0, floor_csw = 0;
+    long npool = 0, nfloor = 0;
     double csw0 = process_vcsw();
-    while (pbm_keep_running(st)) {
+    while (pool && pbm_keep_running(st)) {
+        double t0 = fk != FLOOR_NONE ? now_s() : 0;
         pb_future *f = NULL;
         int rc = pb_submit(pool, "micro.empty", NULL, 0, &f);
         if (rc < 0) {
@@ -146,9 +443,33 @@ static void bm_submit_wait(pbm_state *st, void *ud) {
             break;
         }
         pb_future_release(f);
+        if (fk == FLOOR_NONE) continue;
+        pool_s += now_s() - t0;
+        if (++npool % PAIR_BLOCK) continue;
+        pbm_pause_timing(st);
+        double c0 = process_vcsw(), t1 = now_s();
+        for (int i = 0; i < PAIR_BLOCK; i++) {
+            if (fk == FLOOR_CONDVAR) cv_probe_trip(&cv);
+            else if (pipe_probe_trip(&pp) < 0) e = errno ? errno : EIO;
+        }
+        floor_s += now_s() - t1;
+        floor_csw += process_vcsw() - c0;
+        nfloor += PAIR_BLOCK;
+        pbm_resume_timing(st);
+        if (e) {
+            pbm_skip_with_errorf(st, "floor probe failed: %s", strerror(e));
+            break;
+        }
     }
-    pbm_counter(st, "sleeps", process_vcsw() - csw0, PBM_COUNTER_AVG_ITERATIONS);
+    /* In-process sleeps of the pool's round trips only: the paired floor's are taken out. */
+    pbm_counter(st, "sleeps", process_vcsw() - csw0 - floor_csw, PBM_COUNTER_AVG_ITERATIONS);
+    if (nfloor > 0) {
+        pbm_counter(st, "floor_us", floor_s / (double)nfloor * 1e6, PBM_COUNTER_DEFAULT);
+        pbm_counter(st, "vs_floor", (pool_s / (double)npool) / (floor_s / (double)nfloor), PBM_COUNTER_DEFAULT);
+    }
     pb_pool_destroy(pool);
+    if (fk == FLOOR_CONDVAR) cv_probe_stop(&cv);
+    else if (fk == FLOOR_PIPE) pipe_probe_stop(&pp);
 }
 
 typedef struct map_input {
@@ -219,6 +540,7 @@ static void bm_map(pbm_state *st, void *ud) {
     pbm_set_label(st, label);
 
     char err[256];
+    double csw0 = process_vcsw();
     while (pbm_keep_running(st)) {
         int rc = pb_map(pool, "micro.square", m.items, MAP_ITEMS, chunksize, m.results);
         /* Checking and freeing the results is the caller's business, not the map's: not timed. */
@@ -237,6 +559,7 @@ static void bm_map(pbm_state *st, void *ud) {
     }
     pbm_set_items_processed(st, pbm_iterations(st) * (int64_t)MAP_ITEMS);
     pbm_counter(st, "chunks", (double)((MAP_ITEMS + cs - 1) / cs), PBM_COUNTER_DEFAULT);
+    pbm_counter(st, "sleeps", process_vcsw() - csw0, PBM_COUNTER_AVG_ITERATIONS); /* per map */
     pb_pool_destroy(pool);
     map_input_free(&m);
     /* Give the ~80 MB back to the kernel: glibc may keep freed blocks in the heap (its mmap threshold
@@ -245,238 +568,65 @@ static void bm_map(pbm_state *st, void *ud) {
     malloc_trim(0);
 }
 
-static void bm_create_destroy(pbm_state *st, void *ud) {
-    const char *backend = ud;
-    int workers = (int)pbm_range(st, 0);
-    pb_options o;
-    pb_options_init(&o);
-    o.workers = workers;
-    double create_s = 0;
-    while (pbm_keep_running(st)) {
-        pb_pool *pool = NULL;
-        double t0 = now_s();
-        int rc = pb_pool_create(&pool, backend, &o);
-        create_s += now_s() - t0;
-        if (rc < 0) {
-            pbm_skip_with_errorf(st, "%s: pool creation failed: %s: %s", backend, pb_strerror(rc), pb_last_error());
-            break;
-        }
-        pb_pool_destroy(pool);
-    }
-    /* The split of the round: how much of it is create (all workers ready) and how much destroy. */
-    pbm_counter(st, "create_us", create_s * 1e6, PBM_COUNTER_AVG_ITERATIONS);
-}
-
-/* ---- the floors ---- */
-
-/* Two threads hand a token back and forth, one round trip per iteration: the least a thread pool's
- * submit + wait can cost (one wake-up each way). Each direction is its own slot (mutex, condvar, flag) and
- * the condvar is signalled after the unlock, so the woken thread never blocks again on a mutex its waker
- * still holds. (A first version shared one mutex between both directions and came out slower than the
- * pool's own round trip on this VM, 18 us against 12 us: a floor that flatters the pool is no floor.) */
-typedef struct slot {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int full;
-} slot;
-
-typedef struct pingpong {
-    slot to_partner, to_main;
-    int stop; /* read by the partner after taking the token */
-} pingpong;
-
-static void slot_init(slot *s) {
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
-    s->full = 0;
-}
-
-static void slot_destroy(slot *s) {
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->mu);
-}
-
-static void slot_post(slot *s) {
-    pthread_mutex_lock(&s->mu);
-    s->full = 1;
-    pthread_mutex_unlock(&s->mu);
-    pthread_cond_signal(&s->cv);
-}
-
-static void slot_take(slot *s) {
-    pthread_mutex_lock(&s->mu);
-    while (!s->full) pthread_cond_wait(&s->cv, &s->mu);
-    s->full = 0;
-    pthread_mutex_unlock(&s->mu);
-}
-
-static void *pingpong_partner(void *arg) {
-    pingpong *p = arg;
-    for (;;) {
-        slot_take(&p->to_partner);
-        /* stop is written before the post that woke us; the slot's mutex orders the two */
-        if (p->stop) break;
-        slot_post(&p->to_main);
-    }
+/* The start-up floor of a backend with workers: fork pools against n raw forks, spawn pools against n
+ * raw posix_spawns of this binary; none for the others. */
+static int (*start_floor(const char *backend))(int) {
+    if (strcmp(backend, "fork") == 0) return fork_batch;
+    if (strcmp(backend, "spawn") == 0) return self_exe[0] ? spawn_batch : NULL;
     return NULL;
 }
 
-static void bm_raw_condvar(pbm_state *st, void *ud) {
-    (void)ud;
-    pingpong p = {.stop = 0};
-    slot_init(&p.to_partner);
-    slot_init(&p.to_main);
-    pthread_t th;
-    int e = pthread_create(&th, NULL, pingpong_partner, &p);
-    if (e) {
-        pbm_skip_with_errorf(st, "pthread_create: %s", strerror(e));
-    } else {
-        double csw0 = process_vcsw();
-        while (pbm_keep_running(st)) {
-            slot_post(&p.to_partner);
-            slot_take(&p.to_main);
-        }
-        pbm_counter(st, "sleeps", process_vcsw() - csw0, PBM_COUNTER_AVG_ITERATIONS);
-        p.stop = 1;
-        slot_post(&p.to_partner);
-        pthread_join(th, NULL);
-    }
-    slot_destroy(&p.to_main);
-    slot_destroy(&p.to_partner);
+/* Runs the start-up floor once with the benchmark's timer paused, adding its wall time to *acc. */
+static int paused_floor(pbm_state *st, int (*floor_fn)(int), int n, double *acc) {
+    pbm_pause_timing(st);
+    double t = now_s();
+    int e = floor_fn(n);
+    *acc += now_s() - t;
+    pbm_resume_timing(st);
+    return e;
 }
 
-static int write_full(int fd, const void *p, size_t n) {
-    ssize_t w;
-    do w = write(fd, p, n);
-    while (w < 0 && errno == EINTR);
-    return w == (ssize_t)n ? 0 : -1;
-}
-
-static int read_full(int fd, void *p, size_t n) {
-    ssize_t r;
-    do r = read(fd, p, n);
-    while (r < 0 && errno == EINTR);
-    return r == (ssize_t)n ? 0 : -1;
-}
-
-/* A forked child echoes every byte from the parent back until EOF: a process pool's floor, since a
- * fork worker's round trip is at least one pipe write and one read each way. */
-static void bm_raw_pipe(pbm_state *st, void *ud) {
-    (void)ud;
-    int down[2], up[2]; /* down: parent -> child, up: child -> parent */
-    if (pipe2(down, O_CLOEXEC) < 0) {
-        pbm_skip_with_errorf(st, "pipe2: %s", strerror(errno));
-        return;
-    }
-    if (pipe2(up, O_CLOEXEC) < 0) {
-        pbm_skip_with_errorf(st, "pipe2: %s", strerror(errno));
-        close(down[0]);
-        close(down[1]);
-        return;
-    }
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* The child: async-signal-safe calls only (the parent may have other threads). */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(1);
-        close(down[1]);
-        close(up[0]);
-        char b;
-        for (;;) {
-            ssize_t r = read(down[0], &b, 1);
-            if (r < 0 && errno == EINTR) continue;
-            if (r != 1) break;
-            if (write_full(up[1], &b, 1) < 0) break;
-        }
-        _exit(0);
-    }
-    close(down[0]);
-    close(up[1]);
-    if (pid < 0) {
-        pbm_skip_with_errorf(st, "fork: %s", strerror(errno));
-        close(down[1]);
-        close(up[0]);
-        return;
-    }
-    char b = 'x';
-    double csw0 = process_vcsw();
+static void bm_create_destroy(pbm_state *st, void *ud) {
+    const char *backend = ud;
+    int workers = (int)pbm_range(st, 0);
+    int (*floor_fn)(int) = start_floor(backend);
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = workers;
+    double create_s = 0, pool_s = 0, floor_s = 0;
+    long rounds = 0;
     while (pbm_keep_running(st)) {
-        if (write_full(down[1], &b, 1) < 0 || read_full(up[0], &b, 1) < 0) {
-            pbm_skip_with_errorf(st, "pipe round trip failed: %s", strerror(errno));
-            break;
-        }
-    }
-    pbm_counter(st, "sleeps", process_vcsw() - csw0, PBM_COUNTER_AVG_ITERATIONS);
-    close(down[1]); /* EOF: the child leaves its loop and exits */
-    close(up[0]);
-    int status;
-    wait_child(pid, &status);
-}
-
-/* n children that exit at once, then n reaps: the floor of starting (and stopping) n fork workers. */
-static void bm_raw_fork(pbm_state *st, void *ud) {
-    (void)ud;
-    int n = (int)pbm_range(st, 0);
-    pid_t pids[64];
-    if (n < 1 || n > 64) {
-        pbm_skip_with_error(st, "procs must be 1..64");
-        return;
-    }
-    while (pbm_keep_running(st)) {
-        int started = 0, err = 0;
-        for (; started < n; started++) {
-            pid_t pid = fork();
-            if (pid == 0) _exit(0);
-            if (pid < 0) {
-                err = errno;
+        /* The paired floor (see PAIR_BLOCK) runs before the pool on even rounds and after it on odd
+         * ones, so that neither always starts on a machine the other has just stirred. */
+        int floor_first = (rounds++ & 1) == 0, e = 0;
+        if (floor_fn && floor_first) e = paused_floor(st, floor_fn, workers, &floor_s);
+        if (!e) {
+            pb_pool *pool = NULL;
+            double t0 = now_s();
+            int rc = pb_pool_create(&pool, backend, &o);
+            double t1 = now_s();
+            if (rc < 0) {
+                pbm_skip_with_errorf(st, "%s: pool creation failed: %s: %s", backend, pb_strerror(rc),
+                                     pb_last_error());
                 break;
             }
-            pids[started] = pid;
+            pb_pool_destroy(pool);
+            create_s += t1 - t0;
+            pool_s += now_s() - t0;
         }
-        for (int i = 0; i < started; i++) {
-            int status;
-            wait_child(pids[i], &status);
-        }
-        if (err) {
-            pbm_skip_with_errorf(st, "fork: %s", strerror(err));
+        if (!e && floor_fn && !floor_first) e = paused_floor(st, floor_fn, workers, &floor_s);
+        if (e) {
+            pbm_skip_with_errorf(st, "%s: start-up floor failed: %s", backend,
+                                 e == ECHILD ? "a child failed" : strerror(e));
             break;
         }
     }
-}
-
-/* n posix_spawns of this binary in its do-nothing mode, then n reaps: the floor of starting n spawn
- * workers (which are re-executions of the running binary too). */
-static void bm_raw_spawn(pbm_state *st, void *ud) {
-    (void)ud;
-    int n = (int)pbm_range(st, 0);
-    pid_t pids[64];
-    if (n < 1 || n > 64) {
-        pbm_skip_with_error(st, "procs must be 1..64");
-        return;
-    }
-    if (!self_exe[0]) {
-        pbm_skip_with_error(st, "cannot find this program's path (/proc/self/exe)");
-        return;
-    }
-    char *argv[] = {self_exe, (char *)NOOP_ARG, NULL};
-    while (pbm_keep_running(st)) {
-        int started = 0, err = 0;
-        for (; started < n; started++) {
-            pid_t pid;
-            err = posix_spawn(&pid, self_exe, NULL, NULL, argv, environ);
-            if (err) break;
-            pids[started] = pid;
-        }
-        int bad = 0;
-        for (int i = 0; i < started; i++) {
-            int status = 0;
-            if (wait_child(pids[i], &status) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) bad = 1;
-        }
-        if (err || bad) {
-            pbm_skip_with_errorf(st, "posix_spawn %s: %s", self_exe, err ? strerror(err) : "the child failed");
-            break;
-        }
+    /* The split of the round: how much of it is create (all workers ready) and how much destroy. */
+    pbm_counter(st, "create_us", create_s * 1e6, PBM_COUNTER_AVG_ITERATIONS);
+    if (floor_fn && rounds > 0 && floor_s > 0) {
+        pbm_counter(st, "floor_us", floor_s / (double)rounds * 1e6, PBM_COUNTER_DEFAULT);
+        pbm_counter(st, "vs_floor", pool_s / floor_s, PBM_COUNTER_DEFAULT);
+        pbm_counter(st, "create_vs_floor", create_s / floor_s, PBM_COUNTER_DEFAULT);
     }
 }
 
