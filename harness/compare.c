@@ -144,15 +144,13 @@ static const char *match_text(const pbh_case_cmp *cc) {
 
 /* The verdict column: "regression", "no change", "not confirmed (1/3)", ... */
 static void verdict_text(const pbh_case_cmp *cc, char *buf, size_t len) {
+    if (cc->match == PBH_MATCH_NOT_OK) {
+        const pbh_case *bad = is_ok(cc->base) ? cc->new_ : cc->base;
+        snprintf(buf, len, "not comparable (%s %s)", bad == cc->base ? "base" : "new", bad->status);
+        return;
+    }
     if (cc->match != PBH_MATCH_BOTH) {
-        const pbh_case *side = cc->new_ ? cc->new_ : cc->base;
-        if (cc->match == PBH_MATCH_NOT_OK) {
-            const pbh_case *bad = is_ok(cc->base) ? cc->new_ : cc->base;
-            snprintf(buf, len, "not comparable (%s %s)", bad == cc->base ? "base" : "new", bad->status);
-        } else {
-            snprintf(buf, len, "%s", match_text(cc));
-        }
-        (void)side;
+        snprintf(buf, len, "%s", match_text(cc));
         return;
     }
     if (cc->unconfirmed) {
@@ -212,7 +210,8 @@ static void write_summary_line(FILE *out, const pbh_comparison *cmp, int markdow
             100 * cmp->opts.confidence, cmp->confirm ? ", suspected regressions re-measured" : "");
 }
 
-static void write_table(FILE *out, const pbh_comparison *cmp) {
+static void write_table(FILE *out, const void *arg) {
+    const pbh_comparison *cmp = arg;
     int w = 4;
     for (size_t i = 0; i < cmp->ncases; i++) {
         int l = (int)strlen(cmp->cases[i].name);
@@ -232,7 +231,8 @@ static void write_table(FILE *out, const pbh_comparison *cmp) {
     write_summary_line(out, cmp, 0);
 }
 
-static void write_markdown(FILE *out, const pbh_comparison *cmp) {
+static void write_markdown(FILE *out, const void *arg) {
+    const pbh_comparison *cmp = arg;
     fprintf(out, "### poolbench: %s\n\n", cmp->regressions ? "regression found" : "no regression");
     write_summary_line(out, cmp, 1);
     fprintf(out, "\nBase: run %lld%s%s (%s), new: run %lld%s%s (%s).\n\n", (long long)cmp->base->id,
@@ -252,7 +252,7 @@ static void write_markdown(FILE *out, const pbh_comparison *cmp) {
 
 static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
-static void write_json(FILE *out, const pbh_comparison *cmp) {
+static json_t *build_json(const pbh_comparison *cmp) {
     json_t *root = json_object();
     json_object_set_new(root, "base_run", json_integer(cmp->base->id));
     json_object_set_new(root, "new_run", json_integer(cmp->new_->id));
@@ -302,26 +302,14 @@ static void write_json(FILE *out, const pbh_comparison *cmp) {
         json_array_append_new(cases, o);
     }
     json_object_set_new(root, "cases", cases);
+    return root;
+}
+
+char *pbh_compare_format_table(const pbh_comparison *cmp) { return pbh_format_stream(write_table, cmp); }
+char *pbh_compare_format_markdown(const pbh_comparison *cmp) { return pbh_format_stream(write_markdown, cmp); }
+char *pbh_compare_format_json(const pbh_comparison *cmp) {
+    json_t *root = build_json(cmp);
     char *text = pbh_json_text(root);
     json_decref(root);
-    if (text) fputs(text, out);
-    free(text);
+    return text;
 }
-
-/* The exporters build their text on a memory stream: the bytes go wherever the caller sends them. */
-static char *render(void (*write)(FILE *, const pbh_comparison *), const pbh_comparison *cmp) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f) return NULL;
-    write(f, cmp);
-    if (fclose(f) != 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
-char *pbh_compare_format_table(const pbh_comparison *cmp) { return render(write_table, cmp); }
-char *pbh_compare_format_markdown(const pbh_comparison *cmp) { return render(write_markdown, cmp); }
-char *pbh_compare_format_json(const pbh_comparison *cmp) { return render(write_json, cmp); }

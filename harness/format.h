@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "model.h"
 
@@ -30,6 +31,10 @@ char *pbh_format_runs_json(const pbh_run_info *runs, size_t n);
 /* Google Benchmark JSON: "context" + "benchmarks" (one iteration entry per repetition, then mean, median
  * and stddev aggregates), times in ns. */
 char *pbh_format_run_gbench(const pbh_run *run);
+
+/* Text built by a writer on a memory stream (for exporters that are easiest to write with fprintf):
+ * write(stream, arg) is called once; returns the bytes, or NULL when out of memory. */
+char *pbh_format_stream(void (*write)(FILE *out, const void *arg), const void *arg);
 
 /* Dumps a jansson value as indented text with a final newline (heap string). */
 char *pbh_json_text(json_t *v);

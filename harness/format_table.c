@@ -164,3 +164,17 @@ char *pbh_format_runs_table(const pbh_run_info *runs, size_t n) {
     }
     return out;
 }
+
+char *pbh_format_stream(void (*write)(FILE *out, const void *arg), const void *arg) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    write(f, arg);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}

@@ -128,7 +128,8 @@ static const char *short_commit(const pbh_run *run, char *buf, size_t len) {
     return buf;
 }
 
-static void write_table(FILE *out, const pbh_history *h) {
+static void write_table(FILE *out, const void *arg) {
+    const pbh_history *h = arg;
     if (h->ncases == 0) {
         fprintf(out, "no ok cases in the store%s\n", h->nruns ? " match the filter" : "");
         return;
@@ -159,7 +160,7 @@ static void write_table(FILE *out, const pbh_history *h) {
     }
 }
 
-static void write_json(FILE *out, const pbh_history *h) {
+static json_t *build_json(const pbh_history *h) {
     json_t *root = json_object();
     json_object_set_new(root, "runs", json_integer((json_int_t)h->nruns));
     json_object_set_new(root, "pvalue", json_real(h->opts.pvalue));
@@ -204,24 +205,13 @@ static void write_json(FILE *out, const pbh_history *h) {
         json_array_append_new(cases, o);
     }
     json_object_set_new(root, "cases", cases);
+    return root;
+}
+
+char *pbh_history_format_table(const pbh_history *h) { return pbh_format_stream(write_table, h); }
+char *pbh_history_format_json(const pbh_history *h) {
+    json_t *root = build_json(h);
     char *text = pbh_json_text(root);
     json_decref(root);
-    if (text) fputs(text, out);
-    free(text);
+    return text;
 }
-
-static char *render(void (*write)(FILE *, const pbh_history *), const pbh_history *h) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f) return NULL;
-    write(f, h);
-    if (fclose(f) != 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
-char *pbh_history_format_table(const pbh_history *h) { return render(write_table, h); }
-char *pbh_history_format_json(const pbh_history *h) { return render(write_json, h); }

@@ -118,8 +118,10 @@ int pbh_import_gbench(json_t *doc, const pbh_context *here, pbh_run **out, char 
         }
         int64_t iters = (aggregate || !it) ? 1 : (int64_t)json_integer_value(it);
         double real = json_number_value(rt);
-        if (!isfinite(real) || real < 0 || iters < 1) {
-            snprintf(err, errlen, "benchmarks[%zu] (%s): real_time must be a finite number >= 0", i, name);
+        /* real x iterations can overflow even when both are finite */
+        if (!isfinite(real) || real < 0 || iters < 1 || !isfinite(real * scale * (double)iters)) {
+            snprintf(err, errlen, "benchmarks[%zu] (%s): real_time x iterations must be a finite number >= 0", i,
+                     name);
             pbh_run_free(run);
             return PBH_EINPUT;
         }
@@ -133,6 +135,7 @@ int pbh_import_gbench(json_t *doc, const pbh_context *here, pbh_run **out, char 
         s->iterations = iters;
         s->wall_s = real * scale * (double)iters;
         s->user_s = json_is_number(ct) ? json_number_value(ct) * scale * (double)iters : 0;
+        if (!isfinite(s->user_s)) s->user_s = 0; /* unknown, like a missing cpu_time */
         c->reps = (int)c->nsamples;
     }
     if (run->ncases == 0) {

@@ -15,6 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* snprintf truncates at a byte count: drop a multi-byte UTF-8 character left incomplete at the end, so that
+ * the string stays valid UTF-8 (the JSON export and the store need it; the input, from jansson, is valid). */
+static void trim_partial_utf8(char *s) {
+    size_t n = strlen(s), i = n;
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--; /* continuation bytes */
+    if (i == 0 || !((unsigned char)s[i - 1] & 0x80)) return;         /* ASCII: nothing cut */
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    if (n - (i - 1) < need) s[i - 1] = '\0';
+}
+
 /* "scenario/backend" hints in a command name such as "hyperfine/seed/fork" */
 static void name_hints(pbh_case *c) {
     const char *name = c->name;
@@ -23,9 +34,11 @@ static void name_hints(pbh_case *c) {
     if (!slash) return;
     char buf[128];
     snprintf(buf, sizeof buf, "%.*s", (int)(slash - scen), scen);
+    trim_partial_utf8(buf);
     pbh_set_str(&c->scenario, buf);
     const char *back = slash + 1, *end = strchr(back, '/');
     snprintf(buf, sizeof buf, "%.*s", end ? (int)(end - back) : (int)strlen(back), back);
+    trim_partial_utf8(buf);
     pbh_set_str(&c->backend, buf);
 }
 
@@ -66,6 +79,7 @@ int pbh_import_hyperfine(json_t *doc, const pbh_context *here, pbh_run **out, ch
                 size_t l = strlen(buf);
                 snprintf(buf + l, sizeof buf - l, "%s%s=%s", l ? "," : "", key, json_string_value(val));
             }
+            trim_partial_utf8(buf);
             pbh_set_str(&pc->params, buf);
         }
         json_t *user = json_object_get(r, "user"), *sys = json_object_get(r, "system");

@@ -6,6 +6,7 @@
  */
 #include "import.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,21 @@ static double jnum(json_t *o, const char *key, double def) {
     return json_is_number(v) ? json_number_value(v) : def;
 }
 
+/* An integer field clamped to [lo, hi]: casting a double outside the target type's range is undefined
+ * behaviour, and integers are read exactly rather than through a double. def when absent or not finite. */
+static int64_t jint(json_t *o, const char *key, int64_t def, int64_t lo, int64_t hi) {
+    json_t *v = json_object_get(o, key);
+    if (json_is_integer(v)) {
+        json_int_t i = json_integer_value(v);
+        return i < lo ? lo : i > hi ? hi : (int64_t)i;
+    }
+    if (!json_is_real(v) || !isfinite(json_real_value(v))) return def;
+    double d = json_real_value(v);
+    if (d <= (double)lo) return lo;
+    if (d >= (double)hi) return hi; /* (double)INT64_MAX is 2^63: anything below it converts */
+    return (int64_t)d;
+}
+
 static void read_context(pbh_context *c, json_t *o) {
     pbh_set_str(&c->started_at, jstr(o, "started_at"));
     c->started_unix = jnum(o, "started_unix", 0);
@@ -29,7 +45,7 @@ static void read_context(pbh_context *c, json_t *o) {
     c->git_dirty = json_is_boolean(dirty) ? json_is_true(dirty) : -1;
     pbh_set_str(&c->host, jstr(o, "host"));
     pbh_set_str(&c->cpu_model, jstr(o, "cpu_model"));
-    c->cores = (int)jnum(o, "cores", -1);
+    c->cores = (int)jint(o, "cores", -1, INT_MIN, INT_MAX);
     pbh_set_str(&c->kernel, jstr(o, "kernel"));
     pbh_set_str(&c->compiler, jstr(o, "compiler"));
     pbh_set_str(&c->cflags, jstr(o, "cflags"));
@@ -59,7 +75,7 @@ int pbh_import_poolbench(json_t *doc, const pbh_context *here, pbh_run **out, ch
     }
     pbh_run *run = pbh_run_new();
     if (!run) return PBH_ENOMEM;
-    run->id = (int64_t)jnum(doc, "id", 0);
+    run->id = jint(doc, "id", 0, INT64_MIN, INT64_MAX);
     pbh_set_str(&run->source, jstr(doc, "source") ? jstr(doc, "source") : PBH_SOURCE_NATIVE);
     pbh_set_str(&run->label, jstr(doc, "label"));
     pbh_set_str(&run->suite, jstr(doc, "suite"));
@@ -70,7 +86,7 @@ int pbh_import_poolbench(json_t *doc, const pbh_context *here, pbh_run **out, ch
     for (size_t i = 0; json_is_array(floors) && i < json_array_size(floors); i++) {
         json_t *fl = json_array_get(floors, i);
         if (!jstr(fl, "name")) continue;
-        if (!pbh_run_add_floor(run, jstr(fl, "name"), jnum(fl, "seconds", -1), (int)jnum(fl, "reps", 0))) goto nomem;
+        if (!pbh_run_add_floor(run, jstr(fl, "name"), jnum(fl, "seconds", -1), (int)jint(fl, "reps", 0, INT_MIN, INT_MAX))) goto nomem;
     }
     for (size_t i = 0; i < json_array_size(cases); i++) {
         json_t *co = json_array_get(cases, i);
@@ -85,12 +101,12 @@ int pbh_import_poolbench(json_t *doc, const pbh_context *here, pbh_run **out, ch
         pbh_set_str(&c->name, jstr(co, "name"));
         pbh_set_str(&c->scenario, jstr(co, "scenario"));
         pbh_set_str(&c->backend, jstr(co, "backend"));
-        c->workers = (int)jnum(co, "workers", 0);
+        c->workers = (int)jint(co, "workers", 0, INT_MIN, INT_MAX);
         pbh_set_str(&c->params, jstr(co, "params"));
         pbh_set_str(&c->status, jstr(co, "status"));
         pbh_set_str(&c->reason, jstr(co, "reason"));
-        c->reps = (int)jnum(co, "reps", 0);
-        c->warmup = (int)jnum(co, "warmup", 0);
+        c->reps = (int)jint(co, "reps", 0, INT_MIN, INT_MAX);
+        c->warmup = (int)jint(co, "warmup", 0, INT_MIN, INT_MAX);
         pbh_set_str(&c->floor, jstr(co, "floor"));
         pbh_set_str(&c->measures, jstr(co, "measures"));
         c->elapsed_s = jnum(co, "elapsed_s", 0);
@@ -104,16 +120,16 @@ int pbh_import_poolbench(json_t *doc, const pbh_context *here, pbh_run **out, ch
             }
             pbh_sample *s = pbh_case_add_sample(c);
             if (!s) goto nomem;
-            s->rep = (int)jnum(so, "rep", (double)k);
+            s->rep = (int)jint(so, "rep", k < INT_MAX ? (int64_t)k : INT_MAX, INT_MIN, INT_MAX);
             s->wall_s = wall;
             s->user_s = jnum(so, "user_s", 0);
             s->sys_s = jnum(so, "sys_s", 0);
-            s->peak_rss_kb = (int64_t)jnum(so, "peak_rss_kb", 0);
+            s->peak_rss_kb = jint(so, "peak_rss_kb", 0, INT64_MIN, INT64_MAX);
             s->startup_s = jnum(so, "startup_s", 0);
             s->ideal_s = jnum(so, "ideal_s", 0);
-            s->tasks = (uint64_t)jnum(so, "tasks", 0);
-            s->failed_tasks = (uint64_t)jnum(so, "failed_tasks", 0);
-            s->iterations = (int64_t)jnum(so, "iterations", 1);
+            s->tasks = (uint64_t)jint(so, "tasks", 0, 0, INT64_MAX);
+            s->failed_tasks = (uint64_t)jint(so, "failed_tasks", 0, 0, INT64_MAX);
+            s->iterations = jint(so, "iterations", 1, INT64_MIN, INT64_MAX);
         }
     }
     *out = run;

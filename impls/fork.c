@@ -20,6 +20,7 @@
  * output.
  */
 #include "proc.h"
+#include "syscalls.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -59,7 +60,7 @@ static int fork_start(void *vctx, int req_rd, int resp_wr, pid_t *pid, char *err
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t parent = getpid();
-    pid_t p = fork();
+    pid_t p = pb__sys.fork();
     if (p == 0) child(c, parent, req_rd, resp_wr);
     int e = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);

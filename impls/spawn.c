@@ -23,6 +23,7 @@
  * and the reason; a program that runs but does not speak the protocol fails the start-up handshake.
  */
 #include "proc.h"
+#include "syscalls.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -73,12 +74,12 @@ static int spawn_start(void *vctx, int req_rd, int resp_wr, pid_t *pid, char *er
     if (!rc) rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     if (!rc) rc = posix_spawnattr_setsigmask(&at, &c->mask);
     if (!rc) rc = posix_spawnattr_setsigdefault(&at, &def);
-    if (!rc) rc = posix_spawn(pid, c->path, &fa, &at, argv, envp);
+    if (!rc) rc = pb__sys.posix_spawn(pid, c->path, &fa, &at, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     free(envp);
     if (rc) {
-        snprintf(err, errlen, "cannot start %s: %s", c->describe, strerror(rc));
+        snprintf(err, errlen, "cannot start %s (posix_spawn): %s", c->describe, strerror(rc));
         return -rc;
     }
     return 0;

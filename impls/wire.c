@@ -145,7 +145,9 @@ int pb__wire_get_result(pb_wire_reader *r, size_t max_item_bytes, pb_result *res
         memcpy(res->inline_data, out, out_len);
     }
     if (status != PB_STATUS_OK) {
-        /* Every non-ok result carries a message (the public contract), even if the worker sent none. */
+        /* Every non-ok result carries a message (the public contract), even if the worker sent none. A NUL
+         * ends the message (as strnlen does on the encoding side), so "\0..." counts as none. */
+        msg_len = (uint16_t)strnlen((const char *)msg, msg_len);
         if (msg_len == 0) {
             msg = (const unsigned char *)"task failed";
             msg_len = (uint16_t)strlen("task failed");

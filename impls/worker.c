@@ -18,6 +18,7 @@
  * flushing stdio, so a forked worker never runs the host program's atexit handlers.
  */
 #include "proc.h"
+#include "syscalls.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -45,7 +46,7 @@ static int read_full(int fd, void *buf, size_t n) {
     unsigned char *p = buf;
     size_t got = 0;
     while (got < n) {
-        ssize_t r = read(fd, p + got, n - got);
+        ssize_t r = pb__sys.read(fd, p + got, n - got);
         if (r > 0) {
             got += (size_t)r;
         } else if (r == 0) {
@@ -60,7 +61,7 @@ static int read_full(int fd, void *buf, size_t n) {
 static int write_full(int fd, const void *buf, size_t n) {
     const unsigned char *p = buf;
     while (n) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = pb__sys.write(fd, p, n);
         if (w > 0) {
             p += w;
             n -= (size_t)w;

@@ -1,0 +1,87 @@
+/*
+ * syscalls.h - the system calls of the process backends, reached through one table so that tests can
+ * make them fail (after SQLite's xSetSystemCall). Internal.
+ *
+ * procpool.c, fork.c, spawn.c and worker.c call pb__sys.fork(), pb__sys.read(), ... instead of the libc
+ * functions, for every call that can fail in a way the pool must handle. Two builds:
+ *
+ *  - Normal builds (POOLBENCH_FAULT_INJECTION undefined): pb__sys is a `static const` table of the libc
+ *    functions defined right here, so the compiler folds pb__sys.read(...) into a direct call to read():
+ *    no indirection, no counter, nothing to switch on. The Release library has no hook overhead.
+ *  - Fault-injection builds (CMake option POOLBENCH_FAULT_INJECTION, on by default when the tests are
+ *    built): pb__sys is one mutable table (syscalls.c) whose entries count every call and fail the
+ *    ones a test armed with pb__fault_arm(): errno set and -1 returned (or the error number returned,
+ *    for posix_spawn and pthread_create, whose contract that is).
+ *
+ * Deliberately not in the table: close() (nothing to recover), kill() on our own unreaped child (it
+ * cannot fail, and an injected failure could only turn into a real hang in waitpid), the eventfd wake-up
+ * read()/write() (an eventfd counter cannot overflow here, so they cannot fail; an injected failure would
+ * only lose a wake-up that nothing could ever lose), and the calls a fork child makes before the worker
+ * loop (async-signal-safe setup that already ends in _exit(127) on failure).
+ */
+#ifndef POOLBENCH_SYSCALLS_H
+#define POOLBENCH_SYSCALLS_H
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <sys/eventfd.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct pb__syscalls {
+    pid_t (*fork)(void);
+    int (*pipe2)(int fds[2], int flags);
+    int (*posix_spawn)(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                       const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
+    ssize_t (*read)(int fd, void *buf, size_t len);
+    ssize_t (*write)(int fd, const void *buf, size_t len);
+    int (*poll)(struct pollfd *fds, nfds_t n, int timeout_ms);
+    int (*eventfd)(unsigned int initval, int flags);
+    pid_t (*waitpid)(pid_t pid, int *status, int options);
+    int (*fcntl)(int fd, int cmd, ...);
+    int (*pthread_create)(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+} pb__syscalls;
+
+#ifdef POOLBENCH_FAULT_INJECTION
+
+extern pb__syscalls pb__sys;
+
+/* Which call (indexes the table's order). */
+typedef enum pb__sys_id {
+    PB__SYS_FORK,
+    PB__SYS_PIPE2,
+    PB__SYS_POSIX_SPAWN,
+    PB__SYS_READ,
+    PB__SYS_WRITE,
+    PB__SYS_POLL,
+    PB__SYS_EVENTFD,
+    PB__SYS_WAITPID,
+    PB__SYS_FCNTL,
+    PB__SYS_PTHREAD_CREATE,
+    PB__SYS_COUNT
+} pb__sys_id;
+
+#define PB__FAULT_ONCE 0       /* only the nth call fails */
+#define PB__FAULT_PERSIST 1    /* the nth call and every later one fail */
+
+/* Test-only API. Faults are armed for the process that armed them: a fork child starts with none
+ * (the hooked fork() disarms them in the child), a spawned worker is a fresh program. Thread-safe. */
+const char *pb__sys_name(int id);                  /* "fork", "pipe2", ... */
+/* Makes the nth call of `id` counted from now (1 = the next one) fail with err. 0, or -EINVAL. */
+int pb__fault_arm(int id, unsigned long nth, int err, int mode);
+unsigned long pb__fault_calls(int id);    /* calls of id since the last reset */
+unsigned long pb__fault_injected(int id); /* failures injected into id since the last reset */
+void pb__fault_disarm(void);              /* disarms everything, keeps the counts */
+void pb__fault_reset(void);               /* disarms everything and zeroes the counts */
+
+#else /* the default: direct calls */
+
+/* Folded into direct calls by the compiler: the table is constant and its values are known here. */
+static const pb__syscalls pb__sys = {fork, pipe2, posix_spawn, read, write, poll, eventfd, waitpid, fcntl,
+                                     pthread_create};
+
+#endif
+#endif
