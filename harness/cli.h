@@ -45,7 +45,8 @@ int pbh_cli_exit_for(int rc);
 /* Writes bytes to path (created/truncated) or to stdout when path is NULL or "-". 0 or exit code. */
 int pbh_cli_write_output(const char *path, const char *bytes);
 
-/* Loads the run a RUN reference names from an open store, or prints why not. */
+/* Loads the run a RUN reference names from an open store, or prints why not. "A,B,C" pools several runs
+ * into one (pbh_run_pool): a baseline that carries run-to-run variation. */
 int pbh_cli_load_run(pbh_store *st, const char *ref, pbh_run **out);
 
 /* Parses a positive int / double; 0 on success. */

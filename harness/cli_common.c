@@ -75,7 +75,7 @@ int pbh_cli_open_store(const char *flag, enum pbh_store_mode mode, pbh_store **s
     return PBH_EXIT_OK;
 }
 
-int pbh_cli_load_run(pbh_store *st, const char *ref, pbh_run **out) {
+static int load_one(pbh_store *st, const char *ref, pbh_run **out) {
     char err[1024];
     int64_t id;
     int rc = pbh_store_resolve(st, ref, &id, err, sizeof err);
@@ -85,6 +85,38 @@ int pbh_cli_load_run(pbh_store *st, const char *ref, pbh_run **out) {
         pbh_cli_error("%s", err);
         return pbh_cli_exit_for(rc);
     }
+    return PBH_EXIT_OK;
+}
+
+int pbh_cli_load_run(pbh_store *st, const char *ref, pbh_run **out) {
+    if (!strchr(ref, ','))
+        return load_one(st, ref, out);
+    /* "A,B,C": the runs pooled into one (their samples per case together) */
+    char refs[1024];
+    snprintf(refs, sizeof refs, "%s", ref);
+    *out = NULL;
+    char *save = NULL;
+    for (char *r = strtok_r(refs, ",", &save); r; r = strtok_r(NULL, ",", &save)) {
+        pbh_run *one = NULL;
+        int rc = load_one(st, r, &one);
+        if (rc == PBH_EXIT_OK && *out) {
+            if (pbh_run_pool(*out, one) != PBH_OK) {
+                pbh_cli_error("out of memory pooling runs");
+                rc = PBH_EXIT_FAILED;
+            }
+            pbh_run_free(one);
+        } else if (rc == PBH_EXIT_OK) {
+            *out = one;
+        }
+        if (rc != PBH_EXIT_OK) {
+            pbh_run_free(*out);
+            *out = NULL;
+            return rc;
+        }
+    }
+    char label[1100];
+    snprintf(label, sizeof label, "pooled %s", ref);
+    pbh_set_str(&(*out)->label, label);
     return PBH_EXIT_OK;
 }
 

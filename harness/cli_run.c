@@ -22,12 +22,13 @@
 
 static const char usage[] =
     "usage: poolbench run [--suite NAME] [--scenario S[,S]] [--backend B[,B]] [--workers N[,N]]\n"
-    "                     [--param k=v[,v]]... [--reps R] [--warmup W] [--label L] [--store PATH]\n"
+    "                     [--param k=v[,v]]... [--reps R] [--warmup W] [--processes P] [--label L] [--store PATH]\n"
     "                     [--json FILE] [--format table|json|markdown] [--quiet] [--case-timeout SEC] [--seed N]\n"
     "Runs a suite (default: 'default') or the matrix scenario x backend x workers x params, each case in its own\n"
     "process, and stores the run with every raw sample (default store: $POOLBENCH_STORE, else\n"
     "results/poolbench.db). With --suite, --scenario/--backend filter the suite and --workers/--param/--reps/\n"
     "--warmup override it. A comma list in --param sweeps the values. --quiet prints only the run id.\n"
+    "--processes P spreads a case's repetitions over P case processes (default 1), each with its own warm-up.\n"
     "Exit: 0 ok, 2 bad input or store, 3 a case failed or timed out (the run is still stored).\n";
 
 typedef struct progress {
@@ -87,6 +88,7 @@ int pbh_cmd_run(int argc, char **argv) {
         {"store", required_argument, NULL, 'd'},   {"json", required_argument, NULL, 'j'},
         {"format", required_argument, NULL, 'f'},  {"quiet", no_argument, NULL, 'q'},
         {"case-timeout", required_argument, NULL, 't'}, {"seed", required_argument, NULL, 'e'},
+        {"processes", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},          {0}};
     pbh_request rq;
     pbh_request_init(&rq);
@@ -134,6 +136,11 @@ int pbh_cmd_run(int argc, char **argv) {
             if (pbh_cli_parse_int(optarg, 0, 1000, &v))
                 return pbh_cli_usage_error("run", "bad --warmup '%s': expected 0..1000", optarg);
             rq.warmup = (int)v;
+            break;
+        case 'P':
+            if (pbh_cli_parse_int(optarg, 1, 1000, &v))
+                return pbh_cli_usage_error("run", "bad --processes '%s': expected 1..1000", optarg);
+            rq.processes = (int)v;
             break;
         case 'l':
             label = optarg;

@@ -103,6 +103,48 @@ pbh_sample *pbh_case_add_sample(pbh_case *c) {
     return &c->samples[c->nsamples++];
 }
 
+int pbh_run_pool(pbh_run *into, const pbh_run *from) {
+    for (size_t i = 0; i < from->ncases; i++) {
+        const pbh_case *src = &from->cases[i];
+        pbh_case *dst = NULL;
+        for (size_t k = 0; k < into->ncases && !dst; k++)
+            if (strcmp(into->cases[k].name, src->name) == 0)
+                dst = &into->cases[k];
+        if (!dst) {
+            if (!(dst = pbh_run_add_case(into)))
+                return PBH_ENOMEM;
+            memset(dst, 0, sizeof *dst);
+            pbh_set_str(&dst->name, src->name);
+            pbh_set_str(&dst->scenario, src->scenario);
+            pbh_set_str(&dst->backend, src->backend);
+            pbh_set_str(&dst->params, src->params);
+            pbh_set_str(&dst->status, src->status);
+            pbh_set_str(&dst->reason, src->reason);
+            pbh_set_str(&dst->floor, src->floor);
+            pbh_set_str(&dst->measures, src->measures);
+            dst->workers = src->workers;
+            dst->reps = 0;
+            dst->warmup = src->warmup;
+        } else if (strcmp(src->status, PBH_STATUS_OK) != 0) {
+            pbh_set_str(&dst->status, src->status); /* a case that failed in any pooled run is not ok */
+            pbh_set_str(&dst->reason, src->reason);
+        }
+        for (size_t k = 0; k < src->nsamples; k++) {
+            pbh_sample *s = pbh_case_add_sample(dst);
+            if (!s)
+                return PBH_ENOMEM;
+            *s = src->samples[k];
+            s->rep = (int)dst->nsamples - 1;
+        }
+        dst->reps += src->reps;
+        dst->elapsed_s += src->elapsed_s;
+    }
+    into->duration_s += from->duration_s;
+    if (strcmp(from->status, "ok") != 0)
+        pbh_set_str(&into->status, from->status);
+    return PBH_OK;
+}
+
 pbh_floor *pbh_run_add_floor(pbh_run *run, const char *name, double seconds, int reps) {
     pbh_floor *na = grow(run->floors, run->nfloors, sizeof *na);
     if (!na)

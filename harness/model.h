@@ -133,6 +133,10 @@ void pbh_case_clear(pbh_case *c);
 pbh_case *pbh_run_add_case(pbh_run *run);
 pbh_sample *pbh_case_add_sample(pbh_case *c);
 pbh_floor *pbh_run_add_floor(pbh_run *run, const char *name, double seconds, int reps);
+/* Pools `from` into `into`: each case's samples are appended to the case of the same name (added when
+ * missing), repetitions renumbered. A baseline pooled from several runs carries their run-to-run
+ * variation, which one run's samples cannot show. 0 or PBH_ENOMEM. */
+int pbh_run_pool(pbh_run *into, const pbh_run *from);
 void pbh_run_infos_free(pbh_run_info *infos, size_t n);
 
 /* strdup that accepts NULL. */

@@ -60,6 +60,7 @@ void pbh_request_init(pbh_request *rq) {
     memset(rq, 0, sizeof *rq);
     rq->reps = -1;
     rq->warmup = -1;
+    rq->processes = -1;
     rq->seed = PBH_DEFAULT_SEED;
 }
 
@@ -269,6 +270,9 @@ static int expand_item(const pbh_request *rq, const pbh_suite *suite, const pbh_
                          spec.params_str[0] ? "/" : "", spec.params_str);
                 spec.reps = reps;
                 spec.warmup = warmup;
+                spec.processes = rq->processes > 0 ? rq->processes : PBH_DEFAULT_PROCESSES;
+                if (spec.processes > reps)
+                    spec.processes = reps;
                 spec.timeout_s = timeout;
                 spec.seed = rq->seed;
                 spec.supported = pb_scenario_supported(s, spec.backend);
@@ -602,7 +606,7 @@ static void case_line(void *ud, const char *line) {
         } else if (!json_is_true(json_object_get(o, "warmup"))) {
             pbh_sample *s = pbh_case_add_sample(cs->c);
             if (s) {
-                s->rep = (int)jnum(o, "rep");
+                s->rep = (int)cs->c->nsamples - 1; /* numbered across the case's processes */
                 s->wall_s = jnum(o, "wall_s");
                 s->user_s = jnum(o, "user_s");
                 s->sys_s = jnum(o, "sys_s");
@@ -638,11 +642,14 @@ static void last_line(const char *tail, char *out, size_t len) {
     snprintf(out, len, "%s", nl ? nl + 1 : tmp);
 }
 
-static void child_run_case(void *ud, const pbh_case_spec *spec, pbh_case *c) {
-    pbh_child_executor *ce = ud;
+/* One case process: `exec` with `reps` repetitions after the warm-up, its samples appended to c. Returns 1
+ * when it ended well (c's status is left unset), 0 after setting c's status and reason. */
+static int run_case_process(pbh_child_executor *ce, const pbh_case_spec *spec, pbh_case *c, int process_reps,
+                            double deadline) {
     char workers[16], reps[16], warmup[16], seed[32], ppid[16];
+    size_t before = c->nsamples;
     snprintf(workers, sizeof workers, "%d", spec->workers);
-    snprintf(reps, sizeof reps, "%d", spec->reps);
+    snprintf(reps, sizeof reps, "%d", process_reps);
     snprintf(warmup, sizeof warmup, "%d", spec->warmup);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)spec->seed);
     snprintf(ppid, sizeof ppid, "%d", (int)getpid());
@@ -680,11 +687,11 @@ static void child_run_case(void *ud, const pbh_case_spec *spec, pbh_case *c) {
     if (spawn_child(ce->self_exe, argv, &ch, msg, sizeof msg) != 0) {
         pbh_set_str(&c->status, PBH_STATUS_FAILED);
         pbh_set_str(&c->reason, msg);
-        return;
+        return 0;
     }
     case_sink cs = {.c = c};
     int status = 0;
-    enum child_end end = run_child(&ch, pbh_now_mono() + spec->timeout_s, case_line, &cs, &status);
+    enum child_end end = run_child(&ch, deadline, case_line, &cs, &status);
     char how[128], errline[STDERR_TAIL + 1];
     describe_status(status, how, sizeof how);
     last_line(ch.err_tail, errline, sizeof errline);
@@ -698,15 +705,31 @@ static void child_run_case(void *ud, const pbh_case_spec *spec, pbh_case *c) {
     } else if (cs.failed) {
         snprintf(msg, sizeof msg, "%s", cs.fail_msg);
         pbh_set_str(&c->status, PBH_STATUS_FAILED);
-    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && cs.done && (int)c->nsamples == spec->reps) {
-        msg[0] = '\0';
-        pbh_set_str(&c->status, PBH_STATUS_OK);
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && cs.done &&
+               (int)(c->nsamples - before) == process_reps) {
+        return 1;
     } else {
         snprintf(msg, sizeof msg, "case process %s after %zu of %d repetitions%s%s%s", how, c->nsamples, spec->reps,
                  cs.garbled ? " (garbled output)" : "", errline[0] ? ": " : "", errline);
         pbh_set_str(&c->status, PBH_STATUS_FAILED);
     }
-    pbh_set_str(&c->reason, msg[0] ? msg : NULL);
+    pbh_set_str(&c->reason, msg);
+    return 0;
+}
+
+/* A case: its repetitions spread evenly over spec->processes case processes (runner.h says why), one
+ * after another, all within the case's time limit. The first process that fails ends the case. */
+static void child_run_case(void *ud, const pbh_case_spec *spec, pbh_case *c) {
+    pbh_child_executor *ce = ud;
+    int processes = spec->processes > 0 ? spec->processes : 1;
+    double deadline = pbh_now_mono() + spec->timeout_s;
+    for (int p = 0; p < processes; p++) {
+        int process_reps = spec->reps / processes + (p < spec->reps % processes ? 1 : 0);
+        if (!run_case_process(ce, spec, c, process_reps, deadline))
+            return;
+    }
+    pbh_set_str(&c->status, PBH_STATUS_OK);
+    pbh_set_str(&c->reason, NULL);
 }
 
 typedef struct floor_sink {

@@ -26,6 +26,12 @@
 #include "suites.h"
 
 #define PBH_DEFAULT_REPS 10
+/* Repetitions can be spread over several case processes (--processes): each has its own address-space
+ * layout, heap and cache state. Measured on the reference VM, that does not remove the run-to-run shift
+ * of microsecond-scale cases (startup/serial medians still moved 1.4-2.2 us between runs of 5 processes
+ * each), and it makes more repetitions cold (square/serial at 20,000 items went from 0.62 to 1.3 ms with
+ * 2 repetitions per process), so the default stays one process per case. */
+#define PBH_DEFAULT_PROCESSES 1
 #define PBH_DEFAULT_WARMUP 1
 #define PBH_DEFAULT_CASE_TIMEOUT 300.0 /* seconds per case, all repetitions together */
 #define PBH_DEFAULT_SEED 42
@@ -39,7 +45,8 @@ typedef struct pbh_case_spec {
     pb_params params;
     char params_str[256]; /* pb_params_format: "items=4,ms=2000" */
     char name[384];       /* "sleep/fork/w4/items=4,ms=2000" */
-    int reps, warmup;
+    int reps, warmup;     /* warm-up executions run in every case process */
+    int processes;        /* case processes the repetitions are spread over (1..reps) */
     double timeout_s;
     uint64_t seed;
     int supported;        /* pb_scenario_supported */
@@ -63,6 +70,7 @@ typedef struct pbh_request {
     const char *params[PBH_MAX_LIST];  /* "k=v" or a sweep "k=v1,v2" */
     size_t nparams;
     int reps, warmup;                  /* < 0: the suite's or the default */
+    int processes;                     /* <= 0: PBH_DEFAULT_PROCESSES (at most reps) */
     double case_timeout_s;             /* <= 0: the suite's or the default */
     uint64_t seed;
 } pbh_request;

@@ -529,6 +529,10 @@ def chart_scaling(out, run, groups):
     panels = []
     for scen, cases in groups.items():
         native = [c for c in cases if c.scenario and c.summary.get("median")]
+        # speedup only means something for work that a pool spreads: a scenario without an ideal-time
+        # model (startup: the cost of a pool's own life) has no "ideal scaling" to draw against
+        if not any(c.summary.get("ideal_s", 0) > 0 for c in native):
+            continue
         by_params = {}
         for c in native:
             by_params.setdefault(c.params or "", []).append(c)

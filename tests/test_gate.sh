@@ -22,6 +22,14 @@ py=/usr/bin/python3; [ -x "$py" ] || py=python3
 "$pb" compare "$tmp/base.json" base > "$tmp/same.txt" || fail "self-compare exited $?"
 grep -q "no change" "$tmp/same.txt" || fail "self-compare did not say 'no change': $(cat "$tmp/same.txt")"
 
+# runs pooled: "A,B" is one run with every case's samples from both
+"$pb" run --scenario sleep --backend threads --workers 2 --param items=4 --param ms=10 --reps 8 --warmup 1 \
+  --label again --quiet >/dev/null
+"$pb" show base,again --format json > "$tmp/pooled.json"
+"$py" -c "import json,sys; d=json.load(open(sys.argv[1])); c=d['cases'][0]; assert len(c['samples']) == 16, len(c['samples']); assert sorted(s['rep'] for s in c['samples']) == list(range(16))" \
+  "$tmp/pooled.json" || fail "pooling two runs did not give 16 samples"
+"$pb" compare base,again base > /dev/null || fail "compare against a pooled baseline exited $?"
+
 # a doctored faster baseline: the same case is now a regression, confirmed by re-measuring, exit 1
 "$py" - "$tmp/base.json" "$tmp/faster.json" <<'PY'
 import json, sys
@@ -60,7 +68,7 @@ grep -q "| improvement |" "$tmp/imp.md" || fail "markdown lacks the improvement 
 "$pb" import --format hyperfine "$src/tests/fixtures/import/hyperfine_exit_codes.json" >/dev/null
 "$pb" show gb | grep -q "BM_x/8/repeats:3" || fail "show of an imported run lacks its case"
 "$pb" history --format json > "$tmp/history.json"
-"$py" -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['runs'] == 3, d['runs']" "$tmp/history.json" \
+"$py" -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['runs'] == 4, d['runs']" "$tmp/history.json" \
   || fail "history did not read every run"
 
 # bad input: exit 2, store byte-identical

@@ -85,6 +85,22 @@ static void test_gbench_file_with_nan(void **state) {
     pbh_run_free(run);
 }
 
+/* poolbench-micro's own output (3 repetitions + aggregates, NaN in the cv of all-zero counters) */
+static void test_gbench_poolbench_micro_file(void **state) {
+    pbh_run *run;
+    char err[512];
+    int rc = pbh_import_file("gbench", fixture_path("gbench_poolbench_micro.json"), &here, &run, err, sizeof err);
+    if (rc) fail_msg("%s", err);
+    assert_int_equal(run->ncases, 28);
+    for (size_t i = 0; i < run->ncases; i++) {
+        assert_string_equal(run->cases[i].status, PBH_STATUS_OK);
+        assert_int_equal(run->cases[i].nsamples, 3);
+    }
+    const pbh_case *c = find(run, "submit_wait/threads/real_time");
+    assert_true(c->samples[0].wall_s > 0 && c->samples[0].iterations > 1);
+    pbh_run_free(run);
+}
+
 static void test_hyperfine_file(void **state) {
     pbh_run *run;
     char err[512];
@@ -209,6 +225,7 @@ int main(void) {
     pbh_context_collect(&here, 1, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gbench_file_with_nan),
+        cmocka_unit_test(test_gbench_poolbench_micro_file),
         cmocka_unit_test(test_hyperfine_file),
         cmocka_unit_test(test_lenient_json),
         cmocka_unit_test(test_malformed_files_refused),
