@@ -1,14 +1,17 @@
 /*
- * fuzz_import_gbench.c - libFuzzer target for the Google Benchmark importer: the bytes are read with
- * pbh_json_loads_lenient (bare NaN / Infinity as null, as GB writes them), the document is given to
- * pbh_import_gbench, and everything is freed.
+ * fuzz_import.c - libFuzzer target for one importer, chosen at compile time (tests/fuzz/CMakeLists.txt
+ * builds it three times): fuzz_import_gbench (pbh_import_gbench: Google Benchmark JSON, with GB's bare
+ * NaN / Infinity), fuzz_import_hyperfine (pbh_import_hyperfine: results, times, user/system means, exit
+ * codes, parameters, "hyperfine/scenario/backend" name hints) and fuzz_import_json (pbh_import_poolbench:
+ * poolbench's own run export, e.g. results/baseline.json). The bytes are read with
+ * pbh_json_loads_lenient, the document is given to the importer, and everything is freed.
  *
  * Beyond "no crash, no leak, no UB" (ASan, LeakSanitizer and UBSan abort the run), the target holds the
- * importer to its contract: a rejection is PBH_EINPUT with a message and no run; an accepted run has at
- * least one case, every case a name and a status, every sample a finite wall time >= 0. And an accepted
- * run must survive poolbench's own export: pbh_run_to_json, then pbh_import_poolbench of that text, gives
- * back the same cases, statuses and samples (what `poolbench import` then `export --format json` relies
- * on).
+ * importer to its contract: a rejection is PBH_EINPUT with a message and no run; an accepted run has its
+ * source, cases (a run export may have none) each with a name and a status, and every sample a finite
+ * wall time >= 0. And an accepted run must survive poolbench's own export: pbh_run_to_json, then
+ * pbh_import_poolbench of that text, gives back the same cases, statuses and samples (what
+ * `poolbench import` then `export --format json` relies on).
  */
 #include <math.h>
 #include <stdint.h>
@@ -19,10 +22,15 @@
 #include "format.h"
 #include "import.h"
 
+/* Set by CMake per target: the importer, the source it must stamp, whether a run needs a case. */
+#ifndef FUZZ_IMPORTER
+#error "define FUZZ_IMPORTER (pbh_import_gbench, pbh_import_hyperfine or pbh_import_poolbench)"
+#endif
+
 #define CHECK(c)                                                                                  \
     do {                                                                                          \
         if (!(c)) {                                                                               \
-            fprintf(stderr, "fuzz_import_gbench.c:%d: invariant broken: %s\n", __LINE__, #c);    \
+            fprintf(stderr, "fuzz_import.c:%d: invariant broken: %s\n", __LINE__, #c);              \
             abort();                                                                              \
         }                                                                                         \
     } while (0)
@@ -36,10 +44,12 @@ static const pbh_context here = {
 static int streq(const char *a, const char *b) { return (!a || !b) ? a == b : strcmp(a, b) == 0; }
 
 static void check_run(const pbh_run *run) {
-    CHECK(run->ncases > 0 && run->status && run->source);
+    CHECK(run->status && run->source);
+    CHECK(run->ncases > 0 || !FUZZ_NEEDS_CASES);
     for (size_t i = 0; i < run->ncases; i++) {
         const pbh_case *c = &run->cases[i];
-        CHECK(c->name && *c->name && c->status);
+        CHECK(c->name && c->status);
+        CHECK(*c->name || !FUZZ_NONEMPTY_NAMES);
         for (size_t k = 0; k < c->nsamples; k++)
             CHECK(isfinite(c->samples[k].wall_s) && c->samples[k].wall_s >= 0);
     }
@@ -86,10 +96,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     pbh_run *run = (pbh_run *)1;
     err[0] = '\0';
-    int rc = pbh_import_gbench(doc, &here, &run, err, sizeof err);
+    int rc = FUZZ_IMPORTER(doc, &here, &run, err, sizeof err);
     if (rc == 0) {
         CHECK(run != NULL);
-        CHECK(streq(run->source, PBH_SOURCE_GBENCH));
+#ifdef FUZZ_SOURCE
+        CHECK(streq(run->source, FUZZ_SOURCE));
+#endif
         check_run(run);
         check_round_trip(run);
         pbh_run_free(run);
