@@ -48,6 +48,10 @@ int pbs__workload_alloc(pb_workload *w, size_t n, size_t item_len, size_t expect
 
 /* Result checks for verifiers: 0 when results[i] is ok and holds exactly the 8 bytes of want. */
 int pbs__expect_u64(const pb_result *r, size_t i, uint64_t want, char *msg, size_t len);
+/* The verifier of every scenario whose task answers x*x for an input that starts with the u64 x
+ * (sleep, square, skew): each result must be exactly that, else -1 with the first wrong item in msg. */
+int pbs__verify_squares(const pb_scenario *s, const pb_params *p, const pb_workload *w, const pb_result *results,
+                        char *msg, size_t msglen);
 /* 0 when r is ok with exactly len bytes (the caller then compares the content). */
 int pbs__expect_ok_len(const pb_result *r, size_t i, size_t len, char *msg, size_t msglen);
 

@@ -67,16 +67,6 @@ static int generate(const pb_scenario *s, const pb_params *p, uint64_t seed, pb_
     return 0;
 }
 
-static int verify(const pb_scenario *s, const pb_params *p, const pb_workload *w, const pb_result *results,
-                  char *msg, size_t msglen) {
-    for (size_t i = 0; i < w->n; i++) {
-        uint64_t x = pbs__get_u64(w->items[i].data);
-        if (pbs__expect_u64(&results[i], i, x * x, msg, msglen))
-            return -1;
-    }
-    return 0;
-}
-
 static double ideal(const pb_scenario *s, const pb_params *p, int workers) {
     size_t n = (size_t)p->v[P_ITEMS];
     uint64_t ls = LENGTH_SEED;
@@ -105,5 +95,5 @@ const pb_scenario pbs__skew = {
     .execute = pb_scenario_map_execute,
     .ideal = ideal,
     .generate = generate,
-    .verify = verify,
+    .verify = pbs__verify_squares,
 };
