@@ -624,7 +624,9 @@ static void expect_spawn_failure(void **state, const char *program, const char *
 
 static void test_spawn_missing_program(void **state) {
     expect_spawn_failure(state, "/nonexistent/poolbench-worker", "/nonexistent/poolbench-worker");
-    assert_non_null(strstr(pb_last_error(), "No such file"));
+    /* valgrind runs posix_spawn's exec in its own way: the failure still names the path, but arrives as the
+     * child's exit status rather than posix_spawn's ENOENT */
+    if (!running_under_valgrind()) assert_non_null(strstr(pb_last_error(), "No such file"));
 }
 
 static void test_spawn_not_executable(void **state) {
