@@ -55,7 +55,16 @@ struct pb_backend {
     void (*shutdown)(void *impl);
     void (*terminate)(void *impl);
     void (*destroy)(void *impl);
-    /* --- version 2 fields go below this line --- */
+    /* --- version 2 --- */
+    /* Optional (NULL = none): a fast path for pb_future_wait. The core calls it without its mutex, before
+     * its own condvar wait, when the future is not done yet; deadline is a pb__now() time, or < 0 for
+     * none. The backend may use the caller's thread to make progress on that job (the process backends
+     * let the waiting caller read the answer of the worker running it, which saves waking the I/O thread
+     * and then the caller). It must return by the deadline, done or not, and must never be the only one
+     * able to complete a job: the core then waits on its condvar as usual. Jobs it completes are handed
+     * back with pb__job_done from the waiting thread, so a future's callback may run there. */
+    void (*wait_progress)(void *impl, pb__job *job, double deadline);
+    /* --- version 3 fields go below this line --- */
 };
 
 /* The registered backends (registry.c). */

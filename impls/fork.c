@@ -89,7 +89,7 @@ static int fork_create(pb_pool *pool, const pb_options *opts, void **impl) {
 }
 
 const pb_backend pb_backend_fork = {
-    .version = 1,
+    .version = 2,
     .name = "fork",
     .description = "pre-forked worker processes, framed protocol over pipes",
     .caps = PB_CAP_ASYNC | PB_CAP_CRASH_ISOLATION | PB_CAP_TIMEOUT | PB_CAP_RECYCLE,
@@ -98,4 +98,5 @@ const pb_backend pb_backend_fork = {
     .shutdown = pb__proc_shutdown,
     .terminate = pb__proc_terminate,
     .destroy = pb__proc_destroy,
+    .wait_progress = pb__proc_wait_progress,
 };

@@ -372,6 +372,11 @@ int pb_future_wait(pb_future *f, double timeout_s) {
             deadline.tv_nsec -= 1000000000L;
         }
     }
+    /* Let the backend make progress in this thread first (see backend.h); whatever it did, the loop
+     * below decides, and returns at once when the job is done or the deadline has passed. */
+    const pb_backend *b = pool->backend;
+    if (b->version >= 2 && b->wait_progress)
+        b->wait_progress(pool->impl, &f->job, timeout_s >= 0 ? pb__now() + timeout_s : -1.0);
     int rc = 0;
     pthread_mutex_lock(&pool->mu);
     while (!atomic_load(&f->done)) {

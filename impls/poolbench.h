@@ -190,7 +190,8 @@ int pb_future_wait(pb_future *f, double timeout_s);
 int pb_future_done(const pb_future *f);
 const pb_result *pb_future_result(const pb_future *f); /* NULL until done */
 /* cb(ud, f) runs exactly once when f completes: at once in this thread if it already has, else in a
- * pool thread (keep it short; do not wait on the pool from it). Only one callback per future. */
+ * pool thread or in a thread waiting on that future (the process backends let a waiting caller read its
+ * answer); keep it short and do not wait on the pool from it. Only one callback per future. */
 typedef void (*pb_future_cb)(void *ud, pb_future *f);
 int pb_future_on_done(pb_future *f, pb_future_cb cb, void *ud);
 /* Cancels a task that has not started: 0 if cancelled, PB_EINVAL if it already started or finished. */

@@ -42,6 +42,7 @@ int pb__proc_dispatch(void *impl, pb__job *job);
 void pb__proc_shutdown(void *impl);
 void pb__proc_terminate(void *impl);
 void pb__proc_destroy(void *impl);
+void pb__proc_wait_progress(void *impl, pb__job *job, double deadline); /* a waiting caller reads its answer */
 
 /* ---- worker side (worker.c) ---- */
 /* The worker loop on fds in (requests) and out (results): reads INIT, runs the initializer, answers

@@ -13,12 +13,27 @@
  *    instead of killing the host.
  *  - Queue. dispatch() (any thread) wraps the core's job in a pjob and a *unit* (a range of the job's
  *    items). When nothing is queued and a worker is idle it gives the unit to that worker at once and
- *    writes the request itself (SIGPIPE suppressed in the caller's thread): the result wakes the I/O
- *    thread, whose poll() always watches every worker's result pipe, so a submit costs one thread
- *    wake-up less. Otherwise it appends the unit to the queue and wakes the I/O thread through an
+ *    writes the request itself (SIGPIPE suppressed in the caller's thread), so a submit costs one thread
+ *    wake-up less (and see Lending for the answer). Otherwise it appends the unit to the queue and wakes the I/O thread through an
  *    eventfd when it sleeps in poll(). The I/O thread hands queued units to idle workers. A unit travels
  *    as one REQUEST frame, cut shorter only to respect the frame size limit or a worker's remaining
  *    max_tasks_per_worker budget; the rest of the unit stays at the head of the queue.
+ *  - Lending. pb_future_wait() calls the backend's wait_progress (backend.h),
+ *    pb__proc_wait_progress(): if a worker is running the awaited job (BUSY, cur.pj->job == job) and there is no task_timeout (whose item clock
+ *    stays with the I/O thread), the caller borrows that worker (`lent`) and polls its result pipe
+ *    itself, decoding the answer and handing finished jobs to the core in its own thread. The answer then
+ *    wakes the caller directly instead of the I/O thread, which then had to wake the caller: the
+ *    round trip is two wake-ups like a raw pipe ping-pong, not three. Ownership: exactly one thread
+ *    reads a pipe, because reading needs mu and a lent pipe is read only by its borrower; the I/O thread
+ *    keeps the pipe in its poll() set all along (so it is never blind to it once the worker is back),
+ *    and when poll() reports only lent pipes it lets their borrowers finish (lent_returned, without mu)
+ *    and sleeps again. The borrower hands the worker back (under mu) as soon as the job no longer runs
+ *    there, at its deadline, on EOF, and on anything that needs the I/O thread: EOF is left in the pipe
+ *    for it; a read error or malformed frame is recorded in pending_loss and the I/O thread is woken to
+ *    lose_worker() it (only the I/O thread kills, reaps and respawns). Before it kills and closes
+ *    everything (terminate, poll failure) the I/O thread recalls every lent worker: it makes recall_fd
+ *    readable, which borrowers poll next to the pipe, and waits on lend_cv until none is lent; it lends
+ *    no more afterwards. A worker nobody waits for (a callback, an unwaited future) is never lent.
  *  - Results. A worker answers a unit with RESULT frames (one per chunk normally; one per item in
  *    per-item mode). Results are decoded straight into the job's result array; when a job has no item
  *    left without a result it is handed back with pb__job_done().
@@ -62,7 +77,9 @@
  * in poll() and while it calls into the core; dispatch() holds it briefly. mu is a leaf: nothing else is
  * locked while it is held, and pb__job_done / pb__job_claim (which take the core's mutex and may run user
  * callbacks that submit work) are called without it, the one exception being the claim of a job inside
- * dispatch(), which cannot call back (see there). Forks, spawns and reaping a SIGKILLed worker happen
+ * dispatch(), which cannot call back (see there). A borrower (Lending) likewise takes mu alone and calls
+ * pb__job_done after releasing it; the I/O thread waits for borrowers on lend_cv (with mu) or, after
+ * poll(), by reading the atomic `lent` flags without any lock. Forks, spawns and reaping a SIGKILLed worker happen
  * under mu; they are short, and only delay a concurrent dispatch().
  */
 #include "proc.h"
@@ -77,6 +94,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -87,6 +106,7 @@
 #define PB_PROC_RETRY_S 0.05     /* delay before retrying a worker that could not be started */
 #define PB_PROC_READ_CHUNK (64u * 1024u)
 #define PB_PROC_POLL_RETRIES 100 /* consecutive poll() failures (10 ms apart) before the pool gives up */
+#define PB_PROC_LEND_SPIN_S 50e-6 /* how long the I/O thread yields to callers reading lent workers */
 
 /* A pjob is the backend's view of one core job: the number of its items still without a result. */
 typedef struct pjob {
@@ -129,6 +149,10 @@ typedef struct worker {
     pb_wbuf in;          /* bytes read from resp_fd not yet parsed, from in_pos */
     size_t in_pos;
     char io_why[120];    /* why a read or write on its pipes failed, for the loss message ("" = none) */
+    atomic_int lent;     /* a waiting caller reads resp_fd (see "Lending"); the I/O thread must not.
+                          * Written under mu; the I/O thread also peeks at it without mu after poll() */
+    int pending_loss;    /* that caller found it lost: the I/O thread must lose_worker() it */
+    const char *pending_why; /* ... with this protocol error (static string), or NULL (EOF / io_why) */
 } worker;
 
 typedef struct proc_pool {
@@ -144,6 +168,11 @@ typedef struct proc_pool {
 
     pthread_mutex_t mu; /* guards everything below (see Locking) */
     pthread_cond_t cv;  /* start-up finished; stop requested (for an I/O thread parked by poll_failed) */
+    pthread_cond_t lend_cv; /* a lent worker was handed back (the I/O thread waits for it: io_waits_lend) */
+    int recall_fd;      /* eventfd, readable for good once the I/O thread wants every lent worker back */
+    int nlent;          /* workers lent to waiting callers */
+    int no_lend;        /* recalled (terminate, poll failure): lend no more */
+    int io_waits_lend;  /* the I/O thread sleeps on lend_cv */
     unit *qhead, *qtail;
     int stop;          /* 0 running, 1 shutdown, 2 terminate */
     int sleeping;      /* the I/O thread is (about to be) in poll(): dispatch must wake it */
@@ -418,6 +447,8 @@ static int reap_worker(worker *w, int kill_it) {
         if (waitpid_retry(w->pid, &st) < 0) st = 0;
     }
     w->pid = -1;
+    w->pending_loss = 0;
+    w->pending_why = NULL;
     close_fd(&w->req_fd);
     close_fd(&w->resp_fd);
     w->out.len = w->out_pos = 0;
@@ -815,6 +846,137 @@ static int read_worker(proc_pool *pp, worker *w, double now) {
     }
 }
 
+/* read_worker() for a caller that has w on loan (see "Lending"), mu held: reads what w sent and handles
+ * every complete frame, but leaves whatever needs the I/O thread (a loss: reaping, respawning, the
+ * breaker) to it. Returns 0 when the pipe is drained for now, 1 when w must go back to the I/O thread now:
+ * EOF (left in the pipe, which the I/O thread polls too) or a failure, recorded in pending_loss. */
+static int lent_read(proc_pool *pp, worker *w, double now) {
+    for (;;) {
+        size_t want = PB_PROC_READ_CHUNK;
+        if (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
+            pb_wire_header h;
+            const char *why = NULL;
+            if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, &why) != 0) {
+                w->pending_loss = 1;
+                w->pending_why = why;
+                return 1;
+            }
+            size_t frame = PB_WIRE_HEADER + (size_t)h.body_len;
+            size_t have = w->in.len - w->in_pos;
+            if (frame > have && frame - have > want) want = frame - have;
+        }
+        if (w->in_pos && w->in.cap - w->in.len < want) {
+            memmove(w->in.data, w->in.data + w->in_pos, w->in.len - w->in_pos);
+            w->in.len -= w->in_pos;
+            w->in_pos = 0;
+        }
+        if (pb__wbuf_reserve(&w->in, want) != 0) {
+            w->pending_loss = 1;
+            w->pending_why = "frame too large for memory";
+            return 1;
+        }
+        ssize_t n = pb__sys.read(w->resp_fd, w->in.data + w->in.len, w->in.cap - w->in.len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return 0;
+        if (n == 0) return 1; /* EOF: the I/O thread reads it again and handles the loss */
+        if (n < 0) {
+            if (!w->io_why[0])
+                snprintf(w->io_why, sizeof w->io_why, "read from its result pipe failed: %s", strerror(errno));
+            w->pending_loss = 1;
+            w->pending_why = NULL;
+            return 1;
+        }
+        w->in.len += (size_t)n;
+        while (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
+            pb_wire_header h;
+            const char *why = NULL;
+            if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, &why) != 0) {
+                w->pending_loss = 1;
+                w->pending_why = why;
+                return 1;
+            }
+            size_t frame = PB_WIRE_HEADER + (size_t)h.body_len;
+            if (w->in.len - w->in_pos < frame) break;
+            why = handle_frame(pp, w, &h, w->in.data + w->in_pos + PB_WIRE_HEADER, now);
+            w->in_pos += frame;
+            if (why) {
+                w->pending_loss = 1;
+                w->pending_why = why;
+                return 1;
+            }
+            /* Its unit is answered: the caller is done, and anything after (RETIRE, EOF) is the I/O
+             * thread's, which polls the pipe anyway. Saves the read() that would only say EAGAIN. */
+            if (w->state != W_BUSY) return 0;
+        }
+        if (w->in_pos == w->in.len) w->in.len = w->in_pos = 0;
+    }
+}
+
+/* wait_progress (backend.h, version 2): a caller waiting for a job that a worker is running borrows that worker and
+ * reads its answer itself, so the answer wakes the caller directly instead of the I/O thread, which then
+ * had to wake the caller. See "Lending" in DESIGN. Caller's thread; takes mu. */
+void pb__proc_wait_progress(void *impl, pb__job *job, double deadline) {
+    proc_pool *pp = impl;
+    pthread_mutex_lock(&pp->mu);
+    worker *w = NULL;
+    /* With task_timeout the I/O thread keeps the item clock: leave those workers to it. */
+    if (!pp->no_lend && !pp->stop && pp->opts->task_timeout <= 0) {
+        for (int i = 0; i < pp->nworkers && !w; i++) {
+            worker *c = &pp->w[i];
+            if (c->state == W_BUSY && c->cur.pj && c->cur.pj->job == job && !c->lent && !c->pending_loss &&
+                c->resp_fd >= 0)
+                w = c;
+        }
+    }
+    if (!w) {
+        pthread_mutex_unlock(&pp->mu);
+        return;
+    }
+    pjob *pj = w->cur.pj;
+    int fd = w->resp_fd; /* stays open while lent: only the I/O thread closes it, and not while lent */
+    atomic_store(&w->lent, 1);
+    pp->nlent++;
+    for (;;) {
+        int ms = -1;
+        if (deadline >= 0) {
+            double left = deadline - pb__now();
+            if (left <= 0) break;
+            ms = left > 3600.0 ? 3600000 : (int)(left * 1000.0) + 1;
+        }
+        pthread_mutex_unlock(&pp->mu);
+        struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = pp->recall_fd, .events = POLLIN}};
+        int r = poll(p, 2, ms); /* not pb__sys.poll: injected poll failures are the I/O thread's story */
+        int e = errno;
+        pthread_mutex_lock(&pp->mu);
+        if (pp->no_lend || (r < 0 && e != EINTR)) break;
+        if (r > 0 && p[0].revents && lent_read(pp, w, pb__now())) break;
+        if (w->state != W_BUSY || w->cur.pj != pj) break; /* the job is done here (or the worker retires) */
+    }
+    /* Hand w back. The I/O thread polls its pipe all along, so it needs a wake-up only for what it cannot
+     * see there: a loss found here, or queued work that w, now idle, could take. */
+    atomic_store(&w->lent, 0);
+    pp->nlent--;
+    int signal_io = pp->io_waits_lend;
+    int wake = w->pending_loss || (pp->sleeping && pp->qhead);
+    if (wake) pp->sleeping = 0;
+    pjob *list = pp->done_head; /* hand finished jobs back here, as flush_done() would */
+    pp->done_head = NULL;
+    pthread_mutex_unlock(&pp->mu);
+    /* After unlock is safe: the pool outlives a pb_future_wait in progress (the core's contract). */
+    if (signal_io) pthread_cond_broadcast(&pp->lend_cv);
+    if (wake) {
+        uint64_t one = 1;
+        ssize_t wr = write(pp->wake_fd, &one, sizeof one);
+        (void)wr;
+    }
+    while (list) {
+        pjob *d = list;
+        list = d->done_next;
+        pb__job_done(pp->pool, d->job);
+        free(d);
+    }
+}
+
 /* A deadline passed for w (handshake, item timeout, close). */
 static void worker_deadline(proc_pool *pp, worker *w, double now) {
     switch (w->state) {
@@ -876,6 +1038,33 @@ static void close_idle(proc_pool *pp, double now) {
     }
 }
 
+/* Takes every lent worker back and lends no more (terminate, poll failure). I/O thread, mu held
+ * (released while it waits). Callers poll recall_fd next to the result pipe, so they return at once. */
+static void recall_lent(proc_pool *pp) {
+    pp->no_lend = 1;
+    if (!pp->nlent) return;
+    uint64_t one = 1;
+    ssize_t wr = write(pp->recall_fd, &one, sizeof one); /* never read: it stays readable */
+    (void)wr;
+    while (pp->nlent) {
+        pp->io_waits_lend = 1;
+        pthread_cond_wait(&pp->lend_cv, &pp->mu);
+    }
+    pp->io_waits_lend = 0;
+}
+
+/* poll() said w's result pipe is readable while a caller holds w: that caller is awake on the same
+ * event (or about to give up on its deadline) and hands w back within moments. Waiting for it, rather
+ * than polling again, keeps the I/O thread from spinning on a readable fd it may not read. I/O thread,
+ * mu held (released while it waits). */
+static void wait_lent(proc_pool *pp, worker *w) {
+    while (w->lent) {
+        pp->io_waits_lend = 1;
+        pthread_cond_wait(&pp->lend_cv, &pp->mu);
+    }
+    pp->io_waits_lend = 0;
+}
+
 /* Signals every live worker first, then reaps them: they die in parallel instead of one after the other
  * (8 idle workers: about 0.95 ms down to 0.75 ms per teardown). */
 static void kill_and_reap_all(proc_pool *pp) {
@@ -887,6 +1076,7 @@ static void kill_and_reap_all(proc_pool *pp) {
 
 /* terminate(): kill everything and complete all held work with status (TERMINATED, or BROKEN). */
 static void kill_all(proc_pool *pp, int status, const char *msg) {
+    recall_lent(pp); /* a lent fd must not be closed under a caller that polls it */
     kill_and_reap_all(pp);
     for (int i = 0; i < pp->nworkers; i++) {
         worker *w = &pp->w[i];
@@ -925,6 +1115,32 @@ static int any_alive(const proc_pool *pp) {
     for (int i = 0; i < pp->nworkers; i++)
         if (pp->w[i].pid > 0) return 1;
     return 0;
+}
+
+/* After poll(), without mu: did only result pipes of lent workers wake us? Their callers were woken by
+ * the same answers and read them. */
+static int only_lent_woke(proc_pool *pp, const struct pollfd *pfd, const int *who, int np) {
+    int any = 0;
+    for (int j = 0; j < np; j++) {
+        if (!pfd[j].revents) continue;
+        if (who[j] < 0 || pfd[j].events != POLLIN || !atomic_load(&pp->w[who[j]].lent)) return 0;
+        any = 1;
+    }
+    return any;
+}
+
+/* ... then give those callers a moment to hand their workers back, still without mu: taking mu now would
+ * only make the callers (and their next submit) wait for this thread. 1 when all were handed back. */
+static int lent_returned(proc_pool *pp, const struct pollfd *pfd, const int *who, int np) {
+    double until = pb__now() + PB_PROC_LEND_SPIN_S;
+    for (;;) {
+        int still = 0;
+        for (int j = 0; j < np && !still; j++)
+            if (pfd[j].revents && who[j] >= 0 && atomic_load(&pp->w[who[j]].lent)) still = 1;
+        if (!still) return 1;
+        if (pb__now() >= until) return 0;
+        sched_yield();
+    }
 }
 
 static void *io_main(void *arg) {
@@ -992,8 +1208,21 @@ static void *io_main(void *arg) {
         pp->sleeping = !again;
         pthread_mutex_unlock(&pp->mu);
 
-        int r = pb__sys.poll(pfd, (nfds_t)np, timeout);
-        int poll_errno = errno;
+        int r, poll_errno;
+        for (;;) {
+            r = pb__sys.poll(pfd, (nfds_t)np, timeout);
+            poll_errno = errno;
+            /* Woken only by answers that lent workers' callers are reading: once they have handed the
+             * workers back, nothing changed that this thread must act on (a caller that leaves it work,
+             * a loss or queued work for the idle worker, writes wake_fd, since `sleeping` is still set;
+             * bytes it left in the pipe make poll() return at once), so sleep again with the same set,
+             * and the deadline it had. */
+            if (r <= 0 || !only_lent_woke(pp, pfd, who, np) || !lent_returned(pp, pfd, who, np)) break;
+            if (next != INFINITY) {
+                double ms = (next - pb__now()) * 1000.0;
+                timeout = ms <= 0 ? 0 : ms > 3600e3 ? 3600000 : (int)ms + 1;
+            }
+        }
 
         pthread_mutex_lock(&pp->mu);
         pp->sleeping = 0;
@@ -1026,7 +1255,17 @@ static void *io_main(void *arg) {
             if (pfd[j].fd == w->req_fd && (pfd[j].events & POLLOUT)) {
                 write_pending(pp, w, now, 0);
             } else if (pfd[j].fd == w->resp_fd) {
+                wait_lent(pp, w);
+                /* the caller found it lost (handled below), or it was replaced meanwhile */
+                if (w->pending_loss || pfd[j].fd != w->resp_fd) continue;
                 read_worker(pp, w, now);
+            }
+        }
+        for (int i = 0; i < n; i++) { /* losses found by a caller that had the worker on loan */
+            worker *w = &pp->w[i];
+            if (w->pending_loss && !w->lent) {
+                w->pending_loss = 0;
+                lose_worker(pp, w, now, w->pending_why);
             }
         }
         for (int i = 0; i < n; i++) {
@@ -1065,8 +1304,10 @@ static void free_pool(proc_pool *pp) {
     free(pp->deaths);
     pb__wbuf_free(&pp->init_frame);
     if (pp->wake_fd >= 0) close(pp->wake_fd);
+    if (pp->recall_fd >= 0) close(pp->recall_fd);
     pthread_mutex_destroy(&pp->mu);
     pthread_cond_destroy(&pp->cv);
+    pthread_cond_destroy(&pp->lend_cv);
     if (pp->birth && pp->birth->release) pp->birth->release(pp->ctx);
     free(pp);
 }
@@ -1102,8 +1343,10 @@ int pb__proc_create(pb_pool *pool, const pb_options *opts, const pb__proc_birth 
     pp->birth = birth;
     pp->ctx = ctx;
     pp->wake_fd = -1;
+    pp->recall_fd = -1;
     pthread_mutex_init(&pp->mu, NULL);
     pthread_cond_init(&pp->cv, NULL);
+    pthread_cond_init(&pp->lend_cv, NULL);
     pp->max_item = opts->max_item_bytes;
     pp->max_frame = pb__wire_max_frame(pp->max_item);
     pp->nworkers = opts->workers;
@@ -1131,6 +1374,11 @@ int pb__proc_create(pb_pool *pool, const pb_options *opts, const pb__proc_birth 
     }
     pp->wake_fd = pb__sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (pp->wake_fd < 0) {
+        rc = pb__set_error(-errno, "eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    pp->recall_fd = pb__sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (pp->recall_fd < 0) {
         rc = pb__set_error(-errno, "eventfd: %s", strerror(errno));
         goto fail;
     }

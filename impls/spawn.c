@@ -132,7 +132,7 @@ __attribute__((constructor(60000))) static void spawn_worker_entry(void) {
 }
 
 const pb_backend pb_backend_spawn = {
-    .version = 1,
+    .version = 2,
     .name = "spawn",
     .description = "posix_spawn'ed worker processes (a fresh exec), framed protocol over pipes",
     .caps = PB_CAP_ASYNC | PB_CAP_CRASH_ISOLATION | PB_CAP_TIMEOUT | PB_CAP_RECYCLE,
@@ -141,4 +141,5 @@ const pb_backend pb_backend_spawn = {
     .shutdown = pb__proc_shutdown,
     .terminate = pb__proc_terminate,
     .destroy = pb__proc_destroy,
+    .wait_progress = pb__proc_wait_progress,
 };
