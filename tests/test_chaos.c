@@ -94,21 +94,7 @@ PB_TASK_DEFINE("chaos.flood", t_flood)
 
 static const char *backend_of(void **state) { return (const char *)*state; }
 
-static int base_fds, base_children, base_threads;
-
-static int setup(void **state) {
-    base_fds = tu_count_fds();
-    base_children = tu_count_children();
-    base_threads = tu_count_threads();
-    return 0;
-}
-
-static int teardown(void **state) {
-    assert_true(TU_EVENTUALLY(tu_count_children() == base_children, 10));
-    assert_true(TU_EVENTUALLY(tu_count_threads() == base_threads, 10));
-    assert_true(TU_EVENTUALLY(tu_count_fds() == base_fds, 2));
-    return 0;
-}
+/* Nothing may outlive a test: no child (running or zombie), no thread, no fd (tu_leak_teardown). */
 
 static double now_s(void) {
     struct timespec ts;
@@ -513,12 +499,12 @@ int main(void) {
     for (int b = 0; b < 2; b++) {
         void *st = (void *)backends[b];
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_prestate_setup_teardown(test_random_kills, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_parent_killed, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_flood_drained, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_flood_devnull, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_flood_reader_gone, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_flood_nobody_reads, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_random_kills, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_parent_killed, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_flood_drained, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_flood_devnull, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_flood_reader_gone, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_flood_nobody_reads, tu_leak_setup, tu_leak_teardown, st),
         };
         char group[64];
         snprintf(group, sizeof group, "chaos/%s", backends[b]);

@@ -170,22 +170,7 @@ PB_TASK_DEFINE("proc.hygiene", t_hygiene)
 
 static const char *backend_of(void **state) { return (const char *)*state; }
 
-static int base_fds, base_children, base_threads;
-
-static int setup(void **state) {
-    base_fds = tu_count_fds();
-    base_children = tu_count_children();
-    base_threads = tu_count_threads();
-    return 0;
-}
-
-/* Nothing may outlive a test: no child (running or zombie), no thread, no fd. */
-static int teardown(void **state) {
-    assert_true(TU_EVENTUALLY(tu_count_children() == base_children, 10));
-    assert_true(TU_EVENTUALLY(tu_count_threads() == base_threads, 10));
-    assert_int_equal(tu_count_fds(), base_fds);
-    return 0;
-}
+/* Nothing may outlive a test: no child (running or zombie), no thread, no fd (tu_leak_teardown). */
 
 static pb_pool *pool_with(void **state, pb_options *o) {
     pb_pool *p = NULL;
@@ -513,7 +498,7 @@ static void test_join_reaps(void **state) {
     pb_pool *p = pool_n(state, 3);
     assert_pool_alive(p);
     assert_int_equal(pb_pool_join(p), 0);
-    assert_int_equal(tu_count_children(), base_children); /* join returns after every worker is reaped */
+    assert_int_equal(tu_count_children(), tu_base_children); /* join returns after every worker is reaped */
     pb_pool_destroy(p);
 }
 
@@ -665,22 +650,22 @@ int main(void) {
         if (!(pb_backend_caps(name) & PB_CAP_CRASH_ISOLATION)) continue;
         void *st = (void *)name;
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_prestate_setup_teardown(test_segfault, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_abort, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_exit3, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_timeout, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_garbage_frame, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_one_percent_crash, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_recycle_by_count, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_recycle_by_rss, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_initializer, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_initializer_failure_fails_create, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_crashloop_breaker, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_terminate_kills_running, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_worker_hygiene, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_join_reaps, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_other_children_untouched, setup, teardown, st),
-            cmocka_unit_test_prestate_setup_teardown(test_workers_die_with_parent, setup, teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_segfault, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_abort, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_exit3, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_timeout, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_garbage_frame, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_one_percent_crash, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_recycle_by_count, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_recycle_by_rss, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_initializer, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_initializer_failure_fails_create, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_crashloop_breaker, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_terminate_kills_running, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_worker_hygiene, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_join_reaps, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_other_children_untouched, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_workers_die_with_parent, tu_leak_setup, tu_leak_teardown, st),
         };
         char group[64];
         snprintf(group, sizeof group, "process/%s", name);
@@ -689,10 +674,10 @@ int main(void) {
         failed += _cmocka_run_group_tests(group, tests, sizeof tests / sizeof tests[0], NULL, NULL);
     }
     const struct CMUnitTest spawn_tests[] = {
-        cmocka_unit_test_setup_teardown(test_spawn_missing_program, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_spawn_not_executable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_spawn_not_a_worker, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_spawn_env_override, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spawn_missing_program, tu_leak_setup, tu_leak_teardown),
+        cmocka_unit_test_setup_teardown(test_spawn_not_executable, tu_leak_setup, tu_leak_teardown),
+        cmocka_unit_test_setup_teardown(test_spawn_not_a_worker, tu_leak_setup, tu_leak_teardown),
+        cmocka_unit_test_setup_teardown(test_spawn_env_override, tu_leak_setup, tu_leak_teardown),
     };
     if (pb_backend_caps("spawn") >= 0) {
         printf("=== process/spawn-program ===\n");

@@ -61,4 +61,36 @@ static inline int tu_count_children(void) {
         tu_ok_;                                                                        \
     })
 
+/* The leak guard pool tests run under, as cmocka setup/teardown functions: setup counts fds, threads and
+ * children; teardown fails the test (returns -1, saying what is left over) unless all three are back to
+ * those counts within a few seconds (a destroyed pool's threads and reaped children may take a moment to
+ * leave /proc). */
+static int tu_base_fds, tu_base_children, tu_base_threads;
+
+static inline int tu_leak_setup(void **state) {
+    (void)state;
+    tu_base_fds = tu_count_fds();
+    tu_base_children = tu_count_children();
+    tu_base_threads = tu_count_threads();
+    return 0;
+}
+
+static inline int tu_leak_teardown(void **state) {
+    (void)state;
+    int ok = 1;
+    if (!TU_EVENTUALLY(tu_count_children() == tu_base_children, 10)) {
+        fprintf(stderr, "leak guard: %d children, expected %d\n", tu_count_children(), tu_base_children);
+        ok = 0;
+    }
+    if (!TU_EVENTUALLY(tu_count_threads() == tu_base_threads, 10)) {
+        fprintf(stderr, "leak guard: %d threads, expected %d\n", tu_count_threads(), tu_base_threads);
+        ok = 0;
+    }
+    if (!TU_EVENTUALLY(tu_count_fds() == tu_base_fds, 2)) {
+        fprintf(stderr, "leak guard: %d fds, expected %d\n", tu_count_fds(), tu_base_fds);
+        ok = 0;
+    }
+    return ok ? 0 : -1;
+}
+
 #endif
