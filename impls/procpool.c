@@ -783,19 +783,26 @@ static const char *handle_frame(proc_pool *pp, worker *w, const pb_wire_header *
     }
 }
 
-/* Reads what w sent and handles every complete frame. Returns 0, or 1 when w was lost (EOF or a
- * malformed frame) and has been dealt with. */
-static int read_worker(proc_pool *pp, worker *w, double now) {
+/* How read_frames() stopped. */
+enum read_end {
+    READ_DRAINED, /* nothing more to read for now (or, with until_answered, w's unit is answered) */
+    READ_EOF,     /* the pipe is at EOF: the worker is gone (a partial frame may be left in w->in) */
+    READ_LOST,    /* w can no longer be trusted or heard: a malformed frame, no memory, a read error */
+};
+
+/* Reads what w sent and handles every complete frame, mu held. On READ_LOST, *why is the reason (NULL when
+ * w->io_why already says it). With until_answered (a caller that has w on loan, see "Lending") it stops
+ * as soon as w's unit is answered: anything after that (RETIRE, EOF) is the I/O thread's, which polls the
+ * pipe anyway, and the read() that would only say EAGAIN is saved. */
+static enum read_end read_frames(proc_pool *pp, worker *w, double now, int until_answered, const char **why) {
+    *why = NULL;
     for (;;) {
         /* Make room: at least one read chunk, and the whole of a frame whose header we hold. */
         size_t want = PB_PROC_READ_CHUNK;
         if (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
             pb_wire_header h;
-            const char *why = NULL;
-            if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, &why) != 0) {
-                lose_worker(pp, w, now, why);
-                return 1;
-            }
+            if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, why) != 0)
+                return READ_LOST;
             size_t frame = PB_WIRE_HEADER + (size_t)h.body_len;
             size_t have = w->in.len - w->in_pos;
             if (frame > have && frame - have > want) want = frame - have;
@@ -806,114 +813,64 @@ static int read_worker(proc_pool *pp, worker *w, double now) {
             w->in_pos = 0;
         }
         if (pb__wbuf_reserve(&w->in, want) != 0) {
-            lose_worker(pp, w, now, "frame too large for memory");
-            return 1;
+            *why = "frame too large for memory";
+            return READ_LOST;
         }
         ssize_t n = pb__sys.read(w->resp_fd, w->in.data + w->in.len, w->in.cap - w->in.len);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) return 0;
-        if (n <= 0) { /* EOF (or a read error): the worker is gone */
-            if (n < 0 && !w->io_why[0])
+        if (n < 0 && errno == EAGAIN) return READ_DRAINED;
+        if (n == 0) return READ_EOF;
+        if (n < 0) {
+            if (!w->io_why[0])
                 snprintf(w->io_why, sizeof w->io_why, "read from its result pipe failed: %s", strerror(errno));
-            if (n < 0) {
-                lose_worker(pp, w, now, NULL); /* kills it: we can no longer hear from it */
-            } else if (w->in.len > w->in_pos) {
-                lose_worker(pp, w, now, "truncated frame");
-            } else {
-                lose_worker(pp, w, now, NULL);
-            }
-            return 1;
+            return READ_LOST;
         }
         w->in.len += (size_t)n;
         /* Handle every complete frame. */
         while (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
             pb_wire_header h;
-            const char *why = NULL;
-            if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, &why) != 0) {
-                lose_worker(pp, w, now, why);
-                return 1;
-            }
+            if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, why) != 0)
+                return READ_LOST;
             size_t frame = PB_WIRE_HEADER + (size_t)h.body_len;
             if (w->in.len - w->in_pos < frame) break;
-            why = handle_frame(pp, w, &h, w->in.data + w->in_pos + PB_WIRE_HEADER, now);
+            *why = handle_frame(pp, w, &h, w->in.data + w->in_pos + PB_WIRE_HEADER, now);
             w->in_pos += frame;
-            if (why) {
-                lose_worker(pp, w, now, why);
-                return 1;
-            }
+            if (*why) return READ_LOST;
+            if (until_answered && w->state != W_BUSY) return READ_DRAINED;
         }
         if (w->in_pos == w->in.len) w->in.len = w->in_pos = 0;
     }
 }
 
-/* read_worker() for a caller that has w on loan (see "Lending"), mu held: reads what w sent and handles
- * every complete frame, but leaves whatever needs the I/O thread (a loss: reaping, respawning, the
- * breaker) to it. Returns 0 when the pipe is drained for now, 1 when w must go back to the I/O thread now:
- * EOF (left in the pipe, which the I/O thread polls too) or a failure, recorded in pending_loss. */
+/* The I/O thread's read: returns 0, or 1 when w was lost (EOF, a malformed frame, a read error) and has
+ * been dealt with (lose_worker kills and reaps it). */
+static int read_worker(proc_pool *pp, worker *w, double now) {
+    const char *why;
+    switch (read_frames(pp, w, now, 0, &why)) {
+    case READ_DRAINED: return 0;
+    case READ_EOF: lose_worker(pp, w, now, w->in.len > w->in_pos ? "truncated frame" : NULL); return 1;
+    default: lose_worker(pp, w, now, why); return 1;
+    }
+}
+
+/* read_worker() for a caller that has w on loan (see "Lending"), mu held: handles every complete frame
+ * but leaves whatever needs the I/O thread (a loss: reaping, respawning, the breaker) to it. Returns 0
+ * when the pipe is drained for now or w's unit is answered, 1 when w must go back to the I/O thread now:
+ * EOF (left in the pipe, which the I/O thread polls too) or a loss, recorded in pending_loss. */
 static int lent_read(proc_pool *pp, worker *w, double now) {
-    for (;;) {
-        size_t want = PB_PROC_READ_CHUNK;
-        if (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
-            pb_wire_header h;
-            const char *why = NULL;
-            if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, &why) != 0) {
-                w->pending_loss = 1;
-                w->pending_why = why;
-                return 1;
-            }
-            size_t frame = PB_WIRE_HEADER + (size_t)h.body_len;
-            size_t have = w->in.len - w->in_pos;
-            if (frame > have && frame - have > want) want = frame - have;
-        }
-        if (w->in_pos && w->in.cap - w->in.len < want) {
-            memmove(w->in.data, w->in.data + w->in_pos, w->in.len - w->in_pos);
-            w->in.len -= w->in_pos;
-            w->in_pos = 0;
-        }
-        if (pb__wbuf_reserve(&w->in, want) != 0) {
-            w->pending_loss = 1;
-            w->pending_why = "frame too large for memory";
-            return 1;
-        }
-        ssize_t n = pb__sys.read(w->resp_fd, w->in.data + w->in.len, w->in.cap - w->in.len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) return 0;
-        if (n == 0) return 1; /* EOF: the I/O thread reads it again and handles the loss */
-        if (n < 0) {
-            if (!w->io_why[0])
-                snprintf(w->io_why, sizeof w->io_why, "read from its result pipe failed: %s", strerror(errno));
-            w->pending_loss = 1;
-            w->pending_why = NULL;
-            return 1;
-        }
-        w->in.len += (size_t)n;
-        while (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
-            pb_wire_header h;
-            const char *why = NULL;
-            if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, &why) != 0) {
-                w->pending_loss = 1;
-                w->pending_why = why;
-                return 1;
-            }
-            size_t frame = PB_WIRE_HEADER + (size_t)h.body_len;
-            if (w->in.len - w->in_pos < frame) break;
-            why = handle_frame(pp, w, &h, w->in.data + w->in_pos + PB_WIRE_HEADER, now);
-            w->in_pos += frame;
-            if (why) {
-                w->pending_loss = 1;
-                w->pending_why = why;
-                return 1;
-            }
-            /* Its unit is answered: the caller is done, and anything after (RETIRE, EOF) is the I/O
-             * thread's, which polls the pipe anyway. Saves the read() that would only say EAGAIN. */
-            if (w->state != W_BUSY) return 0;
-        }
-        if (w->in_pos == w->in.len) w->in.len = w->in_pos = 0;
+    const char *why;
+    switch (read_frames(pp, w, now, 1, &why)) {
+    case READ_DRAINED: return 0;
+    case READ_EOF: return 1;
+    default:
+        w->pending_loss = 1;
+        w->pending_why = why;
+        return 1;
     }
 }
 
-/* wait_progress (backend.h, version 2): a caller waiting for a job that a worker is running borrows that worker and
- * reads its answer itself, so the answer wakes the caller directly instead of the I/O thread, which then
+/* wait_progress (backend.h, version 2): a caller waiting for a job that a worker is running borrows that
+ * worker and reads its answer itself, so the answer wakes the caller directly instead of the I/O thread, which then
  * had to wake the caller. See "Lending" in DESIGN. Caller's thread; takes mu. */
 void pb__proc_wait_progress(void *impl, pb__job *job, double deadline) {
     proc_pool *pp = impl;
