@@ -694,8 +694,14 @@ static void wire_report(pbm_state *st, size_t frame_bytes) {
     pbm_counter(st, "frame_bytes", (double)frame_bytes, PBM_COUNTER_DEFAULT);
 }
 
-static void bm_wire_request_encode(pbm_state *st, void *ud) {
-    (void)ud;
+/* Which frame an encode benchmark builds: passed as the benchmark's user pointer. */
+typedef struct wire_encoder {
+    int (*encode)(wire_fixture *w, uint64_t id);
+} wire_encoder;
+static const wire_encoder request_encoder = {encode_request}, result_encoder = {encode_result};
+
+static void bm_wire_encode(pbm_state *st, void *ud) {
+    const wire_encoder *enc = ud;
     wire_fixture *w = malloc(sizeof *w);
     if (!w) {
         pbm_skip_with_error(st, "out of memory");
@@ -704,7 +710,7 @@ static void bm_wire_request_encode(pbm_state *st, void *ud) {
     wire_fixture_init(w);
     uint64_t id = 0;
     while (pbm_keep_running(st)) {
-        if (encode_request(w, ++id) < 0) {
+        if (enc->encode(w, ++id) < 0) {
             pbm_skip_with_error(st, "encode failed: out of memory");
             break;
         }
@@ -759,27 +765,6 @@ static void bm_wire_request_decode(pbm_state *st, void *ud) {
         }
         wire_report(st, w->buf.len);
     }
-    pb__wbuf_free(&w->buf);
-    free(w);
-}
-
-static void bm_wire_result_encode(pbm_state *st, void *ud) {
-    (void)ud;
-    wire_fixture *w = malloc(sizeof *w);
-    if (!w) {
-        pbm_skip_with_error(st, "out of memory");
-        return;
-    }
-    wire_fixture_init(w);
-    uint64_t id = 0;
-    while (pbm_keep_running(st)) {
-        if (encode_result(w, ++id) < 0) {
-            pbm_skip_with_error(st, "encode failed: out of memory");
-            break;
-        }
-        escape(w->buf.data);
-    }
-    wire_report(st, w->buf.len);
     pb__wbuf_free(&w->buf);
     free(w);
 }
@@ -869,11 +854,11 @@ static void register_all(void) {
     }
 
     const char *items = "items";
-    pbm_bench_arg_names(pbm_bench_arg(timed(pbm_register("wire/request_encode", bm_wire_request_encode, NULL), PBM_US),
+    pbm_bench_arg_names(pbm_bench_arg(timed(pbm_register("wire/request_encode", bm_wire_encode, (void *)&request_encoder), PBM_US),
                                       WIRE_ITEMS), &items, 1);
     pbm_bench_arg_names(pbm_bench_arg(timed(pbm_register("wire/request_decode", bm_wire_request_decode, NULL), PBM_US),
                                       WIRE_ITEMS), &items, 1);
-    pbm_bench_arg_names(pbm_bench_arg(timed(pbm_register("wire/result_encode", bm_wire_result_encode, NULL), PBM_US),
+    pbm_bench_arg_names(pbm_bench_arg(timed(pbm_register("wire/result_encode", bm_wire_encode, (void *)&result_encoder), PBM_US),
                                       WIRE_ITEMS), &items, 1);
     pbm_bench_arg_names(pbm_bench_arg(timed(pbm_register("wire/result_decode", bm_wire_result_decode, NULL), PBM_US),
                                       WIRE_ITEMS), &items, 1);
