@@ -55,7 +55,7 @@ int pbh_cmd_runs(int argc, char **argv) {
     pbh_run_info *infos;
     size_t n;
     char err[1024];
-    int rc = pbh_store_list_runs(st, &infos, &n, err, sizeof err);
+    int rc = pbh_store_list_runs(st, NULL, &infos, &n, err, sizeof err);
     pbh_store_close(st);
     if (rc != PBH_OK) {
         pbh_cli_error("%s", err);

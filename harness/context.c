@@ -262,6 +262,7 @@ void pbh_context_clear(pbh_context *ctx) {
     free(ctx->started_at);
     free(ctx->git_commit);
     free(ctx->host);
+    free(ctx->machine);
     free(ctx->cpu_model);
     free(ctx->kernel);
     free(ctx->compiler);

@@ -11,6 +11,7 @@ typedef struct pbh_context {
     char *git_commit;   /* full hash of HEAD, NULL when unknown */
     int git_dirty;      /* 1 tracked files modified, 0 clean, -1 unknown */
     char *host;
+    char *machine;      /* the machine key history groups by (--machine, $POOLBENCH_MACHINE, else derived) */
     char *cpu_model;
     int cores;          /* online CPUs */
     char *kernel;       /* "Linux 6.1.0-13-amd64 x86_64" */

@@ -41,7 +41,7 @@ int pbh_history_build(pbh_store *st, const char *scenario, const char *backend, 
     else pbs_cp_opts_default(&out->opts);
     pbh_run_info *infos = NULL;
     size_t ninfos = 0;
-    int rc = pbh_store_list_runs(st, &infos, &ninfos, err, errlen);
+    int rc = pbh_store_list_runs(st, NULL, &infos, &ninfos, err, errlen);
     if (rc) return rc;
     out->runs = calloc(ninfos + 1, sizeof *out->runs);
     if (!out->runs) {

@@ -37,10 +37,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store_pg.h"
+#include "store_sql.h"
+
 /* Two CI jobs finishing together must queue, not fail: a run's write takes well under a second. */
 #define BUSY_TIMEOUT_MS 30000
 
 struct pbh_store {
+    pbh_pg *pg;  /* a PostgreSQL store: every operation goes to store_pg.c */
     sqlite3 *db;
     char *path;
     int version;  /* schema version of the open store */
@@ -81,6 +85,17 @@ static const char *const migrations[] = {
     "  name TEXT NOT NULL, seconds REAL NOT NULL, reps INTEGER,"
     "  PRIMARY KEY (run_id, name)) WITHOUT ROWID;"
     "CREATE INDEX cases_key ON cases(scenario, backend, workers, params);",
+    /* 2 -> 3: a run's identity across stores (push) and the machine it ran on (history's series key);
+     * runs stored before get a fresh uuid and their host as machine */
+    "ALTER TABLE runs ADD COLUMN uuid TEXT;"
+    "UPDATE runs SET uuid = lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' ||"
+    "  substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) ||"
+    "  substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)));"
+    "CREATE UNIQUE INDEX runs_uuid ON runs(uuid);"
+    "ALTER TABLE runs ADD COLUMN machine TEXT NOT NULL DEFAULT '';"
+    "UPDATE runs SET machine = coalesce(host, 'unknown');"
+    "CREATE INDEX runs_machine ON runs(machine, id);"
+    "CREATE INDEX cases_name ON cases(name, run_id);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == PBH_SCHEMA_VERSION,
@@ -100,9 +115,15 @@ sqlite3 *pbh_store_db(pbh_store *st) {
     return st->db;
 }
 
-int pbh_store_schema_version(pbh_store *st) {
-    return st->version;
+void *pbh_store_pg_conn(pbh_store *st) {
+    return st->pg ? pbh_pg_conn(st->pg) : NULL;
 }
+
+int pbh_store_schema_version(pbh_store *st) {
+    return st->pg ? pbh_pg_schema_version(st->pg) : st->version;
+}
+
+static int query_id(void *store, const char *sql, const char *arg, int64_t *id);
 
 static int pragma_int(sqlite3 *db, const char *sql, int *out) {
     sqlite3_stmt *s;
@@ -323,7 +344,24 @@ static int open_at(pbh_store **out, const char *path, enum pbh_store_mode mode, 
 }
 
 int pbh_store_open(pbh_store **out, const char *path, enum pbh_store_mode mode, char *err, size_t errlen) {
-    return open_at(out, path, mode, PBH_SCHEMA_VERSION, err, errlen);
+    if (!pbh_store_is_postgres(path))
+        return open_at(out, path, mode, PBH_SCHEMA_VERSION, err, errlen);
+    *out = NULL;
+    pbh_pg *pg;
+    int rc = pbh_pg_open(&pg, path, mode, err, errlen);
+    if (rc != PBH_OK)
+        return rc;
+    pbh_store *st = calloc(1, sizeof *st);
+    char redacted[4096];
+    if (!st || !(st->path = strdup(pbh_store_redact(path, redacted, sizeof redacted)))) {
+        free(st);
+        pbh_pg_close(pg);
+        return PBH_ENOMEM;
+    }
+    st->pg = pg;
+    st->readonly = mode == PBH_STORE_READ;
+    *out = st;
+    return PBH_OK;
 }
 
 int pbh_store_create_at_version(const char *path, int version, char *err, size_t errlen) {
@@ -341,26 +379,56 @@ int pbh_store_create_at_version(const char *path, int version, char *err, size_t
 void pbh_store_close(pbh_store *st) {
     if (!st)
         return;
+    pbh_pg_close(st->pg);
     sqlite3_close(st->db);
     free(st->path);
     free(st);
 }
 
-/* ---- writing ---------------------------------------------------------------------------------------- */
+/* ---- the shared SQL's adapters (store_sql.h) ----------------------------------------------------------- */
 
-static void bind_text(sqlite3_stmt *s, int i, const char *v) {
+typedef struct stmt_params {
+    pbh_sql_params base;
+    sqlite3_stmt *stmt;
+} stmt_params;
+
+static void param_text(pbh_sql_params *p, int i, const char *v) {
+    sqlite3_stmt *s = ((stmt_params *)p)->stmt;
     if (v)
         sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
     else
         sqlite3_bind_null(s, i);
 }
-
-static int step_done(sqlite3_stmt *s) {
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+static void param_real(pbh_sql_params *p, int i, double v) {
+    sqlite3_bind_double(((stmt_params *)p)->stmt, i, v);
 }
+static void param_integer(pbh_sql_params *p, int i, int64_t v) {
+    sqlite3_bind_int64(((stmt_params *)p)->stmt, i, v);
+}
+static void param_null(pbh_sql_params *p, int i) {
+    sqlite3_bind_null(((stmt_params *)p)->stmt, i);
+}
+static stmt_params params_for(sqlite3_stmt *s) {
+    return (stmt_params){{NULL, param_text, param_real, param_integer, param_null}, s};
+}
+
+static int row_is_null(const pbh_sql_row *r, int col) {
+    return sqlite3_column_type(r->impl, col) == SQLITE_NULL;
+}
+static const char *row_text(const pbh_sql_row *r, int col) {
+    return (const char *)sqlite3_column_text(r->impl, col);
+}
+static double row_real(const pbh_sql_row *r, int col) {
+    return sqlite3_column_double(r->impl, col);
+}
+static int64_t row_integer(const pbh_sql_row *r, int col) {
+    return sqlite3_column_int64(r->impl, col);
+}
+static pbh_sql_row row_of(sqlite3_stmt *s) {
+    return (pbh_sql_row){s, row_is_null, row_text, row_real, row_integer};
+}
+
+/* ---- writing ---------------------------------------------------------------------------------------- */
 
 /* Test hook: POOLBENCH_TEST_STALL_WRITE=SEC sleeps inside the write transaction, after the run row is
  * inserted, so that a test can SIGKILL the process mid-transaction and check that nothing of the run
@@ -378,10 +446,39 @@ static void test_stall(void) {
     }
 }
 
+/* Steps a prepared INSERT and reads its RETURNING id when it has one. 1 a row was written, 0 none (ON
+ * CONFLICT DO NOTHING), -1 an error. The statement is reset for its next use. */
+static int insert_row(sqlite3_stmt *s, int64_t *id) {
+    int rc = sqlite3_step(s);
+    int got = -1;
+    if (rc == SQLITE_ROW) {
+        if (id)
+            *id = sqlite3_column_int64(s, 0);
+        got = 1;
+        rc = sqlite3_step(s); /* finish the statement so that the row is written */
+        if (rc != SQLITE_DONE)
+            got = -1;
+    } else if (rc == SQLITE_DONE) {
+        got = id ? 0 : 1; /* a statement without RETURNING has no row to give */
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return got;
+}
+
 int pbh_store_insert_run(pbh_store *st, pbh_run *run, char *err, size_t errlen) {
+    if (st->pg)
+        return pbh_pg_insert_run(st->pg, run, err, errlen);
     if (st->readonly) {
         seterr(err, errlen, "store opened read-only");
         return PBH_EINPUT;
+    }
+    if (!run->uuid) {
+        char u[37];
+        if (pbh_uuid_new(u) || !(run->uuid = strdup(u))) {
+            seterr(err, errlen, "cannot make a run id: no randomness from the kernel");
+            return PBH_EIO;
+        }
     }
     sqlite3 *db = st->db;
     char msg[512];
@@ -390,104 +487,56 @@ int pbh_store_insert_run(pbh_store *st, pbh_run *run, char *err, size_t errlen) 
         return PBH_EIO;
     }
     sqlite3_stmt *qrun = NULL, *qcase = NULL, *qsample = NULL, *qfloor = NULL;
-    int rc = sqlite3_prepare_v2(db,
-                                "INSERT INTO runs (source, label, suite, status, started_at, started_unix, duration_s,"
-                                " git_commit, git_dirty, host, cpu_model, cores, kernel, compiler, cflags, build_type,"
-                                " command_line, governor, version, context_json)"
-                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                                -1, &qrun, NULL);
+    int rc = sqlite3_prepare_v2(db, PBH_SQL_INSERT_RUN, -1, &qrun, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db,
-                                "INSERT INTO cases (run_id, ord, name, scenario, backend, workers, params, status,"
-                                " reason, reps, warmup, floor, measures, elapsed_s)"
-                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                                -1, &qcase, NULL);
+        rc = sqlite3_prepare_v2(db, PBH_SQL_INSERT_CASE, -1, &qcase, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db,
-                                "INSERT INTO samples (case_id, rep, wall_s, user_s, sys_s, peak_rss_kb, startup_s,"
-                                " ideal_s, tasks, failed_tasks, iterations) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                                -1, &qsample, NULL);
+        rc = sqlite3_prepare_v2(db, PBH_SQL_INSERT_SAMPLE, -1, &qsample, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db, "INSERT INTO floors (run_id, name, seconds, reps) VALUES (?,?,?,?)", -1,
-                                &qfloor, NULL);
+        rc = sqlite3_prepare_v2(db, PBH_SQL_INSERT_FLOOR, -1, &qfloor, NULL);
     if (rc != SQLITE_OK)
         goto fail;
 
-    const pbh_context *c = &run->ctx;
-    bind_text(qrun, 1, run->source ? run->source : PBH_SOURCE_NATIVE);
-    bind_text(qrun, 2, run->label);
-    bind_text(qrun, 3, run->suite);
-    bind_text(qrun, 4, run->status ? run->status : "ok");
-    bind_text(qrun, 5, c->started_at ? c->started_at : "");
-    sqlite3_bind_double(qrun, 6, c->started_unix);
-    sqlite3_bind_double(qrun, 7, run->duration_s);
-    bind_text(qrun, 8, c->git_commit);
-    if (c->git_dirty >= 0)
-        sqlite3_bind_int(qrun, 9, c->git_dirty);
-    else
-        sqlite3_bind_null(qrun, 9);
-    bind_text(qrun, 10, c->host);
-    bind_text(qrun, 11, c->cpu_model);
-    if (c->cores > 0)
-        sqlite3_bind_int(qrun, 12, c->cores);
-    else
-        sqlite3_bind_null(qrun, 12);
-    bind_text(qrun, 13, c->kernel);
-    bind_text(qrun, 14, c->compiler);
-    bind_text(qrun, 15, c->cflags);
-    bind_text(qrun, 16, c->build_type);
-    bind_text(qrun, 17, c->command_line);
-    bind_text(qrun, 18, c->governor);
-    bind_text(qrun, 19, c->version);
-    bind_text(qrun, 20, c->extra_json);
-    if ((rc = step_done(qrun)) != SQLITE_OK)
+    stmt_params p = params_for(qrun);
+    pbh_sql_bind_run(&p.base, run);
+    int64_t run_id = 0;
+    int got = insert_row(qrun, &run_id);
+    if (got == 0) {
+        /* the uuid is there already: that run is this one (push twice = stored once) */
+        sqlite3_finalize(qrun);
+        sqlite3_finalize(qcase);
+        sqlite3_finalize(qsample);
+        sqlite3_finalize(qfloor);
+        exec_sql(db, "ROLLBACK", NULL, 0);
+        int64_t existing;
+        if (query_id(st, PBH_SQL_RUN_ID_BY_UUID, run->uuid, &existing) == PBH_OK)
+            run->id = existing;
+        seterr(err, errlen, "run %s is already in %s", run->uuid, st->path);
+        return PBH_EEXIST;
+    }
+    if (got < 0)
         goto fail;
-    int64_t run_id = sqlite3_last_insert_rowid(db);
     test_stall();
 
     for (size_t i = 0; i < run->ncases; i++) {
         pbh_case *k = &run->cases[i];
-        sqlite3_bind_int64(qcase, 1, run_id);
-        sqlite3_bind_int64(qcase, 2, (int64_t)i);
-        bind_text(qcase, 3, k->name ? k->name : "");
-        bind_text(qcase, 4, k->scenario);
-        bind_text(qcase, 5, k->backend);
-        sqlite3_bind_int(qcase, 6, k->workers);
-        bind_text(qcase, 7, k->params);
-        bind_text(qcase, 8, k->status ? k->status : PBH_STATUS_FAILED);
-        bind_text(qcase, 9, k->reason);
-        sqlite3_bind_int(qcase, 10, k->reps);
-        sqlite3_bind_int(qcase, 11, k->warmup);
-        bind_text(qcase, 12, k->floor);
-        bind_text(qcase, 13, k->measures);
-        sqlite3_bind_double(qcase, 14, k->elapsed_s);
-        if ((rc = step_done(qcase)) != SQLITE_OK)
+        p = params_for(qcase);
+        pbh_sql_bind_case(&p.base, run_id, i, k);
+        int64_t case_id = 0;
+        if (insert_row(qcase, &case_id) != 1)
             goto fail;
-        int64_t case_id = sqlite3_last_insert_rowid(db);
         for (size_t j = 0; j < k->nsamples; j++) {
-            const pbh_sample *s = &k->samples[j];
-            sqlite3_bind_int64(qsample, 1, case_id);
-            sqlite3_bind_int(qsample, 2, s->rep);
-            sqlite3_bind_double(qsample, 3, s->wall_s);
-            sqlite3_bind_double(qsample, 4, s->user_s);
-            sqlite3_bind_double(qsample, 5, s->sys_s);
-            sqlite3_bind_int64(qsample, 6, s->peak_rss_kb);
-            sqlite3_bind_double(qsample, 7, s->startup_s);
-            sqlite3_bind_double(qsample, 8, s->ideal_s);
-            sqlite3_bind_int64(qsample, 9, (int64_t)s->tasks);
-            sqlite3_bind_int64(qsample, 10, (int64_t)s->failed_tasks);
-            sqlite3_bind_int64(qsample, 11, s->iterations > 0 ? s->iterations : 1);
-            if ((rc = step_done(qsample)) != SQLITE_OK)
+            p = params_for(qsample);
+            pbh_sql_bind_sample(&p.base, case_id, &k->samples[j]);
+            if (insert_row(qsample, NULL) != 1)
                 goto fail;
         }
         k->id = case_id;
     }
     for (size_t i = 0; i < run->nfloors; i++) {
-        sqlite3_bind_int64(qfloor, 1, run_id);
-        bind_text(qfloor, 2, run->floors[i].name);
-        sqlite3_bind_double(qfloor, 3, run->floors[i].seconds);
-        sqlite3_bind_int(qfloor, 4, run->floors[i].reps);
-        if ((rc = step_done(qfloor)) != SQLITE_OK)
+        p = params_for(qfloor);
+        pbh_sql_bind_floor(&p.base, run_id, &run->floors[i]);
+        if (insert_row(qfloor, NULL) != 1)
             goto fail;
     }
     sqlite3_finalize(qrun);
@@ -516,31 +565,23 @@ fail:
 
 /* ---- reading ---------------------------------------------------------------------------------------- */
 
-static char *col_text(sqlite3_stmt *s, int i) {
-    const unsigned char *t = sqlite3_column_text(s, i);
-    return t ? strdup((const char *)t) : NULL;
-}
-
-int pbh_store_list_runs(pbh_store *st, pbh_run_info **out, size_t *n, char *err, size_t errlen) {
+int pbh_store_list_runs(pbh_store *st, const char *machine, pbh_run_info **out, size_t *n, char *err,
+                        size_t errlen) {
+    if (st->pg)
+        return pbh_pg_list_runs(st->pg, machine, out, n, err, errlen);
     *out = NULL;
     *n = 0;
     if (st->version == 0)
         return PBH_OK; /* an empty store has no runs */
-    const char *sql =
-        st->version >= 2
-            ? "SELECT r.id, r.source, r.label, r.suite, r.status, r.started_at, r.git_commit, r.host, r.git_dirty,"
-              " r.duration_s, (SELECT count(*) FROM cases c WHERE c.run_id = r.id),"
-              " (SELECT count(*) FROM cases c WHERE c.run_id = r.id AND c.status IN ('failed', 'timeout'))"
-              " FROM runs r ORDER BY r.id DESC"
-            : "SELECT r.id, 'native', r.label, r.suite, r.status, r.started_at, r.git_commit, r.host, r.git_dirty,"
-              " r.duration_s, (SELECT count(*) FROM cases c WHERE c.run_id = r.id),"
-              " (SELECT count(*) FROM cases c WHERE c.run_id = r.id AND c.status IN ('failed', 'timeout'))"
-              " FROM runs r ORDER BY r.id DESC";
+    char sql[1024];
     sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(st->db, pbh_sql_list_runs(sql, sizeof sql, st->version), -1, &s, NULL) != SQLITE_OK) {
         seterr(err, errlen, "reading runs from %s failed: %s", st->path, sqlite3_errmsg(st->db));
         return PBH_EIO;
     }
+    stmt_params p = params_for(s);
+    p.base.text(&p.base, 1, machine);
+    pbh_sql_row row = row_of(s);
     size_t cap = 0, len = 0;
     pbh_run_info *arr = NULL;
     int rc;
@@ -555,20 +596,11 @@ int pbh_store_list_runs(pbh_store *st, pbh_run_info **out, size_t *n, char *err,
             }
             arr = na;
         }
-        pbh_run_info *r = &arr[len++];
-        memset(r, 0, sizeof *r);
-        r->id = sqlite3_column_int64(s, 0);
-        r->source = col_text(s, 1);
-        r->label = col_text(s, 2);
-        r->suite = col_text(s, 3);
-        r->status = col_text(s, 4);
-        r->started_at = col_text(s, 5);
-        r->git_commit = col_text(s, 6);
-        r->host = col_text(s, 7);
-        r->git_dirty = sqlite3_column_type(s, 8) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 8);
-        r->duration_s = sqlite3_column_double(s, 9);
-        r->ncases = sqlite3_column_int(s, 10);
-        r->nfailed = sqlite3_column_int(s, 11);
+        if (pbh_sql_read_run_info(&row, &arr[len++]) != PBH_OK) {
+            sqlite3_finalize(s);
+            pbh_run_infos_free(arr, len);
+            return PBH_ENOMEM;
+        }
     }
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE) {
@@ -581,7 +613,8 @@ int pbh_store_list_runs(pbh_store *st, pbh_run_info **out, size_t *n, char *err,
     return PBH_OK;
 }
 
-static int query_id(pbh_store *st, const char *sql, const char *arg, int64_t *id) {
+static int query_id(void *store, const char *sql, const char *arg, int64_t *id) {
+    pbh_store *st = store;
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
         return PBH_EIO;
@@ -600,51 +633,55 @@ static int query_id(pbh_store *st, const char *sql, const char *arg, int64_t *id
 }
 
 int pbh_store_resolve(pbh_store *st, const char *ref, int64_t *id, char *err, size_t errlen) {
+    if (st->pg)
+        return pbh_pg_resolve(st->pg, ref, id, err, errlen);
     if (st->version == 0) {
         seterr(err, errlen, "no run '%s': the store %s is empty", ref, st->path);
         return PBH_ENOTFOUND;
     }
-    int rc;
-    if (strcmp(ref, "latest") == 0) {
-        rc = query_id(st, "SELECT max(id) FROM runs", NULL, id);
-    } else {
-        /* a number is a run id; anything else (or a number no run has) is a label */
-        char *end;
-        errno = 0;
-        long long v = strtoll(ref, &end, 10);
-        rc = PBH_ENOTFOUND;
-        if (*ref && !*end && errno == 0 && v > 0) {
-            char num[32];
-            snprintf(num, sizeof num, "%lld", v);
-            rc = query_id(st, "SELECT id FROM runs WHERE id = CAST(?1 AS INTEGER)", num, id);
-        }
-        if (rc == PBH_ENOTFOUND)
-            rc = query_id(st, "SELECT max(id) FROM runs WHERE label = ?1", ref, id);
-    }
+    /* before schema 3 there is no uuid column: a uuid-shaped reference is a label there */
+    int rc = st->version >= 3 || !pbh_uuid_valid(ref) ? pbh_sql_resolve(ref, query_id, st, id)
+                                                       : query_id(st, PBH_SQL_LATEST_WITH_LABEL, ref, id);
     if (rc == PBH_ENOTFOUND)
-        seterr(err, errlen, "no run '%s' in %s (a run id, a label, or 'latest'; see `poolbench runs`)", ref,
-               st->path);
+        seterr(err, errlen, "no run '%s' in %s (a run id, a uuid, a label, or 'latest'; see `poolbench runs`)",
+               ref, st->path);
     else if (rc != PBH_OK)
         seterr(err, errlen, "reading %s failed: %s", st->path, sqlite3_errmsg(st->db));
     return rc;
 }
 
+/* Steps s through every row, handing each to read; PBH_OK, the reader's error, or PBH_EIO. */
+static int read_rows(sqlite3_stmt *s, int (*read)(const pbh_sql_row *, pbh_run *, int64_t *), pbh_run *run) {
+    pbh_sql_row row = row_of(s);
+    int64_t cur = -1;
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        int rc = read(&row, run, &cur);
+        if (rc != PBH_OK)
+            return rc;
+    }
+    return step == SQLITE_DONE ? PBH_OK : PBH_EIO;
+}
+
+static int read_floor_row(const pbh_sql_row *r, pbh_run *run, int64_t *unused) {
+    (void)unused;
+    return pbh_sql_read_floor(r, run);
+}
+
 int pbh_store_load_run(pbh_store *st, int64_t id, pbh_run **out, char *err, size_t errlen) {
+    if (st->pg)
+        return pbh_pg_load_run(st->pg, id, out, err, errlen);
     *out = NULL;
     pbh_run *run = pbh_run_new();
     if (!run)
         return PBH_ENOMEM;
     sqlite3_stmt *s = NULL;
     int rc = PBH_EIO;
-    const char *sql_run =
-        st->version >= 2
-            ? "SELECT id, source, label, suite, status, started_at, started_unix, duration_s, git_commit, git_dirty,"
-              " host, cpu_model, cores, kernel, compiler, cflags, build_type, command_line, governor, version,"
-              " context_json FROM runs WHERE id = ?1"
-            : "SELECT id, 'native', label, suite, status, started_at, started_unix, duration_s, git_commit,"
-              " git_dirty, host, cpu_model, cores, kernel, compiler, cflags, build_type, command_line, governor,"
-              " version, context_json FROM runs WHERE id = ?1";
-    if (st->version == 0 || sqlite3_prepare_v2(st->db, sql_run, -1, &s, NULL) != SQLITE_OK)
+    char sql[1024];
+    /* one read transaction: a run being written meanwhile is wholly there or not at all */
+    if (st->version == 0 || exec_sql(st->db, "BEGIN", NULL, 0) != PBH_OK)
+        goto fail;
+    if (sqlite3_prepare_v2(st->db, pbh_sql_select_run(sql, sizeof sql, st->version), -1, &s, NULL) != SQLITE_OK)
         goto fail;
     sqlite3_bind_int64(s, 1, id);
     int step = sqlite3_step(s);
@@ -652,106 +689,32 @@ int pbh_store_load_run(pbh_store *st, int64_t id, pbh_run **out, char *err, size
         rc = step == SQLITE_DONE ? PBH_ENOTFOUND : PBH_EIO;
         goto fail;
     }
-    pbh_context *c = &run->ctx;
-    run->id = sqlite3_column_int64(s, 0);
-    run->source = col_text(s, 1);
-    run->label = col_text(s, 2);
-    run->suite = col_text(s, 3);
-    run->status = col_text(s, 4);
-    c->started_at = col_text(s, 5);
-    c->started_unix = sqlite3_column_double(s, 6);
-    run->duration_s = sqlite3_column_double(s, 7);
-    c->git_commit = col_text(s, 8);
-    c->git_dirty = sqlite3_column_type(s, 9) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 9);
-    c->host = col_text(s, 10);
-    c->cpu_model = col_text(s, 11);
-    c->cores = sqlite3_column_type(s, 12) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 12);
-    c->kernel = col_text(s, 13);
-    c->compiler = col_text(s, 14);
-    c->cflags = col_text(s, 15);
-    c->build_type = col_text(s, 16);
-    c->command_line = col_text(s, 17);
-    c->governor = col_text(s, 18);
-    c->version = col_text(s, 19);
-    c->extra_json = col_text(s, 20);
+    pbh_sql_row row = row_of(s);
+    if ((rc = pbh_sql_read_run(&row, run)) != PBH_OK)
+        goto fail;
     sqlite3_finalize(s);
     s = NULL;
 
-    /* cases and their samples in one ordered pass */
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT c.id, c.name, c.scenario, c.backend, c.workers, c.params, c.status, c.reason,"
-                           " c.reps, c.warmup, c.floor, c.measures, c.elapsed_s,"
-                           " s.rep, s.wall_s, s.user_s, s.sys_s, s.peak_rss_kb, s.startup_s, s.ideal_s, s.tasks,"
-                           " s.failed_tasks, s.iterations"
-                           " FROM cases c LEFT JOIN samples s ON s.case_id = c.id"
-                           " WHERE c.run_id = ?1 ORDER BY c.ord, s.rep",
-                           -1, &s, NULL) != SQLITE_OK)
+    rc = PBH_EIO;
+    if (sqlite3_prepare_v2(st->db, PBH_SQL_LOAD_CASES, -1, &s, NULL) != SQLITE_OK)
         goto fail;
     sqlite3_bind_int64(s, 1, id);
-    int64_t cur = -1;
-    pbh_case *k = NULL;
-    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t cid = sqlite3_column_int64(s, 0);
-        if (cid != cur) {
-            if (!(k = pbh_run_add_case(run))) {
-                rc = PBH_ENOMEM;
-                goto fail;
-            }
-            cur = cid;
-            k->id = cid;
-            k->name = col_text(s, 1);
-            k->scenario = col_text(s, 2);
-            k->backend = col_text(s, 3);
-            k->workers = sqlite3_column_int(s, 4);
-            k->params = col_text(s, 5);
-            k->status = col_text(s, 6);
-            k->reason = col_text(s, 7);
-            k->reps = sqlite3_column_int(s, 8);
-            k->warmup = sqlite3_column_int(s, 9);
-            k->floor = col_text(s, 10);
-            k->measures = col_text(s, 11);
-            k->elapsed_s = sqlite3_column_double(s, 12);
-        }
-        if (sqlite3_column_type(s, 13) == SQLITE_NULL)
-            continue; /* a case without samples */
-        pbh_sample *x = pbh_case_add_sample(k);
-        if (!x) {
-            rc = PBH_ENOMEM;
-            goto fail;
-        }
-        x->rep = sqlite3_column_int(s, 13);
-        x->wall_s = sqlite3_column_double(s, 14);
-        x->user_s = sqlite3_column_double(s, 15);
-        x->sys_s = sqlite3_column_double(s, 16);
-        x->peak_rss_kb = sqlite3_column_int64(s, 17);
-        x->startup_s = sqlite3_column_double(s, 18);
-        x->ideal_s = sqlite3_column_double(s, 19);
-        x->tasks = (uint64_t)sqlite3_column_int64(s, 20);
-        x->failed_tasks = (uint64_t)sqlite3_column_int64(s, 21);
-        x->iterations = sqlite3_column_int64(s, 22);
-    }
-    if (step != SQLITE_DONE)
+    if ((rc = read_rows(s, pbh_sql_read_case_sample, run)) != PBH_OK)
         goto fail;
     sqlite3_finalize(s);
     s = NULL;
 
     if (st->version >= 2) {
-        if (sqlite3_prepare_v2(st->db, "SELECT name, seconds, reps FROM floors WHERE run_id = ?1 ORDER BY name", -1,
-                               &s, NULL) != SQLITE_OK)
+        rc = PBH_EIO;
+        if (sqlite3_prepare_v2(st->db, PBH_SQL_LOAD_FLOORS, -1, &s, NULL) != SQLITE_OK)
             goto fail;
         sqlite3_bind_int64(s, 1, id);
-        while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-            if (!pbh_run_add_floor(run, (const char *)sqlite3_column_text(s, 0), sqlite3_column_double(s, 1),
-                                   sqlite3_column_int(s, 2))) {
-                rc = PBH_ENOMEM;
-                goto fail;
-            }
-        }
-        if (step != SQLITE_DONE)
+        if ((rc = read_rows(s, read_floor_row, run)) != PBH_OK)
             goto fail;
         sqlite3_finalize(s);
         s = NULL;
     }
+    exec_sql(st->db, "COMMIT", NULL, 0);
     *out = run;
     return PBH_OK;
 
@@ -761,6 +724,8 @@ fail:
     else
         seterr(err, errlen, "reading run %lld from %s failed: %s", (long long)id, st->path, sqlite3_errmsg(st->db));
     sqlite3_finalize(s);
+    if (st->version > 0)
+        exec_sql(st->db, "ROLLBACK", NULL, 0);
     pbh_run_free(run);
     return rc;
 }

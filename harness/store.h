@@ -1,5 +1,7 @@
 /*
- * store.h - the SQLite results store: every run, every raw sample, the floors and the run context.
+ * store.h - the results store: every run, every raw sample, the floors and the run context. A store name
+ * that is a postgresql:// URI opens the PostgreSQL store (store_pg.h, same schema and guarantees); any
+ * other name is the path of an SQLite file, whose guarantees follow.
  *
  * Guarantees:
  *  - A file is only written when it is a poolbench store (application_id matches) or an empty file /
@@ -22,7 +24,7 @@
 #include "model.h"
 
 /* The schema this binary writes. Bump it by appending a step to the migrations list in store.c. */
-#define PBH_SCHEMA_VERSION 2
+#define PBH_SCHEMA_VERSION 3
 /* PRAGMA application_id of a poolbench store: "PBNC". */
 #define PBH_APPLICATION_ID 0x50424E43
 
@@ -42,21 +44,25 @@ void pbh_store_close(pbh_store *st);
 /* The schema version of the open store (0 for an empty store opened read-only). */
 int pbh_store_schema_version(pbh_store *st);
 
-/* Inserts run (cases, samples, floors) in one transaction; sets run->id and each case's id. */
+/* Inserts run (cases, samples, floors) in one transaction; sets run->id and each case's id, and run->uuid
+ * when the run had none. PBH_EEXIST when the store already holds a run with run->uuid: nothing is written
+ * and run->id is that run's id (push twice = stored once). */
 int pbh_store_insert_run(pbh_store *st, pbh_run *run, char *err, size_t errlen);
 
-/* All runs, newest first. */
-int pbh_store_list_runs(pbh_store *st, pbh_run_info **out, size_t *n, char *err, size_t errlen);
+/* All runs, newest first; machine (NULL = every machine) keeps only the runs of that machine key. */
+int pbh_store_list_runs(pbh_store *st, const char *machine, pbh_run_info **out, size_t *n, char *err,
+                        size_t errlen);
 
-/* Resolves a RUN reference: a run id, a label (the latest run with it) or "latest". PBH_ENOTFOUND with
+/* Resolves a RUN reference: a run id, a run's uuid, a label (the latest run with it) or "latest". PBH_ENOTFOUND with
  * a message when nothing matches. */
 int pbh_store_resolve(pbh_store *st, const char *ref, int64_t *id, char *err, size_t errlen);
 
 /* Loads a whole run. */
 int pbh_store_load_run(pbh_store *st, int64_t id, pbh_run **out, char *err, size_t errlen);
 
-/* For tests and tools: the underlying connection. */
+/* For tests and tools: the underlying connection (NULL for the other kind of store). */
 struct sqlite3 *pbh_store_db(pbh_store *st);
+void *pbh_store_pg_conn(pbh_store *st); /* PGconn * */
 
 /* For tests: creates (or migrates) the store at path up to exactly `version` (1..PBH_SCHEMA_VERSION),
  * as an older poolbench would have left it. */

@@ -178,7 +178,7 @@ static void test_create_and_reopen(void **state) {
     assert_int_equal(pbh_store_open(&st, path, PBH_STORE_READ, err, sizeof err), PBH_OK);
     pbh_run_info *infos;
     size_t n;
-    assert_int_equal(pbh_store_list_runs(st, &infos, &n, err, sizeof err), PBH_OK);
+    assert_int_equal(pbh_store_list_runs(st, NULL, &infos, &n, err, sizeof err), PBH_OK);
     assert_int_equal(n, 0);
     pbh_run_infos_free(infos, n);
     pbh_store_close(st);
@@ -424,7 +424,7 @@ static void test_resolve(void **state) {
     assert_non_null(strstr(err, "nope"));
     pbh_run_info *infos;
     size_t n;
-    assert_int_equal(pbh_store_list_runs(st, &infos, &n, err, sizeof err), PBH_OK);
+    assert_int_equal(pbh_store_list_runs(st, NULL, &infos, &n, err, sizeof err), PBH_OK);
     assert_int_equal(n, 4);
     assert_int_equal(infos[0].id, 4); /* newest first */
     assert_int_equal(infos[0].ncases, 2);
