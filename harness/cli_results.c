@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char runs_usage[] = "usage: poolbench runs [--store PATH] [--format table|json]\n"
-                                 "Lists the stored runs, newest first.\n";
+static const char runs_usage[] = "usage: poolbench runs [--machine NAME] [--store PATH] [--format table|json]\n"
+                                 "Lists the stored runs, newest first (--machine: only that machine's).\n";
 static const char show_usage[] = "usage: poolbench show RUN [--store PATH] [--format table|json|markdown]\n"
                                  "Shows one run (RUN: a run id, a label, or 'latest').\n";
 static const char export_usage[] =
@@ -25,14 +25,21 @@ static const char export_usage[] =
 int pbh_cmd_runs(int argc, char **argv) {
     static const struct option opts[] = {{"store", required_argument, NULL, 'd'},
                                          {"format", required_argument, NULL, 'f'},
+                                         {"machine", required_argument, NULL, 'M'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
-    const char *store_flag = NULL, *format = "table";
+    const char *store_flag = NULL, *format = "table", *machine = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             store_flag = optarg;
+            break;
+        case 'M':
+            if (!pbh_machine_name_valid(optarg))
+                return pbh_cli_usage_error("runs", "--machine must be 1 to 128 printable characters without blanks, got '%s'",
+                                           optarg);
+            machine = optarg;
             break;
         case 'f':
             format = optarg;
@@ -55,7 +62,7 @@ int pbh_cmd_runs(int argc, char **argv) {
     pbh_run_info *infos;
     size_t n;
     char err[1024];
-    int rc = pbh_store_list_runs(st, NULL, &infos, &n, err, sizeof err);
+    int rc = pbh_store_list_runs(st, machine, &infos, &n, err, sizeof err);
     pbh_store_close(st);
     if (rc != PBH_OK) {
         pbh_cli_error("%s", err);

@@ -5,6 +5,8 @@
 #ifndef POOLBENCH_HARNESS_CONTEXT_H
 #define POOLBENCH_HARNESS_CONTEXT_H
 
+#include <stddef.h>
+
 typedef struct pbh_context {
     char *started_at;   /* ISO 8601 UTC, "2026-11-28T23:59:01Z" */
     double started_unix; /* seconds since the epoch (sorting, durations) */
@@ -36,7 +38,15 @@ double pbh_now_unix(void);
 /* Monotonic clock, seconds. */
 double pbh_now_mono(void);
 
-/* Joins argv into one line, quoting for a POSIX shell where needed. Heap string. */
+/* Is name usable as a machine key (1..128 printable characters, no blanks)? */
+int pbh_machine_name_valid(const char *name);
+
+/* name with any password replaced by "***" (a URI's user info, a password= parameter or keyword): what
+ * messages and the stored command line show of a store URI. Writes into buf; returns buf. */
+const char *pbh_redact_password(const char *name, char *buf, size_t len);
+
+/* Joins argv into one line, quoting for a POSIX shell where needed; passwords in store URIs are redacted
+ * (pbh_redact_password). Heap string. */
 char *pbh_join_argv(int argc, char *const argv[]);
 
 #endif

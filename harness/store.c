@@ -353,7 +353,7 @@ int pbh_store_open(pbh_store **out, const char *path, enum pbh_store_mode mode, 
         return rc;
     pbh_store *st = calloc(1, sizeof *st);
     char redacted[4096];
-    if (!st || !(st->path = strdup(pbh_store_redact(path, redacted, sizeof redacted)))) {
+    if (!st || !(st->path = strdup(pbh_redact_password(path, redacted, sizeof redacted)))) {
         free(st);
         pbh_pg_close(pg);
         return PBH_ENOMEM;
@@ -728,4 +728,55 @@ fail:
         exec_sql(st->db, "ROLLBACK", NULL, 0);
     pbh_run_free(run);
     return rc;
+}
+
+/* ---- checking --------------------------------------------------------------------------------------- */
+
+int pbh_store_check(pbh_store *st, char *report, size_t len) {
+    int problems = 0;
+    size_t used = 0;
+    report[0] = '\0';
+    if (pbh_store_schema_version(st) == 0) {
+        snprintf(report, len, "ok (empty store)");
+        return 0;
+    }
+    if (!st->pg) {
+        sqlite3_stmt *s;
+        if (sqlite3_prepare_v2(st->db, "PRAGMA integrity_check", -1, &s, NULL) != SQLITE_OK) {
+            snprintf(report, len, "cannot check %s: %s", st->path, sqlite3_errmsg(st->db));
+            return PBH_EIO;
+        }
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            const char *line = (const char *)sqlite3_column_text(s, 0);
+            if (line && strcmp(line, "ok") != 0 && used < len) {
+                used += (size_t)snprintf(report + used, len - used, "integrity_check: %s\n", line);
+                problems++;
+            }
+        }
+        sqlite3_finalize(s);
+    }
+    for (size_t i = 0; i < pbh_sql_nchecks; i++) {
+        int64_t n = 0;
+        char err[512];
+        int rc;
+        if (pbh_store_schema_version(st) < 3 && strstr(pbh_sql_checks[i].sql, "uuid"))
+            continue; /* no uuids before schema 3 */
+        if (st->pg) {
+            rc = pbh_pg_count(st->pg, pbh_sql_checks[i].sql, &n, err, sizeof err);
+        } else {
+            rc = query_id(st, pbh_sql_checks[i].sql, NULL, &n);
+            snprintf(err, sizeof err, "checking %s failed: %s", st->path, sqlite3_errmsg(st->db));
+        }
+        if (rc != PBH_OK) {
+            snprintf(report, len, "%s", err);
+            return PBH_EIO;
+        }
+        if (n > 0 && used < len) {
+            used += (size_t)snprintf(report + used, len - used, "%lld %s\n", (long long)n, pbh_sql_checks[i].what);
+            problems++;
+        }
+    }
+    if (!problems)
+        snprintf(report, len, "ok");
+    return problems;
 }

@@ -57,6 +57,11 @@ int pbh_store_list_runs(pbh_store *st, const char *machine, pbh_run_info **out, 
  * a message when nothing matches. */
 int pbh_store_resolve(pbh_store *st, const char *ref, int64_t *id, char *err, size_t errlen);
 
+/* Consistency checks (PRAGMA integrity_check for SQLite, then store_sql.h's checks on both stores).
+ * Writes one line per problem found into report (or "ok"); returns the number of problems, or a PBH_E*
+ * (< 0) when the checks could not run. */
+int pbh_store_check(pbh_store *st, char *report, size_t len);
+
 /* Loads a whole run. */
 int pbh_store_load_run(pbh_store *st, int64_t id, pbh_run **out, char *err, size_t errlen);
 

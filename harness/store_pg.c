@@ -103,42 +103,6 @@ int pbh_store_is_postgres(const char *name) {
     return name && (strncmp(name, "postgresql://", 13) == 0 || strncmp(name, "postgres://", 11) == 0);
 }
 
-const char *pbh_store_redact(const char *name, char *buf, size_t len) {
-    if (!len)
-        return buf;
-    snprintf(buf, len, "%s", name ? name : "");
-    char *scheme = strstr(buf, "://");
-    if (scheme) {
-        /* user info is what precedes the last '@' before the path, query or fragment */
-        char *auth = scheme + 3;
-        size_t auth_len = strcspn(auth, "/?#");
-        char *at = NULL;
-        for (char *p = auth; p < auth + auth_len; p++)
-            if (*p == '@')
-                at = p;
-        char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-        if (colon) {
-            char rest[4096];
-            snprintf(rest, sizeof rest, "%s", at);
-            snprintf(colon + 1, len - (size_t)(colon + 1 - buf), "***%s", rest);
-        }
-    }
-    /* password=... as a query parameter (URI) or keyword (key=value string) */
-    for (char *p = buf; (p = strstr(p, "password=")) != NULL;) {
-        if (p != buf && p[-1] != '?' && p[-1] != '&' && p[-1] != ' ') {
-            p += 9;
-            continue;
-        }
-        char *v = p + 9;
-        size_t vlen = strcspn(v, "& ");
-        char rest[4096];
-        snprintf(rest, sizeof rest, "%s", v + vlen);
-        snprintf(v, len - (size_t)(v - buf), "***%s", rest);
-        p = v + 3;
-    }
-    return buf;
-}
-
 /* The password libpq would use from uri (NULL when none); heap copy. */
 static char *uri_password(const char *uri) {
     char *perr = NULL;
@@ -334,7 +298,7 @@ int pbh_pg_open(pbh_pg **out, const char *uri, enum pbh_store_mode mode, char *e
     *out = NULL;
     pbh_pg *pg = calloc(1, sizeof *pg);
     char redacted[4096];
-    if (!pg || !(pg->name = strdup(pbh_store_redact(uri, redacted, sizeof redacted)))) {
+    if (!pg || !(pg->name = strdup(pbh_redact_password(uri, redacted, sizeof redacted)))) {
         free(pg);
         return PBH_ENOMEM;
     }
@@ -692,6 +656,19 @@ static int pg_query_id(void *store, const char *sql, const char *arg, int64_t *i
         rc = PBH_OK;
     }
     PQclear(r);
+    return rc;
+}
+
+int pbh_pg_count(pbh_pg *pg, const char *sql, int64_t *n, char *err, size_t errlen) {
+    int rc = pg_query_id(pg, sql, NULL, n);
+    if (rc == PBH_ENOTFOUND) {
+        *n = 0;
+        rc = PBH_OK;
+    }
+    if (rc != PBH_OK) {
+        char msg[1024];
+        seterr(err, errlen, "checking %s failed: %s", pg->name, conn_error(pg, msg, sizeof msg));
+    }
     return rc;
 }
 

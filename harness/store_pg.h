@@ -11,7 +11,7 @@
  *    creation and migrations run under a transaction-scoped advisory lock and re-read the version under it.
  *  - Readers run in read-only transactions (default_transaction_read_only), so a read verb cannot write.
  *  - The password of a connection URI is never printed: every message names the store by its redacted
- *    URI (pbh_store_redact), and libpq's own messages are scrubbed of it.
+ *    URI (pbh_redact_password), and libpq's own messages are scrubbed of it.
  *  - An unreachable server or a refused login fails within PBH_PG_CONNECT_TIMEOUT_S seconds (unless the URI
  *    sets its own connect_timeout) with PBH_EINPUT and a message.
  */
@@ -30,8 +30,6 @@ typedef struct pbh_pg pbh_pg;
 
 /* Is name a PostgreSQL store (a postgresql:// or postgres:// URI) rather than an SQLite path? */
 int pbh_store_is_postgres(const char *name);
-/* name with any password replaced by "***" (URI user info and a password= parameter), for messages. */
-const char *pbh_store_redact(const char *name, char *buf, size_t len);
 
 /* Opens the store at uri: READ needs nothing of the database but that it is a poolbench store or empty;
  * WRITE creates or migrates the schema. 0, PBH_EINPUT (unreachable, login refused, another program's
@@ -46,6 +44,8 @@ int pbh_pg_insert_run(pbh_pg *pg, pbh_run *run, char *err, size_t errlen);
 int pbh_pg_list_runs(pbh_pg *pg, const char *machine, pbh_run_info **out, size_t *n, char *err, size_t errlen);
 int pbh_pg_resolve(pbh_pg *pg, const char *ref, int64_t *id, char *err, size_t errlen);
 int pbh_pg_load_run(pbh_pg *pg, int64_t id, pbh_run **out, char *err, size_t errlen);
+/* Runs sql (a SELECT count(*)) and returns the count in *n. 0 or PBH_EIO with a message. */
+int pbh_pg_count(pbh_pg *pg, const char *sql, int64_t *n, char *err, size_t errlen);
 /* For tests and tools: the libpq connection (PGconn *). */
 void *pbh_pg_conn(pbh_pg *pg);
 

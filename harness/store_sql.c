@@ -47,6 +47,25 @@ const char *pbh_sql_list_runs(char *buf, size_t len, int version) {
     return buf;
 }
 
+const pbh_sql_check pbh_sql_checks[] = {
+    {"cases of a run that does not exist",
+     "SELECT count(*) FROM cases c WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = c.run_id)"},
+    {"samples of a case that does not exist",
+     "SELECT count(*) FROM samples s WHERE NOT EXISTS (SELECT 1 FROM cases c WHERE c.id = s.case_id)"},
+    {"floors of a run that does not exist",
+     "SELECT count(*) FROM floors f WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = f.run_id)"},
+    {"runs stored more than once (same uuid)",
+     "SELECT count(*) FROM (SELECT uuid FROM runs GROUP BY uuid HAVING count(*) > 1) d"},
+    {"runs without a uuid", "SELECT count(*) FROM runs WHERE uuid IS NULL OR length(uuid) <> 36"},
+    {"runs whose cases are not numbered 0..n-1 (a partly written run)",
+     "SELECT count(*) FROM (SELECT run_id FROM cases GROUP BY run_id HAVING min(ord) <> 0 OR"
+     " max(ord) <> count(*) - 1) d"},
+    {"cases whose samples are not numbered 0..n-1",
+     "SELECT count(*) FROM (SELECT case_id FROM samples GROUP BY case_id HAVING min(rep) <> 0 OR"
+     " max(rep) <> count(*) - 1) d"},
+};
+const size_t pbh_sql_nchecks = sizeof pbh_sql_checks / sizeof pbh_sql_checks[0];
+
 /* ---- binding ------------------------------------------------------------------------------------------ */
 
 static void bind_opt_int(pbh_sql_params *p, int i, int v, int present) {

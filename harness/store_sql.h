@@ -72,6 +72,14 @@
 const char *pbh_sql_select_run(char *buf, size_t len, int version);
 const char *pbh_sql_list_runs(char *buf, size_t len, int version);
 
+/* The consistency checks both stores run (`poolbench store check`): each counts rows that must not exist. */
+typedef struct pbh_sql_check {
+    const char *what; /* what a non-zero count means */
+    const char *sql;  /* SELECT count(*) ... */
+} pbh_sql_check;
+extern const pbh_sql_check pbh_sql_checks[];
+extern const size_t pbh_sql_nchecks;
+
 /* ---- binding and reading ----------------------------------------------------------------------------- */
 
 /* A store's way to bind parameter i (1-based) of the statement being prepared. text NULL binds NULL. */
