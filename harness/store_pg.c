@@ -103,7 +103,8 @@ int pbh_store_is_postgres(const char *name) {
     return name && (strncmp(name, "postgresql://", 13) == 0 || strncmp(name, "postgres://", 11) == 0);
 }
 
-/* The password libpq would use from uri (NULL when none); heap copy. */
+/* The password in uri (NULL when none); heap copy. libpq's parse when it can; when the URI is malformed
+ * (and libpq's message may quote it) the raw text between the user name's ':' and the '@'. */
 static char *uri_password(const char *uri) {
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(uri, &perr);
@@ -113,6 +114,18 @@ static char *uri_password(const char *uri) {
         if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
             pw = strdup(o->val);
     PQconninfoFree(opts);
+    const char *auth = strstr(uri, "://");
+    if (!pw && !opts && auth) {
+        auth += 3;
+        size_t len = strcspn(auth, "/?#");
+        const char *at = NULL;
+        for (const char *p = auth; p < auth + len; p++)
+            if (*p == '@')
+                at = p;
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon && at > colon + 1)
+            pw = strndup(colon + 1, (size_t)(at - colon - 1));
+    }
     return pw;
 }
 
@@ -183,40 +196,45 @@ static int read_state(pbh_pg *pg, int *version, int *ours, char **foreign, char 
     *version = 0;
     *ours = 0;
     *foreign = NULL;
-    char *meta = NULL;
-    int rc = query_text(pg, "SELECT to_regclass('poolbench_meta')::text", &meta, err, errlen);
-    if (rc)
-        return rc;
-    if (meta) {
-        free(meta);
-        char *app = NULL, *ver = NULL;
-        rc = query_text(pg, "SELECT value FROM poolbench_meta WHERE key = 'application'", &app, err, errlen);
-        if (!rc)
-            rc = query_text(pg, "SELECT value FROM poolbench_meta WHERE key = 'schema_version'", &ver, err, errlen);
-        *ours = app && strcmp(app, "poolbench") == 0;
-        *version = ver ? atoi(ver) : 0;
-        free(app);
-        free(ver);
-        if (rc)
-            return rc;
-    }
-    char sql[512];
+    /* one statement, one snapshot: whether the meta table exists, the tables we do not own, and every
+     * table, as of the same moment (a writer creating the schema meanwhile is seen wholly or not at all) */
+    char sql[768];
     snprintf(sql, sizeof sql,
-             "SELECT string_agg(tablename, ', ' ORDER BY tablename) FROM pg_tables WHERE schemaname ="
-             " current_schema() AND tablename NOT IN ('%s', '%s', '%s', '%s', '%s')",
+             "SELECT coalesce(bool_or(tablename = 'poolbench_meta'), false),"
+             " string_agg(tablename, ', ' ORDER BY tablename) FILTER (WHERE tablename NOT IN"
+             " ('%s', '%s', '%s', '%s', '%s')),"
+             " string_agg(tablename, ', ' ORDER BY tablename)"
+             " FROM pg_tables WHERE schemaname = current_schema()",
              owned_tables[0], owned_tables[1], owned_tables[2], owned_tables[3], owned_tables[4]);
-    rc = query_text(pg, sql, foreign, err, errlen);
-    if (!rc && !meta && !*foreign) {
-        /* our table names without the meta table: not ours either (a half-made or foreign schema) */
-        rc = query_text(pg,
-                        "SELECT string_agg(tablename, ', ' ORDER BY tablename) FROM pg_tables WHERE schemaname ="
-                        " current_schema()",
-                        foreign, err, errlen);
+    PGresult *r = PQexec(pg->conn, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        char msg[1024];
+        seterr(err, errlen, "%s", scrub(PQresultErrorMessage(r), NULL, msg, sizeof msg));
+        PQclear(r);
+        return PBH_EIO;
     }
+    int meta = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    /* with the meta table, only tables we do not own are foreign; without it, every table is */
+    int col = meta ? 1 : 2;
+    if (!PQgetisnull(r, 0, col) && !(*foreign = strdup(PQgetvalue(r, 0, col)))) {
+        PQclear(r);
+        return PBH_ENOMEM;
+    }
+    PQclear(r);
+    if (!meta)
+        return PBH_OK;
+    char *app = NULL, *ver = NULL;
+    int rc = query_text(pg, "SELECT value FROM poolbench_meta WHERE key = 'application'", &app, err, errlen);
+    if (!rc)
+        rc = query_text(pg, "SELECT value FROM poolbench_meta WHERE key = 'schema_version'", &ver, err, errlen);
+    *ours = app && strcmp(app, "poolbench") == 0;
+    *version = ver ? atoi(ver) : 0;
+    free(app);
+    free(ver);
     return rc;
 }
 
-/* Refuses what is not ours; 0 when the state allows opening in mode. */
+/* Refuses what is not ours; 0 when the state allows opening. */
 static int check_state(pbh_pg *pg, int version, int ours, const char *foreign, char *err, size_t errlen) {
     if (version == 0 && !ours && foreign) {
         seterr(err, errlen,
