@@ -13,51 +13,33 @@
 #include "compare.h"
 #include "format.h"
 
-static int run_time_order(const void *a, const void *b) {
-    const pbh_run *x = *(pbh_run *const *)a, *y = *(pbh_run *const *)b;
-    if (x->ctx.started_unix != y->ctx.started_unix) return x->ctx.started_unix < y->ctx.started_unix ? -1 : 1;
-    return x->id < y->id ? -1 : x->id > y->id;
+static const char *machine_of(const pbh_run *run) {
+    return run->ctx.machine ? run->ctx.machine : "";
 }
 
-static int matches(const char *filter, const char *value) {
-    return !filter || (value && strcmp(filter, value) == 0);
-}
-
-static pbh_history_case *find_or_add(pbh_history *h, const pbh_case *c, size_t cap) {
+/* The series of (machine, case name): found, or added when there is room. */
+static pbh_history_case *find_or_add(pbh_history *h, const pbh_run *run, const pbh_case *c, size_t cap) {
+    const char *machine = machine_of(run);
     for (size_t i = 0; i < h->ncases; i++)
-        if (strcmp(h->cases[i].first->name, c->name) == 0) return &h->cases[i];
+        if (strcmp(h->cases[i].first->name, c->name) == 0 && strcmp(h->cases[i].machine, machine) == 0)
+            return &h->cases[i];
     if (h->ncases == cap) return NULL;
     pbh_history_case *hc = &h->cases[h->ncases++];
     memset(hc, 0, sizeof *hc);
     hc->first = c;
+    hc->machine = machine;
     hc->points = calloc(h->nruns, sizeof *hc->points);
     return hc->points ? hc : NULL;
 }
 
-int pbh_history_build(pbh_store *st, const char *scenario, const char *backend, const pbs_cp_opts *opts,
-                      pbh_history *out, char *err, size_t errlen) {
+int pbh_history_build(pbh_store *st, const pbh_history_filter *filter, const pbs_cp_opts *opts, pbh_history *out,
+                      char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (opts) out->opts = *opts;
     else pbs_cp_opts_default(&out->opts);
-    pbh_run_info *infos = NULL;
-    size_t ninfos = 0;
-    int rc = pbh_store_list_runs(st, NULL, &infos, &ninfos, err, errlen);
+    /* the store narrows the runs and cases (machine, case, scenario, backend) and orders them in time */
+    int rc = pbh_store_history_runs(st, filter, &out->runs, &out->nruns, err, errlen);
     if (rc) return rc;
-    out->runs = calloc(ninfos + 1, sizeof *out->runs);
-    if (!out->runs) {
-        pbh_run_infos_free(infos, ninfos);
-        return PBH_ENOMEM;
-    }
-    for (size_t i = 0; i < ninfos && rc == 0; i++) {
-        rc = pbh_store_load_run(st, infos[i].id, &out->runs[out->nruns], err, errlen);
-        if (rc == 0) out->nruns++;
-    }
-    pbh_run_infos_free(infos, ninfos);
-    if (rc) {
-        pbh_history_free(out);
-        return rc;
-    }
-    qsort(out->runs, out->nruns, sizeof *out->runs, run_time_order);
 
     size_t cap = 0;
     for (size_t r = 0; r < out->nruns; r++) cap += out->runs[r]->ncases;
@@ -71,8 +53,7 @@ int pbh_history_build(pbh_store *st, const char *scenario, const char *backend, 
         for (size_t i = 0; i < run->ncases; i++) {
             const pbh_case *c = &run->cases[i];
             if (!c->status || strcmp(c->status, PBH_STATUS_OK) || c->nsamples == 0) continue;
-            if (!matches(scenario, c->scenario) || !matches(backend, c->backend)) continue;
-            pbh_history_case *hc = find_or_add(out, c, cap);
+            pbh_history_case *hc = find_or_add(out, run, c, cap);
             if (!hc) {
                 pbh_history_free(out);
                 return PBH_ENOMEM;
@@ -141,8 +122,16 @@ static void write_table(FILE *out, const void *arg) {
     }
     fprintf(out, "%-*s  %5s  %10s  change points (E-Divisive means, permutation p <= %g)\n", w, "case", "runs",
             "latest", h->opts.pvalue);
-    for (size_t i = 0; i < h->ncases; i++) {
+    /* machine by machine (in order of first appearance): a series never spans two machines */
+    for (size_t first = 0; first < h->ncases; first++) {
+        const char *machine = h->cases[first].machine;
+        size_t seen = 0;
+        while (seen < first && strcmp(h->cases[seen].machine, machine) != 0) seen++;
+        if (seen < first) continue; /* this machine was printed already */
+        fprintf(out, "machine %s\n", *machine ? machine : "(unknown)");
+        for (size_t i = first; i < h->ncases; i++) {
         const pbh_history_case *hc = &h->cases[i];
+        if (strcmp(hc->machine, machine) != 0) continue;
         char latest[32];
         pbh_fmt_duration(hc->points[hc->npoints - 1].median_s, latest, sizeof latest);
         fprintf(out, "%-*s  %5zu  %10s  ", w, hc->first->name, hc->npoints, latest);
@@ -157,6 +146,7 @@ static void write_table(FILE *out, const void *arg) {
                     short_commit(run, commit, sizeof commit), before, after, 100 * cp->rel_change, cp->pvalue);
         }
         fputc('\n', out);
+        }
     }
 }
 
@@ -172,6 +162,7 @@ static json_t *build_json(const pbh_history *h) {
         const pbh_case *c = hc->first;
         json_t *o = json_object();
         json_object_set_new(o, "case", json_string(c->name));
+        json_object_set_new(o, "machine", json_string(hc->machine));
         json_object_set_new(o, "scenario", c->scenario ? json_string(c->scenario) : json_null());
         json_object_set_new(o, "backend", c->backend ? json_string(c->backend) : json_null());
         json_object_set_new(o, "workers", json_integer(c->workers));

@@ -780,3 +780,51 @@ int pbh_store_check(pbh_store *st, char *report, size_t len) {
         snprintf(report, len, "ok");
     return problems;
 }
+
+/* ---- history ---------------------------------------------------------------------------------------- */
+
+/* Runs sql with the history filter bound, handing every row to add. */
+static int history_query(pbh_store *st, const char *sql, const pbh_history_filter *filter,
+                         int (*add)(pbh_sql_history *, const pbh_sql_row *), pbh_sql_history *h) {
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return PBH_EIO;
+    stmt_params p = params_for(s);
+    pbh_sql_bind_history_filter(&p.base, filter);
+    pbh_sql_row row = row_of(s);
+    int step, rc = PBH_OK;
+    while (rc == PBH_OK && (step = sqlite3_step(s)) == SQLITE_ROW)
+        rc = add(h, &row);
+    if (rc == PBH_OK && step != SQLITE_DONE)
+        rc = PBH_EIO;
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int pbh_store_history_runs(pbh_store *st, const pbh_history_filter *filter, pbh_run ***runs, size_t *n,
+                           char *err, size_t errlen) {
+    if (st->pg)
+        return pbh_pg_history_runs(st->pg, filter, runs, n, err, errlen);
+    *runs = NULL;
+    *n = 0;
+    if (st->version == 0)
+        return PBH_OK;
+    char sql[2048];
+    pbh_sql_history h = {0};
+    /* one read transaction for both queries: the cases match the runs */
+    int rc = exec_sql(st->db, "BEGIN", NULL, 0);
+    if (rc == PBH_OK)
+        rc = history_query(st, pbh_sql_history_runs(sql, sizeof sql, st->version), filter, pbh_sql_history_run_row, &h);
+    if (rc == PBH_OK)
+        rc = history_query(st, pbh_sql_history_cases(sql, sizeof sql, st->version), filter, pbh_sql_history_case_row,
+                           &h);
+    exec_sql(st->db, rc == PBH_OK ? "COMMIT" : "ROLLBACK", NULL, 0);
+    if (rc != PBH_OK) {
+        pbh_sql_history_abort(&h);
+        seterr(err, errlen, "reading the history from %s failed: %s", st->path,
+               rc == PBH_ENOMEM ? "out of memory" : sqlite3_errmsg(st->db));
+        return rc;
+    }
+    pbh_sql_history_finish(&h, runs, n);
+    return PBH_OK;
+}

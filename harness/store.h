@@ -65,6 +65,13 @@ int pbh_store_check(pbh_store *st, char *report, size_t len);
 /* Loads a whole run. */
 int pbh_store_load_run(pbh_store *st, int64_t id, pbh_run **out, char *err, size_t errlen);
 
+/* The runs a history is built from, in time order (start time, then id), each with only the cases the
+ * filter (store_sql.h; NULL = everything) matches; runs without such a case are left out. Free the array
+ * and its runs with pbh_run_free each, then free. */
+struct pbh_history_filter;
+int pbh_store_history_runs(pbh_store *st, const struct pbh_history_filter *filter, pbh_run ***runs, size_t *n,
+                           char *err, size_t errlen);
+
 /* For tests and tools: the underlying connection (NULL for the other kind of store). */
 struct sqlite3 *pbh_store_db(pbh_store *st);
 void *pbh_store_pg_conn(pbh_store *st); /* PGconn * */

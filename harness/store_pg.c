@@ -774,3 +774,47 @@ fail:
     pbh_run_free(run);
     return rc;
 }
+
+int pbh_pg_history_runs(pbh_pg *pg, const pbh_history_filter *filter, pbh_run ***runs, size_t *n, char *err,
+                        size_t errlen) {
+    *runs = NULL;
+    *n = 0;
+    if (pg->version == 0)
+        return PBH_OK;
+    char sql[2048], msg[1024] = "";
+    text_params t;
+    text_params_init(&t);
+    pbh_sql_bind_history_filter(&t.base, filter);
+    pbh_sql_history h = {0};
+    result_row row;
+    int rc = PBH_EIO;
+    PGresult *r = NULL;
+    /* one snapshot for both queries: the cases match the runs */
+    if (exec_sql(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", msg, sizeof msg) ||
+        !(r = select_rows(pg, pbh_sql_history_runs(sql, sizeof sql, pg->version), &t, msg, sizeof msg)))
+        goto fail;
+    result_row_init(&row, r);
+    for (row.row = 0; row.row < PQntuples(r); row.row++)
+        if ((rc = pbh_sql_history_run_row(&h, &row.base)))
+            goto fail;
+    PQclear(r);
+    rc = PBH_EIO;
+    if (!(r = select_rows(pg, pbh_sql_history_cases(sql, sizeof sql, pg->version), &t, msg, sizeof msg)))
+        goto fail;
+    result_row_init(&row, r);
+    for (row.row = 0; row.row < PQntuples(r); row.row++)
+        if ((rc = pbh_sql_history_case_row(&h, &row.base)))
+            goto fail;
+    PQclear(r);
+    r = NULL;
+    exec_sql(pg, "COMMIT", msg, sizeof msg);
+    pbh_sql_history_finish(&h, runs, n);
+    return PBH_OK;
+
+fail:
+    PQclear(r);
+    rollback(pg);
+    pbh_sql_history_abort(&h);
+    seterr(err, errlen, "reading the history from %s failed: %s", pg->name, rc == PBH_ENOMEM ? "out of memory" : msg);
+    return rc;
+}

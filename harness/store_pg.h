@@ -23,6 +23,7 @@
 
 #include "model.h"
 #include "store.h"
+#include "store_sql.h"
 
 #define PBH_PG_CONNECT_TIMEOUT_S 5
 
@@ -46,6 +47,9 @@ int pbh_pg_resolve(pbh_pg *pg, const char *ref, int64_t *id, char *err, size_t e
 int pbh_pg_load_run(pbh_pg *pg, int64_t id, pbh_run **out, char *err, size_t errlen);
 /* Runs sql (a SELECT count(*)) and returns the count in *n. 0 or PBH_EIO with a message. */
 int pbh_pg_count(pbh_pg *pg, const char *sql, int64_t *n, char *err, size_t errlen);
+/* The runs a history is built from, narrowed by filter, in time order (store_sql.h). */
+int pbh_pg_history_runs(pbh_pg *pg, const pbh_history_filter *filter, pbh_run ***runs, size_t *n, char *err,
+                        size_t errlen);
 /* For tests and tools: the libpq connection (PGconn *). */
 void *pbh_pg_conn(pbh_pg *pg);
 

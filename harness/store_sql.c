@@ -66,6 +66,105 @@ const pbh_sql_check pbh_sql_checks[] = {
 };
 const size_t pbh_sql_nchecks = sizeof pbh_sql_checks / sizeof pbh_sql_checks[0];
 
+/* ---- history ---------------------------------------------------------------------------------------- */
+
+#define HISTORY_CASE_FILTER                                                                                    \
+    "(CAST($1 AS TEXT) IS NULL OR c.scenario = $1) AND (CAST($2 AS TEXT) IS NULL OR c.backend = $2) AND"      \
+    " (CAST($3 AS TEXT) IS NULL OR %s = $3) AND (CAST($4 AS TEXT) IS NULL OR c.name = $4)"
+
+const char *pbh_sql_history_runs(char *buf, size_t len, int version) {
+    char filter[512];
+    snprintf(filter, sizeof filter, HISTORY_CASE_FILTER, version >= 3 ? "r.machine" : "NULL");
+    snprintf(buf, len,
+             "SELECT %s FROM runs r WHERE EXISTS (SELECT 1 FROM cases c WHERE c.run_id = r.id AND %s)"
+             " ORDER BY r.started_unix, r.id",
+             run_columns(version), filter);
+    return buf;
+}
+
+const char *pbh_sql_history_cases(char *buf, size_t len, int version) {
+    char filter[512];
+    snprintf(filter, sizeof filter, HISTORY_CASE_FILTER, version >= 3 ? "r.machine" : "NULL");
+    snprintf(buf, len,
+             "SELECT c.id, c.name, c.scenario, c.backend, c.workers, c.params, c.status, c.reason, c.reps,"
+             " c.warmup, c.floor, c.measures, c.elapsed_s, s.rep, s.wall_s, s.user_s, s.sys_s, s.peak_rss_kb,"
+             " s.startup_s, s.ideal_s, s.tasks, s.failed_tasks, s.iterations, c.run_id"
+             " FROM runs r JOIN cases c ON c.run_id = r.id LEFT JOIN samples s ON s.case_id = c.id WHERE %s"
+             " ORDER BY c.run_id, c.ord, s.rep", /* the (run_id, ord) index's order: no sort */
+             filter);
+    return buf;
+}
+
+void pbh_sql_bind_history_filter(pbh_sql_params *p, const pbh_history_filter *f) {
+    p->text(p, 1, f ? f->scenario : NULL);
+    p->text(p, 2, f ? f->backend : NULL);
+    p->text(p, 3, f ? f->machine : NULL);
+    p->text(p, 4, f ? f->case_name : NULL);
+}
+
+int pbh_sql_history_run_row(pbh_sql_history *h, const pbh_sql_row *r) {
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        pbh_run **na = realloc(h->runs, cap * sizeof *na);
+        if (!na)
+            return PBH_ENOMEM;
+        h->runs = na;
+        h->cap = cap;
+    }
+    pbh_run *run = pbh_run_new();
+    if (!run)
+        return PBH_ENOMEM;
+    h->runs[h->n++] = run;
+    return pbh_sql_read_run(r, run);
+}
+
+static int cmp_by_id(const void *a, const void *b) {
+    int64_t x = (*(pbh_run *const *)a)->id, y = (*(pbh_run *const *)b)->id;
+    return (x > y) - (x < y);
+}
+
+int pbh_sql_history_case_row(pbh_sql_history *h, const pbh_sql_row *r) {
+    int64_t run_id = r->integer(r, 23);
+    if (!h->by_id) {
+        /* the runs are in time order, the case rows in run id order: look runs up by id */
+        if (!(h->by_id = malloc((h->n + 1) * sizeof *h->by_id)))
+            return PBH_ENOMEM;
+        memcpy(h->by_id, h->runs, h->n * sizeof *h->by_id);
+        qsort(h->by_id, h->n, sizeof *h->by_id, cmp_by_id);
+    }
+    if (h->cursor >= h->n || h->by_id[h->cursor]->id != run_id) {
+        pbh_run key = {.id = run_id}, *keyp = &key;
+        pbh_run **found = bsearch(&keyp, h->by_id, h->n, sizeof *h->by_id, cmp_by_id);
+        if (!found)
+            return PBH_EIO; /* a case of a run the runs query did not return: the snapshot was not shared */
+        h->cursor = (size_t)(found - h->by_id);
+        h->cur_case = -1;
+    }
+    return pbh_sql_read_case_sample(r, h->by_id[h->cursor], &h->cur_case);
+}
+
+void pbh_sql_history_finish(pbh_sql_history *h, pbh_run ***runs, size_t *n) {
+    size_t kept = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (h->runs[i]->ncases)
+            h->runs[kept++] = h->runs[i];
+        else
+            pbh_run_free(h->runs[i]);
+    }
+    *runs = h->runs;
+    *n = kept;
+    free(h->by_id);
+    memset(h, 0, sizeof *h);
+}
+
+void pbh_sql_history_abort(pbh_sql_history *h) {
+    for (size_t i = 0; i < h->n; i++)
+        pbh_run_free(h->runs[i]);
+    free(h->runs);
+    free(h->by_id);
+    memset(h, 0, sizeof *h);
+}
+
 /* ---- binding ------------------------------------------------------------------------------------------ */
 
 static void bind_opt_int(pbh_sql_params *p, int i, int v, int present) {

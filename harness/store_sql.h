@@ -116,6 +116,32 @@ int pbh_sql_read_case_sample(const pbh_sql_row *r, pbh_run *run, int64_t *cur);
 /* Row of PBH_SQL_LOAD_FLOORS. 0 or PBH_ENOMEM. */
 int pbh_sql_read_floor(const pbh_sql_row *r, pbh_run *run);
 
+/* The runs a history is built from, narrowed in the store: only runs of `machine` (NULL = every machine)
+ * that measured a case matching the filter, and of those runs only the matching cases. */
+typedef struct pbh_history_filter {
+    const char *scenario, *backend, *machine, *case_name; /* NULL = any */
+} pbh_history_filter;
+
+/* The two queries of a history load, both in time order (start, then id); parameters $1 scenario,
+ * $2 backend, $3 machine, $4 case name (NULL = any). The cases query has PBH_SQL_LOAD_CASES's columns
+ * followed by the run id (column 23), in run id order. For a store at schema `version` (no machine before 3). */
+const char *pbh_sql_history_runs(char *buf, size_t len, int version);
+const char *pbh_sql_history_cases(char *buf, size_t len, int version);
+/* Binds the filter to either query. */
+void pbh_sql_bind_history_filter(pbh_sql_params *p, const pbh_history_filter *f);
+/* Assembles the history: call with each row of the runs query (run_row), then each row of the cases query
+ * (case_row), then finish. Runs with no matching case are dropped at finish. */
+typedef struct pbh_sql_history {
+    pbh_run **runs;  /* time order */
+    pbh_run **by_id; /* the same runs by id, for the case rows */
+    size_t n, cap, cursor;
+    int64_t cur_case;
+} pbh_sql_history;
+int pbh_sql_history_run_row(pbh_sql_history *h, const pbh_sql_row *r);
+int pbh_sql_history_case_row(pbh_sql_history *h, const pbh_sql_row *r);
+void pbh_sql_history_finish(pbh_sql_history *h, pbh_run ***runs, size_t *n);
+void pbh_sql_history_abort(pbh_sql_history *h);
+
 /* Resolves a RUN reference the same way in both stores: "latest", a run id, a run's uuid, else a label
  * (the latest run with it). query_id runs one of the PBH_SQL_* id queries with arg bound to $1 (or no
  * parameter when arg is NULL) and returns 0 with *id, PBH_ENOTFOUND (no row, or NULL), or PBH_EIO. */

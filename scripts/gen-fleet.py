@@ -17,7 +17,6 @@ for PostgreSQL, psql.
 """
 import argparse
 import hashlib
-import io
 import math
 import os
 import random
@@ -118,21 +117,26 @@ def copy_text(v):
 
 
 def fill_postgres(uri, args):
-    bufs = {"run": io.StringIO(), "case": io.StringIO(), "sample": io.StringIO()}
-    for kind, row in rows(args):
-        bufs[kind].write("\t".join(copy_text(v) for v in row) + "\n")
-    script = io.StringIO()
-    script.write("BEGIN;\n")
-    for kind, table, cols in (("run", "runs", RUN_COLS), ("case", "cases", CASE_COLS),
-                              ("sample", "samples", SAMPLE_COLS)):
-        script.write("COPY %s (%s) FROM STDIN;\n" % (table, cols))
-        script.write(bufs[kind].getvalue())
-        script.write("\\.\n")
-    script.write("SELECT setval(pg_get_serial_sequence('runs', 'id'), (SELECT max(id) FROM runs));\n")
-    script.write("SELECT setval(pg_get_serial_sequence('cases', 'id'), (SELECT max(id) FROM cases));\n")
-    script.write("COMMIT;\nANALYZE;\n")
-    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", uri], input=script.getvalue().encode(),
-                   stdout=subprocess.DEVNULL, check=True)
+    """Rows to three temporary files (the fleet is millions of rows), then one psql session COPYs them in
+    one transaction, resets the identity sequences and ANALYZEs."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="gen-fleet.") as tmp:
+        files = {k: open(os.path.join(tmp, k), "w") for k in ("run", "case", "sample")}
+        for kind, row in rows(args):
+            files[kind].write("\t".join(copy_text(v) for v in row) + "\n")
+        for f in files.values():
+            f.close()
+        script = os.path.join(tmp, "load.sql")
+        with open(script, "w") as f:
+            f.write("BEGIN;\n")
+            for kind, table, cols in (("run", "runs", RUN_COLS), ("case", "cases", CASE_COLS),
+                                      ("sample", "samples", SAMPLE_COLS)):
+                f.write("\\copy %s (%s) FROM '%s'\n" % (table, cols, os.path.join(tmp, kind)))
+            f.write("SELECT setval(pg_get_serial_sequence('runs', 'id'), (SELECT max(id) FROM runs));\n")
+            f.write("SELECT setval(pg_get_serial_sequence('cases', 'id'), (SELECT max(id) FROM cases));\n")
+            f.write("COMMIT;\nANALYZE;\n")
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", script, uri],
+                       stdout=subprocess.DEVNULL, check=True)
 
 
 def main():

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "context.h"
+#include "history.h"
 #include "store.h"
 #include "store_pg.h"
 #include "store_sql.h"
@@ -347,6 +348,47 @@ static void t_machine_filter(const backend *b) {
     pbh_store_close(st);
 }
 
+/* history never mixes machines: one series per (machine, case); the store narrows by machine and case */
+static void t_history_by_machine(const backend *b) {
+    char name[512], err[1024];
+    b->fresh(name, sizeof name);
+    pbh_store *st = open_ok(name, PBH_STORE_WRITE);
+    const char *machines[] = {"ci-a", "ci-b", "ci-a", "ci-b", "ci-a"};
+    for (int i = 0; i < 5; i++) {
+        pbh_run *r = make_run(NULL, machines[i]);
+        r->ctx.started_unix += i; /* time order = insertion order */
+        r->cases[0].samples[0].wall_s = 1.0 + i;
+        assert_int_equal(pbh_store_insert_run(st, r, err, sizeof err), PBH_OK);
+        pbh_run_free(r);
+    }
+    pbh_history h;
+    assert_int_equal(pbh_history_build(st, NULL, NULL, &h, err, sizeof err), PBH_OK);
+    assert_int_equal(h.ncases, 2); /* the one ok case, once per machine */
+    for (size_t i = 0; i < h.ncases; i++) {
+        const pbh_history_case *hc = &h.cases[i];
+        assert_int_equal(hc->npoints, strcmp(hc->machine, "ci-a") == 0 ? 3 : 2);
+        for (size_t k = 0; k < hc->npoints; k++)
+            assert_string_equal(hc->points[k].run->ctx.machine, hc->machine);
+        for (size_t k = 1; k < hc->npoints; k++) /* time order */
+            assert_true(hc->points[k - 1].run->ctx.started_unix < hc->points[k].run->ctx.started_unix);
+    }
+    pbh_history_free(&h);
+    pbh_history_filter f = {.machine = "ci-b", .case_name = "sleep/fork/w4/items=4,ms=2000"};
+    assert_int_equal(pbh_history_build(st, &f, NULL, &h, err, sizeof err), PBH_OK);
+    assert_int_equal(h.ncases, 1);
+    assert_string_equal(h.cases[0].machine, "ci-b");
+    assert_int_equal(h.cases[0].npoints, 2);
+    assert_int_equal(h.nruns, 2);
+    for (size_t r = 0; r < h.nruns; r++)
+        assert_int_equal(h.runs[r]->ncases, 1); /* only the matching case was loaded */
+    pbh_history_free(&h);
+    f = (pbh_history_filter){.machine = "ci-c"};
+    assert_int_equal(pbh_history_build(st, &f, NULL, &h, err, sizeof err), PBH_OK);
+    assert_int_equal(h.ncases, 0);
+    pbh_history_free(&h);
+    pbh_store_close(st);
+}
+
 static void t_newer_schema_refused(const backend *b) {
     char name[512], err[1024];
     b->fresh(name, sizeof name);
@@ -528,6 +570,7 @@ static const table_test table[] = {
     {"resolve", t_resolve},
     {"insert_twice_stores_once", t_insert_twice_stores_once},
     {"machine_filter", t_machine_filter},
+    {"history_by_machine", t_history_by_machine},
     {"newer_schema_refused", t_newer_schema_refused},
     {"foreign_refused", t_foreign_refused},
     {"concurrent_writers", t_concurrent_writers},
