@@ -278,16 +278,18 @@ int pbs_summarize(const double *x, size_t n, pbs_summary *out)
 
 /* ---- Mann-Whitney U ---------------------------------------------------------------------------------- */
 
-typedef struct ranked {
+/* A value with a tag: its position (bootstrap, change points) or the sample it came from (Mann-Whitney). */
+typedef struct indexed_value {
     double v;
-    int from_x;
-} ranked;
+    size_t i;
+} indexed_value;
 
-static int cmp_ranked(const void *a, const void *b)
+static int cmp_indexed_value(const void *a, const void *b)
 {
-    double x = ((const ranked *)a)->v, y = ((const ranked *)b)->v;
+    double x = ((const indexed_value *)a)->v, y = ((const indexed_value *)b)->v;
     return (x > y) - (x < y);
 }
+
 
 /* Exact two-sided p-value 2 * P(U >= u) for sample sizes m, n without ties, or -1 when the counts would
  * not fit in 64 bits. The number of arrangements with U = k is the coefficient of q^k in the Gaussian
@@ -343,14 +345,14 @@ int pbs_mann_whitney(const double *x, size_t n1, const double *y, size_t n2, pbs
     if (method != PBS_MWU_AUTO && method != PBS_MWU_EXACT && method != PBS_MWU_ASYMPTOTIC)
         return PBS_EINVAL;
     size_t n = n1 + n2;
-    ranked *r = malloc(n * sizeof *r);
+    indexed_value *r = malloc(n * sizeof *r); /* i: 1 from x, 0 from y */
     if (!r)
         return PBS_ENOMEM;
     for (size_t i = 0; i < n1; i++)
-        r[i] = (ranked){x[i], 1};
+        r[i] = (indexed_value){x[i], 1};
     for (size_t i = 0; i < n2; i++)
-        r[n1 + i] = (ranked){y[i], 0};
-    qsort(r, n, sizeof *r, cmp_ranked);
+        r[n1 + i] = (indexed_value){y[i], 0};
+    qsort(r, n, sizeof *r, cmp_indexed_value);
 
     /* Average ranks over tie groups (scipy.stats.rankdata 'average'); collect sum(t^3 - t) for the
      * variance correction. Ranks are multiples of 0.5, so R1 is exact in double. */
@@ -363,7 +365,7 @@ int pbs_mann_whitney(const double *x, size_t n1, const double *y, size_t n2, pbs
         double t = (double)(j - i);
         double avg_rank = ((double)(i + 1) + (double)j) / 2.0;
         for (size_t k = i; k < j; k++)
-            if (r[k].from_x)
+            if (r[k].i)
                 r1 += avg_rank;
         if (j - i > 1) {
             has_ties = 1;
@@ -460,17 +462,6 @@ typedef struct resampler {
     unsigned *counts; /* per resample: how often each rank was drawn */
     bounded_draw draw;
 } resampler;
-
-typedef struct indexed_value {
-    double v;
-    size_t i;
-} indexed_value;
-
-static int cmp_indexed_value(const void *a, const void *b)
-{
-    double x = ((const indexed_value *)a)->v, y = ((const indexed_value *)b)->v;
-    return (x > y) - (x < y);
-}
 
 static int cmp_indexed_value_then_index(const void *a, const void *b)
 {

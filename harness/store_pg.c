@@ -262,6 +262,20 @@ static int check_state(pbh_pg *pg, int version, int ours, const char *foreign, c
     return PBH_OK;
 }
 
+/* read_state + check_state: the store's schema version in *version, or why it must not be opened. */
+static int read_and_check(pbh_pg *pg, int *version, char *err, size_t errlen) {
+    int ours;
+    char *foreign, msg[1024];
+    int rc = read_state(pg, version, &ours, &foreign, msg, sizeof msg);
+    if (rc) {
+        seterr(err, errlen, "cannot read store %s: %s", pg->name, msg);
+        return rc;
+    }
+    rc = check_state(pg, *version, ours, foreign, err, errlen);
+    free(foreign);
+    return rc;
+}
+
 /* Creates or migrates the schema to PBH_SCHEMA_VERSION under the advisory lock, re-checking under it. */
 static int migrate(pbh_pg *pg, char *err, size_t errlen) {
     char msg[1024], sql[128];
@@ -271,16 +285,8 @@ static int migrate(pbh_pg *pg, char *err, size_t errlen) {
         rollback(pg);
         return PBH_EIO;
     }
-    int version, ours;
-    char *foreign;
-    int rc = read_state(pg, &version, &ours, &foreign, msg, sizeof msg);
-    if (rc) {
-        seterr(err, errlen, "cannot read store %s: %s", pg->name, msg);
-        rollback(pg);
-        return rc;
-    }
-    rc = check_state(pg, version, ours, foreign, err, errlen);
-    free(foreign);
+    int version;
+    int rc = read_and_check(pg, &version, err, errlen);
     if (rc) {
         rollback(pg);
         return rc;
@@ -344,16 +350,8 @@ int pbh_pg_open(pbh_pg **out, const char *uri, enum pbh_store_mode mode, char *e
         pbh_pg_close(pg);
         return PBH_EIO;
     }
-    int version, ours;
-    char *foreign;
-    int rc = read_state(pg, &version, &ours, &foreign, msg, sizeof msg);
-    if (rc) {
-        seterr(err, errlen, "cannot read store %s: %s", pg->name, msg);
-        pbh_pg_close(pg);
-        return rc;
-    }
-    rc = check_state(pg, version, ours, foreign, err, errlen);
-    free(foreign);
+    int version;
+    int rc = read_and_check(pg, &version, err, errlen);
     if (rc) {
         pbh_pg_close(pg);
         return rc;

@@ -23,6 +23,7 @@
 #include "store.h"
 #include "store_pg.h"
 #include "store_sql.h"
+#include "store_fixture.h"
 #include "testutil.h"
 
 #include <float.h>
@@ -91,68 +92,6 @@ static const backend backends[] = {
 
 /* ---- helpers ------------------------------------------------------------------------------------------ */
 
-static pbh_run *make_run(const char *label, const char *machine) {
-    pbh_run *run = pbh_run_new();
-    run->source = strdup("native");
-    run->label = label ? strdup(label) : NULL;
-    run->suite = strdup("quick");
-    run->status = strdup("failed");
-    run->duration_s = 12.345678901234567;
-    pbh_context *c = &run->ctx;
-    c->started_at = strdup("2026-11-28T23:59:01Z");
-    c->started_unix = 1795996741.123456;
-    c->git_commit = strdup("0123456789abcdef0123456789abcdef01234567");
-    c->git_dirty = 1;
-    c->host = strdup("vm");
-    c->machine = strdup(machine ? machine : "vm-0badc0de");
-    c->cpu_model = strdup("AMD EPYC");
-    c->cores = 2;
-    c->kernel = strdup("Linux 6.1 x86_64");
-    c->compiler = strdup("GNU 12.2.0");
-    c->cflags = strdup("-O3 -DNDEBUG");
-    c->build_type = strdup("Release");
-    c->command_line = strdup("poolbench run --suite quick --label 'a b'");
-    c->version = strdup("0.1.0");
-    c->extra_json = strdup("{\"k\": [1, 2]}");
-    pbh_case *k = pbh_run_add_case(run);
-    k->name = strdup("sleep/fork/w4/items=4,ms=2000");
-    k->scenario = strdup("sleep");
-    k->backend = strdup("fork");
-    k->workers = 4;
-    k->params = strdup("items=4,ms=2000");
-    k->status = strdup("ok");
-    k->reps = 3;
-    k->warmup = 1;
-    k->floor = strdup("nanosleep_overshoot");
-    k->measures = strdup("map");
-    k->elapsed_s = 8.5;
-    const double walls[] = {2.0011, 1.0 / 3.0, 2.000000000000001};
-    for (int i = 0; i < 3; i++) {
-        pbh_sample *s = pbh_case_add_sample(k);
-        s->rep = i;
-        s->wall_s = walls[i];
-        s->user_s = 1e-9 * (i + 1);
-        s->sys_s = DBL_MIN * (i + 1);
-        s->peak_rss_kb = 123456789012LL + i;
-        s->startup_s = 0.1 + 0.2;
-        s->ideal_s = 2.0;
-        s->tasks = 4;
-        s->failed_tasks = (uint64_t)i;
-        s->iterations = 1;
-    }
-    k = pbh_run_add_case(run);
-    k->name = strdup("crash/threads/w2");
-    k->scenario = strdup("crash");
-    k->backend = strdup("threads");
-    k->workers = 2;
-    k->params = strdup("");
-    k->status = strdup("unsupported");
-    k->reason = strdup("no crash isolation | with a pipe");
-    pbh_run_add_floor(run, "pipe_rtt", 6.5e-6, 2000);
-    pbh_run_add_floor(run, "nanosleep_overshoot", 8.77e-5, 200);
-    return run;
-}
-
 static pbh_store *open_ok(const char *name, enum pbh_store_mode mode) {
     pbh_store *st = NULL;
     char err[1024];
@@ -210,7 +149,7 @@ static void t_round_trip(const backend *b) {
     char name[512], err[1024];
     b->fresh(name, sizeof name);
     pbh_store *st = open_ok(name, PBH_STORE_WRITE);
-    pbh_run *in = make_run("rt", "runner-7");
+    pbh_run *in = tf_make_run("rt", "runner-7");
     assert_null(in->uuid);
     assert_int_equal(pbh_store_insert_run(st, in, err, sizeof err), PBH_OK);
     assert_true(in->id > 0);
@@ -274,7 +213,7 @@ static void t_resolve(const backend *b) {
     const char *labels[] = {"base", "new", "base", NULL};
     char uuid2[37] = "";
     for (int i = 0; i < 4; i++) {
-        pbh_run *r = make_run(labels[i], NULL);
+        pbh_run *r = tf_make_run(labels[i], NULL);
         assert_int_equal(pbh_store_insert_run(st, r, err, sizeof err), PBH_OK);
         assert_int_equal(r->id, i + 1);
         if (i == 1)
@@ -305,13 +244,13 @@ static void t_insert_twice_stores_once(const backend *b) {
     char name[512], err[1024];
     b->fresh(name, sizeof name);
     pbh_store *st = open_ok(name, PBH_STORE_WRITE);
-    pbh_run *r = make_run("once", NULL);
+    pbh_run *r = tf_make_run("once", NULL);
     assert_int_equal(pbh_store_insert_run(st, r, err, sizeof err), PBH_OK);
     int64_t first = r->id;
     r->id = 0;
     assert_int_equal(pbh_store_insert_run(st, r, err, sizeof err), PBH_EEXIST);
     assert_int_equal(r->id, first); /* the id of the run already there */
-    pbh_run *other = make_run("other", NULL);
+    pbh_run *other = tf_make_run("other", NULL);
     assert_int_equal(pbh_store_insert_run(st, other, err, sizeof err), PBH_OK);
     assert_true(other->id > first); /* (PostgreSQL's identity may skip the number the refused insert drew) */
     pbh_run_free(r);
@@ -327,7 +266,7 @@ static void t_machine_filter(const backend *b) {
     pbh_store *st = open_ok(name, PBH_STORE_WRITE);
     const char *machines[] = {"ci-a", "ci-b", "ci-a", "ci-a"};
     for (int i = 0; i < 4; i++) {
-        pbh_run *r = make_run(NULL, machines[i]);
+        pbh_run *r = tf_make_run(NULL, machines[i]);
         assert_int_equal(pbh_store_insert_run(st, r, err, sizeof err), PBH_OK);
         pbh_run_free(r);
     }
@@ -355,7 +294,7 @@ static void t_history_by_machine(const backend *b) {
     pbh_store *st = open_ok(name, PBH_STORE_WRITE);
     const char *machines[] = {"ci-a", "ci-b", "ci-a", "ci-b", "ci-a"};
     for (int i = 0; i < 5; i++) {
-        pbh_run *r = make_run(NULL, machines[i]);
+        pbh_run *r = tf_make_run(NULL, machines[i]);
         r->ctx.started_unix += i; /* time order = insertion order */
         r->cases[0].samples[0].wall_s = 1.0 + i;
         assert_int_equal(pbh_store_insert_run(st, r, err, sizeof err), PBH_OK);
@@ -393,7 +332,7 @@ static void t_newer_schema_refused(const backend *b) {
     char name[512], err[1024];
     b->fresh(name, sizeof name);
     pbh_store *st = open_ok(name, PBH_STORE_WRITE);
-    pbh_run *r = make_run("x", NULL);
+    pbh_run *r = tf_make_run("x", NULL);
     assert_int_equal(pbh_store_insert_run(st, r, err, sizeof err), PBH_OK);
     pbh_run_free(r);
     pbh_store_close(st);
@@ -443,7 +382,7 @@ static void t_concurrent_writers(const backend *b) {
             for (int i = 0; i < RUNS_PER_WRITER; i++) {
                 char label[32];
                 snprintf(label, sizeof label, "w%d-%d", w, i);
-                pbh_run *r = make_run(label, NULL);
+                pbh_run *r = tf_make_run(label, NULL);
                 int rc = pbh_store_insert_run(st, r, err, sizeof err);
                 pbh_run_free(r);
                 if (rc != PBH_OK) {
