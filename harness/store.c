@@ -195,11 +195,16 @@ static int check_file(const char *path, enum pbh_store_mode mode, int *exists, i
     }
     sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
     int app = 0, ver = 0, ntables = 0;
-    rc = pragma_int(db, "PRAGMA application_id", &app);
+    /* one read transaction: the three facts from one snapshot, not from before and after another process's
+     * schema creation (found by test_stores' eight concurrent writers on a fresh file) */
+    rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = pragma_int(db, "PRAGMA application_id", &app);
     if (rc == SQLITE_OK)
         rc = pragma_int(db, "PRAGMA user_version", &ver);
     if (rc == SQLITE_OK)
         rc = pragma_int(db, "SELECT count(*) FROM sqlite_master", &ntables);
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         seterr(err, errlen, "%s is not a readable poolbench store: %s; left untouched", path, sqlite3_errmsg(db));
         sqlite3_close(db);

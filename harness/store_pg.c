@@ -40,7 +40,6 @@ struct pbh_pg {
     char *name;     /* the redacted URI, for messages */
     int version;    /* schema version of the open store; 0 when the database is empty */
     int readonly;
-    int prepared;   /* the INSERT statements are prepared on this connection */
 };
 
 /* Every table the schema owns; a database holding any other table is not ours to write. */
@@ -471,9 +470,6 @@ static PGresult *exec_params(pbh_pg *pg, const char *sql, const text_params *t) 
     return PQexecParams(pg->conn, sql, t->n, NULL, t->values, NULL, NULL, 0);
 }
 
-static PGresult *exec_prepared(pbh_pg *pg, const char *name, const text_params *t) {
-    return PQexecPrepared(pg->conn, name, t->n, t->values, NULL, NULL, 0);
-}
 
 /* ---- writing ------------------------------------------------------------------------------------------ */
 
@@ -489,45 +485,89 @@ static void test_stall(void) {
     }
 }
 
-static int prepare_inserts(pbh_pg *pg, char *msg, size_t len) {
-    if (pg->prepared)
-        return PBH_OK;
-    static const struct {
-        const char *name, *sql;
-    } stmts[] = {{"pb_run", PBH_SQL_INSERT_RUN},
-                 {"pb_case", PBH_SQL_INSERT_CASE},
-                 {"pb_sample", PBH_SQL_INSERT_SAMPLE},
-                 {"pb_floor", PBH_SQL_INSERT_FLOOR}};
-    for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
-        PGresult *r = PQprepare(pg->conn, stmts[i].name, stmts[i].sql, 0, NULL);
-        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok)
-            scrub(PQresultErrorMessage(r), NULL, msg, len);
-        PQclear(r);
-        if (!ok)
-            return PBH_EIO;
+/* A case and all its samples in one statement: the case row (the shared PBH_SQL_INSERT_CASE, $1..$14) and
+ * the samples as ten arrays ($15..$24) unnested into rows, so a run costs one statement per case instead
+ * of one per sample. PostgreSQL's dialect (arrays, data-modifying CTEs): SQLite runs the shared per-row
+ * statements instead. Returns the case id. */
+static const char insert_case_with_samples[] =
+    "WITH c AS (" PBH_SQL_INSERT_CASE "),"
+    " s AS (INSERT INTO samples (case_id, rep, wall_s, user_s, sys_s, peak_rss_kb, startup_s, ideal_s, tasks,"
+    " failed_tasks, iterations) SELECT c.id, u.* FROM c, unnest($15::integer[], $16::float8[], $17::float8[],"
+    " $18::float8[], $19::bigint[], $20::float8[], $21::float8[], $22::bigint[], $23::bigint[], $24::bigint[])"
+    " AS u RETURNING 1)"
+    " SELECT id FROM c";
+
+/* Text of an array literal of one sample column ("{1,2,3}"); heap, NULL when out of memory. */
+static char *sample_array(const pbh_case *k, int column) {
+    size_t cap = 3 + k->nsamples * 26, len = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    out[len++] = '{';
+    for (size_t j = 0; j < k->nsamples; j++) {
+        const pbh_sample *s = &k->samples[j];
+        char *p = out + len;
+        size_t room = cap - len;
+        int w;
+        switch (column) {
+        case 0: w = snprintf(p, room, "%d", s->rep); break;
+        case 1: w = snprintf(p, room, "%.17g", s->wall_s); break;
+        case 2: w = snprintf(p, room, "%.17g", s->user_s); break;
+        case 3: w = snprintf(p, room, "%.17g", s->sys_s); break;
+        case 4: w = snprintf(p, room, "%lld", (long long)s->peak_rss_kb); break;
+        case 5: w = snprintf(p, room, "%.17g", s->startup_s); break;
+        case 6: w = snprintf(p, room, "%.17g", s->ideal_s); break;
+        case 7: w = snprintf(p, room, "%llu", (unsigned long long)s->tasks); break;
+        case 8: w = snprintf(p, room, "%llu", (unsigned long long)s->failed_tasks); break;
+        default: w = snprintf(p, room, "%lld", (long long)(s->iterations > 0 ? s->iterations : 1)); break;
+        }
+        len += (size_t)w;
+        out[len++] = j + 1 < k->nsamples ? ',' : '}';
     }
-    pg->prepared = 1;
-    return PBH_OK;
+    if (k->nsamples == 0)
+        out[len++] = '}';
+    out[len] = '\0';
+    return out;
 }
 
-/* Executes a prepared INSERT; *id receives the RETURNING id when wanted. 1 when a row came back, 0 when
- * none did (ON CONFLICT DO NOTHING), -1 on error (message in msg). */
-static int insert_row(pbh_pg *pg, const char *name, const text_params *t, int64_t *id, char *msg, size_t len) {
-    PGresult *r = exec_prepared(pg, name, t);
-    ExecStatusType s = PQresultStatus(r);
-    int got = -1;
-    if (s == PGRES_TUPLES_OK) {
-        got = PQntuples(r) > 0;
-        if (got && id)
-            *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    } else if (s == PGRES_COMMAND_OK) {
-        got = 1;
-    } else {
-        scrub(PQresultErrorMessage(r), NULL, msg, len);
+/* Pipelines: statements sent back to back and their results read after one sync, so a whole batch costs
+ * one round trip to the server (libpq pipeline mode, PostgreSQL 14+ libpq). */
+static int pipeline_send(pbh_pg *pg, const char *sql, const text_params *t) {
+    return PQsendQueryParams(pg->conn, sql, t ? t->n : 0, NULL, t ? t->values : NULL, NULL, NULL, 0) ? 0 : -1;
+}
+
+/* Reads the results of `count` statements, then the sync. ids[i] (when ids) receives statement i's first
+ * value (NULL result: -1; no row: 0). 0, or -1 with the first error in msg (the rest were aborted). */
+static int pipeline_finish(pbh_pg *pg, size_t count, int64_t *ids, char *msg, size_t len) {
+    int rc = 0;
+    if (!PQpipelineSync(pg->conn)) {
+        scrub(PQerrorMessage(pg->conn), NULL, msg, len);
+        rc = -1;
     }
-    PQclear(r);
-    return got;
+    for (size_t i = 0; i < count; i++) {
+        PGresult *r;
+        int first = 1;
+        while ((r = PQgetResult(pg->conn)) != NULL) {
+            ExecStatusType s = PQresultStatus(r);
+            if (first && ids)
+                ids[i] = s == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)
+                             ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : (s == PGRES_TUPLES_OK ? 0 : -1);
+            if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK && rc == 0) {
+                scrub(s == PGRES_PIPELINE_ABORTED ? "aborted after an earlier error" : PQresultErrorMessage(r),
+                      NULL, msg, len);
+                rc = -1;
+            }
+            first = 0;
+            PQclear(r);
+        }
+        if (first && rc == 0) { /* no result at all: the connection is gone */
+            scrub(PQerrorMessage(pg->conn), NULL, msg, len);
+            rc = -1;
+        }
+    }
+    PGresult *sync = PQgetResult(pg->conn); /* PGRES_PIPELINE_SYNC */
+    PQclear(sync);
+    return rc;
 }
 
 int pbh_pg_insert_run(pbh_pg *pg, pbh_run *run, char *err, size_t errlen) {
@@ -535,7 +575,7 @@ int pbh_pg_insert_run(pbh_pg *pg, pbh_run *run, char *err, size_t errlen) {
         seterr(err, errlen, "store opened read-only");
         return PBH_EINPUT;
     }
-    char msg[1024];
+    char msg[1024] = "";
     if (!run->uuid) {
         char u[37];
         if (pbh_uuid_new(u) || !(run->uuid = strdup(u))) {
@@ -543,66 +583,94 @@ int pbh_pg_insert_run(pbh_pg *pg, pbh_run *run, char *err, size_t errlen) {
             return PBH_EIO;
         }
     }
-    if (prepare_inserts(pg, msg, sizeof msg) || exec_sql(pg, "BEGIN", msg, sizeof msg)) {
-        seterr(err, errlen, "writing the run to %s failed: %s", pg->name, msg);
+    if (!PQenterPipelineMode(pg->conn)) {
+        seterr(err, errlen, "writing the run to %s failed: %s", pg->name, conn_error(pg, msg, sizeof msg));
         return PBH_EIO;
     }
+    /* round trip 1: BEGIN and the run row (its id, or none when the uuid is there already) */
     text_params t;
     text_params_init(&t);
     pbh_sql_bind_run(&t.base, run);
-    int64_t run_id = 0;
-    int got = insert_row(pg, "pb_run", &t, &run_id, msg, sizeof msg);
-    if (got == 0) {
+    int64_t ids[2] = {0, 0};
+    int rc = PBH_EIO;
+    if (pipeline_send(pg, "BEGIN", NULL) || pipeline_send(pg, PBH_SQL_INSERT_RUN, &t) ||
+        pipeline_finish(pg, 2, ids, msg, sizeof msg))
+        goto fail;
+    int64_t run_id = ids[1];
+    if (run_id == 0) {
         /* the uuid is there already: that run is this one (push twice = stored once) */
+        PQexitPipelineMode(pg->conn);
         rollback(pg);
-        int64_t existing;
         text_params q;
         text_params_init(&q);
         q.base.text(&q.base, 1, run->uuid);
         PGresult *r = exec_params(pg, PBH_SQL_RUN_ID_BY_UUID, &q);
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-            existing = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-            run->id = existing;
-        }
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            run->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
         PQclear(r);
         seterr(err, errlen, "run %s is already in %s", run->uuid, pg->name);
         return PBH_EEXIST;
     }
-    if (got < 0)
-        goto fail;
     test_stall();
-    for (size_t i = 0; i < run->ncases; i++) {
-        pbh_case *k = &run->cases[i];
+    /* round trip 2: every case with its samples, the floors, COMMIT */
+    int64_t *case_ids = calloc(run->ncases + run->nfloors + 2, sizeof *case_ids);
+    if (!case_ids) {
+        rc = PBH_ENOMEM;
+        snprintf(msg, sizeof msg, "out of memory");
+        goto fail;
+    }
+    size_t sent = 0;
+    int send_failed = 0;
+    for (size_t i = 0; i < run->ncases && !send_failed; i++) {
+        const pbh_case *k = &run->cases[i];
         text_params_init(&t);
         pbh_sql_bind_case(&t.base, run_id, i, k);
-        int64_t case_id = 0;
-        if (insert_row(pg, "pb_case", &t, &case_id, msg, sizeof msg) != 1)
-            goto fail;
-        for (size_t j = 0; j < k->nsamples; j++) {
-            text_params_init(&t);
-            pbh_sql_bind_sample(&t.base, case_id, &k->samples[j]);
-            if (insert_row(pg, "pb_sample", &t, NULL, msg, sizeof msg) != 1)
-                goto fail;
+        char *arrays[10] = {0};
+        for (int c = 0; c < 10; c++) {
+            if (!(arrays[c] = sample_array(k, c)))
+                send_failed = 1;
+            t.values[PBH_SQL_INSERT_CASE_NPARAMS + c] = arrays[c];
         }
-        k->id = case_id;
+        t.n = PBH_SQL_INSERT_CASE_NPARAMS + 10;
+        if (!send_failed && pipeline_send(pg, insert_case_with_samples, &t)) /* libpq copies the values */
+            send_failed = 1;
+        for (int c = 0; c < 10; c++)
+            free(arrays[c]);
+        sent++;
     }
-    for (size_t i = 0; i < run->nfloors; i++) {
+    for (size_t i = 0; i < run->nfloors && !send_failed; i++, sent++) {
         text_params_init(&t);
         pbh_sql_bind_floor(&t.base, run_id, &run->floors[i]);
-        if (insert_row(pg, "pb_floor", &t, NULL, msg, sizeof msg) != 1)
-            goto fail;
+        send_failed = pipeline_send(pg, PBH_SQL_INSERT_FLOOR, &t) != 0;
     }
-    if (exec_sql(pg, "COMMIT", msg, sizeof msg))
+    if (!send_failed) {
+        send_failed = pipeline_send(pg, "COMMIT", NULL) != 0;
+        sent++;
+    }
+    if (send_failed)
+        scrub(PQerrorMessage(pg->conn), NULL, msg, sizeof msg);
+    char finish_msg[1024];
+    int finish_rc = pipeline_finish(pg, sent, case_ids, finish_msg, sizeof finish_msg);
+    if (finish_rc && !send_failed)
+        snprintf(msg, sizeof msg, "%s", finish_msg);
+    if (finish_rc || send_failed) {
+        free(case_ids);
         goto fail;
+    }
+    for (size_t i = 0; i < run->ncases; i++)
+        run->cases[i].id = case_ids[i];
+    free(case_ids);
+    PQexitPipelineMode(pg->conn);
     run->id = run_id;
     return PBH_OK;
 
 fail:
+    PQexitPipelineMode(pg->conn);
     seterr(err, errlen, "writing the run to %s failed: %s", pg->name, msg);
     rollback(pg);
     for (size_t i = 0; i < run->ncases; i++)
         run->cases[i].id = 0;
-    return PBH_EIO;
+    return rc;
 }
 
 /* ---- reading ------------------------------------------------------------------------------------------ */
