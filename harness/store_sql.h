@@ -124,7 +124,8 @@ typedef struct pbh_history_filter {
 
 /* The two queries of a history load, both in time order (start, then id); parameters $1 scenario,
  * $2 backend, $3 machine, $4 case name (NULL = any). The cases query has PBH_SQL_LOAD_CASES's columns
- * followed by the run id (column 23), in run id order. For a store at schema `version` (no machine before 3). */
+ * followed by the run id (column 23), in run id order; of a case only its key fields and status, of a
+ * sample only rep, wall_s and iterations are read (the rest is NULL: a history needs no more). For a store at schema `version` (no machine before 3). */
 const char *pbh_sql_history_runs(char *buf, size_t len, int version);
 const char *pbh_sql_history_cases(char *buf, size_t len, int version);
 /* Binds the filter to either query. */
