@@ -99,8 +99,11 @@ typedef struct pb_task {
     pb_task_fn fn;
 } pb_task;
 
+#define PB_TASK_NAME_MAX 1024 /* the longest task name, in bytes (the process backends send names) */
+
 /* Registers fn under name (the string must outlive the registry; literals do). Re-registering the same
- * name with the same fn is a no-op; with another fn it is PB_EINVAL. */
+ * name with the same fn is a no-op; with another fn it is PB_EINVAL, and so is a name longer than
+ * PB_TASK_NAME_MAX. */
 int pb_task_register(const char *name, pb_task_fn fn);
 const pb_task *pb_task_find(const char *name); /* NULL when unknown */
 size_t pb_task_count(void);
@@ -206,8 +209,8 @@ int pb_pool_join(pb_pool *pool);
 /* Stops now: queued and running tasks end as TERMINATED, workers are killed (processes) or abandoned
  * at their next task boundary (threads), and reaped. Returns promptly. */
 int pb_pool_terminate(pb_pool *pool);
-/* Terminates if not yet joined, then frees. NULL is a no-op. */
-void pb_pool_destroy(pb_pool *pool);
+/* Terminates if not yet joined, then frees. NULL is a no-op (0). */
+int pb_pool_destroy(pb_pool *pool);
 
 typedef struct pb_counters {
     uint64_t tasks_submitted;              /* items accepted by map, map_unordered and submit */

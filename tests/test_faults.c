@@ -26,7 +26,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "poolbench.h"
@@ -67,6 +71,28 @@ static int t_crash_at(const void *in, size_t len, pb_output *out) {
 }
 PB_TASK_DEFINE("faults.crash_at", t_crash_at)
 
+/* Input: a path. The worker starts a grandchild with the raw fork system call (no pthread_atfork
+ * handlers run, so it keeps the worker's pipes), which writes its pid to the path and sleeps; then the
+ * worker exits with code 5. Without a pidfd only the pool's periodic liveness check can notice. */
+static int t_rawfork_then_die(const void *in, size_t len, pb_output *out) {
+    char path[256];
+    if (len == 0 || len >= sizeof path) return -1;
+    memcpy(path, in, len);
+    path[len] = '\0';
+    pid_t pid = (pid_t)syscall(SYS_fork);
+    if (pid == 0) {
+        char tmp[300], buf[32];
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int n = snprintf(buf, sizeof buf, "%d", (int)getpid());
+        if (fd >= 0 && write(fd, buf, (size_t)n) == n) rename(tmp, path);
+        if (fd >= 0) close(fd);
+        for (;;) pause();
+    }
+    _exit(5);
+}
+PB_TASK_DEFINE("faults.rawfork_then_die", t_rawfork_then_die)
+
 /* ---- the watchdog: a hang fails the test with the case's name instead of stalling ctest ---- */
 
 static char case_name[200];
@@ -97,7 +123,7 @@ static const kind kinds[] = {
     {PB__SYS_READ, EIO, 1},            {PB__SYS_READ, EINTR, 0},         {PB__SYS_READ, EAGAIN, 0},
     {PB__SYS_WRITE, EIO, 1},           {PB__SYS_WRITE, EPIPE, 1},        {PB__SYS_WRITE, EAGAIN, 0},
     {PB__SYS_WRITE, EINTR, 0},         {PB__SYS_POLL, ENOMEM, 1},        {PB__SYS_POLL, EINTR, 0},
-    {PB__SYS_WAITPID, EINTR, 0},
+    {PB__SYS_WAITPID, EINTR, 0},       {PB__SYS_PIDFD_OPEN, ENOSYS, 1},
 };
 #define NKINDS (sizeof kinds / sizeof kinds[0])
 
@@ -320,6 +346,55 @@ static void sweep(void **state) {
     }
 }
 
+/* pidfd_open unavailable (a kernel before 5.3): a worker that dies while a child of its task holds its
+ * pipes is still noticed, by the periodic liveness check, and only its item fails. */
+static void pidfd_fallback(void **state) {
+    const char *backend = *state;
+    snprintf(case_name, sizeof case_name, "%s: pidfd_open fails for good, a grandchild holds the pipes", backend);
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/poolbench-faults-grandchild-%d-%s", (int)getpid(), backend);
+    unlink(path);
+    int fds = tu_count_fds(), threads = tu_count_threads(), children = tu_count_children();
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    alarm(120);
+    pb__fault_reset();
+    assert_int_equal(pb__fault_arm(PB__SYS_PIDFD_OPEN, 1, ENOSYS, PB__FAULT_PERSIST), 0);
+    pb_options o = opts2();
+    o.workers = 1;
+    pb_pool *p = NULL;
+    assert_int_equal(pb_pool_create(&p, backend, &o), 0);
+    pb_future *f = NULL;
+    assert_int_equal(pb_submit(p, "faults.rawfork_then_die", path, strlen(path), &f), 0);
+    int rc = pb_future_wait(f, 60); /* bounds the hang of a pool that cannot notice */
+    pid_t grandchild = 0;
+    if (TU_EVENTUALLY(access(path, F_OK) == 0, 30)) {
+        FILE *pf = fopen(path, "r");
+        int g = 0;
+        if (pf && fscanf(pf, "%d", &g) == 1) grandchild = (pid_t)g;
+        if (pf) fclose(pf);
+    }
+    unlink(path);
+    if (grandchild > 0) {
+        kill(grandchild, SIGKILL);
+        int st;
+        while (waitpid(grandchild, &st, 0) < 0 && errno == EINTR) {}
+    }
+    prctl(PR_SET_CHILD_SUBREAPER, 0);
+    assert_true(grandchild > 0);
+    assert_true(pb__fault_injected(PB__SYS_PIDFD_OPEN) >= 1);
+    if (rc != 0) fail_msg("the death went unnoticed for 60 s without pidfd");
+    assert_int_equal(pb_future_result(f)->status, PB_STATUS_WORKER_DIED);
+    assert_int_equal(pb_future_result(f)->exit_code, 5);
+    pb_future_release(f);
+    assert_true(run_map(p, "faults.square", AFTER_N, 0, "map after the death"));
+    pb_pool_destroy(p);
+    alarm(0);
+    pb__fault_reset();
+    if (!TU_EVENTUALLY(tu_count_children() == children, 10)) fail_msg("child processes left");
+    if (!TU_EVENTUALLY(tu_count_threads() == threads, 10)) fail_msg("threads left");
+    if (!TU_EVENTUALLY(tu_count_fds() == fds, 2)) fail_msg("fds left");
+}
+
 int main(void) {
     signal(SIGALRM, on_alarm);
     verbose = getenv("POOLBENCH_FAULTS_VERBOSE") != NULL;
@@ -332,6 +407,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_prestate(sweep, (void *)backends[0]),
         cmocka_unit_test_prestate(sweep, (void *)backends[1]),
+        cmocka_unit_test_prestate(pidfd_fallback, (void *)backends[0]),
+        cmocka_unit_test_prestate(pidfd_fallback, (void *)backends[1]),
     };
     int failed = cmocka_run_group_tests_name("faults", tests, NULL, NULL);
 
