@@ -134,7 +134,8 @@ typedef struct pb_options {
     size_t chunksize;            /* default chunk for map; 0 = automatic */
     unsigned max_tasks_per_worker; /* process backends: recycle a worker after this many; 0 = never */
     size_t max_worker_rss;       /* process backends: recycle a worker above this RSS (bytes); 0 = never */
-    double task_timeout;         /* seconds; 0 = none. Needs a backend with PB_CAP_TIMEOUT */
+    double task_timeout;         /* seconds; 0 (or -0.0, or INFINITY) = none, NaN or < 0 = PB_EINVAL.
+                                    A finite one needs a backend with PB_CAP_TIMEOUT */
     const char *initializer;     /* task run once in every worker before its first task; NULL = none */
     const void *init_arg;        /* the initializer's input */
     size_t init_arg_len;
@@ -142,7 +143,8 @@ typedef struct pb_options {
                                     (or $POOLBENCH_WORKER_PROGRAM) */
     size_t max_item_bytes;       /* limit on one input or output; default 64 MiB */
     int crashloop_deaths;        /* breaker: more than this many worker deaths ... (default 20) */
-    double crashloop_window;     /* ... within this many seconds with no task finishing ok (default 5) */
+    double crashloop_window;     /* ... within this many seconds with no task finishing ok (default 5;
+                                    NaN = PB_EINVAL) */
 } pb_options;
 
 void pb_options_init(pb_options *o);
@@ -188,7 +190,9 @@ int pb_map_unordered(pb_pool *pool, const char *task, const pb_item *items, size
 
 /* Submits one task; the input is copied. */
 int pb_submit(pb_pool *pool, const char *task, const void *in, size_t len, pb_future **out);
-/* 0 when done; PB_ETIMEDOUT when timeout_s (< 0: forever) passed first (the task goes on). */
+/* 0 when done; PB_ETIMEDOUT when timeout_s passed first (the task goes on). A negative timeout, INFINITY,
+ * or one too large for a timespec (beyond ~1.4e11 years) waits forever, sleeping; 0 and -0.0 poll;
+ * NaN is PB_EINVAL. Any number of threads may wait on the same future. */
 int pb_future_wait(pb_future *f, double timeout_s);
 int pb_future_done(const pb_future *f);
 const pb_result *pb_future_result(const pb_future *f); /* NULL until done */
@@ -197,19 +201,29 @@ const pb_result *pb_future_result(const pb_future *f); /* NULL until done */
  * answer); keep it short and do not wait on the pool from it. Only one callback per future. */
 typedef void (*pb_future_cb)(void *ud, pb_future *f);
 int pb_future_on_done(pb_future *f, pb_future_cb cb, void *ud);
-/* Cancels a task that has not started: 0 if cancelled, PB_EINVAL if it already started or finished. */
+/* Cancels a task that has not started: 0 if cancelled; PB_EINVAL if it already started, finished (for
+ * any reason: run, terminated, broken pool, ...) or was cancelled before. */
 int pb_future_cancel(pb_future *f);
 /* Drops the caller's reference; the pool keeps the future alive until it completes. */
 void pb_future_release(pb_future *f);
 
+/* Lifecycle and threads (docs/pool-api.md). Submitting, mapping, waiting and reading counters may be done
+ * from any number of threads at once. close, join and terminate may also be called from any threads, at
+ * once and repeatedly: the first join or terminate does the work and the others wait until it is done,
+ * then every call returns 0 (a watchdog thread may terminate a pool the main thread is joining; the join
+ * then returns once the terminate has finished). Never call them, nor wait on the pool, from a task or a
+ * completion callback (they run on the pool's own threads). destroy comes last, once no other call on the
+ * pool can still be running or start; a second destroy of the same pool is PB_EINVAL (best effort: the
+ * pointer is only compared, never read). */
+
 /* No new work is accepted; queued work still runs. */
 int pb_pool_close(pb_pool *pool);
-/* Closes, waits for all work to finish and for every worker to exit and be reaped. */
+/* Closes, waits for all work to finish and for every worker to exit and be reaped. Again: 0 at once. */
 int pb_pool_join(pb_pool *pool);
 /* Stops now: queued and running tasks end as TERMINATED, workers are killed (processes) or abandoned
- * at their next task boundary (threads), and reaped. Returns promptly. */
+ * at their next task boundary (threads), and reaped. Returns promptly. Again, or after join: 0 at once. */
 int pb_pool_terminate(pb_pool *pool);
-/* Terminates if not yet joined, then frees. NULL is a no-op (0). */
+/* Terminates if not yet joined, then frees. 0; NULL is a no-op (0); a pool already destroyed, PB_EINVAL. */
 int pb_pool_destroy(pb_pool *pool);
 
 typedef struct pb_counters {
