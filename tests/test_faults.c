@@ -26,11 +26,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <fcntl.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "poolbench.h"
@@ -71,25 +68,10 @@ static int t_crash_at(const void *in, size_t len, pb_output *out) {
 }
 PB_TASK_DEFINE("faults.crash_at", t_crash_at)
 
-/* Input: a path. The worker starts a grandchild with the raw fork system call (no pthread_atfork
- * handlers run, so it keeps the worker's pipes), which writes its pid to the path and sleeps; then the
- * worker exits with code 5. Without a pidfd only the pool's periodic liveness check can notice. */
+/* Input: a path. A raw-forked grandchild (no pthread_atfork handlers) holds the worker's pipes, then the
+ * worker dies (tu_grandchild_then_die): without a pidfd only the pool's periodic check can notice. */
 static int t_rawfork_then_die(const void *in, size_t len, pb_output *out) {
-    char path[256];
-    if (len == 0 || len >= sizeof path) return -1;
-    memcpy(path, in, len);
-    path[len] = '\0';
-    pid_t pid = (pid_t)syscall(SYS_fork);
-    if (pid == 0) {
-        char tmp[300], buf[32];
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        int n = snprintf(buf, sizeof buf, "%d", (int)getpid());
-        if (fd >= 0 && write(fd, buf, (size_t)n) == n) rename(tmp, path);
-        if (fd >= 0) close(fd);
-        for (;;) pause();
-    }
-    _exit(5);
+    return tu_grandchild_then_die(in, len, 1);
 }
 PB_TASK_DEFINE("faults.rawfork_then_die", t_rawfork_then_die)
 
@@ -366,19 +348,7 @@ static void pidfd_fallback(void **state) {
     pb_future *f = NULL;
     assert_int_equal(pb_submit(p, "faults.rawfork_then_die", path, strlen(path), &f), 0);
     int rc = pb_future_wait(f, 60); /* bounds the hang of a pool that cannot notice */
-    pid_t grandchild = 0;
-    if (TU_EVENTUALLY(access(path, F_OK) == 0, 30)) {
-        FILE *pf = fopen(path, "r");
-        int g = 0;
-        if (pf && fscanf(pf, "%d", &g) == 1) grandchild = (pid_t)g;
-        if (pf) fclose(pf);
-    }
-    unlink(path);
-    if (grandchild > 0) {
-        kill(grandchild, SIGKILL);
-        int st;
-        while (waitpid(grandchild, &st, 0) < 0 && errno == EINTR) {}
-    }
+    pid_t grandchild = tu_reap_grandchild(path);
     prctl(PR_SET_CHILD_SUBREAPER, 0);
     assert_true(grandchild > 0);
     assert_true(pb__fault_injected(PB__SYS_PIDFD_OPEN) >= 1);

@@ -20,6 +20,7 @@
 #include "format.h"
 #include "import.h"
 #include "store.h"
+#include "testutil.h"
 
 static char fixture[1024];
 static const char *fixture_path(const char *name) {
@@ -194,12 +195,7 @@ static void test_gbench_mixed_repetition_index(void **state) {
     rc = pbh_store_insert_run(st, run, err, sizeof err);
     if (rc) fail_msg("saving the imported run: %s", err);
     pbh_store_close(st);
-    unlink(path);
-    char wal[600];
-    snprintf(wal, sizeof wal, "%s-wal", path);
-    unlink(wal);
-    snprintf(wal, sizeof wal, "%s-shm", path);
-    unlink(wal);
+    tu_unlink_store(path);
     pbh_run_free(run);
 }
 

@@ -168,30 +168,13 @@ static int t_hygiene(const void *in, size_t len, pb_output *out) {
 }
 PB_TASK_DEFINE("proc.hygiene", t_hygiene)
 
-/* Input: a path. Starts a grandchild that writes its pid to that path and sleeps holding whatever the
- * worker had open, then the worker dies with _exit(5). raw != 0 forks with the raw system call, which
- * runs no pthread_atfork handlers, so the grandchild keeps the worker's pipes whatever the library does:
- * only watching the worker process itself (pidfd) can notice its death. */
-static int grandchild_then_die(const void *in, size_t len, int raw) {
-    char path[256];
-    if (len == 0 || len >= sizeof path) return -1;
-    memcpy(path, in, len);
-    path[len] = '\0';
-    pid_t pid = raw ? (pid_t)syscall(SYS_fork) : fork();
-    if (pid == 0) {
-        char tmp[300], buf[32];
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        int n = snprintf(buf, sizeof buf, "%d", (int)getpid());
-        if (fd >= 0 && write(fd, buf, (size_t)n) == n) rename(tmp, path);
-        if (fd >= 0) close(fd);
-        for (;;) pause(); /* until the test kills it */
-    }
-    _exit(5);
-}
-static int t_fork_then_die(const void *in, size_t len, pb_output *out) { return grandchild_then_die(in, len, 0); }
+/* Input: a path. A grandchild holds the worker's pipes, then the worker dies (tu_grandchild_then_die):
+ * forked with fork() (the worker's pthread_atfork handler closes the pipes in the child) or raw. */
+static int t_fork_then_die(const void *in, size_t len, pb_output *out) { return tu_grandchild_then_die(in, len, 0); }
 PB_TASK_DEFINE("proc.fork_then_die", t_fork_then_die)
-static int t_rawfork_then_die(const void *in, size_t len, pb_output *out) { return grandchild_then_die(in, len, 1); }
+static int t_rawfork_then_die(const void *in, size_t len, pb_output *out) {
+    return tu_grandchild_then_die(in, len, 1);
+}
 PB_TASK_DEFINE("proc.rawfork_then_die", t_rawfork_then_die)
 
 /* The worker's protocol buffers, in bytes (worker.c's probe). */
@@ -668,19 +651,7 @@ static void grandchild_case(void **state, const char *task) {
     assert_int_equal(pb_submit(p, task, path, strlen(path), &f), 0);
     /* Generous: this only bounds the hang of a pool that cannot notice the death. */
     int rc = pb_future_wait(f, 60);
-    pid_t grandchild = 0;
-    if (TU_EVENTUALLY(access(path, F_OK) == 0, 30)) {
-        FILE *pf = fopen(path, "r");
-        int g = 0;
-        if (pf && fscanf(pf, "%d", &g) == 1) grandchild = (pid_t)g;
-        if (pf) fclose(pf);
-    }
-    unlink(path);
-    if (grandchild > 0) { /* reap it whatever happened above */
-        kill(grandchild, SIGKILL);
-        int st;
-        while (waitpid(grandchild, &st, 0) < 0 && errno == EINTR) {}
-    }
+    pid_t grandchild = tu_reap_grandchild(path); /* whatever happened above */
     prctl(PR_SET_CHILD_SUBREAPER, 0);
     assert_true(grandchild > 0);
     if (rc != 0) {
