@@ -41,7 +41,8 @@ typedef struct pb__job {
     size_t index0;         /* the index of items[0] in the caller's map (for unordered delivery) */
     pb__batch *batch;      /* core bookkeeping: the map or future this chunk belongs to */
     uint64_t id;           /* unique within the pool, for wire protocols */
-    atomic_int state;      /* 0 queued, 1 claimed by a worker (pb__job_claim), 2 cancelled */
+    atomic_int state;      /* 0 queued, 1 claimed by a worker (pb__job_claim), 2 cancelled, 3 finished
+                            * without either (a future completed by terminate, a broken pool, ...) */
 } pb__job;
 
 struct pb_backend {
