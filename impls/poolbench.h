@@ -126,9 +126,9 @@ void pb__spawn_worker_late_entry(void); /* internal: the late entry below */
 /* Spawn workers are a fresh exec of the program (or of options.worker_program), and enter their worker
  * loop before main() runs, once every PB_TASK_DEFINE task is registered (above; a program without any
  * enters from a library constructor). A program that registers tasks otherwise (with pb_task_register in
- * main, from constructors without a priority, or in a dlopen'ed library) defines `const int pb_spawn_worker_manual = 1;` and calls this
- * after registering: it returns 0 at once when this process is not a spawned worker, else it runs the
- * worker loop and exits. */
+ * main, from constructors without a priority, or in a dlopen'ed library) defines
+ * `const int pb_spawn_worker_manual = 1;` and calls this after registering: it returns 0 at once when
+ * this process is not a spawned worker, else it runs the worker loop and exits. */
 int pb_worker_main_if_requested(void);
 
 /* ---- pools ---- */
