@@ -93,6 +93,10 @@ static void test_task_of_a_shared_library(void **state) {
 }
 
 int main(void) {
+    /* One pool up and down first, so that helper threads a runtime starts on its first fork (TSan's)
+     * exist before the first test takes its baseline (as test_process.c does). */
+    pb_pool *warm = NULL;
+    if (pb_pool_create(&warm, "fork", NULL) == 0) pb_pool_destroy(warm);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_library_is_a_shared_object),
         cmocka_unit_test_setup_teardown(test_task_of_the_executable, tu_leak_setup, tu_leak_teardown),
