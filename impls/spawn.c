@@ -140,9 +140,8 @@ static int spawn_create(pb_pool *pool, const pb_options *opts, void **impl) {
  * either) has registered its tasks, whatever order the loader chose. All those objects are mapped and
  * relocated before the first constructor runs, so the number of such pointers in their init arrays is
  * known at the first call: count them once, enter at the last one. Outside worker mode a call is one
- * getenv(). A program that holds no such pointer (it registers tasks otherwise, or none) enters from the
- * library constructor below, which then runs after whatever the executable's PB_TASK_DEFINE constructors
- * would have been: in the static build it is in the executable (priority 60000 > 150). */
+ * getenv(). A program that holds no such pointer (no PB_TASK_DEFINE anywhere: it registers its tasks
+ * otherwise, or has none) enters from the library constructor below, as every program did before. */
 
 /* The program asked to enter the loop itself (pb_worker_main_if_requested in main, see poolbench.h). */
 extern const int pb_spawn_worker_manual __attribute__((weak));
