@@ -110,17 +110,28 @@ size_t pb_task_count(void);
 const pb_task *pb_task_at(size_t i);
 
 /* Registers a task before main() runs, in every program that links the file: this is what lets a
- * spawn worker (a fresh exec of the program) find the same tasks. */
-#define PB_TASK_DEFINE(name_literal, fn)                                               \
-    __attribute__((constructor(150))) static void pb__register_##fn(void) {            \
-        (void)pb_task_register(name_literal, fn);                                      \
-    }
+ * spawn worker (a fresh exec of the program) find the same tasks.
+ *
+ * Besides the registration constructor (priority 150) it puts in the object that uses it (the
+ * executable, or a shared library of the program) a late init-array entry (priority 65535) calling
+ * pb__spawn_worker_late_entry: outside a spawn worker it does nothing; in one, the last of these entries
+ * to run among all objects loaded at start-up enters the worker loop. That is after every PB_TASK_DEFINE
+ * of the program, in a static or a shared-library build (the loader runs a shared library's constructors
+ * before the executable's, so a constructor of libpoolbench.so alone would run too early). */
+void pb__spawn_worker_late_entry(void); /* internal: the late entry below */
+#define PB_TASK_DEFINE(name_literal, fn)                                                             \
+    __attribute__((constructor(150))) static void pb__register_##fn(void) {                          \
+        (void)pb_task_register(name_literal, fn);                                                    \
+    }                                                                                                \
+    __attribute__((section(".init_array.65535"), used)) static void (*pb__worker_entry_##fn)(void) = \
+        pb__spawn_worker_late_entry;
 
 /* Spawn workers are a fresh exec of the program (or of options.worker_program), and enter their worker
- * loop from a library constructor before main() runs, with every PB_TASK_DEFINE task registered. A
- * program that registers tasks at run time instead defines `const int pb_spawn_worker_manual = 1;` and
- * calls this after registering: it returns 0 at once when this process is not a spawned worker, else it
- * runs the worker loop and exits. */
+ * loop before main() runs, once every PB_TASK_DEFINE task is registered (above; a program without any
+ * enters from a library constructor). A program that registers tasks otherwise (with pb_task_register in
+ * main, from constructors without a priority, or in a dlopen'ed library) defines
+ * `const int pb_spawn_worker_manual = 1;` and calls this after registering: it returns 0 at once when
+ * this process is not a spawned worker, else it runs the worker loop and exits. */
 int pb_worker_main_if_requested(void);
 
 /* ---- pools ---- */
