@@ -139,6 +139,25 @@ static int pragma_int(sqlite3 *db, const char *sql, int *out) {
     return rc;
 }
 
+/* The journal mode `PRAGMA journal_mode = WAL` left: SQLite answers with the mode in effect and keeps the
+ * old one, without an error, where WAL is impossible (a VFS without shared memory, as on some network
+ * filesystems). Copies it into mode ("" when it cannot tell). */
+static int set_wal(sqlite3 *db, char *mode, size_t len) {
+    sqlite3_stmt *s;
+    mode[0] = '\0';
+    int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *m = sqlite3_column_text(s, 0);
+        snprintf(mode, len, "%s", m ? (const char *)m : "");
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 /* Phase 1: is path something we may read (and, for write, write)? Sets *exists, *empty. Nothing here
  * writes to the file. */
 static int check_file(const char *path, enum pbh_store_mode mode, int *exists, int *empty, int *version,
@@ -331,8 +350,22 @@ static int open_at(pbh_store **out, const char *path, enum pbh_store_mode mode, 
         char msg[512];
         /* WAL: readers never block the writer and a crash mid-write rolls back cleanly. synchronous=NORMAL
          * is durable across a process crash (what a killed run is), which is the case that matters here. */
-        if (exec_sql(st->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                     msg, sizeof msg) != PBH_OK) {
+        char journal[32];
+        int wrc = set_wal(st->db, journal, sizeof journal);
+        if (wrc != SQLITE_OK) {
+            seterr(err, errlen, "cannot set up store %s: %s", path, sqlite3_errmsg(st->db));
+            pbh_store_close(st);
+            return PBH_EIO;
+        }
+        if (strcmp(journal, "wal") != 0) { /* nothing was written: the file is as it was */
+            seterr(err, errlen,
+                   "store %s cannot use SQLite's WAL journal here (journal mode stays '%s'; is it on a "
+                   "filesystem without shared memory, e.g. NFS?): put the store on a local disk",
+                   path, journal[0] ? journal : "unknown");
+            pbh_store_close(st);
+            return PBH_EIO;
+        }
+        if (exec_sql(st->db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;", msg, sizeof msg) != PBH_OK) {
             seterr(err, errlen, "cannot set up store %s: %s", path, msg);
             pbh_store_close(st);
             return PBH_EIO;
