@@ -98,6 +98,16 @@ once=$(psql_q "$pg" -c "SELECT count(*) FROM runs WHERE uuid IN ('$uuid1', '$uui
   pass "repeated push: each run exactly once, both stores check ok, local store unchanged" ||
   fail "repeated push: $once runs once; $(cat "$tmp/repeat.out")"
 
+# the other direction: every run of the PostgreSQL store into a new SQLite file, then again (nothing new)
+"$bin" push --all --to "$tmp/back.db" --store "$pg" >"$tmp/back.out" 2>&1 &&
+  "$bin" push --all --to "$tmp/back.db" --store "$pg" >"$tmp/back2.out" 2>&1
+want=$(psql_q "$pg" -c "SELECT count(*) FROM runs")
+got=$("$bin" runs --store "$tmp/back.db" --format json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["runs"]))')
+again=$(grep -c "already in" "$tmp/back2.out")
+[ "$got" = "$want" ] && [ "$again" = "$want" ] && "$bin" store check --store "$tmp/back.db" >/dev/null &&
+  pass "push --all PostgreSQL -> SQLite: $got runs, the second push stored none" ||
+  fail "push --all to SQLite: $got of $want runs, $again already there; $(cat "$tmp/back.out")"
+
 # 5. a URI with a password: works, never shown, never stored
 pw=$POOLBENCH_TEST_PG_PASSWORD
 userdb="postgresql://$POOLBENCH_TEST_PG_USER:$pw@/poolbench?host=$POOLBENCH_TEST_PG_SOCKET"
