@@ -1,5 +1,5 @@
 /*
- * cli_list.c - `poolbench list [scenarios|backends|suites|floors] [--format table|json]`: what can be
+ * list.c - `poolbench list [scenarios|backends|suites|floors] [--format table|json]`: what can be
  * run, straight from the registries (so the list can never disagree with what `run` accepts).
  */
 #include "cli.h"

@@ -1,10 +1,15 @@
 /*
- * cli.h - the poolbench command line: one function per verb (cli_*.c), dispatched by main.c, plus the
- * helpers every verb shares (exit codes, the store path, opening the store, writing output).
+ * cli.h - the poolbench command line: one function per verb, one file per verb in harness/cli/
+ * (harness/cli/<verb>.c), dispatched by main.c, plus the helpers every verb shares (common.c: exit
+ * codes, the store path, opening the store, writing output).
+ *
+ * The CLI is the only layer that parses flags, prints and picks exit codes; everything it calls lives in
+ * the poolbench_harness library (the .c files of harness/; map in docs/architecture.md) and returns
+ * data or a PBH_E* code.
  *
  * A verb function gets argv with the verb itself at argv[0], parses its flags with getopt_long, and
- * returns the process exit code. Adding a verb = a cli_<verb>.c with `int pbh_cmd_<verb>(int, char **)`,
- * its declaration here, and one line in main.c's table.
+ * returns the process exit code. Adding a verb = a harness/cli/<verb>.c with
+ * `int pbh_cmd_<verb>(int, char **)`, its declaration here, and one line in main.c's table.
  */
 #ifndef POOLBENCH_HARNESS_CLI_H
 #define POOLBENCH_HARNESS_CLI_H
@@ -13,21 +18,22 @@
 
 #include "store.h"
 
-/* Exit codes (the DESIGN.md contract). */
+/* Exit codes: the contract stated in README.md ("Exit codes: 0 ok, ...") and docs/harness.md. */
 #define PBH_EXIT_OK 0
 #define PBH_EXIT_REGRESSION 1 /* compare / CI check found a confirmed regression */
 #define PBH_EXIT_USAGE 2      /* usage or input error: unknown verb/name, malformed flag, bad store */
 #define PBH_EXIT_FAILED 3     /* a run failed: a case crashed, hung or gave a wrong answer */
 
+/* One per verb, each in harness/cli/<verb>.c. */
 int pbh_cmd_list(int argc, char **argv);
 int pbh_cmd_exec(int argc, char **argv);
 int pbh_cmd_run(int argc, char **argv);
 int pbh_cmd_runs(int argc, char **argv);
 int pbh_cmd_show(int argc, char **argv);
 int pbh_cmd_export(int argc, char **argv);
-int pbh_cmd_compare(int argc, char **argv); /* cli_compare.c */
-int pbh_cmd_history(int argc, char **argv); /* cli_history.c */
-int pbh_cmd_import(int argc, char **argv);  /* cli_import.c */
+int pbh_cmd_compare(int argc, char **argv);
+int pbh_cmd_history(int argc, char **argv);
+int pbh_cmd_import(int argc, char **argv);
 
 /* "poolbench: <message>" on stderr. */
 void pbh_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,5 +1,5 @@
 /*
- * cli_exec.c - `poolbench exec`: one scenario execution (or a few), nothing stored. For hyperfine, the
+ * exec.c - `poolbench exec`: one scenario execution (or a few), nothing stored. For hyperfine, the
  * examples and debugging, and the runner's case child: the runner re-executes this binary as
  * `exec ... --reps R --warmup W --json --parent-pid PID`, and reads one JSON line per execution:
  *   {"type":"execution","rep":i,"warmup":bool,"ok":bool,"message":"...","wall_s":..,"user_s":..,

@@ -1,5 +1,5 @@
 /*
- * cli_common.c - helpers shared by every verb: messages, exit codes, the store's path and opening it,
+ * common.c - helpers shared by every verb: messages, exit codes, the store's path and opening it,
  * number parsing, and writing an exporter's bytes to stdout or a file.
  *
  * Messages go to stderr prefixed with "poolbench: " and name the thing that is wrong (the path, the
