@@ -139,6 +139,10 @@ pbh_floor *pbh_run_add_floor(pbh_run *run, const char *name, double seconds, int
 int pbh_run_pool(pbh_run *into, const pbh_run *from);
 void pbh_run_infos_free(pbh_run_info *infos, size_t n);
 
+/* Formats an error message into err (len bytes; err may be NULL when len is 0). The harness's one way to
+ * hand a message back beside a PBH_E* code. */
+void pbh_seterr(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* strdup that accepts NULL. */
 char *pbh_strdup(const char *s);
 /* Replaces *dst by a copy of s (NULL allowed). */

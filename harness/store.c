@@ -86,16 +86,6 @@ static const char *const migrations[] = {
 _Static_assert(sizeof migrations / sizeof migrations[0] == PBH_SCHEMA_VERSION,
                "one migration step per schema version");
 
-static void seterr(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t len, const char *fmt, ...) {
-    if (!err || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
-
 sqlite3 *pbh_store_db(pbh_store *st) {
     return st->db;
 }
@@ -129,23 +119,23 @@ static int check_file(const char *path, enum pbh_store_mode mode, int *exists, i
     if (stat(path, &sb) != 0) {
         if (errno == ENOENT) {
             if (mode == PBH_STORE_READ) {
-                seterr(err, errlen, "no store at %s (a `poolbench run` creates it)", path);
+                pbh_seterr(err, errlen, "no store at %s (a `poolbench run` creates it)", path);
                 return PBH_EINPUT;
             }
             *empty = 1;
             return PBH_OK;
         }
-        seterr(err, errlen, "cannot access store %s: %s", path, strerror(errno));
+        pbh_seterr(err, errlen, "cannot access store %s: %s", path, strerror(errno));
         return PBH_EINPUT;
     }
     *exists = 1;
     if (S_ISDIR(sb.st_mode)) {
-        seterr(err, errlen, "store %s is a directory, not a file", path);
+        pbh_seterr(err, errlen, "store %s is a directory, not a file", path);
         return PBH_EINPUT;
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        seterr(err, errlen, "cannot read store %s: %s", path, strerror(errno));
+        pbh_seterr(err, errlen, "cannot read store %s: %s", path, strerror(errno));
         return PBH_EINPUT;
     }
     unsigned char hdr[100];
@@ -153,7 +143,7 @@ static int check_file(const char *path, enum pbh_store_mode mode, int *exists, i
     int read_errno = errno;
     close(fd);
     if (got < 0) {
-        seterr(err, errlen, "cannot read store %s: %s", path, strerror(read_errno));
+        pbh_seterr(err, errlen, "cannot read store %s: %s", path, strerror(read_errno));
         return PBH_EINPUT;
     }
     if (got == 0) {
@@ -161,14 +151,14 @@ static int check_file(const char *path, enum pbh_store_mode mode, int *exists, i
         return PBH_OK;
     }
     if (got < (ssize_t)sizeof hdr || memcmp(hdr, "SQLite format 3", 16) != 0) {
-        seterr(err, errlen, "%s is not a poolbench store (not an SQLite database); left untouched", path);
+        pbh_seterr(err, errlen, "%s is not a poolbench store (not an SQLite database); left untouched", path);
         return PBH_EINPUT;
     }
 
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
     if (rc != SQLITE_OK) {
-        seterr(err, errlen, "cannot open store %s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        pbh_seterr(err, errlen, "cannot open store %s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         sqlite3_close(db);
         return PBH_EINPUT;
     }
@@ -180,7 +170,7 @@ static int check_file(const char *path, enum pbh_store_mode mode, int *exists, i
     if (rc == SQLITE_OK)
         rc = pragma_int(db, "SELECT count(*) FROM sqlite_master", &ntables);
     if (rc != SQLITE_OK) {
-        seterr(err, errlen, "%s is not a readable poolbench store: %s; left untouched", path, sqlite3_errmsg(db));
+        pbh_seterr(err, errlen, "%s is not a readable poolbench store: %s; left untouched", path, sqlite3_errmsg(db));
         sqlite3_close(db);
         return PBH_EINPUT;
     }
@@ -190,21 +180,21 @@ static int check_file(const char *path, enum pbh_store_mode mode, int *exists, i
         return PBH_OK;
     }
     if (app != PBH_APPLICATION_ID) {
-        seterr(err, errlen,
+        pbh_seterr(err, errlen,
                "%s is an SQLite database of another program (application_id %d, %d schema objects), not a "
                "poolbench store; left untouched",
                path, app, ntables);
         return PBH_EINPUT;
     }
     if (ver > PBH_SCHEMA_VERSION) {
-        seterr(err, errlen,
+        pbh_seterr(err, errlen,
                "store %s has schema version %d; this poolbench understands versions up to %d: use a newer "
                "poolbench (the store was left untouched)",
                path, ver, PBH_SCHEMA_VERSION);
         return PBH_ESCHEMA;
     }
     if (ver < 1) {
-        seterr(err, errlen, "%s has the poolbench application id but no schema version; left untouched", path);
+        pbh_seterr(err, errlen, "%s has the poolbench application id but no schema version; left untouched", path);
         return PBH_EINPUT;
     }
     *version = ver;
@@ -215,7 +205,7 @@ static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen) {
     char *msg = NULL;
     int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
-        seterr(err, errlen, "%s", msg ? msg : sqlite3_errstr(rc));
+        pbh_seterr(err, errlen, "%s", msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
         return PBH_EIO;
     }
@@ -226,32 +216,32 @@ static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen) {
 static int migrate(sqlite3 *db, const char *path, int target, int *version_out, char *err, size_t errlen) {
     char msg[512];
     if (exec_sql(db, "BEGIN IMMEDIATE", msg, sizeof msg) != PBH_OK) {
-        seterr(err, errlen, "cannot lock store %s: %s", path, msg);
+        pbh_seterr(err, errlen, "cannot lock store %s: %s", path, msg);
         return PBH_EIO;
     }
     int ver = 0, app = 0, ntables = 0;
     if (pragma_int(db, "PRAGMA user_version", &ver) != SQLITE_OK ||
         pragma_int(db, "PRAGMA application_id", &app) != SQLITE_OK ||
         pragma_int(db, "SELECT count(*) FROM sqlite_master", &ntables) != SQLITE_OK) {
-        seterr(err, errlen, "cannot read store %s: %s", path, sqlite3_errmsg(db));
+        pbh_seterr(err, errlen, "cannot read store %s: %s", path, sqlite3_errmsg(db));
         exec_sql(db, "ROLLBACK", NULL, 0);
         return PBH_EIO;
     }
     /* someone may have changed the file between the check and the lock: check again */
     if (app != PBH_APPLICATION_ID && !(app == 0 && ver == 0 && ntables == 0)) {
-        seterr(err, errlen, "%s is not a poolbench store; left untouched", path);
+        pbh_seterr(err, errlen, "%s is not a poolbench store; left untouched", path);
         exec_sql(db, "ROLLBACK", NULL, 0);
         return PBH_EINPUT;
     }
     if (ver > PBH_SCHEMA_VERSION) {
-        seterr(err, errlen, "store %s has schema version %d; this poolbench understands up to %d", path, ver,
+        pbh_seterr(err, errlen, "store %s has schema version %d; this poolbench understands up to %d", path, ver,
                PBH_SCHEMA_VERSION);
         exec_sql(db, "ROLLBACK", NULL, 0);
         return PBH_ESCHEMA;
     }
     for (int v = ver; v < target; v++) {
         if (exec_sql(db, migrations[v], msg, sizeof msg) != PBH_OK) {
-            seterr(err, errlen, "migrating store %s from schema %d to %d failed: %s", path, v, v + 1, msg);
+            pbh_seterr(err, errlen, "migrating store %s from schema %d to %d failed: %s", path, v, v + 1, msg);
             exec_sql(db, "ROLLBACK", NULL, 0);
             return PBH_EIO;
         }
@@ -261,13 +251,13 @@ static int migrate(sqlite3 *db, const char *path, int target, int *version_out, 
         snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d;", PBH_APPLICATION_ID,
                  target);
         if (exec_sql(db, sql, msg, sizeof msg) != PBH_OK) {
-            seterr(err, errlen, "cannot set the schema version of %s: %s", path, msg);
+            pbh_seterr(err, errlen, "cannot set the schema version of %s: %s", path, msg);
             exec_sql(db, "ROLLBACK", NULL, 0);
             return PBH_EIO;
         }
     }
     if (exec_sql(db, "COMMIT", msg, sizeof msg) != PBH_OK) {
-        seterr(err, errlen, "cannot commit to store %s: %s", path, msg);
+        pbh_seterr(err, errlen, "cannot commit to store %s: %s", path, msg);
         exec_sql(db, "ROLLBACK", NULL, 0);
         return PBH_EIO;
     }
@@ -283,7 +273,7 @@ static int open_at(pbh_store **out, const char *path, enum pbh_store_mode mode, 
     if (rc != PBH_OK)
         return rc;
     if (mode == PBH_STORE_WRITE && version > target) {
-        seterr(err, errlen, "store %s is already at schema %d", path, version);
+        pbh_seterr(err, errlen, "store %s is already at schema %d", path, version);
         return PBH_EINPUT;
     }
     pbh_store *st = calloc(1, sizeof *st);
@@ -294,7 +284,7 @@ static int open_at(pbh_store **out, const char *path, enum pbh_store_mode mode, 
     int flags = mode == PBH_STORE_READ ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     int src = sqlite3_open_v2(path, &st->db, flags, NULL);
     if (src != SQLITE_OK) {
-        seterr(err, errlen, "cannot open store %s: %s", path, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
+        pbh_seterr(err, errlen, "cannot open store %s: %s", path, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
         pbh_store_close(st);
         return mode == PBH_STORE_WRITE && !exists ? PBH_EINPUT : PBH_EIO;
     }
@@ -307,7 +297,7 @@ static int open_at(pbh_store **out, const char *path, enum pbh_store_mode mode, 
          * is durable across a process crash (what a killed run is), which is the case that matters here. */
         if (exec_sql(st->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                      msg, sizeof msg) != PBH_OK) {
-            seterr(err, errlen, "cannot set up store %s: %s", path, msg);
+            pbh_seterr(err, errlen, "cannot set up store %s: %s", path, msg);
             pbh_store_close(st);
             return PBH_EIO;
         }
@@ -328,7 +318,7 @@ int pbh_store_open(pbh_store **out, const char *path, enum pbh_store_mode mode, 
 
 int pbh_store_create_at_version(const char *path, int version, char *err, size_t errlen) {
     if (version < 1 || version > PBH_SCHEMA_VERSION) {
-        seterr(err, errlen, "no schema version %d", version);
+        pbh_seterr(err, errlen, "no schema version %d", version);
         return PBH_EINPUT;
     }
     pbh_store *st;
@@ -380,13 +370,13 @@ static void test_stall(void) {
 
 int pbh_store_insert_run(pbh_store *st, pbh_run *run, char *err, size_t errlen) {
     if (st->readonly) {
-        seterr(err, errlen, "store opened read-only");
+        pbh_seterr(err, errlen, "store opened read-only");
         return PBH_EINPUT;
     }
     sqlite3 *db = st->db;
     char msg[512];
     if (exec_sql(db, "BEGIN IMMEDIATE", msg, sizeof msg) != PBH_OK) {
-        seterr(err, errlen, "cannot lock store %s: %s", st->path, msg);
+        pbh_seterr(err, errlen, "cannot lock store %s: %s", st->path, msg);
         return PBH_EIO;
     }
     sqlite3_stmt *qrun = NULL, *qcase = NULL, *qsample = NULL, *qfloor = NULL;
@@ -495,7 +485,7 @@ int pbh_store_insert_run(pbh_store *st, pbh_run *run, char *err, size_t errlen) 
     sqlite3_finalize(qsample);
     sqlite3_finalize(qfloor);
     if (exec_sql(db, "COMMIT", msg, sizeof msg) != PBH_OK) {
-        seterr(err, errlen, "cannot commit the run to %s: %s", st->path, msg);
+        pbh_seterr(err, errlen, "cannot commit the run to %s: %s", st->path, msg);
         exec_sql(db, "ROLLBACK", NULL, 0);
         return PBH_EIO;
     }
@@ -503,7 +493,7 @@ int pbh_store_insert_run(pbh_store *st, pbh_run *run, char *err, size_t errlen) 
     return PBH_OK;
 
 fail:
-    seterr(err, errlen, "writing the run to %s failed: %s", st->path, sqlite3_errmsg(db));
+    pbh_seterr(err, errlen, "writing the run to %s failed: %s", st->path, sqlite3_errmsg(db));
     sqlite3_finalize(qrun);
     sqlite3_finalize(qcase);
     sqlite3_finalize(qsample);
@@ -538,7 +528,7 @@ int pbh_store_list_runs(pbh_store *st, pbh_run_info **out, size_t *n, char *err,
               " FROM runs r ORDER BY r.id DESC";
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
-        seterr(err, errlen, "reading runs from %s failed: %s", st->path, sqlite3_errmsg(st->db));
+        pbh_seterr(err, errlen, "reading runs from %s failed: %s", st->path, sqlite3_errmsg(st->db));
         return PBH_EIO;
     }
     size_t cap = 0, len = 0;
@@ -572,7 +562,7 @@ int pbh_store_list_runs(pbh_store *st, pbh_run_info **out, size_t *n, char *err,
     }
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE) {
-        seterr(err, errlen, "reading runs from %s failed: %s", st->path, sqlite3_errmsg(st->db));
+        pbh_seterr(err, errlen, "reading runs from %s failed: %s", st->path, sqlite3_errmsg(st->db));
         pbh_run_infos_free(arr, len);
         return PBH_EIO;
     }
@@ -601,7 +591,7 @@ static int query_id(pbh_store *st, const char *sql, const char *arg, int64_t *id
 
 int pbh_store_resolve(pbh_store *st, const char *ref, int64_t *id, char *err, size_t errlen) {
     if (st->version == 0) {
-        seterr(err, errlen, "no run '%s': the store %s is empty", ref, st->path);
+        pbh_seterr(err, errlen, "no run '%s': the store %s is empty", ref, st->path);
         return PBH_ENOTFOUND;
     }
     int rc;
@@ -622,10 +612,10 @@ int pbh_store_resolve(pbh_store *st, const char *ref, int64_t *id, char *err, si
             rc = query_id(st, "SELECT max(id) FROM runs WHERE label = ?1", ref, id);
     }
     if (rc == PBH_ENOTFOUND)
-        seterr(err, errlen, "no run '%s' in %s (a run id, a label, or 'latest'; see `poolbench runs`)", ref,
+        pbh_seterr(err, errlen, "no run '%s' in %s (a run id, a label, or 'latest'; see `poolbench runs`)", ref,
                st->path);
     else if (rc != PBH_OK)
-        seterr(err, errlen, "reading %s failed: %s", st->path, sqlite3_errmsg(st->db));
+        pbh_seterr(err, errlen, "reading %s failed: %s", st->path, sqlite3_errmsg(st->db));
     return rc;
 }
 
@@ -757,9 +747,9 @@ int pbh_store_load_run(pbh_store *st, int64_t id, pbh_run **out, char *err, size
 
 fail:
     if (rc == PBH_ENOTFOUND)
-        seterr(err, errlen, "no run %lld in %s", (long long)id, st->path);
+        pbh_seterr(err, errlen, "no run %lld in %s", (long long)id, st->path);
     else
-        seterr(err, errlen, "reading run %lld from %s failed: %s", (long long)id, st->path, sqlite3_errmsg(st->db));
+        pbh_seterr(err, errlen, "reading run %lld from %s failed: %s", (long long)id, st->path, sqlite3_errmsg(st->db));
     sqlite3_finalize(s);
     pbh_run_free(run);
     return rc;
