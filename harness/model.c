@@ -117,10 +117,7 @@ pbh_sample *pbh_case_add_sample(pbh_case *c) {
 int pbh_run_pool(pbh_run *into, const pbh_run *from) {
     for (size_t i = 0; i < from->ncases; i++) {
         const pbh_case *src = &from->cases[i];
-        pbh_case *dst = NULL;
-        for (size_t k = 0; k < into->ncases && !dst; k++)
-            if (strcmp(into->cases[k].name, src->name) == 0)
-                dst = &into->cases[k];
+        pbh_case *dst = pbh_run_find_case(into, src->name);
         if (!dst) {
             if (!(dst = pbh_run_add_case(into)))
                 return PBH_ENOMEM;
@@ -184,6 +181,27 @@ void pbh_run_infos_free(pbh_run_info *infos, size_t n) {
         free(infos[i].host);
     }
     free(infos);
+}
+
+double *pbh_case_times(const pbh_case *c) {
+    double *t = malloc((c->nsamples ? c->nsamples : 1) * sizeof *t);
+    if (!t) return NULL;
+    for (size_t i = 0; i < c->nsamples; i++) {
+        const pbh_sample *s = &c->samples[i];
+        t[i] = s->wall_s / (s->iterations > 0 ? (double)s->iterations : 1.0);
+    }
+    return t;
+}
+
+pbh_case *pbh_run_find_case(const pbh_run *run, const char *name) {
+    for (size_t i = 0; run && name && i < run->ncases; i++)
+        if (run->cases[i].name && strcmp(run->cases[i].name, name) == 0)
+            return &run->cases[i];
+    return NULL;
+}
+
+int pbh_case_is_ok(const pbh_case *c) {
+    return c && c->status && strcmp(c->status, PBH_STATUS_OK) == 0;
 }
 
 const pbh_floor *pbh_run_floor(const pbh_run *run, const char *name) {

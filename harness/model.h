@@ -125,6 +125,14 @@ typedef struct pbh_case_summary {
 int pbh_case_summarize(const pbh_run *run, const pbh_case *c, pbh_case_summary *sum);
 
 const pbh_floor *pbh_run_floor(const pbh_run *run, const char *name);
+/* The case of run named name, or NULL: the one lookup by name for compare, import and pooling. */
+pbh_case *pbh_run_find_case(const pbh_run *run, const char *name);
+/* 1 when c ran ok (status PBH_STATUS_OK). */
+int pbh_case_is_ok(const pbh_case *c);
+/* The values compared and tracked over history: wall time per iteration of each sample (an imported
+ * gbench sample folds several iterations). Heap array of c->nsamples (at least 1 element), NULL on out
+ * of memory. */
+double *pbh_case_times(const pbh_case *c);
 
 pbh_run *pbh_run_new(void);
 void pbh_run_free(pbh_run *run);

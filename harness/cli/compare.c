@@ -8,6 +8,7 @@
  */
 #include "cli.h"
 #include "compare.h"
+#include "format.h"
 #include "import.h"
 #include "runner.h"
 

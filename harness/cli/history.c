@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 #include "history.h"
+#include "format.h"
 
 #include <getopt.h>
 #include <stdio.h>
