@@ -9,12 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int run_time_order(const void *a, const void *b) {
-    const pbh_run *x = *(pbh_run *const *)a, *y = *(pbh_run *const *)b;
-    if (x->ctx.started_unix != y->ctx.started_unix) return x->ctx.started_unix < y->ctx.started_unix ? -1 : 1;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
 static int matches(const char *filter, const char *value) {
     return !filter || (value && strcmp(filter, value) == 0);
 }
@@ -35,25 +29,8 @@ int pbh_history_build(pbh_store *st, const char *scenario, const char *backend, 
     memset(out, 0, sizeof *out);
     if (opts) out->opts = *opts;
     else pbs_cp_opts_default(&out->opts);
-    pbh_run_info *infos = NULL;
-    size_t ninfos = 0;
-    int rc = pbh_store_list_runs(st, &infos, &ninfos, err, errlen);
+    int rc = pbh_store_history_runs(st, scenario, backend, &out->runs, &out->nruns, err, errlen);
     if (rc) return rc;
-    out->runs = calloc(ninfos + 1, sizeof *out->runs);
-    if (!out->runs) {
-        pbh_run_infos_free(infos, ninfos);
-        return PBH_ENOMEM;
-    }
-    for (size_t i = 0; i < ninfos && rc == 0; i++) {
-        rc = pbh_store_load_run(st, infos[i].id, &out->runs[out->nruns], err, errlen);
-        if (rc == 0) out->nruns++;
-    }
-    pbh_run_infos_free(infos, ninfos);
-    if (rc) {
-        pbh_history_free(out);
-        return rc;
-    }
-    qsort(out->runs, out->nruns, sizeof *out->runs, run_time_order);
 
     size_t cap = 0;
     for (size_t r = 0; r < out->nruns; r++) cap += out->runs[r]->ncases;
@@ -66,7 +43,7 @@ int pbh_history_build(pbh_store *st, const char *scenario, const char *backend, 
         const pbh_run *run = out->runs[r];
         for (size_t i = 0; i < run->ncases; i++) {
             const pbh_case *c = &run->cases[i];
-            if (!c->status || strcmp(c->status, PBH_STATUS_OK) || c->nsamples == 0) continue;
+            if (!pbh_case_is_ok(c) || c->nsamples == 0) continue;
             if (!matches(scenario, c->scenario) || !matches(backend, c->backend)) continue;
             pbh_history_case *hc = find_or_add(out, c, cap);
             if (!hc) {
@@ -113,7 +90,6 @@ void pbh_history_free(pbh_history *h) {
         free(h->cases[i].cps);
     }
     free(h->cases);
-    for (size_t r = 0; r < h->nruns; r++) pbh_run_free(h->runs[r]);
-    free(h->runs);
+    pbh_store_runs_free(h->runs, h->nruns);
     memset(h, 0, sizeof *h);
 }
