@@ -26,7 +26,7 @@
 
 #include "model.h"
 
-/* The schema this binary writes. Bump it by appending a step to the migrations list in store.c. */
+/* The schema this binary writes. Bump it by appending a step to the migrations list in store_sqlite.c. */
 #define PBH_SCHEMA_VERSION 2
 /* PRAGMA application_id of a poolbench store: "PBNC". */
 #define PBH_APPLICATION_ID 0x50424E43
