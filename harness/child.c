@@ -16,7 +16,7 @@
  */
 #include "child.h"
 
-#include "context.h"
+#include "common.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -143,14 +143,14 @@ enum pbh_child_end pbh_child_finish(pbh_child *ch, double deadline, int (*interr
             memset(&si, 0, sizeof si);
             if (waitid(P_PID, (id_t)ch->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == ch->pid) {
                 exited = 1;
-                exit_seen = pbh_now_mono();
+                exit_seen = pbs_now();
             }
         }
         if (!out_open && !err_open && exited)
             break;
-        if (exited && pbh_now_mono() - exit_seen > DRAIN_AFTER_EXIT_S)
+        if (exited && pbs_now() - exit_seen > DRAIN_AFTER_EXIT_S)
             break;
-        if (!exited && deadline >= 0 && pbh_now_mono() >= deadline) {
+        if (!exited && deadline >= 0 && pbs_now() >= deadline) {
             end = PBH_CHILD_TIMEOUT;
             break;
         }

@@ -47,7 +47,7 @@ enum pbh_child_end {
     PBH_CHILD_INTERRUPTED, /* interrupted() said so first: killed */
 };
 
-/* Reads both pipes until the child exits, the deadline (a pbh_now_mono() time; < 0: none) passes or
+/* Reads both pipes until the child exits, the deadline (a pbs_now() time; < 0: none) passes or
  * interrupted (may be NULL) returns nonzero. Then kills the child (its group with PBH_CHILD_OWN_GROUP,
  * which also takes workers it left behind), reaps it, closes the pipes. *status receives the wait status
  * (0 when it could not be read). Exit is detected with waitid(WNOWAIT), so the group is killed before the

@@ -45,12 +45,6 @@ double pbh_now_unix(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-double pbh_now_mono(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void pbh_format_time(double t, char *buf, unsigned len) {
     time_t secs = (time_t)t;
     struct tm tm;

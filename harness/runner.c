@@ -16,6 +16,7 @@
 #include "runner.h"
 
 #include "child.h"
+#include "common.h"
 #include "context.h"
 #include "exec_line.h"
 
@@ -155,7 +156,7 @@ static int run_case_process(pbh_child_executor *ce, const pbh_case_spec *spec, p
 static void child_run_case(void *ud, const pbh_case_spec *spec, pbh_case *c) {
     pbh_child_executor *ce = ud;
     int processes = spec->processes > 0 ? spec->processes : 1;
-    double deadline = pbh_now_mono() + spec->timeout_s;
+    double deadline = pbs_now() + spec->timeout_s;
     for (int p = 0; p < processes; p++) {
         int process_reps = spec->reps / processes + (p < spec->reps % processes ? 1 : 0);
         if (!run_case_process(ce, spec, c, process_reps, deadline))
@@ -187,7 +188,7 @@ static void child_measure_floors(void *ud, pbh_run *run) {
         return; /* no floors: the table shows "-" for overhead x floor */
     floor_sink fs = {run};
     int status;
-    pbh_child_finish(&ch, pbh_now_mono() + 120.0, pbh_runner_interrupted, floor_line, &fs, &status);
+    pbh_child_finish(&ch, pbs_now() + 120.0, pbh_runner_interrupted, floor_line, &fs, &status);
 }
 
 void pbh_child_executor_init(pbh_child_executor *ce, pbh_executor *ex) {
@@ -205,7 +206,7 @@ void pbh_child_executor_init(pbh_child_executor *ce, pbh_executor *ex) {
 
 int pbh_runner_run(const pbh_plan *plan, const pbh_executor *ex, pbh_run *run, pbh_progress_fn progress,
                    void *progress_ud) {
-    double t0 = pbh_now_mono();
+    double t0 = pbs_now();
     int failed = 0;
     if (ex->measure_floors && !pbh_runner_interrupted())
         ex->measure_floors(ex->ud, run);
@@ -223,7 +224,7 @@ int pbh_runner_run(const pbh_plan *plan, const pbh_executor *ex, pbh_run *run, p
         c->warmup = spec->warmup;
         c->floor = pbh_strdup(spec->scenario->floor);
         c->measures = pbh_strdup(spec->scenario->measures);
-        double c0 = pbh_now_mono();
+        double c0 = pbs_now();
         if (progress)
             progress(progress_ud, i + 1, plan->n, c, c0 - t0); /* starting: c->status is still NULL */
         if (!spec->supported) {
@@ -237,13 +238,13 @@ int pbh_runner_run(const pbh_plan *plan, const pbh_executor *ex, pbh_run *run, p
             if (!c->status)
                 c->status = pbh_strdup(PBH_STATUS_FAILED);
         }
-        c->elapsed_s = pbh_now_mono() - c0;
+        c->elapsed_s = pbs_now() - c0;
         if (strcmp(c->status, PBH_STATUS_FAILED) == 0 || strcmp(c->status, PBH_STATUS_TIMEOUT) == 0)
             failed = 1;
         if (progress)
-            progress(progress_ud, i + 1, plan->n, c, pbh_now_mono() - t0);
+            progress(progress_ud, i + 1, plan->n, c, pbs_now() - t0);
     }
-    run->duration_s = pbh_now_mono() - t0;
+    run->duration_s = pbs_now() - t0;
     pbh_set_str(&run->status, failed ? "failed" : "ok");
     if (!run->source)
         run->source = pbh_strdup(PBH_SOURCE_NATIVE);
