@@ -59,7 +59,7 @@ int pbh_compare_runs(const pbh_run *base, const pbh_run *new_, const pbs_compare
         } else {
             cc->match = PBH_MATCH_BOTH;
             int rc = compare_cases(cc->base, cc->new_, &out->opts, &cc->cmp);
-            if (rc == PBS_ENOMEM) return PBH_ENOMEM;
+            if (rc == PBS_ENOMEM) return pbh_error(rc);
             if (rc != PBS_OK) cc->match = PBH_MATCH_NOT_OK; /* e.g. a zero time: nothing to compare */
             cc->verdict = cc->cmp.verdict;
         }

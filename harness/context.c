@@ -13,7 +13,7 @@
 #include "context.h"
 
 #include "child.h"
-#include "model.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -77,7 +77,7 @@ int pbh_history_build(pbh_store *st, const char *scenario, const char *backend, 
         if (rc != PBS_OK) {
             pbh_history_free(out);
             snprintf(err, errlen, "history: change-point search failed: %s", pbs_strerror(rc));
-            return rc == PBS_ENOMEM ? PBH_ENOMEM : PBH_EIO;
+            return pbh_error(rc);
         }
         hc->ncps = count < hc->npoints ? count : hc->npoints;
     }

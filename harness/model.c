@@ -11,32 +11,13 @@
  */
 #include "model.h"
 
+#include "poolbench.h"
 #include "stats.h"
 
+#include <errno.h>
 #include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void pbh_seterr(char *err, size_t len, const char *fmt, ...) {
-    if (!err || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
-
-char *pbh_strdup(const char *s) {
-    return s ? strdup(s) : NULL;
-}
-
-void pbh_set_str(char **dst, const char *s) {
-    char *copy = pbh_strdup(s);
-    free(*dst);
-    *dst = copy;
-}
 
 double pbh_sample_cpu(const pbh_sample *s) {
     return s->user_s + s->sys_s;
@@ -48,6 +29,29 @@ double pbh_sample_tasks_per_s(const pbh_sample *s) {
 
 double pbh_sample_efficiency(const pbh_sample *s) {
     return (s->wall_s > 0 && s->ideal_s > 0) ? s->ideal_s / s->wall_s : 0.0;
+}
+
+int pbh_error(int rc) {
+    if (rc >= 0)
+        return PBH_OK;
+    if (rc <= -20001 && rc >= -20099)
+        return rc;
+    switch (rc) {
+    case -ENOMEM:
+    case PBS_ENOMEM:
+        return PBH_ENOMEM;
+    case -EINVAL:
+    case PBS_EINVAL:
+    case PBS_EDOMAIN:
+    case PB_EINVAL:
+    case PB_ENOBACKEND:
+    case PB_ENOTASK:
+    case PB_ETOOBIG:
+    case PB_ENOTSUP:
+        return PBH_EINPUT;
+    default:
+        return PBH_EIO;
+    }
 }
 
 pbh_run *pbh_run_new(void) {
@@ -273,5 +277,5 @@ int pbh_case_summarize(const pbh_run *run, const pbh_case *c, pbh_case_summary *
             sum->overhead_x_floor = sum->overhead_per_task_s / sum->floor_s;
     }
     free(wall), free(cpu), free(ideal), free(startup);
-    return rc == PBS_OK ? PBH_OK : (rc == PBS_ENOMEM ? PBH_ENOMEM : PBH_EINPUT);
+    return pbh_error(rc);
 }

@@ -45,7 +45,7 @@ int pbh_cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((f
 const char *pbh_cli_store_path(const char *flag, int for_write, char *buf, size_t len);
 /* Opens the store or prints why not; returns PBH_EXIT_OK or the exit code to return. */
 int pbh_cli_open_store(const char *flag, enum pbh_store_mode mode, pbh_store **st);
-/* Exit code for a PBH_E* return. */
+/* Exit code for an error code of any space (model.h; through pbh_error): input errors exit 2, the rest 3. */
 int pbh_cli_exit_for(int rc);
 
 /* Writes bytes to path (created/truncated) or to stdout when path is NULL or "-". 0 or exit code. */

@@ -40,7 +40,7 @@ int pbh_cli_usage_error(const char *verb, const char *fmt, ...) {
 }
 
 int pbh_cli_exit_for(int rc) {
-    switch (rc) {
+    switch (pbh_error(rc)) {
     case PBH_OK:
         return PBH_EXIT_OK;
     case PBH_EINPUT:
