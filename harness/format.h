@@ -51,5 +51,7 @@ char *pbh_format_stream(void (*write)(FILE *out, const void *arg), const void *a
 
 /* Dumps a jansson value as indented text with a final newline (heap string). */
 char *pbh_json_text(json_t *v);
+/* The same, then drops the caller's reference to v (v may be NULL: returns NULL). */
+char *pbh_json_text_release(json_t *v);
 
 #endif

@@ -187,7 +187,5 @@ char *pbh_compare_format_table(const pbh_comparison *cmp) { return pbh_format_st
 char *pbh_compare_format_markdown(const pbh_comparison *cmp) { return pbh_format_stream(write_markdown, cmp); }
 char *pbh_compare_format_json(const pbh_comparison *cmp) {
     json_t *root = build_json(cmp);
-    char *text = pbh_json_text(root);
-    json_decref(root);
-    return text;
+    return pbh_json_text_release(root);
 }

@@ -99,7 +99,5 @@ static json_t *build_json(const pbh_history *h) {
 char *pbh_history_format_table(const pbh_history *h) { return pbh_format_stream(write_table, h); }
 char *pbh_history_format_json(const pbh_history *h) {
     json_t *root = build_json(h);
-    char *text = pbh_json_text(root);
-    json_decref(root);
-    return text;
+    return pbh_json_text_release(root);
 }

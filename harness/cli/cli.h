@@ -55,6 +55,15 @@ int pbh_cli_write_output(const char *path, const char *bytes);
  * into one (pbh_run_pool): a baseline that carries run-to-run variation. */
 int pbh_cli_load_run(pbh_store *st, const char *ref, pbh_run **out);
 
+/* The flags of the read verbs (runs, show, export): --store PATH, --format F, --help, and --output FILE
+ * when output is not NULL (else that flag is a usage error). Leaves optind at the first operand. Returns
+ * -1 to go on, or the exit code to return now (help printed: 0; a usage error: 2). */
+int pbh_cli_read_flags(int argc, char **argv, const char *verb, const char *usage, const char **store_flag,
+                       const char **format, const char **output);
+
+/* Opens the store read-only, loads the run RUN names (pbh_cli_load_run) and closes the store. */
+int pbh_cli_load_stored_run(const char *store_flag, const char *ref, pbh_run **out);
+
 /* Parses a positive int / double; 0 on success. */
 int pbh_cli_parse_int(const char *s, long min, long max, long *out);
 int pbh_cli_parse_double(const char *s, double min, double max, double *out);

@@ -186,8 +186,7 @@ int pbh_cmd_list(int argc, char **argv) {
     }
     if (strcmp(format, "json") == 0) {
         json_t *doc = json_all(s, b, su, f);
-        char *text = pbh_json_text(doc);
-        json_decref(doc);
+        char *text = pbh_json_text_release(doc);
         int rc = pbh_cli_write_output(NULL, text);
         free(text);
         return rc;

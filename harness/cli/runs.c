@@ -5,42 +5,26 @@
 #include "cli.h"
 #include "format.h"
 
-#include <getopt.h>
+#include <getopt.h> /* optind */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] = "usage: poolbench runs [--store PATH] [--format table|json]\n"
-                                 "Lists the stored runs, newest first.\n";
+static const char usage[] =
+    "usage: poolbench runs [--store PATH] [--format table|json]\n"
+    "Lists the stored runs, newest first.\n";
 
 int pbh_cmd_runs(int argc, char **argv) {
-    static const struct option opts[] = {{"store", required_argument, NULL, 'd'},
-                                         {"format", required_argument, NULL, 'f'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {0}};
     const char *store_flag = NULL, *format = "table";
-    int c;
-    while ((c = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            store_flag = optarg;
-            break;
-        case 'f':
-            format = optarg;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return PBH_EXIT_OK;
-        default:
-            return pbh_cli_usage_error("runs", "bad arguments to runs");
-        }
-    }
+    int ec = pbh_cli_read_flags(argc, argv, "runs", usage, &store_flag, &format, NULL);
+    if (ec >= 0)
+        return ec;
     if (optind < argc)
         return pbh_cli_usage_error("runs", "unexpected argument '%s'", argv[optind]);
     if (strcmp(format, "table") != 0 && strcmp(format, "json") != 0)
         return pbh_cli_usage_error("runs", "unknown --format '%s' (table or json)", format);
     pbh_store *st;
-    int ec = pbh_cli_open_store(store_flag, PBH_STORE_READ, &st);
+    ec = pbh_cli_open_store(store_flag, PBH_STORE_READ, &st);
     if (ec != PBH_EXIT_OK)
         return ec;
     pbh_run_info *infos;
