@@ -17,7 +17,6 @@
 
 #include "child.h"
 #include "common.h"
-#include "context.h"
 #include "exec_line.h"
 
 #include <signal.h>
