@@ -2,8 +2,8 @@
  * history.h - change points per case over the runs in the store.
  *
  * For every machine and case name, the runs of that machine that measured the case ok form a series in
- * time order (run start, then id): two machines are never mixed in one series. The
- * value per run is the median time per iteration of its samples. E-Divisive means with a permutation
+ * time order (run start, then id): two machines are never mixed in one series. The value per run is the
+ * median time per iteration of its samples. E-Divisive means with a permutation
  * significance test (stats.h, in the spirit of Apache Otava) splits each series into segments; each
  * change point names the run and commit where the new level starts and the size of the step.
  */
@@ -13,7 +13,6 @@
 #include "model.h"
 #include "stats.h"
 #include "store.h"
-#include "store_sql.h"
 
 typedef struct pbh_history_point {
     const pbh_run *run; /* borrowed from pbh_history.runs */
@@ -37,14 +36,10 @@ typedef struct pbh_history {
     pbs_cp_opts opts;
 } pbh_history;
 
-/* Loads the runs the filter selects (store_sql.h; NULL = all: scenario, backend, machine, case name) and
+/* Loads the runs the filter selects (store.h; NULL = all: scenario, backend, machine, case name) and
  * builds one series per machine and case. 0 or PBH_E* with a message in err. */
 int pbh_history_build(pbh_store *st, const pbh_history_filter *filter, const pbs_cp_opts *opts, pbh_history *out,
                       char *err, size_t errlen);
 void pbh_history_free(pbh_history *h);
-
-/* Exporters (format.h's rule): heap text the caller frees, NULL when out of memory. */
-char *pbh_history_format_table(const pbh_history *h);
-char *pbh_history_format_json(const pbh_history *h);
 
 #endif

@@ -28,9 +28,9 @@ static double unit_to_seconds(const char *unit) {
 }
 
 static pbh_case *case_for(pbh_run *run, const char *name) {
-    for (size_t i = 0; i < run->ncases; i++)
-        if (strcmp(run->cases[i].name, name) == 0) return &run->cases[i];
-    pbh_case *c = pbh_run_add_case(run);
+    pbh_case *c = pbh_run_find_case(run, name);
+    if (c) return c;
+    c = pbh_run_add_case(run);
     if (!c) return NULL;
     pbh_set_str(&c->name, name);
     pbh_set_str(&c->status, PBH_STATUS_OK);

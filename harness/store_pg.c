@@ -35,12 +35,13 @@
 
 #define PG_FIRST_VERSION 3
 
-struct pbh_pg {
+typedef struct pg_store {
+    pbh_store base; /* base.vt == &pbh_store_postgres */
     PGconn *conn;
     char *name;     /* the redacted URI, for messages */
     int version;    /* schema version of the open store; 0 when the database is empty */
     int readonly;
-};
+} pg_store;
 
 /* Every table the schema owns; a database holding any other table is not ours to write. */
 static const char *const owned_tables[] = {"poolbench_meta", "runs", "cases", "samples", "floors"};
@@ -86,15 +87,7 @@ _Static_assert(PG_FIRST_VERSION + (int)(sizeof pg_migrations / sizeof pg_migrati
                    PBH_SCHEMA_VERSION,
                "PostgreSQL migrations reach the schema version this binary writes");
 
-static void seterr(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t len, const char *fmt, ...) {
-    if (!err || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
+static void pg_close(pg_store *pg);
 
 /* ---- names and passwords ------------------------------------------------------------------------------ */
 
@@ -149,7 +142,7 @@ static const char *scrub(const char *msg, const char *password, char *buf, size_
     return buf;
 }
 
-static const char *conn_error(pbh_pg *pg, char *buf, size_t len) {
+static const char *conn_error(pg_store *pg, char *buf, size_t len) {
     /* the connection is open, so the password is behind us: the server never echoes it */
     return scrub(PQerrorMessage(pg->conn), NULL, buf, len);
 }
@@ -157,29 +150,29 @@ static const char *conn_error(pbh_pg *pg, char *buf, size_t len) {
 /* ---- small query helpers ------------------------------------------------------------------------------ */
 
 /* Runs sql (one or several statements, no parameters); 0 or PBH_EIO with a message. */
-static int exec_sql(pbh_pg *pg, const char *sql, char *err, size_t errlen) {
+static int exec_sql(pg_store *pg, const char *sql, char *err, size_t errlen) {
     PGresult *r = PQexec(pg->conn, sql);
     ExecStatusType s = PQresultStatus(r);
     int ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
     if (!ok) {
         char msg[1024];
-        seterr(err, errlen, "%s", scrub(PQresultErrorMessage(r), NULL, msg, sizeof msg));
+        pbh_seterr(err, errlen, "%s", scrub(PQresultErrorMessage(r), NULL, msg, sizeof msg));
     }
     PQclear(r);
     return ok ? PBH_OK : PBH_EIO;
 }
 
-static void rollback(pbh_pg *pg) {
+static void rollback(pg_store *pg) {
     PQclear(PQexec(pg->conn, "ROLLBACK"));
 }
 
 /* First column of the first row as text (NULL result -> *out NULL); 0 or PBH_EIO. */
-static int query_text(pbh_pg *pg, const char *sql, char **out, char *err, size_t errlen) {
+static int query_text(pg_store *pg, const char *sql, char **out, char *err, size_t errlen) {
     *out = NULL;
     PGresult *r = PQexec(pg->conn, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         char msg[1024];
-        seterr(err, errlen, "%s", scrub(PQresultErrorMessage(r), NULL, msg, sizeof msg));
+        pbh_seterr(err, errlen, "%s", scrub(PQresultErrorMessage(r), NULL, msg, sizeof msg));
         PQclear(r);
         return PBH_EIO;
     }
@@ -191,7 +184,7 @@ static int query_text(pbh_pg *pg, const char *sql, char **out, char *err, size_t
 
 /* The store's state: its schema version (0 when there is no meta table), whether the meta table says
  * poolbench, and the tables of the current schema that poolbench does not own (comma list, or NULL). */
-static int read_state(pbh_pg *pg, int *version, int *ours, char **foreign, char *err, size_t errlen) {
+static int read_state(pg_store *pg, int *version, int *ours, char **foreign, char *err, size_t errlen) {
     *version = 0;
     *ours = 0;
     *foreign = NULL;
@@ -208,7 +201,7 @@ static int read_state(pbh_pg *pg, int *version, int *ours, char **foreign, char 
     PGresult *r = PQexec(pg->conn, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         char msg[1024];
-        seterr(err, errlen, "%s", scrub(PQresultErrorMessage(r), NULL, msg, sizeof msg));
+        pbh_seterr(err, errlen, "%s", scrub(PQresultErrorMessage(r), NULL, msg, sizeof msg));
         PQclear(r);
         return PBH_EIO;
     }
@@ -234,27 +227,27 @@ static int read_state(pbh_pg *pg, int *version, int *ours, char **foreign, char 
 }
 
 /* Refuses what is not ours; 0 when the state allows opening. */
-static int check_state(pbh_pg *pg, int version, int ours, const char *foreign, char *err, size_t errlen) {
+static int check_state(pg_store *pg, int version, int ours, const char *foreign, char *err, size_t errlen) {
     if (version == 0 && !ours && foreign) {
-        seterr(err, errlen,
+        pbh_seterr(err, errlen,
                "%s holds tables of another program (%s), not a poolbench store; left untouched (give poolbench "
                "an empty database, or a schema of its own with ?options=-csearch_path%%3DNAME)",
                pg->name, foreign);
         return PBH_EINPUT;
     }
     if (version > 0 && !ours) {
-        seterr(err, errlen, "%s has a poolbench_meta table that is not poolbench's; left untouched", pg->name);
+        pbh_seterr(err, errlen, "%s has a poolbench_meta table that is not poolbench's; left untouched", pg->name);
         return PBH_EINPUT;
     }
     if (version > PBH_SCHEMA_VERSION) {
-        seterr(err, errlen,
+        pbh_seterr(err, errlen,
                "store %s has schema version %d; this poolbench understands versions up to %d: use a newer "
                "poolbench (the store was left untouched)",
                pg->name, version, PBH_SCHEMA_VERSION);
         return PBH_ESCHEMA;
     }
     if (ours && version < PG_FIRST_VERSION) {
-        seterr(err, errlen, "store %s says schema version %d, which no PostgreSQL store ever had; left untouched",
+        pbh_seterr(err, errlen, "store %s says schema version %d, which no PostgreSQL store ever had; left untouched",
                pg->name, version);
         return PBH_EINPUT;
     }
@@ -262,12 +255,12 @@ static int check_state(pbh_pg *pg, int version, int ours, const char *foreign, c
 }
 
 /* read_state + check_state: the store's schema version in *version, or why it must not be opened. */
-static int read_and_check(pbh_pg *pg, int *version, char *err, size_t errlen) {
+static int read_and_check(pg_store *pg, int *version, char *err, size_t errlen) {
     int ours;
     char *foreign, msg[1024];
     int rc = read_state(pg, version, &ours, &foreign, msg, sizeof msg);
     if (rc) {
-        seterr(err, errlen, "cannot read store %s: %s", pg->name, msg);
+        pbh_seterr(err, errlen, "cannot read store %s: %s", pg->name, msg);
         return rc;
     }
     rc = check_state(pg, *version, ours, foreign, err, errlen);
@@ -276,11 +269,11 @@ static int read_and_check(pbh_pg *pg, int *version, char *err, size_t errlen) {
 }
 
 /* Creates or migrates the schema to PBH_SCHEMA_VERSION under the advisory lock, re-checking under it. */
-static int migrate(pbh_pg *pg, char *err, size_t errlen) {
+static int migrate(pg_store *pg, char *err, size_t errlen) {
     char msg[1024], sql[128];
     snprintf(sql, sizeof sql, "BEGIN; SELECT pg_advisory_xact_lock(%d)", PBH_APPLICATION_ID);
     if (exec_sql(pg, sql, msg, sizeof msg)) {
-        seterr(err, errlen, "cannot lock store %s: %s", pg->name, msg);
+        pbh_seterr(err, errlen, "cannot lock store %s: %s", pg->name, msg);
         rollback(pg);
         return PBH_EIO;
     }
@@ -294,7 +287,7 @@ static int migrate(pbh_pg *pg, char *err, size_t errlen) {
     int steps = (int)(sizeof pg_migrations / sizeof pg_migrations[0]);
     for (int i = from; i < steps; i++) {
         if (exec_sql(pg, pg_migrations[i], msg, sizeof msg)) {
-            seterr(err, errlen, "migrating store %s to schema %d failed: %s", pg->name, PG_FIRST_VERSION + i, msg);
+            pbh_seterr(err, errlen, "migrating store %s to schema %d failed: %s", pg->name, PG_FIRST_VERSION + i, msg);
             rollback(pg);
             return PBH_EIO;
         }
@@ -303,13 +296,13 @@ static int migrate(pbh_pg *pg, char *err, size_t errlen) {
         snprintf(sql, sizeof sql, "UPDATE poolbench_meta SET value = '%d' WHERE key = 'schema_version'",
                  PBH_SCHEMA_VERSION);
         if (exec_sql(pg, sql, msg, sizeof msg)) {
-            seterr(err, errlen, "cannot set the schema version of %s: %s", pg->name, msg);
+            pbh_seterr(err, errlen, "cannot set the schema version of %s: %s", pg->name, msg);
             rollback(pg);
             return PBH_EIO;
         }
     }
     if (exec_sql(pg, "COMMIT", msg, sizeof msg)) {
-        seterr(err, errlen, "cannot commit to store %s: %s", pg->name, msg);
+        pbh_seterr(err, errlen, "cannot commit to store %s: %s", pg->name, msg);
         rollback(pg);
         return PBH_EIO;
     }
@@ -317,9 +310,11 @@ static int migrate(pbh_pg *pg, char *err, size_t errlen) {
     return PBH_OK;
 }
 
-int pbh_pg_open(pbh_pg **out, const char *uri, enum pbh_store_mode mode, char *err, size_t errlen) {
+static int pg_open_store(pg_store **out, const char *uri, enum pbh_store_mode mode, char *err, size_t errlen) {
     *out = NULL;
-    pbh_pg *pg = calloc(1, sizeof *pg);
+    pg_store *pg = calloc(1, sizeof *pg);
+    if (pg)
+        pg->base.vt = &pbh_store_postgres;
     char redacted[4096];
     if (!pg || !(pg->name = strdup(pbh_redact_password(uri, redacted, sizeof redacted)))) {
         free(pg);
@@ -335,36 +330,32 @@ int pbh_pg_open(pbh_pg **out, const char *uri, enum pbh_store_mode mode, char *e
     if (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK) {
         char *pw = uri_password(uri);
         char msg[2048];
-        seterr(err, errlen, "cannot connect to the PostgreSQL store %s: %s", pg->name,
+        pbh_seterr(err, errlen, "cannot connect to the PostgreSQL store %s: %s", pg->name,
                scrub(pg->conn ? PQerrorMessage(pg->conn) : "out of memory", pw, msg, sizeof msg));
         free(pw);
-        pbh_pg_close(pg);
+        pg_close(pg);
         return PBH_EINPUT;
     }
     char msg[1024];
     /* quiet NOTICEs (CREATE ... IF NOT EXISTS and the like), UTC text times, exact doubles */
     if (exec_sql(pg, "SET client_min_messages = warning; SET extra_float_digits = 3", msg, sizeof msg) ||
         (pg->readonly && exec_sql(pg, "SET default_transaction_read_only = on", msg, sizeof msg))) {
-        seterr(err, errlen, "cannot set up the session on %s: %s", pg->name, msg);
-        pbh_pg_close(pg);
+        pbh_seterr(err, errlen, "cannot set up the session on %s: %s", pg->name, msg);
+        pg_close(pg);
         return PBH_EIO;
     }
     int version;
     int rc = read_and_check(pg, &version, err, errlen);
     if (rc) {
-        pbh_pg_close(pg);
+        pg_close(pg);
         return rc;
     }
     pg->version = version;
-    if (mode == PBH_STORE_WRITE && version < PBH_SCHEMA_VERSION && (rc = migrate(pg, err, errlen))) {
-        pbh_pg_close(pg);
-        return rc;
-    }
-    *out = pg;
+    *out = pg; /* a WRITE store is brought to the current schema by pbh_store_open (pg_migrate) */
     return PBH_OK;
 }
 
-void pbh_pg_close(pbh_pg *pg) {
+static void pg_close(pg_store *pg) {
     if (!pg)
         return;
     PQfinish(pg->conn);
@@ -372,11 +363,11 @@ void pbh_pg_close(pbh_pg *pg) {
     free(pg);
 }
 
-int pbh_pg_schema_version(pbh_pg *pg) {
+static int pg_schema_version(pg_store *pg) {
     return pg->version;
 }
 
-void *pbh_pg_conn(pbh_pg *pg) {
+static void *pg_conn(pg_store *pg) {
     return pg->conn;
 }
 
@@ -466,7 +457,7 @@ static void result_row_init(result_row *x, PGresult *res) {
 }
 
 /* Runs sql with the bound parameters; returns the result (the caller checks and clears it). */
-static PGresult *exec_params(pbh_pg *pg, const char *sql, const text_params *t) {
+static PGresult *exec_params(pg_store *pg, const char *sql, const text_params *t) {
     return PQexecParams(pg->conn, sql, t->n, NULL, t->values, NULL, NULL, 0);
 }
 
@@ -532,13 +523,13 @@ static char *sample_array(const pbh_case *k, int column) {
 
 /* Pipelines: statements sent back to back and their results read after one sync, so a whole batch costs
  * one round trip to the server (libpq pipeline mode, PostgreSQL 14+ libpq). */
-static int pipeline_send(pbh_pg *pg, const char *sql, const text_params *t) {
+static int pipeline_send(pg_store *pg, const char *sql, const text_params *t) {
     return PQsendQueryParams(pg->conn, sql, t ? t->n : 0, NULL, t ? t->values : NULL, NULL, NULL, 0) ? 0 : -1;
 }
 
 /* Reads the results of `count` statements, then the sync. ids[i] (when ids) receives statement i's first
  * value (NULL result: -1; no row: 0). 0, or -1 with the first error in msg (the rest were aborted). */
-static int pipeline_finish(pbh_pg *pg, size_t count, int64_t *ids, char *msg, size_t len) {
+static int pipeline_finish(pg_store *pg, size_t count, int64_t *ids, char *msg, size_t len) {
     int rc = 0;
     if (!PQpipelineSync(pg->conn)) {
         scrub(PQerrorMessage(pg->conn), NULL, msg, len);
@@ -570,21 +561,21 @@ static int pipeline_finish(pbh_pg *pg, size_t count, int64_t *ids, char *msg, si
     return rc;
 }
 
-int pbh_pg_insert_run(pbh_pg *pg, pbh_run *run, char *err, size_t errlen) {
+static int pg_insert_run(pg_store *pg, pbh_run *run, char *err, size_t errlen) {
     if (pg->readonly) {
-        seterr(err, errlen, "store opened read-only");
+        pbh_seterr(err, errlen, "store opened read-only");
         return PBH_EINPUT;
     }
     char msg[1024] = "";
     if (!run->uuid) {
         char u[37];
         if (pbh_uuid_new(u) || !(run->uuid = strdup(u))) {
-            seterr(err, errlen, "cannot make a run id: no randomness from the kernel");
+            pbh_seterr(err, errlen, "cannot make a run id: no randomness from the kernel");
             return PBH_EIO;
         }
     }
     if (!PQenterPipelineMode(pg->conn)) {
-        seterr(err, errlen, "writing the run to %s failed: %s", pg->name, conn_error(pg, msg, sizeof msg));
+        pbh_seterr(err, errlen, "writing the run to %s failed: %s", pg->name, conn_error(pg, msg, sizeof msg));
         return PBH_EIO;
     }
     /* round trip 1: BEGIN and the run row (its id, or none when the uuid is there already) */
@@ -608,7 +599,7 @@ int pbh_pg_insert_run(pbh_pg *pg, pbh_run *run, char *err, size_t errlen) {
         if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
             run->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
         PQclear(r);
-        seterr(err, errlen, "run %s is already in %s", run->uuid, pg->name);
+        pbh_seterr(err, errlen, "run %s is already in %s", run->uuid, pg->name);
         return PBH_EEXIST;
     }
     test_stall();
@@ -666,7 +657,7 @@ int pbh_pg_insert_run(pbh_pg *pg, pbh_run *run, char *err, size_t errlen) {
 
 fail:
     PQexitPipelineMode(pg->conn);
-    seterr(err, errlen, "writing the run to %s failed: %s", pg->name, msg);
+    pbh_seterr(err, errlen, "writing the run to %s failed: %s", pg->name, msg);
     rollback(pg);
     for (size_t i = 0; i < run->ncases; i++)
         run->cases[i].id = 0;
@@ -676,7 +667,7 @@ fail:
 /* ---- reading ------------------------------------------------------------------------------------------ */
 
 /* Runs a SELECT with t's parameters inside the caller's snapshot; NULL result with msg on failure. */
-static PGresult *select_rows(pbh_pg *pg, const char *sql, const text_params *t, char *msg, size_t len) {
+static PGresult *select_rows(pg_store *pg, const char *sql, const text_params *t, char *msg, size_t len) {
     PGresult *r = exec_params(pg, sql, t);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         scrub(PQresultErrorMessage(r), NULL, msg, len);
@@ -686,7 +677,7 @@ static PGresult *select_rows(pbh_pg *pg, const char *sql, const text_params *t, 
     return r;
 }
 
-int pbh_pg_list_runs(pbh_pg *pg, const char *machine, pbh_run_info **out, size_t *n, char *err, size_t errlen) {
+static int pg_list_runs(pg_store *pg, const char *machine, pbh_run_info **out, size_t *n, char *err, size_t errlen) {
     *out = NULL;
     *n = 0;
     if (pg->version == 0)
@@ -700,7 +691,7 @@ int pbh_pg_list_runs(pbh_pg *pg, const char *machine, pbh_run_info **out, size_t
         t.base.null(&t.base, 1);
     PGresult *r = select_rows(pg, pbh_sql_list_runs(sql, sizeof sql, pg->version), &t, msg, sizeof msg);
     if (!r) {
-        seterr(err, errlen, "reading runs from %s failed: %s", pg->name, msg);
+        pbh_seterr(err, errlen, "reading runs from %s failed: %s", pg->name, msg);
         return PBH_EIO;
     }
     int rows = PQntuples(r);
@@ -725,7 +716,7 @@ int pbh_pg_list_runs(pbh_pg *pg, const char *machine, pbh_run_info **out, size_t
 }
 
 static int pg_query_id(void *store, const char *sql, const char *arg, int64_t *id) {
-    pbh_pg *pg = store;
+    pg_store *pg = store;
     text_params t;
     text_params_init(&t);
     if (arg)
@@ -743,39 +734,27 @@ static int pg_query_id(void *store, const char *sql, const char *arg, int64_t *i
     return rc;
 }
 
-int pbh_pg_count(pbh_pg *pg, const char *sql, int64_t *n, char *err, size_t errlen) {
-    int rc = pg_query_id(pg, sql, NULL, n);
-    if (rc == PBH_ENOTFOUND) {
-        *n = 0;
-        rc = PBH_OK;
-    }
-    if (rc != PBH_OK) {
-        char msg[1024];
-        seterr(err, errlen, "checking %s failed: %s", pg->name, conn_error(pg, msg, sizeof msg));
-    }
-    return rc;
-}
 
-int pbh_pg_resolve(pbh_pg *pg, const char *ref, int64_t *id, char *err, size_t errlen) {
+static int pg_resolve(pg_store *pg, const char *ref, int64_t *id, char *err, size_t errlen) {
     if (pg->version == 0) {
-        seterr(err, errlen, "no run '%s': the store %s is empty", ref, pg->name);
+        pbh_seterr(err, errlen, "no run '%s': the store %s is empty", ref, pg->name);
         return PBH_ENOTFOUND;
     }
     int rc = pbh_sql_resolve(ref, pg_query_id, pg, id);
     if (rc == PBH_ENOTFOUND)
-        seterr(err, errlen, "no run '%s' in %s (a run id, a uuid, a label, or 'latest'; see `poolbench runs`)",
+        pbh_seterr(err, errlen, "no run '%s' in %s (a run id, a uuid, a label, or 'latest'; see `poolbench runs`)",
                ref, pg->name);
     else if (rc != PBH_OK) {
         char msg[1024];
-        seterr(err, errlen, "reading %s failed: %s", pg->name, conn_error(pg, msg, sizeof msg));
+        pbh_seterr(err, errlen, "reading %s failed: %s", pg->name, conn_error(pg, msg, sizeof msg));
     }
     return rc;
 }
 
-int pbh_pg_load_run(pbh_pg *pg, int64_t id, pbh_run **out, char *err, size_t errlen) {
+static int pg_load_run(pg_store *pg, int64_t id, pbh_run **out, char *err, size_t errlen) {
     *out = NULL;
     if (pg->version == 0) {
-        seterr(err, errlen, "no run %lld in %s", (long long)id, pg->name);
+        pbh_seterr(err, errlen, "no run %lld in %s", (long long)id, pg->name);
         return PBH_ENOTFOUND;
     }
     pbh_run *run = pbh_run_new();
@@ -832,16 +811,16 @@ fail:
     PQclear(r);
     rollback(pg);
     if (rc == PBH_ENOTFOUND)
-        seterr(err, errlen, "no run %lld in %s", (long long)id, pg->name);
+        pbh_seterr(err, errlen, "no run %lld in %s", (long long)id, pg->name);
     else if (rc == PBH_ENOMEM)
-        seterr(err, errlen, "out of memory reading run %lld", (long long)id);
+        pbh_seterr(err, errlen, "out of memory reading run %lld", (long long)id);
     else
-        seterr(err, errlen, "reading run %lld from %s failed: %s", (long long)id, pg->name, msg);
+        pbh_seterr(err, errlen, "reading run %lld from %s failed: %s", (long long)id, pg->name, msg);
     pbh_run_free(run);
     return rc;
 }
 
-int pbh_pg_history_runs(pbh_pg *pg, const pbh_history_filter *filter, pbh_run ***runs, size_t *n, char *err,
+static int pg_history_runs(pg_store *pg, const pbh_history_filter *filter, pbh_run ***runs, size_t *n, char *err,
                         size_t errlen) {
     *runs = NULL;
     *n = 0;
@@ -881,6 +860,93 @@ fail:
     PQclear(r);
     rollback(pg);
     pbh_sql_history_abort(&h);
-    seterr(err, errlen, "reading the history from %s failed: %s", pg->name, rc == PBH_ENOMEM ? "out of memory" : msg);
+    pbh_seterr(err, errlen, "reading the history from %s failed: %s", pg->name, rc == PBH_ENOMEM ? "out of memory" : msg);
     return rc;
 }
+
+/* ---- the storage interface ------------------------------------------------------------------------------ */
+
+static pg_store *as_pg(pbh_store *base) {
+    return (pg_store *)base;
+}
+
+static int vt_open(pbh_store **out, const char *uri, enum pbh_store_mode mode, char *err, size_t errlen) {
+    pg_store *pg = NULL;
+    int rc = pg_open_store(&pg, uri, mode, err, errlen);
+    *out = rc == PBH_OK ? &pg->base : NULL;
+    return rc;
+}
+
+static int vt_migrate(pbh_store *base, int target, char *err, size_t errlen) {
+    pg_store *pg = as_pg(base);
+    if (pg->version >= target)
+        return PBH_OK;
+    if (target != PBH_SCHEMA_VERSION) {
+        pbh_seterr(err, errlen, "a PostgreSQL store is created at schema %d, not %d", PBH_SCHEMA_VERSION, target);
+        return PBH_EINPUT;
+    }
+    return migrate(pg, err, errlen);
+}
+
+static void vt_close(pbh_store *base) {
+    pg_close(as_pg(base));
+}
+
+static int vt_schema_version(pbh_store *base) {
+    return pg_schema_version(as_pg(base));
+}
+
+static int vt_insert_run(pbh_store *base, pbh_run *run, char *err, size_t errlen) {
+    return pg_insert_run(as_pg(base), run, err, errlen);
+}
+
+static int vt_load_run(pbh_store *base, int64_t id, pbh_run **out, char *err, size_t errlen) {
+    return pg_load_run(as_pg(base), id, out, err, errlen);
+}
+
+static int vt_list_runs(pbh_store *base, const char *machine, pbh_run_info **out, size_t *n, char *err,
+                        size_t errlen) {
+    return pg_list_runs(as_pg(base), machine, out, n, err, errlen);
+}
+
+static int vt_resolve(pbh_store *base, const char *ref, int64_t *id, char *err, size_t errlen) {
+    return pg_resolve(as_pg(base), ref, id, err, errlen);
+}
+
+static int vt_history_runs(pbh_store *base, const pbh_history_filter *filter, pbh_run ***runs, size_t *n,
+                           char *err, size_t errlen) {
+    return pg_history_runs(as_pg(base), filter, runs, n, err, errlen);
+}
+
+static int vt_check(pbh_store *base, char *report, size_t len) {
+    pg_store *pg = as_pg(base);
+    report[0] = '\0';
+    if (pg->version == 0) {
+        snprintf(report, len, "ok (empty store)");
+        return 0;
+    }
+    int problems = pbh_sql_run_checks(pg_query_id, pg, pg->version, report, len);
+    if (problems == 0)
+        snprintf(report, len, "ok");
+    return problems;
+}
+
+void *pbh_store_pg_conn(pbh_store *base) {
+    return base && base->vt == &pbh_store_postgres ? pg_conn(as_pg(base)) : NULL;
+}
+
+const pbh_store_vtab pbh_store_postgres = {
+    .version = 1,
+    .name = "postgresql",
+    .accepts = pbh_store_is_postgres,
+    .open = vt_open,
+    .migrate = vt_migrate,
+    .close = vt_close,
+    .schema_version = vt_schema_version,
+    .insert_run = vt_insert_run,
+    .load_run = vt_load_run,
+    .list_runs = vt_list_runs,
+    .resolve = vt_resolve,
+    .history_runs = vt_history_runs,
+    .check = vt_check,
+};

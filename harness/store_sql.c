@@ -373,6 +373,28 @@ int pbh_sql_resolve(const char *ref, pbh_sql_query_id query_id, void *store, int
     return query_id(store, PBH_SQL_LATEST_WITH_LABEL, ref, id);
 }
 
+int pbh_sql_run_checks(pbh_sql_query_id query_id, void *store, int version, char *report, size_t len) {
+    int problems = 0;
+    size_t used = strlen(report);
+    for (size_t i = 0; i < pbh_sql_nchecks; i++) {
+        if (version < 3 && strstr(pbh_sql_checks[i].sql, "uuid"))
+            continue; /* no uuids before schema 3 */
+        int64_t n = 0;
+        int rc = query_id(store, pbh_sql_checks[i].sql, NULL, &n);
+        if (rc == PBH_ENOTFOUND)
+            n = 0;
+        else if (rc != PBH_OK) {
+            snprintf(report, len, "the check for %s could not run", pbh_sql_checks[i].what);
+            return PBH_EIO;
+        }
+        if (n > 0 && used < len) {
+            used += (size_t)snprintf(report + used, len - used, "%lld %s\n", (long long)n, pbh_sql_checks[i].what);
+            problems++;
+        }
+    }
+    return problems;
+}
+
 /* ---- UUIDs -------------------------------------------------------------------------------------------- */
 
 int pbh_uuid_new(char out[37]) {

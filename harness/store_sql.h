@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "store.h"
 
 /* ---- statements ---------------------------------------------------------------------------------------- */
 
@@ -116,12 +117,6 @@ int pbh_sql_read_case_sample(const pbh_sql_row *r, pbh_run *run, int64_t *cur);
 /* Row of PBH_SQL_LOAD_FLOORS. 0 or PBH_ENOMEM. */
 int pbh_sql_read_floor(const pbh_sql_row *r, pbh_run *run);
 
-/* The runs a history is built from, narrowed in the store: only runs of `machine` (NULL = every machine)
- * that measured a case matching the filter, and of those runs only the matching cases. */
-typedef struct pbh_history_filter {
-    const char *scenario, *backend, *machine, *case_name; /* NULL = any */
-} pbh_history_filter;
-
 /* The two queries of a history load, both in time order (start, then id); parameters $1 scenario,
  * $2 backend, $3 machine, $4 case name (NULL = any). The cases query has PBH_SQL_LOAD_CASES's columns
  * followed by the run id (column 23), in run id order; of a case only its key fields and status, of a
@@ -148,6 +143,11 @@ void pbh_sql_history_abort(pbh_sql_history *h);
  * parameter when arg is NULL) and returns 0 with *id, PBH_ENOTFOUND (no row, or NULL), or PBH_EIO. */
 typedef int (*pbh_sql_query_id)(void *store, const char *sql, const char *arg, int64_t *id);
 int pbh_sql_resolve(const char *ref, pbh_sql_query_id query_id, void *store, int64_t *id);
+
+/* Runs pbh_sql_checks through query_id (each a count) on a store at schema `version`, appending one line
+ * per problem to report (which may hold lines already). The number of problems, or PBH_EIO (report then
+ * says which check could not run). */
+int pbh_sql_run_checks(pbh_sql_query_id query_id, void *store, int version, char *report, size_t len);
 
 /* ---- helpers both stores need ------------------------------------------------------------------------- */
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "compare.h"
+#include "format.h" /* the comparison and history exporters */
 #include "history.h"
 #include "store.h"
 #include "testutil.h"
