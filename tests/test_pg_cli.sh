@@ -6,9 +6,9 @@
 # 8 concurrent `poolbench run` processes into one PostgreSQL store, every run complete and none
 # interleaved; `push` from a local SQLite store twice stores each run once; a push SIGKILLed inside its
 # write transaction, then repeated: both stores pass `store check` and hold each run exactly once; runs
-# --machine filters; a URI with a password works and the password appears in no output and not in the
-# stored command line; bad credentials, an unreachable server and a newer schema: exit 2, a message, the
-# local store byte-identical.
+# --machine filters; scripts/report renders from the PostgreSQL store, its history per machine; a URI
+# with a password works and the password appears in no output and not in the stored command line; bad
+# credentials, an unreachable server and a newer schema: exit 2, a message, the local store byte-identical.
 set -uo pipefail
 bin=${POOLBENCH_BINARY_DIR:?}/poolbench
 : "${POOLBENCH_TEST_PG:?run me under tests/with-pg}"
@@ -107,6 +107,15 @@ again=$(grep -c "already in" "$tmp/back2.out")
 [ "$got" = "$want" ] && [ "$again" = "$want" ] && "$bin" store check --store "$tmp/back.db" >/dev/null &&
   pass "push --all PostgreSQL -> SQLite: $got runs, the second push stored none" ||
   fail "push --all to SQLite: $got of $want runs, $again already there; $(cat "$tmp/back.out")"
+
+# the report renders from the PostgreSQL store too (through the CLI), its history per machine
+if POOLBENCH_BIN="$bin" "$POOLBENCH_SOURCE_DIR/scripts/report" par8 --store "$pg" --out "$tmp/report" --charts history \
+     >"$tmp/report.out" 2>&1 && grep -q "the runs of machine m0" "$tmp/report/index.html" &&
+   ls "$tmp/report"/history-*.png >/dev/null 2>&1; then
+  pass "scripts/report renders run par8 from PostgreSQL, its history from machine m0's runs only"
+else
+  fail "report from PostgreSQL: $(tail -n3 "$tmp/report.out")"
+fi
 
 # 5. a URI with a password: works, never shown, never stored
 pw=$POOLBENCH_TEST_PG_PASSWORD
