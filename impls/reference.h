@@ -1,0 +1,41 @@
+/*
+ * reference.h - what the reference backends (glib.c, libuv.c, openmp.c) share. Internal.
+ *
+ * Those backends run jobs on threads their library owns and starts (GLib's exclusive GThreadPool threads,
+ * libuv's process-wide threadpool, libgomp's team), so none of them offers a hook that runs our code once
+ * in each of its threads before the first job. The per-worker initializer therefore runs lazily: the first
+ * time a library thread runs a job of a given pool, it runs the initializer for that pool. A thread whose
+ * initializer fails runs none of that pool's items: they end as task errors carrying the initializer's
+ * message (the threads backend fails pool creation instead, because it owns its threads' start).
+ *
+ * Each pool gets a process-unique id (a thread-local "initialized for pool N" is then exact even when a
+ * library reuses its threads across pools, as libuv and libgomp do).
+ */
+#ifndef POOLBENCH_REFERENCE_H
+#define POOLBENCH_REFERENCE_H
+
+#include "backend.h"
+
+typedef struct pb__ref_pool {
+    pb_pool *pool;
+    const pb_options *opts;
+    uint64_t id;           /* unique in this process, for the lazy per-thread initializer */
+    atomic_int abort_items; /* terminate: items not started yet end TERMINATED */
+} pb__ref_pool;
+
+/* Fills r for a new pool (a fresh id, abort_items cleared). */
+void pb__ref_init(pb__ref_pool *r, pb_pool *pool, const pb_options *opts);
+
+/* Runs one job's items in the calling library thread: claims it (a cancelled job is already complete:
+ * returns 0, forget it), runs the pool's initializer if this thread has not yet for this pool, then the
+ * items, checking abort_items before each. Returns 1 when the caller must hand the job back with
+ * pb__job_done (libuv does that later, in its loop thread). */
+int pb__ref_run_items(pb__ref_pool *r, pb__job *job);
+
+/* pb__ref_run_items, then pb__job_done in the same thread. */
+void pb__ref_run_job(pb__ref_pool *r, pb__job *job);
+
+/* Completes a job the library will never run (terminate, or a library that refused it). */
+void pb__ref_terminate_job(pb__ref_pool *r, pb__job *job);
+
+#endif
