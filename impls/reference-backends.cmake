@@ -20,7 +20,7 @@ macro(poolbench_reference name library option found target)
   if(NOT ${option})
     list(REMOVE_ITEM POOLBENCH_IMPL_SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/${name}.c)
     list(APPEND POOLBENCH_REFERENCE_DEFS
-         "POOLBENCH_MISSING_${_upper}=\"it was switched off at configure time with -D${option}=OFF\"")
+         "POOLBENCH_MISSING_${_upper}=\"${library} was switched off at configure time (-D${option}=OFF)\"")
     message(STATUS "poolbench: backend '${name}' skipped: switched off (-D${option}=OFF)")
   elseif(NOT ${found})
     list(REMOVE_ITEM POOLBENCH_IMPL_SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/${name}.c)
