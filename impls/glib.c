@@ -31,7 +31,11 @@ typedef struct glib_pool {
     pthread_rwlock_t lock;
 } glib_pool;
 
-static void run_job(gpointer data, gpointer user_data) { pb__ref_run_job(user_data, data); }
+static void run_job(gpointer data, gpointer user_data) {
+    PB_TSAN_ACQUIRE(data); /* pairs with the release before g_thread_pool_push (reference.h) */
+    pb__ref_run_job(user_data, data);
+    PB_TSAN_RELEASE(user_data); /* pairs with the acquire after g_thread_pool_free */
+}
 
 static int glib_create(pb_pool *pool, const pb_options *opts, void **impl) {
     glib_pool *g = calloc(1, sizeof *g);
@@ -65,6 +69,7 @@ static int glib_dispatch(void *impl, pb__job *job) {
         rc = PB_ECLOSED;
     } else {
         GError *err = NULL;
+        PB_TSAN_RELEASE(job);
         if (!g_thread_pool_push(g->threads, job, &err)) { /* only when it must start a thread and cannot */
             rc = pb__set_error(PB_ESPAWN, "g_thread_pool_push: %s", err ? err->message : "failed");
             if (err) g_error_free(err);
@@ -80,6 +85,7 @@ static void free_threads(glib_pool *g) {
     g->threads = NULL;
     pthread_rwlock_unlock(&g->lock);
     if (t) g_thread_pool_free(t, FALSE, TRUE); /* runs what is queued, then the threads exit */
+    PB_TSAN_ACQUIRE(&g->ref);
 }
 
 static void glib_shutdown(void *impl) { free_threads(impl); }

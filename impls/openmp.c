@@ -47,8 +47,14 @@ typedef struct openmp_pool {
 static void run_region(openmp_pool *p, pb__job **jobs, size_t n) {
     int team = n < (size_t)p->workers ? (int)n : p->workers;
     long count = (long)n;
+    PB_TSAN_RELEASE(p); /* libgomp's team start and end barrier are futexes TSan cannot see (reference.h) */
 #pragma omp parallel for schedule(dynamic, 1) num_threads(team)
-    for (long i = 0; i < count; i++) pb__ref_run_job(&p->ref, jobs[i]);
+    for (long i = 0; i < count; i++) {
+        PB_TSAN_ACQUIRE(p);
+        pb__ref_run_job(&p->ref, jobs[i]);
+        PB_TSAN_RELEASE(p);
+    }
+    PB_TSAN_ACQUIRE(p);
 }
 
 static void *primary_main(void *arg) {

@@ -16,6 +16,21 @@
 
 #include "backend.h"
 
+/* ThreadSanitizer sees synchronization only through pthread calls and instrumented atomics. GLib's
+ * GAsyncQueue (its GMutex is a raw futex) and libgomp's team start and barriers (futexes) are neither, so
+ * under TSan a job handed through them looks like a race on the job's memory. These annotations state the
+ * hand-offs those libraries really make (push -> the thread that pops; region start -> each iteration;
+ * each iteration -> region end), and nothing else; they compile to nothing outside TSan builds. libuv's
+ * threadpool needs none: its queues use pthread mutexes, which TSan sees. */
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define PB_TSAN_RELEASE(addr) __tsan_release((void *)(addr))
+#define PB_TSAN_ACQUIRE(addr) __tsan_acquire((void *)(addr))
+#else
+#define PB_TSAN_RELEASE(addr) ((void)0)
+#define PB_TSAN_ACQUIRE(addr) ((void)0)
+#endif
+
 typedef struct pb__ref_pool {
     pb_pool *pool;
     const pb_options *opts;
