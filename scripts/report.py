@@ -48,8 +48,8 @@ BACKEND_COLORS = {"serial": "#7f7f7f", "threads": "#1f77b4", "fork": "#ff7f0e", 
                   "glib": "#8c564b", "libuv": "#17becf", "openmp": "#bcbd22",
                   "python": "#9467bd", "python-process-executor": "#e377c2", "python-thread-pool": "#393b79"}
 EXTRA_COLORS = ["#d62728", "#637939", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354"]
-BACKEND_LABELS = {"python": "Python Pool", "python-process-executor": "Python ProcessPoolExecutor",
-                  "python-thread-pool": "Python ThreadPool"}
+BACKEND_LABELS = {"python": "Python Pool", "python-process-executor": "Python\nProcessPool-\nExecutor",
+                  "python-thread-pool": "Python\nThreadPool"}  # several lines: they stand side by side as tick labels
 # seed.py --pool X -> the backend name its hyperfine row carries (hyperfine/<group>/python-X)
 PYTHON_POOLS = {"pool": "python", "process-executor": "python-process-executor",
                 "thread-pool": "python-thread-pool"}
