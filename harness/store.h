@@ -1,7 +1,12 @@
 /*
- * store.h - the SQLite results store: every run, every raw sample, the floors and the run context.
+ * store.h - the results store: every run, every raw sample, the floors and the run context, behind one
+ * storage interface (pbh_store_vtab, in the style of the library's pb_backend and sqlite3_vfs) so that a
+ * second store (PostgreSQL) is a second implementation, not a second copy. SQLite (store_sqlite.c) is the
+ * first implementation and the default; store.c picks the implementation for a location and holds what
+ * every implementation shares. Nothing outside harness/ reads a store directly: scripts read the CLI's
+ * JSON (`poolbench runs/show/export/compare/history --format json`).
  *
- * Guarantees:
+ * Guarantees (every implementation gives them; the SQLite mechanism is named):
  *  - A file is only written when it is a poolbench store (application_id matches) or an empty file /
  *    no file at all. Anything else (not SQLite, another program's database, a newer schema) is refused
  *    with a message and left byte-identical: validation happens on a read-only connection before the
@@ -21,21 +26,55 @@
 
 #include "model.h"
 
-/* The schema this binary writes. Bump it by appending a step to the migrations list in store.c. */
+/* The schema this binary writes. Bump it by appending a step to the migrations list in store_sqlite.c. */
 #define PBH_SCHEMA_VERSION 2
 /* PRAGMA application_id of a poolbench store: "PBNC". */
 #define PBH_APPLICATION_ID 0x50424E43
-
-typedef struct pbh_store pbh_store;
 
 enum pbh_store_mode {
     PBH_STORE_READ,  /* read-only: the file must exist and be a poolbench store (or empty) */
     PBH_STORE_WRITE, /* read-write: created if missing, migrated if older */
 };
 
-/* Opens path. err receives a one-line message naming the file and the problem. Returns 0, PBH_EINPUT (no
- * such file for READ, not SQLite, not a poolbench store, unreadable), PBH_ESCHEMA (newer schema) or
- * PBH_EIO. */
+typedef struct pbh_store pbh_store;
+
+/* One storage implementation. Methods return 0 or PBH_E* with a one-line message in err. New methods are
+ * only appended, after a comment naming the version that added them; callers check version (or NULL)
+ * before calling an optional one. */
+typedef struct pbh_store_vtab {
+    int version; /* 1 */
+    const char *name;
+    /* 1 when location (a path, a URL) is for this implementation. */
+    int (*accepts)(const char *location);
+    /* Validates and connects; never writes to something that is not a poolbench store. A WRITE store is
+     * then brought to PBH_SCHEMA_VERSION with migrate (pbh_store_open does that). */
+    int (*open)(pbh_store **out, const char *location, enum pbh_store_mode mode, char *err, size_t errlen);
+    /* Migrates an open WRITE store up to schema `target`, atomically. */
+    int (*migrate)(pbh_store *st, int target, char *err, size_t errlen);
+    void (*close)(pbh_store *st);
+    int (*schema_version)(pbh_store *st);
+    int (*insert_run)(pbh_store *st, pbh_run *run, char *err, size_t errlen);
+    int (*load_run)(pbh_store *st, int64_t id, pbh_run **out, char *err, size_t errlen);
+    int (*list_runs)(pbh_store *st, pbh_run_info **out, size_t *n, char *err, size_t errlen);
+    int (*resolve)(pbh_store *st, const char *ref, int64_t *id, char *err, size_t errlen);
+    /* The runs a history series is built from, in time order (start time, then id); scenario / backend
+     * (NULL = all) may narrow them. Optional: NULL means store.c's generic list_runs + load_run. */
+    int (*history_runs)(pbh_store *st, const char *scenario, const char *backend, pbh_run ***runs, size_t *n,
+                        char *err, size_t errlen);
+} pbh_store_vtab;
+
+/* Every open store starts with this; an implementation's own struct embeds it first. */
+struct pbh_store {
+    const pbh_store_vtab *vt;
+};
+
+/* The implementations, the default (SQLite) first. */
+extern const pbh_store_vtab pbh_store_sqlite;
+
+/* Opens path with the implementation that accepts it (a path: SQLite); in WRITE mode migrates it to
+ * PBH_SCHEMA_VERSION. err receives a one-line message naming the file and the problem. Returns 0,
+ * PBH_EINPUT (no such file for READ, not SQLite, not a poolbench store, unreadable, no implementation
+ * for the location), PBH_ESCHEMA (newer schema) or PBH_EIO. */
 int pbh_store_open(pbh_store **out, const char *path, enum pbh_store_mode mode, char *err, size_t errlen);
 void pbh_store_close(pbh_store *st);
 
@@ -55,7 +94,14 @@ int pbh_store_resolve(pbh_store *st, const char *ref, int64_t *id, char *err, si
 /* Loads a whole run. */
 int pbh_store_load_run(pbh_store *st, int64_t id, pbh_run **out, char *err, size_t errlen);
 
-/* For tests and tools: the underlying connection. */
+/* The runs a history is built from (vtab history_runs), in time order; free with pbh_store_runs_free. */
+int pbh_store_history_runs(pbh_store *st, const char *scenario, const char *backend, pbh_run ***runs, size_t *n,
+                           char *err, size_t errlen);
+void pbh_store_runs_free(pbh_run **runs, size_t n);
+
+/* ---- SQLite only (store_sqlite.c), for tests ---- */
+
+/* The underlying connection; NULL when st is not an SQLite store. */
 struct sqlite3 *pbh_store_db(pbh_store *st);
 
 /* For tests: creates (or migrates) the store at path up to exactly `version` (1..PBH_SCHEMA_VERSION),

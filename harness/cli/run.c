@@ -1,5 +1,5 @@
 /*
- * cli_run.c - `poolbench run`: expands a suite or a matrix, runs every case in its own child process,
+ * run.c - `poolbench run`: expands a suite or a matrix, runs every case in its own child process,
  * stores the run with every raw sample in one transaction, and prints the run id and a table.
  *
  * Order matters for the guarantees: the flags and the plan are checked first and the store is opened
