@@ -839,19 +839,11 @@ int pbs_edivisive(const double *x, size_t n, const pbs_cp_opts *opts, pbs_change
     cp_work w = {perm, malloc(n * sizeof *w.rank), malloc((n + 1) * sizeof *w.sorted),
                  malloc((n + 2) * sizeof *w.prefix), malloc((n + 2) * sizeof *w.fsum),
                  malloc((n + 2) * sizeof *w.fcnt)};
+    int rc = PBS_OK;
     if (!bounds || !found || !perm || !rank_x || !scratch || !w.rank || !w.sorted || !w.prefix || !w.fsum ||
         !w.fcnt) {
-        free(bounds);
-        free(found);
-        free(perm);
-        free(rank_x);
-        free(scratch);
-        free(w.rank);
-        free(w.sorted);
-        free(w.prefix);
-        free(w.fsum);
-        free(w.fcnt);
-        return PBS_ENOMEM;
+        rc = PBS_ENOMEM;
+        goto done;
     }
     bounds[0] = 0;
     bounds[1] = n;
@@ -929,6 +921,7 @@ int pbs_edivisive(const double *x, size_t n, const pbs_cp_opts *opts, pbs_change
             out[i] = found[i];
     }
     *count = nfound;
+done:
     free(bounds);
     free(found);
     free(perm);
@@ -939,5 +932,5 @@ int pbs_edivisive(const double *x, size_t n, const pbs_cp_opts *opts, pbs_change
     free(w.prefix);
     free(w.fsum);
     free(w.fcnt);
-    return PBS_OK;
+    return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * store_fixture.h - the run the store tests write and read back: two cases (one with three samples of
  * awkward doubles, one unsupported without samples), every context field set, two floor probes. Shared by
- * test_store.c (SQLite specifics) and test_stores.c (the table over every store). Header-only.
+ * test_store.c (SQLite specifics) and test_stores.c (the table over every store), with the check that a run
+ * read back is the run written. Header-only.
  */
 #ifndef POOLBENCH_STORE_FIXTURE_H
 #define POOLBENCH_STORE_FIXTURE_H
@@ -74,6 +75,68 @@ static inline pbh_run *tf_make_run(const char *label, const char *machine) {
     pbh_run_add_floor(run, "pipe_rtt", 6.5e-6, 2000);
     pbh_run_add_floor(run, "nanosleep_overshoot", 8.77e-5, 200);
     return run;
+}
+
+/* Every field of a run written (in) and read back (out) is the same; doubles bit for bit. Needs cmocka.h
+ * included before this header. */
+static inline void tf_assert_same_run(const pbh_run *in, const pbh_run *out) {
+    assert_int_equal(out->id, in->id);
+    assert_string_equal(out->source, in->source);
+    assert_string_equal(out->label, in->label);
+    assert_string_equal(out->suite, in->suite);
+    assert_string_equal(out->status, in->status);
+    assert_true(out->duration_s == in->duration_s);
+    assert_string_equal(out->ctx.started_at, in->ctx.started_at);
+    assert_true(out->ctx.started_unix == in->ctx.started_unix);
+    assert_string_equal(out->ctx.git_commit, in->ctx.git_commit);
+    assert_int_equal(out->ctx.git_dirty, 1);
+    assert_string_equal(out->ctx.host, in->ctx.host);
+    assert_string_equal(out->ctx.cpu_model, in->ctx.cpu_model);
+    assert_int_equal(out->ctx.cores, 2);
+    assert_string_equal(out->ctx.kernel, in->ctx.kernel);
+    assert_string_equal(out->ctx.compiler, in->ctx.compiler);
+    assert_string_equal(out->ctx.cflags, in->ctx.cflags);
+    assert_string_equal(out->ctx.build_type, in->ctx.build_type);
+    assert_string_equal(out->ctx.command_line, in->ctx.command_line);
+    assert_null(out->ctx.governor);
+    assert_string_equal(out->ctx.version, in->ctx.version);
+    assert_int_equal(out->ncases, in->ncases);
+    for (size_t i = 0; i < in->ncases; i++) {
+        const pbh_case *a = &in->cases[i], *b = &out->cases[i];
+        assert_string_equal(a->name, b->name);
+        assert_string_equal(a->scenario, b->scenario);
+        assert_string_equal(a->backend, b->backend);
+        assert_int_equal(a->workers, b->workers);
+        assert_string_equal(a->params, b->params);
+        assert_string_equal(a->status, b->status);
+        if (a->reason)
+            assert_string_equal(a->reason, b->reason);
+        else
+            assert_null(b->reason);
+        assert_int_equal(a->reps, b->reps);
+        assert_int_equal(a->warmup, b->warmup);
+        assert_true(a->elapsed_s == b->elapsed_s);
+        assert_int_equal(a->nsamples, b->nsamples);
+        for (size_t j = 0; j < a->nsamples; j++) {
+            const pbh_sample *x = &a->samples[j], *y = &b->samples[j];
+            /* bit-exact: SQLite REAL is an IEEE double */
+            assert_int_equal(x->rep, y->rep);
+            assert_memory_equal(&x->wall_s, &y->wall_s, sizeof(double));
+            assert_memory_equal(&x->user_s, &y->user_s, sizeof(double));
+            assert_memory_equal(&x->sys_s, &y->sys_s, sizeof(double));
+            assert_memory_equal(&x->startup_s, &y->startup_s, sizeof(double));
+            assert_memory_equal(&x->ideal_s, &y->ideal_s, sizeof(double));
+            assert_int_equal(x->peak_rss_kb, y->peak_rss_kb);
+            assert_int_equal(x->tasks, y->tasks);
+            assert_int_equal(x->failed_tasks, y->failed_tasks);
+            assert_int_equal(x->iterations, y->iterations);
+        }
+    }
+    assert_int_equal(out->nfloors, 2);
+    const pbh_floor *f = pbh_run_floor(out, "pipe_rtt");
+    assert_non_null(f);
+    assert_true(f->seconds == 6.5e-6);
+    assert_int_equal(f->reps, 2000);
 }
 
 #endif

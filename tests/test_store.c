@@ -256,63 +256,7 @@ static void test_round_trip(void **state) {
     assert_int_equal(pbh_store_load_run(st, in->id, &out, err, sizeof err), PBH_OK);
     pbh_store_close(st);
 
-    assert_int_equal(out->id, in->id);
-    assert_string_equal(out->source, in->source);
-    assert_string_equal(out->label, in->label);
-    assert_string_equal(out->suite, in->suite);
-    assert_string_equal(out->status, in->status);
-    assert_true(out->duration_s == in->duration_s);
-    assert_string_equal(out->ctx.started_at, in->ctx.started_at);
-    assert_true(out->ctx.started_unix == in->ctx.started_unix);
-    assert_string_equal(out->ctx.git_commit, in->ctx.git_commit);
-    assert_int_equal(out->ctx.git_dirty, 1);
-    assert_string_equal(out->ctx.host, in->ctx.host);
-    assert_string_equal(out->ctx.cpu_model, in->ctx.cpu_model);
-    assert_int_equal(out->ctx.cores, 2);
-    assert_string_equal(out->ctx.kernel, in->ctx.kernel);
-    assert_string_equal(out->ctx.compiler, in->ctx.compiler);
-    assert_string_equal(out->ctx.cflags, in->ctx.cflags);
-    assert_string_equal(out->ctx.build_type, in->ctx.build_type);
-    assert_string_equal(out->ctx.command_line, in->ctx.command_line);
-    assert_null(out->ctx.governor);
-    assert_string_equal(out->ctx.version, in->ctx.version);
-    assert_int_equal(out->ncases, in->ncases);
-    for (size_t i = 0; i < in->ncases; i++) {
-        const pbh_case *a = &in->cases[i], *b = &out->cases[i];
-        assert_string_equal(a->name, b->name);
-        assert_string_equal(a->scenario, b->scenario);
-        assert_string_equal(a->backend, b->backend);
-        assert_int_equal(a->workers, b->workers);
-        assert_string_equal(a->params, b->params);
-        assert_string_equal(a->status, b->status);
-        if (a->reason)
-            assert_string_equal(a->reason, b->reason);
-        else
-            assert_null(b->reason);
-        assert_int_equal(a->reps, b->reps);
-        assert_int_equal(a->warmup, b->warmup);
-        assert_true(a->elapsed_s == b->elapsed_s);
-        assert_int_equal(a->nsamples, b->nsamples);
-        for (size_t j = 0; j < a->nsamples; j++) {
-            const pbh_sample *x = &a->samples[j], *y = &b->samples[j];
-            /* bit-exact: SQLite REAL is an IEEE double */
-            assert_int_equal(x->rep, y->rep);
-            assert_memory_equal(&x->wall_s, &y->wall_s, sizeof(double));
-            assert_memory_equal(&x->user_s, &y->user_s, sizeof(double));
-            assert_memory_equal(&x->sys_s, &y->sys_s, sizeof(double));
-            assert_memory_equal(&x->startup_s, &y->startup_s, sizeof(double));
-            assert_memory_equal(&x->ideal_s, &y->ideal_s, sizeof(double));
-            assert_int_equal(x->peak_rss_kb, y->peak_rss_kb);
-            assert_int_equal(x->tasks, y->tasks);
-            assert_int_equal(x->failed_tasks, y->failed_tasks);
-            assert_int_equal(x->iterations, y->iterations);
-        }
-    }
-    assert_int_equal(out->nfloors, 2);
-    const pbh_floor *f = pbh_run_floor(out, "pipe_rtt");
-    assert_non_null(f);
-    assert_true(f->seconds == 6.5e-6);
-    assert_int_equal(f->reps, 2000);
+    tf_assert_same_run(in, out);
     pbh_run_free(in);
     pbh_run_free(out);
 }
