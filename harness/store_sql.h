@@ -7,7 +7,7 @@
  * Each store supplies two small adapters (pbh_sql_params to bind, pbh_sql_row to read one result row);
  * the column lists, their order and the meaning of NULL live here once.
  *
- * Logical schema (version 3; store.c holds SQLite's DDL and migrations, store_pg.c PostgreSQL's):
+ * Logical schema (version 3; store_sqlite.c holds SQLite's DDL and migrations, store_pg.c PostgreSQL's):
  *   runs    (id, uuid UNIQUE, machine, source, label, suite, status, started_at, started_unix, duration_s,
  *            git_commit, git_dirty, host, cpu_model, cores, kernel, compiler, cflags, build_type,
  *            command_line, governor, version, context_json)

@@ -1,5 +1,5 @@
 /*
- * cli_push.c - `poolbench push RUN... --to STORE`: copies runs from the local store (--store) into another
+ * push.c - `poolbench push RUN... --to STORE`: copies runs from the local store (--store) into another
  * store (SQLite to PostgreSQL, or between any two), for CI jobs that run into a local file and send the
  * result to the team's server at the end, so that a network failure costs only a retry.
  *

@@ -1,5 +1,5 @@
 /*
- * cli_store.c - `poolbench store init` and `poolbench store check`: the store itself rather than its runs.
+ * store.c - `poolbench store init` and `poolbench store check`: the store itself rather than its runs.
  *
  * init creates the schema in an empty database (or file), migrates an older one, and refuses anything
  * that is not a poolbench store (another program's tables, a newer schema), leaving it untouched. It is
