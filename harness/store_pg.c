@@ -820,6 +820,67 @@ fail:
     return rc;
 }
 
+/* The history's cases with their samples aggregated per case on the server (arrays of wall_s, iterations
+ * and rep): one row per case instead of one per sample, a tenth of the rows to transfer and parse for a
+ * fleet's history. PostgreSQL's dialect (array_agg); SQLite reads the shared per-sample query. */
+static const char *history_cases_aggregated(char *buf, size_t len, int version) {
+    char where[512];
+    snprintf(buf, len,
+             "SELECT c.run_id, c.id, c.name, c.scenario, c.backend, c.workers, c.params, c.status,"
+             " array_agg(s.wall_s ORDER BY s.rep) FILTER (WHERE s.rep IS NOT NULL),"
+             " array_agg(s.iterations ORDER BY s.rep) FILTER (WHERE s.rep IS NOT NULL),"
+             " array_agg(s.rep ORDER BY s.rep) FILTER (WHERE s.rep IS NOT NULL)"
+             " FROM runs r JOIN cases c ON c.run_id = r.id LEFT JOIN samples s ON s.case_id = c.id WHERE %s"
+             " GROUP BY c.id ORDER BY c.run_id, c.ord",
+             pbh_sql_history_where(where, sizeof where, version));
+    return buf;
+}
+
+/* Next element of an array literal ("{1.5,2,3}") at *p as text; NULL at the end. */
+static const char *array_next(const char **p) {
+    while (**p == '{' || **p == ',')
+        (*p)++;
+    if (**p == '}' || **p == '\0')
+        return NULL;
+    const char *start = *p;
+    while (**p && **p != ',' && **p != '}')
+        (*p)++;
+    return start;
+}
+
+/* One row of history_cases_aggregated into its run. */
+static int add_aggregated_case(pbh_sql_history *h, PGresult *r, int row) {
+    pbh_run *run;
+    int rc = pbh_sql_history_run_of(h, strtoll(PQgetvalue(r, row, 0), NULL, 10), &run);
+    if (rc != PBH_OK)
+        return rc;
+    pbh_case *k = pbh_run_add_case(run);
+    if (!k)
+        return PBH_ENOMEM;
+    k->id = strtoll(PQgetvalue(r, row, 1), NULL, 10);
+    char **texts[] = {&k->name, &k->scenario, &k->backend, NULL, &k->params, &k->status};
+    for (int col = 2; col <= 7; col++) {
+        if (col == 5) {
+            k->workers = (int)strtol(PQgetvalue(r, row, col), NULL, 10);
+        } else if (!PQgetisnull(r, row, col) && !(*texts[col - 2] = strdup(PQgetvalue(r, row, col)))) {
+            return PBH_ENOMEM;
+        }
+    }
+    if (PQgetisnull(r, row, 8))
+        return PBH_OK; /* a case without samples */
+    const char *walls = PQgetvalue(r, row, 8), *iters = PQgetvalue(r, row, 9), *reps = PQgetvalue(r, row, 10);
+    const char *w, *it, *rp;
+    while ((w = array_next(&walls)) && (it = array_next(&iters)) && (rp = array_next(&reps))) {
+        pbh_sample *x = pbh_case_add_sample(k);
+        if (!x)
+            return PBH_ENOMEM;
+        x->wall_s = strtod(w, NULL);
+        x->iterations = strtoll(it, NULL, 10);
+        x->rep = (int)strtol(rp, NULL, 10);
+    }
+    return PBH_OK;
+}
+
 static int pg_history_runs(pg_store *pg, const pbh_history_filter *filter, pbh_run ***runs, size_t *n, char *err,
                         size_t errlen) {
     *runs = NULL;
@@ -844,11 +905,10 @@ static int pg_history_runs(pg_store *pg, const pbh_history_filter *filter, pbh_r
             goto fail;
     PQclear(r);
     rc = PBH_EIO;
-    if (!(r = select_rows(pg, pbh_sql_history_cases(sql, sizeof sql, pg->version), &t, msg, sizeof msg)))
+    if (!(r = select_rows(pg, history_cases_aggregated(sql, sizeof sql, pg->version), &t, msg, sizeof msg)))
         goto fail;
-    result_row_init(&row, r);
-    for (row.row = 0; row.row < PQntuples(r); row.row++)
-        if ((rc = pbh_sql_history_case_row(&h, &row.base)))
+    for (int i = 0; i < PQntuples(r); i++)
+        if ((rc = add_aggregated_case(&h, r, i)))
             goto fail;
     PQclear(r);
     r = NULL;

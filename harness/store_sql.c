@@ -125,8 +125,12 @@ static int cmp_by_id(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-int pbh_sql_history_case_row(pbh_sql_history *h, const pbh_sql_row *r) {
-    int64_t run_id = r->integer(r, 23);
+const char *pbh_sql_history_where(char *buf, size_t len, int version) {
+    snprintf(buf, len, HISTORY_CASE_FILTER, version >= 3 ? "r.machine" : "NULL");
+    return buf;
+}
+
+int pbh_sql_history_run_of(pbh_sql_history *h, int64_t run_id, pbh_run **run) {
     if (!h->by_id) {
         /* the runs are in time order, the case rows in run id order: look runs up by id */
         if (!(h->by_id = malloc((h->n + 1) * sizeof *h->by_id)))
@@ -142,7 +146,14 @@ int pbh_sql_history_case_row(pbh_sql_history *h, const pbh_sql_row *r) {
         h->cursor = (size_t)(found - h->by_id);
         h->cur_case = -1;
     }
-    return pbh_sql_read_case_sample(r, h->by_id[h->cursor], &h->cur_case);
+    *run = h->by_id[h->cursor];
+    return PBH_OK;
+}
+
+int pbh_sql_history_case_row(pbh_sql_history *h, const pbh_sql_row *r) {
+    pbh_run *run;
+    int rc = pbh_sql_history_run_of(h, r->integer(r, 23), &run);
+    return rc == PBH_OK ? pbh_sql_read_case_sample(r, run, &h->cur_case) : rc;
 }
 
 void pbh_sql_history_finish(pbh_sql_history *h, pbh_run ***runs, size_t *n) {

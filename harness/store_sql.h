@@ -135,6 +135,11 @@ typedef struct pbh_sql_history {
 } pbh_sql_history;
 int pbh_sql_history_run_row(pbh_sql_history *h, const pbh_sql_row *r);
 int pbh_sql_history_case_row(pbh_sql_history *h, const pbh_sql_row *r);
+/* For a store that reads its cases its own way: the run (of those the runs query returned) with this id;
+ * PBH_EIO when there is none (the two queries did not share a snapshot), PBH_ENOMEM. */
+int pbh_sql_history_run_of(pbh_sql_history *h, int64_t run_id, pbh_run **run);
+/* The WHERE condition both history queries use (runs r, cases c; parameters $1..$4 as above). */
+const char *pbh_sql_history_where(char *buf, size_t len, int version);
 void pbh_sql_history_finish(pbh_sql_history *h, pbh_run ***runs, size_t *n);
 void pbh_sql_history_abort(pbh_sql_history *h);
 
