@@ -166,7 +166,7 @@ void pb_options_init(pb_options *o);
 #define PB_CAP_TIMEOUT 0x4         /* per-task timeouts are enforced */
 #define PB_CAP_RECYCLE 0x8         /* max_tasks_per_worker / max_worker_rss are honoured */
 
-typedef struct pb_backend pb_backend; /* see impls/backend.h */
+typedef struct pb_backend pb_backend; /* see impls/internal/backend.h */
 
 size_t pb_backend_count(void);
 const char *pb_backend_name_at(size_t i);
