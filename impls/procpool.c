@@ -558,29 +558,15 @@ static size_t encode_request(pb__proc_pool *pp, pb__proc_worker *w, const pb__pr
     const pb__job *job = u->pj->job;
     const char *name = job->task->name;
     size_t name_len = strlen(name);
-    size_t size = PB_WIRE_HEADER + 4 + 2 + name_len;
-    size_t k = u->begin;
-    uint64_t budget = w->budget;
-    while (k < u->end && budget > 0) {
-        size_t item = 4 + job->items[k].len;
-        if (k > u->begin && size + item > pp->max_frame) break;
-        size += item;
-        k++;
-        budget--;
-    }
-    w->out.len = w->out_pos = 0;
-    if (pb__wbuf_reserve(&w->out, size) != 0) return u->begin;
+    size_t n = u->end - u->begin;
+    if (n > w->budget) n = (size_t)w->budget;
+    n = pb__wire_request_fit(name_len, job->items + u->begin, n, pp->max_frame);
     int flags = (u->per_item || pp->opts->task_timeout > 0) ? PB_WIRE_F_PER_ITEM : 0;
-    long off = pb__wire_begin(&w->out, PB_WIRE_REQUEST, flags, job->id);
-    pb__wire_put_u32(&w->out, (uint32_t)u->begin);
-    pb__wire_put_u16(&w->out, (uint16_t)name_len);
-    pb__wire_put(&w->out, name, name_len);
-    for (size_t i = u->begin; i < k; i++) {
-        pb__wire_put_u32(&w->out, (uint32_t)job->items[i].len);
-        pb__wire_put(&w->out, job->items[i].data, job->items[i].len);
-    }
-    pb__wire_end(&w->out, off, (uint32_t)(k - u->begin));
-    return k;
+    w->out.len = w->out_pos = 0;
+    if (pb__wire_request_encode(&w->out, flags, job->id, (uint32_t)u->begin, name, name_len, job->items + u->begin,
+                                n) != 0)
+        return u->begin;
+    return u->begin + n;
 }
 
 /* Hands (a prefix of) unit u of a claimed job to idle worker w and starts writing the request; the rest

@@ -168,3 +168,57 @@ int pb__wire_get_result(pb_wire_reader *r, size_t max_item_bytes, pb_result *res
     }
     return 0;
 }
+
+/* ---- REQUEST frames (layout at the top of wire.h) ---- */
+
+#define PB_WIRE_REQUEST_HEAD(task_len) (PB_WIRE_HEADER + 4u + 2u + (task_len))
+#define PB_WIRE_REQUEST_ITEM(len) (4u + (len))
+
+size_t pb__wire_request_fit(size_t task_len, const pb_item *items, size_t n, size_t max_frame) {
+    size_t size = PB_WIRE_REQUEST_HEAD(task_len), k = 0;
+    while (k < n) {
+        size_t item = PB_WIRE_REQUEST_ITEM(items[k].len);
+        if (k > 0 && size + item > max_frame) break;
+        size += item;
+        k++;
+    }
+    return k;
+}
+
+int pb__wire_request_encode(pb_wbuf *b, int flags, uint64_t id, uint32_t first, const char *task, size_t task_len,
+                            const pb_item *items, size_t n) {
+    size_t size = PB_WIRE_REQUEST_HEAD(task_len);
+    for (size_t i = 0; i < n; i++) size += PB_WIRE_REQUEST_ITEM(items[i].len);
+    size_t had = b->len;
+    if (pb__wbuf_reserve(b, size) != 0) return -ENOMEM;
+    long off = pb__wire_begin(b, PB_WIRE_REQUEST, flags, id);
+    if (off < 0) {
+        b->len = had;
+        return -ENOMEM;
+    }
+    pb__wire_put_u32(b, first);
+    pb__wire_put_u16(b, (uint16_t)task_len);
+    pb__wire_put(b, task, task_len);
+    for (size_t i = 0; i < n; i++) {
+        pb__wire_put_u32(b, (uint32_t)items[i].len);
+        pb__wire_put(b, items[i].data, items[i].len);
+    }
+    pb__wire_end(b, off, (uint32_t)n);
+    return 0;
+}
+
+int pb__wire_request_open(pb__wire_request *q, const void *body, size_t body_len) {
+    pb__wire_reader_init(&q->items, body, body_len);
+    q->first = pb__wire_get_u32(&q->items);
+    q->name_len = pb__wire_get_u16(&q->items);
+    q->name = pb__wire_get_bytes(&q->items, q->name_len);
+    if (q->items.err || q->name_len == 0 || q->name_len > PB_WIRE_NAME_MAX) return PB_EPROTO;
+    return 0;
+}
+
+int pb__wire_request_item(pb__wire_request *q, size_t max_item_bytes, const void **data, uint32_t *len) {
+    *len = pb__wire_get_u32(&q->items);
+    *data = pb__wire_get_bytes(&q->items, *len);
+    if (q->items.err || *len > max_item_bytes) return PB_EPROTO;
+    return 0;
+}

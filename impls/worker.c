@@ -226,19 +226,18 @@ static int handshake(wstate *w) {
 
 /* Serves one REQUEST frame. 0 = go on; 1 = retired (exit 0); -1 = protocol or I/O error. */
 static int serve(wstate *w, const pb_wire_header *h) {
-    pb_wire_reader r;
-    pb__wire_reader_init(&r, w->req.data, w->req.len);
-    uint32_t first = pb__wire_get_u32(&r);
-    uint16_t name_len = pb__wire_get_u16(&r);
-    const char *name = pb__wire_get_bytes(&r, name_len);
-    if (r.err || name_len == 0 || name_len > PB_WIRE_NAME_MAX) return -1;
+    pb__wire_request q;
+    if (pb__wire_request_open(&q, w->req.data, w->req.len) != 0) return -1;
+    uint32_t first = q.first;
+    uint16_t name_len = q.name_len;
+    const char *name = q.name;
     const pb_task *task = lookup(w, name, name_len);
     int per_item = (h->flags & PB_WIRE_F_PER_ITEM) != 0;
 
     for (uint32_t i = 0; i < h->count; i++) {
-        uint32_t len = pb__wire_get_u32(&r);
-        const void *data = pb__wire_get_bytes(&r, len);
-        if (r.err || len > w->max_item) return -1;
+        const void *data;
+        uint32_t len;
+        if (pb__wire_request_item(&q, w->max_item, &data, &len) != 0) return -1;
         pb_result res = {0};
         if (task) {
             pb__run_item(task, data, len, w->max_item, &res);

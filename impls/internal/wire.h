@@ -168,4 +168,32 @@ static inline const void *pb__wire_get_bytes(pb_wire_reader *r, size_t n) {
  * 0, PB_EPROTO or -ENOMEM (res is left clear on failure). */
 int pb__wire_get_result(pb_wire_reader *r, size_t max_item_bytes, pb_result *res);
 
+/* ---- REQUEST frames: the one encoder (the pool, micro-benchmarks, the fuzz seeds) and the one decoder
+ * (the worker, micro-benchmarks, the fuzz target) ---- */
+
+/* How many of items[0, n) one REQUEST frame for a task name of task_len bytes carries within max_frame:
+ * as many as fit, and always the first (max_frame leaves room for any single item). 0 only when n is 0. */
+size_t pb__wire_request_fit(size_t task_len, const pb_item *items, size_t n, size_t max_frame);
+
+/* Appends a REQUEST frame to b: items[0, n) are items first .. first + n - 1 of job id, for the task named
+ * by task_len bytes at task. flags: PB_WIRE_F_*. 0, or -ENOMEM (b keeps what it held before). */
+int pb__wire_request_encode(pb_wbuf *b, int flags, uint64_t id, uint32_t first, const char *task, size_t task_len,
+                            const pb_item *items, size_t n);
+
+/* A REQUEST body being read: its head decoded, its items read one by one (they are not copied). */
+typedef struct pb__wire_request {
+    uint32_t first;        /* the job's index of the first item */
+    const char *name;      /* the task name, name_len bytes, not NUL-terminated */
+    uint16_t name_len;
+    pb_wire_reader items;  /* positioned at the next item */
+} pb__wire_request;
+
+/* Decodes the head of a REQUEST body. 0, or PB_EPROTO when it is truncated or the task name is empty or
+ * longer than PB_WIRE_NAME_MAX. */
+int pb__wire_request_open(pb__wire_request *q, const void *body, size_t body_len);
+
+/* The next item: 0 with *data and *len (pointing into the body), or PB_EPROTO when the body ends first or
+ * the item is longer than max_item_bytes. The header's count says how many there are. */
+int pb__wire_request_item(pb__wire_request *q, size_t max_item_bytes, const void **data, uint32_t *len);
+
 #endif

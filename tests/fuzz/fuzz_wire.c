@@ -180,35 +180,28 @@ static void result_frame(const pb_wire_header *h, const unsigned char *frame, co
     free(res);
 }
 
-/* REQUEST, read as worker.c's serve() reads it, and re-encoded as procpool.c's give() writes it. */
+/* REQUEST, read with the decoder worker.c's serve() uses, and re-encoded with the encoder procpool.c's
+ * give() uses (wire.c). */
 static void request_frame(const pb_wire_header *h, const unsigned char *frame, const unsigned char *body) {
-    pb_wire_reader r;
-    pb__wire_reader_init(&r, body, h->body_len);
-    uint32_t first = pb__wire_get_u32(&r);
-    uint16_t name_len = pb__wire_get_u16(&r);
-    const char *name = pb__wire_get_bytes(&r, name_len);
-    if (r.err || name_len == 0 || name_len > PB_WIRE_NAME_MAX) return;
-    pb_wbuf b = {0};
-    long off = pb__wire_begin(&b, PB_WIRE_REQUEST, h->flags, h->id);
-    CHECK(off == 0 && pb__wbuf_reserve(&b, 6 + name_len) == 0);
-    pb__wire_put_u32(&b, first);
-    pb__wire_put_u16(&b, name_len);
-    pb__wire_put(&b, name, name_len);
+    pb__wire_request q;
+    if (pb__wire_request_open(&q, body, h->body_len) != 0) return;
+    pb_item *items = calloc(h->count ? h->count : 1, sizeof *items); /* count <= body_len / 4: bounded */
+    CHECK(items != NULL);
     for (uint32_t i = 0; i < h->count; i++) {
-        uint32_t len = pb__wire_get_u32(&r);
-        const void *data = pb__wire_get_bytes(&r, len);
-        if (r.err || len > MAX_ITEM) {
-            pb__wbuf_free(&b);
+        const void *data;
+        uint32_t len;
+        if (pb__wire_request_item(&q, MAX_ITEM, &data, &len) != 0) {
+            free(items);
             return;
         }
         CHECK(data != NULL && (const unsigned char *)data + len <= body + h->body_len);
-        CHECK(pb__wbuf_reserve(&b, 4 + (size_t)len) == 0);
-        pb__wire_put_u32(&b, len);
-        pb__wire_put(&b, data, len);
+        items[i] = (pb_item){data, len};
     }
-    pb__wire_end(&b, off, h->count);
-    check_reencoded(&b, frame, h, (size_t)(r.p - body));
+    pb_wbuf b = {0};
+    CHECK(pb__wire_request_encode(&b, h->flags, h->id, q.first, q.name, q.name_len, items, h->count) == 0);
+    check_reencoded(&b, frame, h, (size_t)(q.items.p - body));
     pb__wbuf_free(&b);
+    free(items);
 }
 
 /* INIT, read as worker.c's handshake() reads it, and re-encoded as procpool.c writes it. */
@@ -377,19 +370,10 @@ static void save(const char *name, const pb_wbuf *b) {
 
 static void request(pb_wbuf *b, int flags, uint64_t id, uint32_t first, const char *task, const char *const *items,
                     size_t n) {
-    size_t nl = strlen(task);
-    long off = pb__wire_begin(b, PB_WIRE_REQUEST, flags, id);
-    CHECK(off >= 0 && pb__wbuf_reserve(b, 6 + nl) == 0);
-    pb__wire_put_u32(b, first);
-    pb__wire_put_u16(b, (uint16_t)nl);
-    pb__wire_put(b, task, nl);
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(items[i]);
-        CHECK(pb__wbuf_reserve(b, 4 + len) == 0);
-        pb__wire_put_u32(b, (uint32_t)len);
-        pb__wire_put(b, items[i], len);
-    }
-    pb__wire_end(b, off, (uint32_t)n);
+    pb_item it[16];
+    CHECK(n <= sizeof it / sizeof it[0]);
+    for (size_t i = 0; i < n; i++) it[i] = (pb_item){items[i], strlen(items[i])};
+    CHECK(pb__wire_request_encode(b, flags, id, first, task, strlen(task), it, n) == 0);
 }
 
 static void result_frame_seed(pb_wbuf *b, uint64_t id, uint32_t first) {
