@@ -619,9 +619,9 @@ static void assign_work(pb__proc_pool *pp, double now) {
 }
 
 /* Handles one complete frame from w. Returns NULL, or a reason when it is malformed. */
-static const char *handle_frame(pb__proc_pool *pp, pb__proc_worker *w, const pb_wire_header *h, const unsigned char *body,
+static const char *handle_frame(pb__proc_pool *pp, pb__proc_worker *w, const pb__wire_header *h, const unsigned char *body,
                                 double now) {
-    pb_wire_reader r;
+    pb__wire_reader r;
     pb__wire_reader_init(&r, body, h->body_len);
     switch (h->type) {
     case PB_WIRE_READY: {
@@ -718,7 +718,7 @@ enum pb__proc_read_end pb__proc_read_frames(pb__proc_pool *pp, pb__proc_worker *
     for (;;) {
         /* Handle every complete frame already read. */
         while (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
-            pb_wire_header h;
+            pb__wire_header h;
             if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, why) != 0)
                 return READ_LOST;
             size_t frame = PB_WIRE_HEADER + (size_t)h.body_len;
@@ -736,7 +736,7 @@ enum pb__proc_read_end pb__proc_read_frames(pb__proc_pool *pp, pb__proc_worker *
         /* Make room: at least one read chunk, and the whole of a frame whose header we hold. */
         size_t want = PB_PROC_READ_CHUNK;
         if (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
-            pb_wire_header h;
+            pb__wire_header h;
             if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, why) != 0)
                 return READ_LOST;
             size_t frame = PB_WIRE_HEADER + (size_t)h.body_len;
@@ -1087,7 +1087,7 @@ static int encode_init(pb__proc_pool *pp) {
     const char *name = o->initializer ? o->initializer : "";
     size_t nlen = strlen(name);
     if (nlen > PB_WIRE_NAME_MAX) return PB_EINVAL;
-    pb_wbuf *b = &pp->init_frame;
+    pb__wbuf *b = &pp->init_frame;
     long off = pb__wire_begin(b, PB_WIRE_INIT, 0, 0);
     if (off < 0 || pb__wbuf_reserve(b, 8 + 4 + 8 + 2 + nlen + 4 + o->init_arg_len) != 0) return -ENOMEM;
     pb__wire_put_u64(b, (uint64_t)pp->max_item);

@@ -21,7 +21,7 @@ size_t pb__wire_max_frame(size_t max_item_bytes) {
     return max_item_bytes + PB_WIRE_SLACK;
 }
 
-int pb__wbuf_reserve(pb_wbuf *b, size_t extra) {
+int pb__wbuf_reserve(pb__wbuf *b, size_t extra) {
     if (b->cap - b->len >= extra) return 0;
     size_t want = b->len + extra;
     if (want < b->len) return -ENOMEM;
@@ -37,20 +37,20 @@ int pb__wbuf_reserve(pb_wbuf *b, size_t extra) {
     return 0;
 }
 
-void pb__wbuf_free(pb_wbuf *b) {
+void pb__wbuf_free(pb__wbuf *b) {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
 }
 
-void pb__wbuf_trim(pb_wbuf *b, size_t keep) {
+void pb__wbuf_trim(pb__wbuf *b, size_t keep) {
     if (b->len == 0 && b->cap > keep) pb__wbuf_free(b);
 }
 
-long pb__wire_begin(pb_wbuf *b, int type, int flags, uint64_t id) {
+long pb__wire_begin(pb__wbuf *b, int type, int flags, uint64_t id) {
     if (pb__wbuf_reserve(b, PB_WIRE_HEADER) != 0) return -ENOMEM;
     long off = (long)b->len;
-    pb_wire_header h = {PB_WIRE_MAGIC, PB_WIRE_VERSION, (uint8_t)type, (uint8_t)flags, 0, 0, id};
+    pb__wire_header h = {PB_WIRE_MAGIC, PB_WIRE_VERSION, (uint8_t)type, (uint8_t)flags, 0, 0, id};
     unsigned char *p = b->data + b->len;
     memcpy(p + 0, &h.magic, 4);
     memcpy(p + 4, &h.version, 2);
@@ -63,13 +63,13 @@ long pb__wire_begin(pb_wbuf *b, int type, int flags, uint64_t id) {
     return off;
 }
 
-void pb__wire_end(pb_wbuf *b, long off, uint32_t count) {
+void pb__wire_end(pb__wbuf *b, long off, uint32_t count) {
     uint32_t body = (uint32_t)(b->len - (size_t)off - PB_WIRE_HEADER);
     memcpy(b->data + off + 8, &body, 4);
     memcpy(b->data + off + 12, &count, 4);
 }
 
-int pb__wire_header_decode(const void *buf, size_t max_frame, pb_wire_header *h, const char **why) {
+int pb__wire_header_decode(const void *buf, size_t max_frame, pb__wire_header *h, const char **why) {
     const unsigned char *p = buf;
     const char *dummy;
     if (!why) why = &dummy;
@@ -96,7 +96,7 @@ size_t pb__wire_result_size(const pb_result *r) {
     return 8 + r->len + msg;
 }
 
-int pb__wire_put_result(pb_wbuf *b, const pb_result *r) {
+int pb__wire_put_result(pb__wbuf *b, const pb_result *r) {
     size_t msg = 0;
     if (r->message) {
         msg = strnlen(r->message, PB_WIRE_MSG_MAX);
@@ -115,7 +115,7 @@ int pb__wire_put_result(pb_wbuf *b, const pb_result *r) {
     return 0;
 }
 
-int pb__wire_get_result(pb_wire_reader *r, size_t max_item_bytes, pb_result *res) {
+int pb__wire_get_result(pb__wire_reader *r, size_t max_item_bytes, pb_result *res) {
     if (!pb__wire_need(r, 8)) return PB_EPROTO;
     const unsigned char *p = r->p;
     uint8_t status = p[0];
@@ -185,7 +185,7 @@ size_t pb__wire_request_fit(size_t task_len, const pb_item *items, size_t n, siz
     return k;
 }
 
-int pb__wire_request_encode(pb_wbuf *b, int flags, uint64_t id, uint32_t first, const char *task, size_t task_len,
+int pb__wire_request_encode(pb__wbuf *b, int flags, uint64_t id, uint32_t first, const char *task, size_t task_len,
                             const pb_item *items, size_t n) {
     size_t size = PB_WIRE_REQUEST_HEAD(task_len);
     for (size_t i = 0; i < n; i++) size += PB_WIRE_REQUEST_ITEM(items[i].len);

@@ -631,7 +631,7 @@ typedef struct wire_fixture {
     int64_t xs[WIRE_ITEMS];
     pb_item items[WIRE_ITEMS]; /* xs as the pool's items */
     pb_result results[WIRE_ITEMS]; /* what a worker produced: ok, 8-byte inline outputs */
-    pb_wbuf buf;
+    pb__wbuf buf;
 } wire_fixture;
 
 static void wire_fixture_init(wire_fixture *w) {
@@ -656,7 +656,7 @@ static int encode_request(wire_fixture *w, uint64_t id) {
 
 /* A RESULT frame as a worker sends it: first index, then one record per item. */
 static int encode_result(wire_fixture *w, uint64_t id) {
-    pb_wbuf *b = &w->buf;
+    pb__wbuf *b = &w->buf;
     b->len = 0;
     long off = pb__wire_begin(b, PB_WIRE_RESULT, 0, id);
     if (off < 0 || pb__wbuf_reserve(b, 4) != 0) return -1;
@@ -720,7 +720,7 @@ static void bm_wire_request_decode(pbm_state *st, void *ud) {
     } else {
         while (pbm_keep_running(st)) {
             /* What a worker does with a received frame: check the header, walk the body in place. */
-            pb_wire_header h;
+            pb__wire_header h;
             const char *why = NULL;
             if (pb__wire_header_decode(w->buf.data, max_frame, &h, &why) != 0) {
                 pbm_skip_with_errorf(st, "header rejected: %s", why);
@@ -773,13 +773,13 @@ static void bm_wire_result_decode(pbm_state *st, void *ud) {
         while (pbm_keep_running(st)) {
             /* What the parent does with a worker's frame: check, then decode each record into the
              * caller's (zeroed) result slots. */
-            pb_wire_header h;
+            pb__wire_header h;
             const char *why = NULL;
             if (pb__wire_header_decode(w->buf.data, max_frame, &h, &why) != 0) {
                 pbm_skip_with_errorf(st, "header rejected: %s", why);
                 break;
             }
-            pb_wire_reader r;
+            pb__wire_reader r;
             pb__wire_reader_init(&r, w->buf.data + PB_WIRE_HEADER, h.body_len);
             (void)pb__wire_get_u32(&r);
             int rc = 0;

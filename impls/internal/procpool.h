@@ -64,9 +64,9 @@ typedef struct pb__proc_worker {
     pb__proc_unit cur;   /* BUSY: the unit it runs */
     size_t next_report;  /* BUSY: the first item of cur without a result */
     uint64_t budget;     /* items it may still be sent (max_tasks_per_worker), UINT64_MAX = unlimited */
-    pb_wbuf out;         /* bytes to write to req_fd, from out_pos */
+    pb__wbuf out;         /* bytes to write to req_fd, from out_pos */
     size_t out_pos;
-    pb_wbuf in;          /* bytes read from resp_fd not yet parsed, from in_pos */
+    pb__wbuf in;          /* bytes read from resp_fd not yet parsed, from in_pos */
     size_t in_pos;
     char io_why[120];    /* why a read or write on its pipes failed, for the loss message ("" = none) */
     atomic_int lent;     /* a waiting caller reads resp_fd (see "Lending"); the I/O thread must not.
@@ -81,7 +81,7 @@ typedef struct pb__proc_pool {
     const pb__proc_birth *birth;
     void *ctx;
     size_t max_item, max_frame;
-    pb_wbuf init_frame; /* the INIT frame, encoded once */
+    pb__wbuf init_frame; /* the INIT frame, encoded once */
     int wake_fd;
     pthread_t io;
     int io_running;
