@@ -73,6 +73,8 @@ extern const pb_backend pb_backend_serial;
 extern const pb_backend pb_backend_threads;
 extern const pb_backend pb_backend_fork;
 extern const pb_backend pb_backend_spawn;
+extern const pb_backend pb_backend_fork_shm;
+extern const pb_backend pb_backend_spawn_shm;
 const pb_backend *pb__backend_find(const char *name);
 
 /* Core services for backends (pool.c). */

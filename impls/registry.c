@@ -13,6 +13,8 @@ static const pb_backend *const backends[] = {
     &pb_backend_threads,
     &pb_backend_fork,
     &pb_backend_spawn,
+    &pb_backend_fork_shm,
+    &pb_backend_spawn_shm,
 };
 
 #define BACKEND_COUNT (sizeof backends / sizeof backends[0])

@@ -294,8 +294,14 @@ void pb__shm_commit(pb__shm_tx *tx) {
 
 void pb__shm_close(pb__shm_tx *tx) {
     atomic_store(&tx->c->closed, 1);
-    tsan_release(&tx->c->head);
-    /* the consumer waits on head: wake it whatever it said, it must look at `closed` */
+    uint32_t tail = atomic_load_explicit(&tx->c->tail, memory_order_acquire);
+    if (tx->cap - (tx->head - tail) >= 8) { /* records are 8-aligned: 8 bytes never need padding */
+        uint32_t hdr[2] = {0, PB_SHM_END};
+        memcpy(tx->ring + (tx->head & (tx->cap - 1)), hdr, 8);
+        tx->head += 8;
+        tsan_release(&tx->c->head);
+        atomic_store(&tx->c->head, tx->head);
+    }
     pb__shm_futex_wake_all(&tx->c->head);
 }
 
@@ -396,6 +402,12 @@ int pb__shm_parse(const unsigned char *ring, uint32_t cap, uint32_t tail, uint32
             f->advance = advance + 8;
             f->in_ovf = 1;
             return PB_SHM_GOT;
+        case PB_SHM_END:
+            f->off = 0;
+            f->len = 0;
+            f->advance = advance + 8;
+            f->in_ovf = 0;
+            return PB_SHM_END_OF_STREAM;
         default:
             *why = "unknown record in the shared-memory ring";
             return PB_SHM_ERROR;
@@ -410,6 +422,9 @@ int pb__shm_next(pb__shm_rx *rx, pb_wire_header *h, const unsigned char **body, 
     tsan_acquire(&rx->c->head);
     pb__shm_found f;
     int r = pb__shm_parse(rx->ring, rx->cap, rx->tail, head, rx->ovf_cap, rx->max_frame, &f, why);
+    if (r == PB_SHM_NONE && atomic_load_explicit(&rx->c->closed, memory_order_acquire) &&
+        atomic_load_explicit(&rx->c->head, memory_order_acquire) == head)
+        return PB_SHM_END_OF_STREAM; /* closed with no room for the END record */
     if (r != PB_SHM_GOT) return r;
     const unsigned char *frame = f.in_ovf ? rx->ovf : rx->ring + f.off;
     unsigned char hdr[PB_WIRE_HEADER];

@@ -14,6 +14,7 @@
  *   kinds: PB_SHM_FRAME  the frame follows, contiguous (never split at the end of the ring)
  *          PB_SHM_PAD    the rest of the ring up to its end is unused: go on at offset 0
  *          PB_SHM_BIG    the frame (len bytes) lies at the start of the direction's overflow area
+ *          PB_SHM_END    no more frames (the parent shuts the worker down; never valid from a worker)
  *
  * A frame is written in place: the producer reserves a contiguous record (or the overflow area for a frame
  * larger than half the ring) and encodes straight into it, then publishes by moving `head` (release). The
@@ -50,7 +51,7 @@
 #define PB_SHM_CONTROL 4096u
 #define PB_SHM_RING_DEFAULT (512u * 1024u) /* per direction; frames over half of it use the overflow area */
 
-enum pb_shm_kind { PB_SHM_FRAME = 1, PB_SHM_PAD = 2, PB_SHM_BIG = 3 };
+enum pb_shm_kind { PB_SHM_FRAME = 1, PB_SHM_PAD = 2, PB_SHM_BIG = 3, PB_SHM_END = 4 };
 
 #define PB_SHM_WAIT_FUTEX 1u
 #define PB_SHM_WAIT_DOORBELL 2u
@@ -132,7 +133,8 @@ void pb__shm_rx_init(pb__shm_rx *rx, const pb__shm_map *m, int dir, size_t max_f
 unsigned char *pb__shm_reserve(pb__shm_tx *tx, size_t n, int *never);
 /* Publishes the reserved frame and wakes a sleeping consumer. */
 void pb__shm_commit(pb__shm_tx *tx);
-/* Marks the ring closed (no more frames) and wakes the consumer. */
+/* Ends the stream: an END record (so that a consumer asleep on head wakes: a flag alone could be missed
+ * between its last look and its futex_wait) and the `closed` flag, for a ring too full to take it. */
 void pb__shm_close(pb__shm_tx *tx);
 /* Copies a whole encoded buffer (one or more frames) into the ring, frame by frame, waiting for room
  * with pb__shm_wait when `block` (worker) or returning what it managed (bytes consumed) when not. <0 on a
@@ -140,13 +142,13 @@ void pb__shm_close(pb__shm_tx *tx);
 long pb__shm_send(pb__shm_tx *tx, const unsigned char *buf, size_t len, int block);
 
 /* ---- consumer ---- */
-enum pb_shm_next { PB_SHM_NONE = 0, PB_SHM_GOT = 1, PB_SHM_ERROR = -1 };
+enum pb_shm_next { PB_SHM_NONE = 0, PB_SHM_GOT = 1, PB_SHM_END_OF_STREAM = 2, PB_SHM_ERROR = -1 };
 
 /* The pure validator: given the ring's bytes, our tail, the head read once, the overflow area and the
  * frame limit, finds the next frame. Never reads outside ring[0, cap) and ovf[0, ovf_cap); copies each
  * record header before checking it. PB_SHM_GOT with the frame's offset (*in_ovf: in the overflow area),
- * length and how far tail moves when released; PB_SHM_NONE when nothing is published; PB_SHM_ERROR with
- * a reason in *why. */
+ * length and how far tail moves when released; PB_SHM_NONE when nothing is published;
+ * PB_SHM_END_OF_STREAM at an END record; PB_SHM_ERROR with a reason in *why. */
 typedef struct pb__shm_found {
     size_t off;      /* in the ring, or 0 in the overflow area */
     uint32_t len;    /* frame bytes */
@@ -157,7 +159,8 @@ int pb__shm_parse(const unsigned char *ring, uint32_t cap, uint32_t tail, uint32
                   size_t max_frame, pb__shm_found *f, const char **why);
 
 /* The next frame, its header decoded and checked (wire.h) from a private copy: PB_SHM_GOT with *h and the
- * body (h->body_len bytes, inside the mapping); PB_SHM_NONE; PB_SHM_ERROR with *why. The frame stays
+ * body (h->body_len bytes, inside the mapping); PB_SHM_NONE; PB_SHM_END_OF_STREAM (or the closed flag with
+ * nothing left); PB_SHM_ERROR with *why. The frame stays
  * valid until pb__shm_release. A second call without a release returns the same frame. */
 int pb__shm_next(pb__shm_rx *rx, pb_wire_header *h, const unsigned char **body, const char **why);
 /* Releases the frame pb__shm_next returned (no-op without one) and wakes a producer waiting for room. */

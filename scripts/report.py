@@ -38,9 +38,9 @@ BOOT_SEED = 0x706F6F6C         # "pool": per case, mixed with a CRC of the case 
 CLI_TIMEOUT_S = 120
 
 CHART_KINDS = ["scenario", "scaling", "distribution", "history", "hyperfine"]
-BACKEND_ORDER = ["serial", "threads", "fork", "spawn", "python"]
+BACKEND_ORDER = ["serial", "threads", "fork", "spawn", "fork-shm", "spawn-shm", "python"]
 BACKEND_COLORS = {"serial": "#7f7f7f", "threads": "#1f77b4", "fork": "#ff7f0e", "spawn": "#2ca02c",
-                  "python": "#9467bd"}
+                  "fork-shm": "#ffbb78", "spawn-shm": "#98df8a", "python": "#9467bd"}
 EXTRA_COLORS = ["#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728", "#393b79", "#637939"]
 BACKEND_LABELS = {"python": "Python Pool"}
 

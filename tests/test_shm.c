@@ -175,8 +175,8 @@ static void test_two_processes(void **state) {
                 fprintf(stderr, "child: %s\n", why);
                 _exit(4);
             }
+            if (r == PB_SHM_END_OF_STREAM) break;
             if (r == PB_SHM_NONE) {
-                if (pb__shm_closed(&rx)) break;
                 pb__shm_wait(&rx.c->head, &rx.c->head_waiters, head, -1, &spin);
                 continue;
             }

@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     pb__shm_found f;
     const char *why = NULL;
     int r = pb__shm_parse(ring, cap, tail, head, ovf_cap, max_frame, &f, &why);
-    CHECK(r == PB_SHM_GOT || r == PB_SHM_NONE || (r == PB_SHM_ERROR && why));
+    CHECK(r == PB_SHM_GOT || r == PB_SHM_NONE || r == PB_SHM_END_OF_STREAM || (r == PB_SHM_ERROR && why));
     if (r == PB_SHM_GOT) {
         CHECK(f.len >= PB_WIRE_HEADER && f.len <= max_frame);
         CHECK(f.in_ovf ? f.len <= ovf_cap : f.off + f.len <= cap);
@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         why = NULL;
         uint32_t before = rx.tail;
         int got = pb__shm_next(&rx, &h, &body, &why);
-        CHECK(got == PB_SHM_GOT || got == PB_SHM_NONE || (got == PB_SHM_ERROR && why));
+        CHECK(got == PB_SHM_GOT || got == PB_SHM_NONE || got == PB_SHM_END_OF_STREAM || (got == PB_SHM_ERROR && why));
         if (got != PB_SHM_GOT) break;
         int in_ring = body >= ring && body + h.body_len <= ring + cap;
         int in_ovf = body >= ovf && body + h.body_len <= ovf + ovf_cap;
