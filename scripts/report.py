@@ -38,11 +38,17 @@ BOOT_SEED = 0x706F6F6C         # "pool": per case, mixed with a CRC of the case 
 CLI_TIMEOUT_S = 120
 
 CHART_KINDS = ["scenario", "scaling", "distribution", "history", "hyperfine"]
-BACKEND_ORDER = ["serial", "threads", "fork", "spawn", "fork-shm", "spawn-shm", "python"]
+BACKEND_ORDER = ["serial", "threads", "fork", "spawn", "fork-shm", "spawn-shm", "glib", "libuv", "openmp",
+                 "python", "python-process-executor", "python-thread-pool"]
 BACKEND_COLORS = {"serial": "#7f7f7f", "threads": "#1f77b4", "fork": "#ff7f0e", "spawn": "#2ca02c",
-                  "fork-shm": "#ffbb78", "spawn-shm": "#98df8a", "python": "#9467bd"}
-EXTRA_COLORS = ["#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728", "#393b79", "#637939"]
-BACKEND_LABELS = {"python": "Python Pool"}
+                  "fork-shm": "#ffbb78", "spawn-shm": "#98df8a", "glib": "#8c564b", "libuv": "#17becf", "openmp": "#bcbd22",
+                  "python": "#9467bd", "python-process-executor": "#e377c2", "python-thread-pool": "#393b79"}
+EXTRA_COLORS = ["#d62728", "#637939", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354"]
+BACKEND_LABELS = {"python": "Python Pool", "python-process-executor": "Python\nProcessPool-\nExecutor",
+                  "python-thread-pool": "Python\nThreadPool"}  # several lines: they stand side by side as tick labels
+# seed.py --pool X -> the backend name its hyperfine row carries (hyperfine/<group>/python-X)
+PYTHON_POOLS = {"pool": "python", "process-executor": "python-process-executor",
+                "thread-pool": "python-thread-pool"}
 
 RC = {
     "figure.dpi": 100, "savefig.dpi": 130, "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
@@ -107,8 +113,25 @@ def summary_of(c, cs, floors):
     return s
 
 
+def is_url(store):
+    """A store URI (postgresql://...) rather than an SQLite path: the CLI opens either."""
+    return "://" in store
+
+
+def store_location(store):
+    """What the CLI is given: an SQLite path made absolute, a URI as it is."""
+    return store if is_url(store) else os.path.abspath(store)
+
+
+def redact(store):
+    """The store as the page may show it: a URI's password replaced by *** (as the CLI's messages do)."""
+    store = re.sub(r"^([a-z]+://[^/@:?#]*:)[^/?#]*@", r"\1***@", store)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", store)
+
+
 class Results:
-    """The store, read through the poolbench CLI (the only reader of the store)."""
+    """The store (an SQLite path or a postgresql:// URI), read through the poolbench CLI (the only reader
+    of the store)."""
 
     def __init__(self, cli, store_path):
         self.cli, self.path = cli, store_path
@@ -117,12 +140,13 @@ class Results:
                              "(build it, or set $POOLBENCH_BIN)" % cli)
         self.runs = self.json("runs")["runs"]  # newest first; also validates the store
         if not self.runs:
-            raise InputError("the store %s is empty: no runs to report (a `poolbench run` fills it)" % store_path)
+            raise InputError("the store %s is empty: no runs to report (a `poolbench run` fills it)"
+                             % redact(store_path))
 
     def json(self, verb, *args, ok=(0,)):
         """The JSON document `poolbench VERB ARGS --format json` prints for this store."""
         cmd = [self.cli, verb, *[str(a) for a in args], "--format", "json"]
-        env = dict(os.environ, POOLBENCH_STORE=os.path.abspath(self.path))
+        env = dict(os.environ, POOLBENCH_STORE=store_location(self.path))
         try:
             p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                timeout=CLI_TIMEOUT_S, check=False)
@@ -158,14 +182,15 @@ class Results:
         ids = [r["id"] for r in self.runs if r.get("source") == source]
         return max(ids) if ids else None
 
-    def history(self, source, names):
-        """From `poolbench history`: the runs of `source` in time order as (id, None, started_at, commit,
-        label), per case name its median per run {name: {run_id: median}}, and per case name its change
-        points."""
-        runs = sorted((r for r in self.runs if r.get("source") == source), key=lambda r: (r["started_at"], r["id"]))
+    def history(self, source, names, machine=None):
+        """From `poolbench history`: the runs of `source` (on `machine`, when the run names one: history
+        never mixes machines) in time order as (id, None, started_at, commit, label), per case name its
+        median per run {name: {run_id: median}}, and per case name its change points."""
+        runs = sorted((r for r in self.runs if r.get("source") == source and (not machine or r.get("machine") == machine)),
+                      key=lambda r: (r["started_at"], r["id"]))
         runs = [(r["id"], None, r["started_at"], r.get("git_commit"), r.get("label")) for r in runs]
         ids = {r[0] for r in runs}
-        doc = self.json("history")
+        doc = self.json("history", *(["--machine", machine] if machine else []))
         wanted = set(names)
         meds, cps = {}, {}
         for entry in doc.get("cases", []):
@@ -243,7 +268,8 @@ def backend_sort_key(b):
 
 
 def case_backend(c):
-    """The backend of a case; for imported commands: --backend B, or 'python' for a Python program."""
+    """The backend of a case; for imported commands: --backend B, or 'python' (Pool), 'python-process-executor'
+    or 'python-thread-pool' for a Python program (seed.py --pool)."""
     if c.backend:
         return "python" if c.backend in ("python", "python-pool") else c.backend
     try:
@@ -256,6 +282,9 @@ def case_backend(c):
         if a.startswith("--backend="):
             return a.split("=", 1)[1]
     if argv and re.match(r"python[0-9.]*$", os.path.basename(argv[0])):
+        for i, a in enumerate(argv):
+            if a == "--pool" and i + 1 < len(argv):
+                return PYTHON_POOLS.get(argv[i + 1], "python")
         return "python"
     return "other"
 
@@ -962,7 +991,7 @@ def write_html(path, run, base, out, notes, store_path, verdicts):
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>%s</style></head><body>"
          % (esc(title), CSS),
          "<h1>%s</h1><p>Store: <code>%s</code> (read-only)%s.</p>" % (
-             esc(title), esc(os.path.abspath(store_path)),
+             esc(title), esc(redact(store_location(store_path))),
              ("; baseline: run #%d%s" % (base["id"], (" (%s)" % base["label"]) if base.get("label") else ""))
              if base else "")]
     for n in notes:
@@ -1039,7 +1068,8 @@ def main(argv):
     ap.add_argument("run", nargs="?", metavar="RUN",
                     help="run id, label (its latest run) or 'latest'; default: the newest native run")
     ap.add_argument("--baseline", metavar="RUN", help="a run to compare with (id, label or 'latest')")
-    ap.add_argument("--store", metavar="PATH", help="default: $POOLBENCH_STORE, else results/poolbench.db")
+    ap.add_argument("--store", metavar="STORE", help="an SQLite path or a postgresql:// URI; default: "
+                    "$POOLBENCH_STORE, else results/poolbench.db")
     ap.add_argument("--out", metavar="DIR", required=True, help="directory for index.html and the charts")
     ap.add_argument("--charts", metavar="LIST", default=",".join(CHART_KINDS),
                     help="comma-separated subset of %s (default: all)" % ",".join(CHART_KINDS))
@@ -1082,16 +1112,20 @@ def main(argv):
         jobs.append((chart_scaling, (out, run, groups)))
     if "distribution" in kinds:
         jobs += [(chart_distribution, (out, run, base, scen, cases)) for scen, cases in groups.items()]
-    nsource = sum(1 for r in st.runs if r.get("source") == run["source"])
+    machine = run.get("machine")
+    nsource = sum(1 for r in st.runs if r.get("source") == run["source"] and (not machine or r.get("machine") == machine))
     if "history" not in kinds:
         pass
     elif nsource >= 2:
-        hruns, meds, cps = st.history(run["source"], [c.name for c in run["cases"]])
+        if machine:
+            notes.append("History: the runs of machine %s (a history never mixes machines)." % machine)
+        hruns, meds, cps = st.history(run["source"], [c.name for c in run["cases"]], machine)
         out.change_points = [(c.name, cp) for c in run["cases"] for cp in cps.get(c.name, [])]
         jobs += [(chart_history, (out, run, base, scen, cases, hruns, meds, cps))
                  for scen, cases in groups.items()]
     else:
-        notes.append("History is not drawn: the store has only one %s run." % run["source"])
+        notes.append("History is not drawn: the store has only one %s run%s." %
+                     (run["source"], " of machine %s" % machine if machine else ""))
     hid = st.latest_of_source("hyperfine")
     if "hyperfine" not in kinds:
         pass
