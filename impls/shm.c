@@ -417,7 +417,7 @@ int pb__shm_parse(const unsigned char *ring, uint32_t cap, uint32_t tail, uint32
     return PB_SHM_ERROR;
 }
 
-int pb__shm_next(pb__shm_rx *rx, pb_wire_header *h, const unsigned char **body, const char **why) {
+int pb__shm_next(pb__shm_rx *rx, pb__wire_header *h, const unsigned char **body, const char **why) {
     uint32_t head = atomic_load_explicit(&rx->c->head, memory_order_acquire);
     tsan_acquire(&rx->c->head);
     pb__shm_found f;

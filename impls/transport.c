@@ -71,8 +71,8 @@ static unsigned char *pipe_reserve(pb__chan *c, size_t n) {
 }
 static void pipe_commit(pb__chan *c) { (void)c; }
 
-static int pipe_recv(pb__chan *c, int fd, pb_wbuf *in, size_t *in_pos, size_t max_frame, int may_read,
-                     pb_wire_header *h, const unsigned char **body, const char **why, char *io_why,
+static int pipe_recv(pb__chan *c, int fd, pb__wbuf *in, size_t *in_pos, size_t max_frame, int may_read,
+                     pb__wire_header *h, const unsigned char **body, const char **why, char *io_why,
                      size_t io_why_len) {
     (void)c;
     *why = NULL;
@@ -113,7 +113,7 @@ static int pipe_recv(pb__chan *c, int fd, pb_wbuf *in, size_t *in_pos, size_t ma
     }
 }
 
-static void pipe_release(pb__chan *c, pb_wbuf *in, size_t *in_pos, const pb_wire_header *h) {
+static void pipe_release(pb__chan *c, pb__wbuf *in, size_t *in_pos, const pb__wire_header *h) {
     (void)c;
     *in_pos += PB_WIRE_HEADER + (size_t)h->body_len;
     if (*in_pos == in->len) {
@@ -122,7 +122,7 @@ static void pipe_release(pb__chan *c, pb_wbuf *in, size_t *in_pos, const pb_wire
     }
 }
 
-static int pipe_partial(const pb__chan *c, const pb_wbuf *in, size_t in_pos) {
+static int pipe_partial(const pb__chan *c, const pb__wbuf *in, size_t in_pos) {
     (void)c;
     return in->len > in_pos;
 }
@@ -200,8 +200,8 @@ static unsigned char *shm_reserve(pb__chan *c, size_t n) {
 }
 static void shm_commit(pb__chan *c) { pb__shm_commit(&c->tx); }
 
-static int shm_recv(pb__chan *c, int fd, pb_wbuf *in, size_t *in_pos, size_t max_frame, int may_read,
-                    pb_wire_header *h, const unsigned char **body, const char **why, char *io_why,
+static int shm_recv(pb__chan *c, int fd, pb__wbuf *in, size_t *in_pos, size_t max_frame, int may_read,
+                    pb__wire_header *h, const unsigned char **body, const char **why, char *io_why,
                     size_t io_why_len) {
     (void)in, (void)in_pos, (void)max_frame;
     *why = NULL;
@@ -232,12 +232,12 @@ static int shm_recv(pb__chan *c, int fd, pb_wbuf *in, size_t *in_pos, size_t max
     }
 }
 
-static void shm_release(pb__chan *c, pb_wbuf *in, size_t *in_pos, const pb_wire_header *h) {
+static void shm_release(pb__chan *c, pb__wbuf *in, size_t *in_pos, const pb__wire_header *h) {
     (void)in, (void)in_pos, (void)h;
     pb__shm_release(&c->rx);
 }
 
-static int shm_partial(const pb__chan *c, const pb_wbuf *in, size_t in_pos) {
+static int shm_partial(const pb__chan *c, const pb__wbuf *in, size_t in_pos) {
     (void)in, (void)in_pos;
     /* published bytes nobody could read as a frame: the worker died in the middle of something */
     return atomic_load_explicit(&c->rx.c->head, memory_order_acquire) != c->rx.tail;

@@ -28,7 +28,7 @@
 #define RING 4096u
 
 /* Encodes a REQUEST-like frame whose body is `n` bytes of pattern `seed` into b. */
-static void make_frame(pb_wbuf *b, uint64_t id, size_t n, unsigned seed) {
+static void make_frame(pb__wbuf *b, uint64_t id, size_t n, unsigned seed) {
     b->len = 0;
     long off = pb__wire_begin(b, PB_WIRE_RESULT, 0, id);
     assert_true(off >= 0);
@@ -53,7 +53,7 @@ static void test_roundtrip_wraps(void **state) {
     pb__shm_rx rx;
     pb__shm_tx_init(&tx, &m, PB_SHM_RESULTS, -1);
     pb__shm_rx_init(&rx, &m, PB_SHM_RESULTS, MAX_FRAME, -1);
-    pb_wbuf b = {0};
+    pb__wbuf b = {0};
     size_t sizes[] = {0, 1, 7, 8, 100, 333, 1000, 1500, 2000 - 8 - PB_WIRE_HEADER};
     for (unsigned k = 0; k < 400; k++) {
         size_t n = sizes[k % (sizeof sizes / sizeof sizes[0])];
@@ -64,7 +64,7 @@ static void test_roundtrip_wraps(void **state) {
         memcpy(dst, b.data, b.len);
         pb__shm_commit(&tx);
         assert_true(pb__shm_ready(&rx));
-        pb_wire_header h;
+        pb__wire_header h;
         const unsigned char *body;
         const char *why = NULL;
         assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_GOT);
@@ -72,7 +72,7 @@ static void test_roundtrip_wraps(void **state) {
         assert_int_equal(h.body_len, n);
         check_body(body, n, k);
         /* asking again before the release gives the same frame */
-        pb_wire_header h2;
+        pb__wire_header h2;
         const unsigned char *body2;
         assert_int_equal(pb__shm_next(&rx, &h2, &body2, &why), PB_SHM_GOT);
         assert_ptr_equal(body, body2);
@@ -93,7 +93,7 @@ static void test_roundtrip_wraps(void **state) {
     }
     assert_true(queued >= 5);
     for (int i = 0; i < queued; i++) {
-        pb_wire_header h;
+        pb__wire_header h;
         const unsigned char *body;
         const char *why = NULL;
         assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_GOT);
@@ -118,7 +118,7 @@ static void test_overflow_area(void **state) {
     pb__shm_rx rx;
     pb__shm_tx_init(&tx, &m, PB_SHM_REQUESTS, -1);
     pb__shm_rx_init(&rx, &m, PB_SHM_REQUESTS, MAX_FRAME, -1);
-    pb_wbuf b = {0};
+    pb__wbuf b = {0};
     make_frame(&b, 1, 100000, 3);
     int never;
     unsigned char *dst = pb__shm_reserve(&tx, b.len, &never);
@@ -128,7 +128,7 @@ static void test_overflow_area(void **state) {
     pb__shm_commit(&tx);
     assert_null(pb__shm_reserve(&tx, b.len, &never)); /* the area is busy */
     assert_int_equal(never, 0);
-    pb_wire_header h;
+    pb__wire_header h;
     const unsigned char *body;
     const char *why = NULL;
     assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_GOT);
@@ -162,11 +162,11 @@ static void test_two_processes(void **state) {
         pb__shm_tx tx;
         pb__shm_rx_init(&rx, &cm, PB_SHM_REQUESTS, SIZE_MAX, -1);
         pb__shm_tx_init(&tx, &cm, PB_SHM_RESULTS, -1);
-        pb_wbuf out = {0};
+        pb__wbuf out = {0};
         unsigned spin = 0;
         int got = 0;
         for (;;) {
-            pb_wire_header h;
+            pb__wire_header h;
             const unsigned char *body;
             const char *why;
             uint32_t head = atomic_load(&rx.c->head);
@@ -197,7 +197,7 @@ static void test_two_processes(void **state) {
     pb__shm_rx rx;
     pb__shm_tx_init(&tx, &m, PB_SHM_REQUESTS, -1);
     pb__shm_rx_init(&rx, &m, PB_SHM_RESULTS, MAX_FRAME, -1);
-    pb_wbuf b = {0};
+    pb__wbuf b = {0};
     unsigned spin = 0;
     for (unsigned k = 0; k < N; k++) {
         size_t n = k % 97 == 0 ? 5000 : k % 13;
@@ -206,7 +206,7 @@ static void test_two_processes(void **state) {
         for (size_t i = 0; i < n; i++) want += (unsigned char)(k + i * 7);
         assert_int_equal(pb__shm_send(&tx, b.data, b.len, 1), (long)b.len);
         for (;;) {
-            pb_wire_header h;
+            pb__wire_header h;
             const unsigned char *body;
             const char *why = NULL;
             uint32_t head = atomic_load(&rx.c->head);
@@ -334,7 +334,7 @@ static void test_next_rejects(void **state) {
     pb__shm_rx_init(&rx, &m, PB_SHM_RESULTS, MAX_FRAME, -1);
     pb__shm_tx tx;
     pb__shm_tx_init(&tx, &m, PB_SHM_RESULTS, -1);
-    pb_wbuf b = {0};
+    pb__wbuf b = {0};
     make_frame(&b, 9, 50, 1);
     int never;
     unsigned char *dst = pb__shm_reserve(&tx, b.len, &never);
@@ -342,7 +342,7 @@ static void test_next_rejects(void **state) {
     uint32_t lie = 5000; /* the frame header claims a body longer than its record */
     memcpy(dst + 8, &lie, 4);
     pb__shm_commit(&tx);
-    pb_wire_header h;
+    pb__wire_header h;
     const unsigned char *body;
     const char *why = NULL;
     assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_ERROR);

@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     atomic_store(&ctl->head, head);
     atomic_store(&ctl->tail, tail);
     for (int round = 0; round < 4; round++) {
-        pb_wire_header h;
+        pb__wire_header h;
         const unsigned char *body;
         why = NULL;
         uint32_t before = rx.tail;
@@ -85,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int in_ovf = body >= ovf && body + h.body_len <= ovf + ovf_cap;
         CHECK(in_ring || in_ovf);
         if (h.type == PB_WIRE_RESULT) { /* as procpool.c's handle_frame reads it */
-            pb_wire_reader rd;
+            pb__wire_reader rd;
             pb__wire_reader_init(&rd, body, h.body_len);
             (void)pb__wire_get_u32(&rd);
             for (uint32_t i = 0; i < h.count && !rd.err; i++) {

@@ -162,7 +162,7 @@ int pb__shm_parse(const unsigned char *ring, uint32_t cap, uint32_t tail, uint32
  * body (h->body_len bytes, inside the mapping); PB_SHM_NONE; PB_SHM_END_OF_STREAM (or the closed flag with
  * nothing left); PB_SHM_ERROR with *why. The frame stays
  * valid until pb__shm_release. A second call without a release returns the same frame. */
-int pb__shm_next(pb__shm_rx *rx, pb_wire_header *h, const unsigned char **body, const char **why);
+int pb__shm_next(pb__shm_rx *rx, pb__wire_header *h, const unsigned char **body, const char **why);
 /* Releases the frame pb__shm_next returned (no-op without one) and wakes a producer waiting for room. */
 void pb__shm_release(pb__shm_rx *rx);
 /* 1 when something is published past our tail (or the producer closed the ring). */

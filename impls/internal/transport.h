@@ -59,11 +59,11 @@ typedef struct pb__transport {
      * valid until release); NONE (nothing for now); EOF (the result pipe: the worker is gone; a partial
      * frame may be left in `in`); LOST with *why, or with io_why filled after a failed read. Only frames
      * already received when !may_read. */
-    int (*recv)(pb__chan *c, int resp_fd, pb_wbuf *in, size_t *in_pos, size_t max_frame, int may_read,
-                pb_wire_header *h, const unsigned char **body, const char **why, char *io_why, size_t io_why_len);
-    void (*release)(pb__chan *c, pb_wbuf *in, size_t *in_pos, const pb_wire_header *h);
+    int (*recv)(pb__chan *c, int resp_fd, pb__wbuf *in, size_t *in_pos, size_t max_frame, int may_read,
+                pb__wire_header *h, const unsigned char **body, const char **why, char *io_why, size_t io_why_len);
+    void (*release)(pb__chan *c, pb__wbuf *in, size_t *in_pos, const pb__wire_header *h);
     /* Bytes of a partial frame left behind (for "truncated frame" at EOF). */
-    int (*partial)(const pb__chan *c, const pb_wbuf *in, size_t in_pos);
+    int (*partial)(const pb__chan *c, const pb__wbuf *in, size_t in_pos);
     /* Shutdown: no more requests. (The pool closes the request pipe as well.) */
     void (*close_requests)(pb__chan *c);
     /* The I/O thread sleeps in poll() (1) or is lending the worker / awake (0): with shm, asks the worker
