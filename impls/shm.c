@@ -273,7 +273,7 @@ unsigned char *pb__shm_reserve(pb__shm_tx *tx, size_t n, int *never) {
     return big ? tx->ovf : tx->ring + (pad ? 0 : pos) + 8;
 }
 
-void pb__shm_commit(pb__shm_tx *tx) {
+static void commit_local(pb__shm_tx *tx) {
     uint32_t cap = tx->cap;
     uint32_t pos = tx->head & (cap - 1);
     uint32_t rec = tx->res_big ? 8 : 8 + round8(tx->res_len);
@@ -287,9 +287,19 @@ void pb__shm_commit(pb__shm_tx *tx) {
     if (tx->res_big) atomic_store_explicit(&tx->c->ovf_busy, 1, memory_order_relaxed);
     tx->head += tx->res_advance;
     tx->res_advance = tx->res_len = 0;
+}
+
+/* Makes every frame committed so far visible at once and wakes the consumer. */
+static void publish(pb__shm_tx *tx) {
+    if (atomic_load_explicit(&tx->c->head, memory_order_relaxed) == tx->head) return;
     tsan_release(&tx->c->head);
     atomic_store(&tx->c->head, tx->head); /* seq_cst: pairs with the consumer's waiters store */
     pb__shm_wake(&tx->c->head, &tx->c->head_waiters, tx->doorbell_fd);
+}
+
+void pb__shm_commit(pb__shm_tx *tx) {
+    commit_local(tx);
+    publish(tx);
 }
 
 void pb__shm_close(pb__shm_tx *tx) {
@@ -312,11 +322,18 @@ long pb__shm_send(pb__shm_tx *tx, const unsigned char *buf, size_t len, int bloc
         uint32_t body;
         memcpy(&body, buf + done + 8, 4);
         size_t frame = PB_WIRE_HEADER + (size_t)body;
-        if (frame > len - done) return -EINVAL;
+        if (frame > len - done) {
+            publish(tx);
+            return -EINVAL;
+        }
         int never;
         unsigned char *dst = pb__shm_reserve(tx, frame, &never);
-        if (never) return -E2BIG;
+        if (never) {
+            publish(tx);
+            return -E2BIG;
+        }
         if (!dst) {
+            publish(tx); /* what fits already goes, so that the consumer can free room */
             uint32_t seen = atomic_load_explicit(&tx->c->tail, memory_order_acquire);
             if (!block) {
                 /* ask the consumer for a ring when it frees room, then look once more */
@@ -328,9 +345,12 @@ long pb__shm_send(pb__shm_tx *tx, const unsigned char *buf, size_t len, int bloc
             }
         }
         memcpy(dst, buf + done, frame);
-        pb__shm_commit(tx);
+        commit_local(tx);
         done += frame;
     }
+    /* One store for all the frames of buf: an answer and the RETIRE after it arrive together, as they
+     * do in one write() on a pipe (a recycle must never look like an idle worker that went away). */
+    publish(tx);
     return len == done ? (long)done : -EINVAL;
 }
 

@@ -145,6 +145,14 @@ static int pipe_wait(pb__chan *c, int fd, int recall_fd, int pidfd, double timeo
            (pidfd >= 0 && p[2].revents ? PB_WAIT_EXITED : 0);
 }
 static void pipe_kick(pb__chan *c) { (void)c; }
+static int pipe_ready(const pb__chan *c) {
+    (void)c;
+    return 0;
+}
+static int pipe_drain(pb__chan *c, int fd) {
+    (void)c, (void)fd;
+    return 1;
+}
 
 const pb__transport pb__transport_pipe = {
     .name = "pipe",
@@ -161,6 +169,8 @@ const pb__transport pb__transport_pipe = {
     .doorbell = pipe_doorbell,
     .wait = pipe_wait,
     .kick = pipe_kick,
+    .ready = pipe_ready,
+    .drain = pipe_drain,
 };
 
 /* ---- shm ---- */
@@ -174,11 +184,12 @@ static int shm_open_chan(pb__chan *c, size_t max_frame, int *child_fd, char *err
     return 0;
 }
 
-static void shm_close_chan(pb__chan *c) {
+void pb__chan_release(pb__chan *c) {
     pb__shm_unmap(&c->map);
     if (c->memfd >= 0) close(c->memfd);
     c->memfd = -1;
 }
+static void shm_close_chan(pb__chan *c) { pb__chan_release(c); }
 
 static ssize_t shm_send(pb__chan *c, int req_fd, const void *buf, size_t len, int user_thread) {
     (void)req_fd, (void)user_thread;
@@ -257,24 +268,37 @@ static int shm_doorbell(pb__chan *c, int on) {
     return pb__shm_ready(&c->rx);
 }
 
-static int poll_now(int recall_fd, int pidfd) {
-    struct pollfd p[2] = {{.fd = recall_fd, .events = POLLIN}, {.fd = pidfd, .events = POLLIN}};
-    int r = poll(p, pidfd >= 0 ? 2 : 1, 0);
+/* After a futex wait that brought no frame (a kick, a time slice): the result pipe (EOF: the worker is
+ * going; a doorbell byte does no harm), recall_fd and the pidfd, without waiting. */
+static int poll_now(int fd, int recall_fd, int pidfd) {
+    struct pollfd p[3] = {{.fd = fd, .events = POLLIN}, {.fd = recall_fd, .events = POLLIN},
+                          {.fd = pidfd, .events = POLLIN}};
+    int r = poll(p, pidfd >= 0 ? 3 : 2, 0);
     if (r <= 0) return 0;
-    return (p[0].revents ? PB_WAIT_RECALLED : 0) | (pidfd >= 0 && p[1].revents ? PB_WAIT_EXITED : 0);
+    return (p[0].revents ? PB_WAIT_READABLE : 0) | (p[1].revents ? PB_WAIT_RECALLED : 0) |
+           (pidfd >= 0 && p[2].revents ? PB_WAIT_EXITED : 0);
 }
 
 static int shm_wait(pb__chan *c, int fd, int recall_fd, int pidfd, double timeout_s) {
-    (void)fd;
     if (pb__shm_ready(&c->rx)) return PB_WAIT_READABLE;
     int got = pb__shm_wait(&c->rx.c->head, &c->rx.c->head_waiters, c->rx.tail, timeout_s, &c->rx.spin_ns);
     if (got) return PB_WAIT_READABLE;
-    /* woken without an answer (a kick, a timeout slice): the reasons to stop are on the fds */
-    return poll_now(recall_fd, pidfd);
+    return poll_now(fd, recall_fd, pidfd);
 }
 
 static void shm_kick(pb__chan *c) {
     if (c->map.base) pb__shm_futex_wake_all(&c->rx.c->head);
+}
+static int shm_ready(const pb__chan *c) { return c->map.base && pb__shm_ready(&c->rx); }
+static int shm_drain(pb__chan *c, int fd) {
+    (void)c;
+    char buf[DRAIN_BYTES];
+    for (;;) {
+        ssize_t n = pb__sys.read(fd, buf, sizeof buf);
+        if (n > 0) continue;
+        if (n < 0 && errno == EINTR) continue;
+        return !(n < 0 && errno == EAGAIN); /* EOF or an error: the I/O thread must judge the worker */
+    }
 }
 
 const pb__transport pb__transport_shm = {
@@ -292,4 +316,6 @@ const pb__transport pb__transport_shm = {
     .doorbell = shm_doorbell,
     .wait = shm_wait,
     .kick = shm_kick,
+    .ready = shm_ready,
+    .drain = shm_drain,
 };

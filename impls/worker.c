@@ -127,6 +127,17 @@ static const wstate *current;
 
 size_t pb__worker_buffer_bytes(void) { return current ? current->req.cap + current->res.cap : 0; }
 
+int pb__worker_shm_scribble(const void *bytes, size_t n) {
+    if (!current || !current->shm) return -1;
+    pb__shm_tx *tx = (pb__shm_tx *)&current->tx; /* the worker's own state: a single-threaded process */
+    int never;
+    unsigned char *dst = pb__shm_reserve(tx, n, &never);
+    if (!dst) return -1;
+    memcpy(dst, bytes, n);
+    pb__shm_commit(tx);
+    return 0;
+}
+
 /* The next frame from the request ring, read in place (w->body points into the ring until
  * done_with_request). Spins, then sleeps on the ring's futex. 1 ok, 0 END (shutdown), -1 error. */
 static int read_frame_shm(wstate *w, pb__wire_header *h) {
@@ -313,7 +324,6 @@ static void close_protocol_fds_in_child(void) {
     close(PB_PROC_REQ_FD);
     close(PB_PROC_RESP_FD);
 }
-static void close_shm_fd_in_child(void) { close(PB_PROC_SHM_FD); }
 
 int pb__worker_main(int in, int out) { return pb__worker_main_shm(in, out, -1); }
 
@@ -322,10 +332,11 @@ int pb__worker_main_shm(int in, int out, int shm_fd) {
     current = &w;
     if (in == PB_PROC_REQ_FD && out == PB_PROC_RESP_FD) pthread_atfork(NULL, NULL, close_protocol_fds_in_child);
     if (shm_fd >= 0) {
-        /* The mapping stays; the fd is not for programs a task runs, nor for children it forks. */
-        if (pb__shm_attach(shm_fd, &w.map) != 0) return EXIT_PROTO;
-        fcntl(shm_fd, F_SETFD, FD_CLOEXEC);
-        if (shm_fd == PB_PROC_SHM_FD) pthread_atfork(NULL, NULL, close_shm_fd_in_child);
+        /* The mapping is all it needs: the fd goes at once, so that no program a task runs and no child
+         * it forks holds it. */
+        int attached = pb__shm_attach(shm_fd, &w.map);
+        close(shm_fd);
+        if (attached != 0) return EXIT_PROTO;
         pb__shm_rx_init(&w.rx, &w.map, PB_SHM_REQUESTS, SIZE_MAX, out);
         pb__shm_tx_init(&w.tx, &w.map, PB_SHM_RESULTS, out);
         w.shm = 1;

@@ -62,6 +62,9 @@ void pb__proc_wait_progress(void *impl, pb__job *job, double deadline); /* a wai
  * the calling worker process holds (worker side; 0 outside a worker). */
 size_t pb__proc_buffer_bytes(pb_pool *pool);
 size_t pb__worker_buffer_bytes(void);
+/* Test probe: in a worker of an shm backend, publishes n bytes as one record of its result ring, as a
+ * task that scribbles over its worker's shared memory would; 0, or -1 elsewhere (pipe worker, no room). */
+int pb__worker_shm_scribble(const void *bytes, size_t n);
 
 /* ---- worker side (worker.c) ---- */
 /* The worker loop on fds in (requests) and out (results): reads INIT, runs the initializer, answers

@@ -69,6 +69,12 @@ typedef struct pb__transport {
     /* The I/O thread sleeps in poll() (1) or is lending the worker / awake (0): with shm, asks the worker
      * to ring the result pipe when it publishes. Returns 1 when frames are already waiting (do not sleep). */
     int (*doorbell)(pb__chan *c, int on);
+    /* 1 when frames wait to be read without the pipe having said so (shm: the ring). */
+    int (*ready)(const pb__chan *c);
+    /* The I/O thread, for a worker on loan whose result pipe is readable: reads what it can when the pipe
+     * is not the borrower's (shm: doorbell bytes). 1 when the borrower must hand the worker back first
+     * (the pipe's data is the borrower's, or it reached EOF or failed). */
+    int (*drain)(pb__chan *c, int resp_fd);
     /* A caller that borrowed the worker waits up to timeout_s (< 0: forever) for its answer, its exit, or
      * a recall: PB_WAIT_* bits, 0 on timeout. */
     int (*wait)(pb__chan *c, int resp_fd, int recall_fd, int pidfd, double timeout_s);
@@ -78,6 +84,9 @@ typedef struct pb__transport {
 
 extern const pb__transport pb__transport_pipe;
 extern const pb__transport pb__transport_shm;
+
+/* Frees what a worker's chan holds, whatever the transport (after the worker is reaped, or a failed start). */
+void pb__chan_release(pb__chan *c);
 
 /* write() that cannot raise SIGPIPE in the calling thread (see transport.c). */
 ssize_t pb__write_nosigpipe(int fd, const void *buf, size_t len, int user_thread);
