@@ -31,7 +31,7 @@ static const pbh_suite_item quick_items[] = {
 };
 
 static const pbh_suite_item default_items[] = {
-    {"sleep", "items=4 ms=2000", "threads,fork,spawn,glib,libuv,openmp", "4,8", 5, 0},
+    {"sleep", "items=4 ms=2000", "threads,fork,spawn,fork-shm,spawn-shm,glib,libuv,openmp", "4,8", 5, 0},
     {"sleep", "items=4 ms=2000", "serial", "1", 3, 0},
     {"square", "items=100000", NULL, "2", 0, -1},
     {"cpu", "items=32 kib=64 level=6", NULL, "2", 0, -1},

@@ -26,6 +26,7 @@
 #include <math.h> /* INFINITY */
 #include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 
 /* read_worker() for a caller that has w on loan (see the top of this file), mu held: handles every complete frame
  * but leaves whatever needs the I/O thread (a loss: reaping, respawning, the breaker) to it. Returns 0
@@ -70,24 +71,23 @@ void pb__proc_wait_progress(void *impl, pb__job *job, double deadline) {
     double until = deadline >= 0 ? deadline : INFINITY;
     atomic_store(&w->lent, 1);
     pp->nlent++;
+    pp->tr->doorbell(&w->chan, 0); /* shm: its answer wakes us on the ring's futex, not the I/O thread */
     for (;;) {
         double now = pb__now();
         if (until <= now) break;
-        int ms = pb__proc_poll_ms(until, now);
-        if (pidfd < 0 && (ms < 0 || ms > PB_PROC_ALIVE_CHECK_S * 1000)) ms = (int)(PB_PROC_ALIVE_CHECK_S * 1000);
+        double left = until == INFINITY ? -1 : until - now;
+        /* without a pidfd, look at the worker now and then; with shm, a kick from the I/O thread could
+         * fall just before the futex wait, so it never sleeps for long either */
+        double slice = pidfd < 0 || pp->tr != &pb__transport_pipe ? PB_PROC_ALIVE_CHECK_S : -1;
+        if (slice > 0 && (left < 0 || left > slice)) left = slice;
         pthread_mutex_unlock(&pp->mu);
-        struct pollfd p[3] = {{.fd = fd, .events = POLLIN},
-                              {.fd = pp->recall_fd, .events = POLLIN},
-                              {.fd = pidfd, .events = POLLIN}};
-        /* not pb__sys.poll: injected poll failures are the I/O thread's story */
-        int r = poll(p, pidfd >= 0 ? 3 : 2, ms);
-        int e = errno;
+        int r = pp->tr->wait(&w->chan, fd, pp->recall_fd, pidfd, left);
         /* The worker exited (a child of its task may hold the pipe open, so EOF may never come): read
          * what it sent, then hand it back for the I/O thread to judge (see Deaths). */
-        int exited = r > 0 ? pidfd >= 0 && p[2].revents : r == 0 && pidfd < 0 && pb__proc_exited_unreaped(pid);
+        int exited = (r & PB_WAIT_EXITED) || (!(r & PB_WAIT_READABLE) && pidfd < 0 && pb__proc_exited_unreaped(pid));
         pthread_mutex_lock(&pp->mu);
-        if (pp->no_lend || (r < 0 && e != EINTR)) break;
-        if ((r > 0 && p[0].revents) || exited) {
+        if (pp->no_lend || (r & PB_WAIT_ERROR)) break;
+        if ((r & PB_WAIT_READABLE) || exited) {
             if (lent_read(pp, w, pb__now()) || exited) break;
         }
         if (w->state != W_BUSY || w->cur.pj != pj) break; /* the job is done here (or the worker retires) */
@@ -97,7 +97,10 @@ void pb__proc_wait_progress(void *impl, pb__job *job, double deadline) {
     atomic_store(&w->lent, 0);
     pp->nlent--;
     int signal_io = pp->io_waits_lend;
-    int wake = w->pending_loss || (pp->sleeping && pp->qhead);
+    /* shm: the I/O thread asleep sees the ring only through the doorbell: ring it again, and wake the
+     * thread now if frames (a RETIRE after the answer) already wait there */
+    int unread = pp->sleeping && pp->tr->doorbell(&w->chan, 1);
+    int wake = w->pending_loss || (pp->sleeping && pp->qhead) || unread;
     if (wake) pp->sleeping = 0;
     pb__proc_job *list = pp->done_head; /* hand finished jobs back here, as flush_done() would */
     pp->done_head = NULL;
@@ -110,14 +113,31 @@ void pb__proc_wait_progress(void *impl, pb__job *job, double deadline) {
 
 /* Takes every lent worker back and lends no more (terminate, poll failure). I/O thread, mu held
  * (released while it waits). Callers poll recall_fd next to the result pipe, so they return at once. */
+/* Waits on lend_cv for up to a few milliseconds, kicking the borrowers first: a borrower asleep on an
+ * shm ring's futex looks at recall_fd and the worker's exit only when woken (transport.h). */
+static void wait_for_borrowers(pb__proc_pool *pp) {
+    for (int i = 0; i < pp->nworkers; i++)
+        if (pp->w[i].lent) pp->tr->kick(&pp->w[i].chan);
+    pp->io_waits_lend = 1;
+    if (pp->tr == &pb__transport_pipe) {
+        pthread_cond_wait(&pp->lend_cv, &pp->mu);
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 2 * 1000 * 1000; /* a kick that fell before the borrower's futex wait: kick again soon */
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&pp->lend_cv, &pp->mu, &ts);
+}
+
 void pb__proc_lend_recall(pb__proc_pool *pp) {
     pp->no_lend = 1;
     if (!pp->nlent) return;
     pb__proc_signal(pp->recall_fd); /* never read: it stays readable */
-    while (pp->nlent) {
-        pp->io_waits_lend = 1;
-        pthread_cond_wait(&pp->lend_cv, &pp->mu);
-    }
+    while (pp->nlent) wait_for_borrowers(pp);
     pp->io_waits_lend = 0;
 }
 
@@ -126,10 +146,7 @@ void pb__proc_lend_recall(pb__proc_pool *pp) {
  * than polling again, keeps the I/O thread from spinning on a readable fd it may not read. I/O thread,
  * mu held (released while it waits). */
 void pb__proc_lend_wait(pb__proc_pool *pp, pb__proc_worker *w) {
-    while (w->lent) {
-        pp->io_waits_lend = 1;
-        pthread_cond_wait(&pp->lend_cv, &pp->mu);
-    }
+    while (w->lent) wait_for_borrowers(pp);
     pp->io_waits_lend = 0;
 }
 
@@ -160,5 +177,7 @@ static int lent_returned(pb__proc_pool *pp, const struct pollfd *pfd, const pb__
 }
 
 int pb__proc_lend_only_returned(pb__proc_pool *pp, const struct pollfd *pfd, const pb__proc_slot *sl, int np) {
+    /* shm: borrowers read rings, not pipes: a lent worker's pipe woke nobody but this thread */
+    if (pp->tr != &pb__transport_pipe) return 0;
     return only_lent_woke(pp, pfd, sl, np) && lent_returned(pp, pfd, sl, np);
 }

@@ -331,8 +331,24 @@ static int start_worker(pb__proc_pool *pp, pb__proc_worker *w, double now) {
         snprintf(err, sizeof err, "cannot make pipes non-blocking (fcntl F_SETFL): %s", strerror(-rc));
         goto fail;
     }
+    int child_fd = -1;
+    if ((rc = pp->tr->open(&w->chan, pp->max_frame, &child_fd, err, sizeof err)) != 0) goto fail;
+    /* >= 6, so that the child's dup2 onto 3, 4 and 5 cannot clobber it (proc.h) */
+    if (child_fd >= 0 && child_fd < 6) {
+        int n = pb__sys.fcntl(child_fd, F_DUPFD_CLOEXEC, 6);
+        if (n < 0) {
+            rc = -errno;
+            snprintf(err, sizeof err, "cannot move the shared-memory fd (fcntl F_DUPFD_CLOEXEC): %s", strerror(-rc));
+            goto fail;
+        }
+        close(child_fd);
+        child_fd = w->chan.memfd = n;
+    }
     pid_t pid = -1;
-    rc = pp->birth->start(pp->ctx, req[0], resp[1], &pid, err, sizeof err);
+    if (child_fd >= 0)
+        rc = pp->birth->start_shm(pp->ctx, req[0], resp[1], child_fd, &pid, err, sizeof err);
+    else
+        rc = pp->birth->start(pp->ctx, req[0], resp[1], &pid, err, sizeof err);
     close_fd(&req[0]);
     close_fd(&resp[1]);
     if (rc != 0) goto fail;
@@ -363,6 +379,7 @@ fail:
     close_fd(&req[1]);
     close_fd(&resp[0]);
     close_fd(&resp[1]);
+    pb__chan_release(&w->chan);
     if (pp->starting) {
         set_startup_error(pp, PB_ESPAWN, "%s", err);
     } else {
@@ -392,6 +409,7 @@ static int reap_worker(pb__proc_worker *w, int kill_it, int *st) {
     close_fd(&w->pidfd);
     close_fd(&w->req_fd);
     close_fd(&w->resp_fd);
+    pb__chan_release(&w->chan);
     w->out.len = w->out_pos = 0;
     w->in.len = w->in_pos = 0;
     return err;
@@ -495,34 +513,14 @@ static void lose_worker(pb__proc_pool *pp, pb__proc_worker *w, double now, const
 
 /* ---- talking to workers (mu held; the I/O thread, or dispatch() for give() and write_pending()) ---- */
 
-/* write() that cannot raise SIGPIPE in the calling thread. The I/O thread blocks every signal, so there a
- * write to a dead worker's pipe leaves SIGPIPE pending on that thread, harmlessly. dispatch() writes from
- * the caller's thread: there SIGPIPE is blocked around the write and, if the write raised it, consumed
- * (unless the caller had it blocked already, in which case it is left as the caller would have had it). */
-static ssize_t write_nosigpipe(int fd, const void *buf, size_t len, int user_thread) {
-    if (!user_thread) return pb__sys.write(fd, buf, len);
-    sigset_t pipe_set, old;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    ssize_t n = pb__sys.write(fd, buf, len);
-    int e = errno;
-    if (n < 0 && e == EPIPE && !sigismember(&old, SIGPIPE)) {
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    errno = e;
-    return n;
-}
-
 /* Writes what is pending in w->out (mu held). 0, or -1 when the write failed: the worker is SIGKILLed so
  * that the EOF on resp_fd follows and the I/O thread handles the loss as usual. The kill matters: after
  * EPIPE the worker is normally exiting anyway, but after any other error (or an EPIPE from a worker that
  * merely closed its request pipe) it would otherwise wait forever for a request that never comes. */
 static int write_pending(pb__proc_pool *pp, pb__proc_worker *w, double now, int user_thread) {
     while (w->out_pos < w->out.len) {
-        ssize_t n = write_nosigpipe(w->req_fd, w->out.data + w->out_pos, w->out.len - w->out_pos, user_thread);
+        ssize_t n = pp->tr->send(&w->chan, w->req_fd, w->out.data + w->out_pos, w->out.len - w->out_pos,
+                                 user_thread);
         if (n > 0) {
             w->out_pos += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
@@ -540,7 +538,8 @@ static int write_pending(pb__proc_pool *pp, pb__proc_worker *w, double now, int 
             int exited = e == EPIPE && w->pid > 0 &&
                          waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid != 0;
             if (!exited && !w->io_why[0])
-                snprintf(w->io_why, sizeof w->io_why, "write to its request pipe failed: %s", strerror(e));
+                snprintf(w->io_why, sizeof w->io_why, "write to its request %s failed: %s",
+                         pp->tr == &pb__transport_pipe ? "pipe" : "ring", strerror(e));
             if (w->pid > 0) kill(w->pid, SIGKILL);
             return -1;
         }
@@ -563,6 +562,16 @@ static size_t encode_request(pb__proc_pool *pp, pb__proc_worker *w, const pb__pr
     n = pb__wire_request_fit(name_len, job->items + u->begin, n, pp->max_frame);
     int flags = (u->per_item || pp->opts->task_timeout > 0) ? PB_WIRE_F_PER_ITEM : 0;
     w->out.len = w->out_pos = 0;
+    /* In place when the transport has room (shm): the items are copied once, into the worker's ring. */
+    size_t size = PB_WIRE_HEADER + 4 + 2 + name_len;
+    for (size_t i = 0; i < n; i++) size += 4 + job->items[u->begin + i].len;
+    unsigned char *dst = pp->tr->reserve(&w->chan, size);
+    if (dst) {
+        pb__wbuf view = {dst, 0, size};
+        pb__wire_request_encode(&view, flags, job->id, (uint32_t)u->begin, name, name_len, job->items + u->begin, n);
+        pp->tr->commit(&w->chan);
+        return u->begin + n;
+    }
     if (pb__wire_request_encode(&w->out, flags, job->id, (uint32_t)u->begin, name, name_len, job->items + u->begin,
                                 n) != 0)
         return u->begin;
@@ -716,52 +725,20 @@ static const char *handle_frame(pb__proc_pool *pp, pb__proc_worker *w, const pb_
 enum pb__proc_read_end pb__proc_read_frames(pb__proc_pool *pp, pb__proc_worker *w, double now, int until_answered, const char **why) {
     *why = NULL;
     for (;;) {
-        /* Handle every complete frame already read. */
-        while (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
-            pb__wire_header h;
-            if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, why) != 0)
-                return READ_LOST;
-            size_t frame = PB_WIRE_HEADER + (size_t)h.body_len;
-            if (w->in.len - w->in_pos < frame) break;
-            *why = handle_frame(pp, w, &h, w->in.data + w->in_pos + PB_WIRE_HEADER, now);
-            w->in_pos += frame;
+        pb__wire_header h;
+        const unsigned char *body;
+        int may_read = !(until_answered && w->state != W_BUSY);
+        switch (pp->tr->recv(&w->chan, w->resp_fd, &w->in, &w->in_pos, pp->max_frame, may_read, &h, &body, why,
+                             w->io_why, sizeof w->io_why)) {
+        case PB_RECV_GOT:
+            *why = handle_frame(pp, w, &h, body, now);
+            pp->tr->release(&w->chan, &w->in, &w->in_pos, &h);
             if (*why) return READ_LOST;
+            break;
+        case PB_RECV_NONE: return READ_DRAINED;
+        case PB_RECV_EOF: return READ_EOF;
+        default: return READ_LOST;
         }
-        if (w->in_pos == w->in.len) {
-            w->in.len = w->in_pos = 0;
-            pb__wbuf_trim(&w->in, PB_PROC_BUFFER_KEEP); /* a huge frame has passed: give its room back */
-        }
-        if (until_answered && w->state != W_BUSY) return READ_DRAINED;
-
-        /* Make room: at least one read chunk, and the whole of a frame whose header we hold. */
-        size_t want = PB_PROC_READ_CHUNK;
-        if (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
-            pb__wire_header h;
-            if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, why) != 0)
-                return READ_LOST;
-            size_t frame = PB_WIRE_HEADER + (size_t)h.body_len;
-            size_t have = w->in.len - w->in_pos;
-            if (frame > have && frame - have > want) want = frame - have;
-        }
-        if (w->in_pos && w->in.cap - w->in.len < want) { /* compact before growing */
-            memmove(w->in.data, w->in.data + w->in_pos, w->in.len - w->in_pos);
-            w->in.len -= w->in_pos;
-            w->in_pos = 0;
-        }
-        if (pb__wbuf_reserve(&w->in, want) != 0) {
-            *why = "frame too large for memory";
-            return READ_LOST;
-        }
-        ssize_t n = pb__sys.read(w->resp_fd, w->in.data + w->in.len, w->in.cap - w->in.len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) return READ_DRAINED;
-        if (n == 0) return READ_EOF;
-        if (n < 0) {
-            if (!w->io_why[0])
-                snprintf(w->io_why, sizeof w->io_why, "read from its result pipe failed: %s", strerror(errno));
-            return READ_LOST;
-        }
-        w->in.len += (size_t)n;
     }
 }
 
@@ -771,7 +748,7 @@ static int read_worker(pb__proc_pool *pp, pb__proc_worker *w, double now) {
     const char *why;
     switch (pb__proc_read_frames(pp, w, now, 0, &why)) {
     case READ_DRAINED: return 0;
-    case READ_EOF: lose_worker(pp, w, now, w->in.len > w->in_pos ? "truncated frame" : NULL); return 1;
+    case READ_EOF: lose_worker(pp, w, now, pp->tr->partial(&w->chan, &w->in, w->in_pos) ? "truncated frame" : NULL); return 1;
     default: lose_worker(pp, w, now, why); return 1;
     }
 }
@@ -781,7 +758,7 @@ static int read_worker(pb__proc_pool *pp, pb__proc_worker *w, double now) {
  * EOF. I/O thread, mu held. */
 static void worker_exited(pb__proc_pool *pp, pb__proc_worker *w, double now) {
     if (read_worker(pp, w, now)) return; /* EOF or a loss: already dealt with */
-    lose_worker(pp, w, now, w->in.len > w->in_pos ? "truncated frame" : NULL);
+    lose_worker(pp, w, now, pp->tr->partial(&w->chan, &w->in, w->in_pos) ? "truncated frame" : NULL);
 }
 
 /* A deadline passed for w (handshake, item timeout, close). */
@@ -842,6 +819,7 @@ static void close_idle(pb__proc_pool *pp, double now) {
         pb__proc_worker *w = &pp->w[i];
         if (w->state == W_IDLE || w->state == W_STARTING) {
             close_fd(&w->req_fd);
+            pp->tr->close_requests(&w->chan);
             w->out.len = w->out_pos = 0;
             w->state = W_CLOSING;
             w->deadline = now + PB_PROC_CLOSE_S;
@@ -951,7 +929,7 @@ static void *io_main(void *arg) {
                 pfd[np] = (struct pollfd){.fd = w->resp_fd, .events = POLLIN};
                 sl[np++] = (pb__proc_slot){SLOT_RESULTS, i, w->gen};
             }
-            if (w->req_fd >= 0 && w->out_pos < w->out.len) {
+            if (w->req_fd >= 0 && w->out_pos < w->out.len && pp->tr->polls_out) {
                 pfd[np] = (struct pollfd){.fd = w->req_fd, .events = POLLOUT};
                 sl[np++] = (pb__proc_slot){SLOT_REQUESTS, i, w->gen};
             }
@@ -967,6 +945,12 @@ static void *io_main(void *arg) {
 
         /* flush_done() may have released mu: look again before sleeping. */
         int again = pp->stop != stop || (pp->qhead && (pp->broken || idle_worker(pp)));
+        /* shm: ask every worker not on loan to ring its result pipe when it publishes, then look at its
+         * ring once more (transport.h): a frame published before the request rings no bell. */
+        for (int i = 0; i < n; i++) {
+            pb__proc_worker *w = &pp->w[i];
+            if (w->pid > 0 && !w->lent && pp->tr->doorbell(&w->chan, 1)) again = 1;
+        }
         if (again) timeout = 0;
         pp->sleeping = !again;
         pthread_mutex_unlock(&pp->mu);
@@ -986,6 +970,8 @@ static void *io_main(void *arg) {
 
         pthread_mutex_lock(&pp->mu);
         pp->sleeping = 0;
+        for (int i = 0; i < n; i++) /* awake: frames are looked for below, no need to ring */
+            if (pp->w[i].pid > 0 && !pp->w[i].lent) pp->tr->doorbell(&pp->w[i].chan, 0);
         if (r < 0 && poll_errno != EINTR) {
             /* With valid fds only ENOMEM is possible, and it passes: retry a little later. If it never
              * does, stop the pool cleanly rather than leave its jobs waiting for an I/O thread that cannot
@@ -1017,6 +1003,9 @@ static void *io_main(void *arg) {
                 write_pending(pp, w, now, 0);
                 continue;
             }
+            /* shm: a lent worker's ring is its borrower's, its result pipe only rings or ends: drain the
+             * rings here; only an end needs the borrower back */
+            if (sl[j].kind == SLOT_RESULTS && w->lent && !pp->tr->drain(&w->chan, w->resp_fd)) continue;
             pb__proc_lend_wait(pp, w);
             /* the caller found it lost (handled below), or it was replaced meanwhile */
             if (w->pending_loss || sl[j].gen != w->gen) continue;
@@ -1030,6 +1019,12 @@ static void *io_main(void *arg) {
                 if (w->pid > 0 && w->pidfd < 0 && !w->lent && !w->pending_loss && pb__proc_exited_unreaped(w->pid))
                     worker_exited(pp, w, now);
             }
+        }
+        for (int i = 0; i < n; i++) { /* shm: frames in rings, room for pending requests (transport.h) */
+            pb__proc_worker *w = &pp->w[i];
+            if (w->pid <= 0 || w->lent || w->pending_loss) continue;
+            if (pp->tr->ready(&w->chan) && read_worker(pp, w, now)) continue;
+            if (!pp->tr->polls_out && w->out_pos < w->out.len) write_pending(pp, w, now, 0);
         }
         for (int i = 0; i < n; i++) { /* losses found by a caller that had the worker on loan */
             pb__proc_worker *w = &pp->w[i];
@@ -1134,7 +1129,13 @@ int pb__proc_create(pb_pool *pool, const pb_options *opts, const pb__proc_birth 
                            UINT32_MAX - PB_WIRE_SLACK);
         goto fail;
     }
+    pp->tr = birth->transport ? birth->transport : &pb__transport_pipe;
+    if (pp->tr != &pb__transport_pipe && !birth->start_shm) {
+        rc = pb__set_error(PB_ENOTSUP, "the %s backend cannot hand its workers shared memory", birth->kind);
+        goto fail;
+    }
     for (int i = 0; i < pp->nworkers; i++) {
+        pp->w[i].chan.memfd = -1;
         pp->w[i].pid = -1;
         pp->w[i].req_fd = pp->w[i].resp_fd = pp->w[i].pidfd = -1;
     }

@@ -19,6 +19,8 @@ static const pb_backend *const backends[] = {
     &pb_backend_threads,
     &pb_backend_fork,
     &pb_backend_spawn,
+    &pb_backend_fork_shm,
+    &pb_backend_spawn_shm,
 #ifdef POOLBENCH_HAVE_GLIB
     &pb_backend_glib,
 #endif

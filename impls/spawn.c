@@ -1,5 +1,7 @@
 /*
- * spawn.c - the "spawn" backend: worker processes started fresh with posix_spawn (Python's "spawn").
+ * spawn.c - the "spawn" and "spawn-shm" backends: worker processes started fresh with posix_spawn
+ * (Python's "spawn"), frames over pipes or through shared-memory rings (transport.h); the file exports
+ * the two backend structs and nothing else.
  *
  * Only the birth of a worker lives here; the pool machinery is procpool.c and the worker loop worker.c,
  * shared with the fork backend. A spawned worker shares nothing with the host but what the exec gives it,
@@ -25,6 +27,7 @@
  */
 #include "proc.h"
 #include "syscalls.h"
+#include "transport.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -45,13 +48,15 @@ typedef struct spawn_ctx {
     sigset_t mask;
 } spawn_ctx;
 
-static int spawn_start(void *vctx, int req_rd, int resp_wr, pid_t *pid, char *err, size_t errlen) {
+static int spawn_start_shm(void *vctx, int req_rd, int resp_wr, int shm_fd, pid_t *pid, char *err,
+                           size_t errlen) {
     spawn_ctx *c = vctx;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     sigset_t def;
     char var[64];
-    snprintf(var, sizeof var, PB_PROC_WORKER_ENV "=%d:%ld", PB_WIRE_VERSION, (long)getpid());
+    snprintf(var, sizeof var, PB_PROC_WORKER_ENV "=%d:%ld%s", PB_WIRE_VERSION, (long)getpid(),
+             shm_fd >= 0 ? ":shm" : "");
 
     /* The environment: ours minus any stale worker marker, plus the marker. */
     size_t n = 0;
@@ -73,7 +78,9 @@ static int spawn_start(void *vctx, int req_rd, int resp_wr, pid_t *pid, char *er
     sigfillset(&def);
     int rc = posix_spawn_file_actions_adddup2(&fa, req_rd, PB_PROC_REQ_FD);
     if (!rc) rc = posix_spawn_file_actions_adddup2(&fa, resp_wr, PB_PROC_RESP_FD);
-    if (!rc) rc = posix_spawn_file_actions_addclosefrom_np(&fa, PB_PROC_RESP_FD + 1);
+    /* shm_fd is >= 6 (procpool.c): the dups above cannot have clobbered it */
+    if (!rc && shm_fd >= 0) rc = posix_spawn_file_actions_adddup2(&fa, shm_fd, PB_PROC_SHM_FD);
+    if (!rc) rc = posix_spawn_file_actions_addclosefrom_np(&fa, shm_fd >= 0 ? PB_PROC_SHM_FD + 1 : PB_PROC_RESP_FD + 1);
     if (!rc) rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     if (!rc) rc = posix_spawnattr_setsigmask(&at, &c->mask);
     if (!rc) rc = posix_spawnattr_setsigdefault(&at, &def);
@@ -88,6 +95,10 @@ static int spawn_start(void *vctx, int req_rd, int resp_wr, pid_t *pid, char *er
     return 0;
 }
 
+static int spawn_start(void *vctx, int req_rd, int resp_wr, pid_t *pid, char *err, size_t errlen) {
+    return spawn_start_shm(vctx, req_rd, resp_wr, -1, pid, err, errlen);
+}
+
 static const char *spawn_describe(void *ctx) { return ((spawn_ctx *)ctx)->describe; }
 
 static void spawn_release(void *ctx) {
@@ -98,9 +109,11 @@ static void spawn_release(void *ctx) {
     free(c);
 }
 
-static const pb__proc_birth spawn_birth = {"spawn", spawn_start, spawn_describe, spawn_release};
+static const pb__proc_birth spawn_birth = {"spawn", spawn_start, spawn_describe, spawn_release, NULL, NULL};
+static const pb__proc_birth spawn_shm_birth = {"spawn-shm", spawn_start, spawn_describe, spawn_release,
+                                               &pb__transport_shm, spawn_start_shm};
 
-static int spawn_create(pb_pool *pool, const pb_options *opts, void **impl) {
+static int create_with(pb_pool *pool, const pb_options *opts, void **impl, const pb__proc_birth *birth) {
     spawn_ctx *c = calloc(1, sizeof *c);
     if (!c) return pb__set_error(-ENOMEM, "out of memory");
     const char *path = opts->worker_program;
@@ -123,7 +136,14 @@ static int spawn_create(pb_pool *pool, const pb_options *opts, void **impl) {
         return pb__set_error(-ENOMEM, "out of memory");
     }
     pthread_sigmask(SIG_SETMASK, NULL, &c->mask);
-    return pb__proc_create(pool, opts, &spawn_birth, c, impl);
+    return pb__proc_create(pool, opts, birth, c, impl);
+}
+
+static int spawn_create(pb_pool *pool, const pb_options *opts, void **impl) {
+    return create_with(pool, opts, impl, &spawn_birth);
+}
+static int spawn_shm_create(pb_pool *pool, const pb_options *opts, void **impl) {
+    return create_with(pool, opts, impl, &spawn_shm_birth);
 }
 
 /* ---- worker mode: entering the worker loop once every start-up task is registered ----
@@ -199,6 +219,21 @@ const pb_backend pb_backend_spawn = {
     .description = "posix_spawn'ed worker processes (a fresh exec), framed protocol over pipes",
     .caps = PB_CAP_ASYNC | PB_CAP_CRASH_ISOLATION | PB_CAP_TIMEOUT | PB_CAP_RECYCLE,
     .create = spawn_create,
+    .dispatch = pb__proc_dispatch,
+    .shutdown = pb__proc_shutdown,
+    .terminate = pb__proc_terminate,
+    .destroy = pb__proc_destroy,
+    .wait_progress = pb__proc_wait_progress,
+};
+
+/* The same workers, frames in shared memory (transport.h): the pipes are only the death signal and the
+ * doorbell. */
+const pb_backend pb_backend_spawn_shm = {
+    .version = 2,
+    .name = "spawn-shm",
+    .description = "posix_spawn'ed worker processes (a fresh exec), frames in shared-memory rings (futex wake-ups)",
+    .caps = PB_CAP_ASYNC | PB_CAP_CRASH_ISOLATION | PB_CAP_TIMEOUT | PB_CAP_RECYCLE,
+    .create = spawn_shm_create,
     .dispatch = pb__proc_dispatch,
     .shutdown = pb__proc_shutdown,
     .terminate = pb__proc_terminate,

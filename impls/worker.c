@@ -1,7 +1,8 @@
 /*
  * worker.c - the loop a worker process runs, shared by the fork and spawn backends.
  *
- * A worker is a plain single-threaded loop over two blocking pipes (fd 3 in, fd 4 out, see proc.h):
+ * A worker is a plain single-threaded loop over two blocking pipes (fd 3 in, fd 4 out, see proc.h), or,
+ * for the shm transport (fork-shm, spawn-shm), over the two rings of its shared memory (fd 5, shm.h):
  *
  *   read INIT -> run the initializer task once -> send READY
  *   repeat: read REQUEST (one chunk) -> run each item with pb__run_item -> send RESULT frame(s)
@@ -13,6 +14,14 @@
  * PB_WIRE_F_PER_ITEM (per-task timeouts, or re-running items after a crash) every item is flushed on its
  * own, so the parent knows exactly which item was running when the worker died or overran.
  *
+ * The transport changes only three things, all in this file: where a frame is read from (read_frame:
+ * the pipe into a buffer, or the request ring in place, sleeping on its futex after a short spin), when
+ * a request is given back (done_with_request: at once for the pipe; for the ring as soon as its last item
+ * has run, before its last results are sent, so that the parent finds room for the next request), and
+ * where results go (send_out: the pipe, or the result ring, waiting for room on its futex and ringing
+ * fd 4 when the parent asked for a doorbell). Everything else is the same loop. With shm, EOF is the END
+ * record the parent writes at shutdown.
+ *
  * Anything unexpected from the parent (a bad frame, a short read) ends the worker with exit code 2; the
  * parent treats that like any other death.
  *
@@ -23,6 +32,7 @@
  * flushing stdio, so a forked worker never runs the host program's atexit handlers.
  */
 #include "proc.h"
+#include "shm.h"
 #include "syscalls.h"
 #include "wire.h"
 
@@ -99,7 +109,13 @@ typedef struct wstate {
     uint32_t max_tasks; /* 0 = never retire for count */
     uint64_t max_rss;   /* 0 = never retire for size */
     uint64_t done;      /* items run so far */
-    pb__wbuf req;        /* the current request frame's body */
+    pb__wbuf req;        /* the current request frame's body (pipe) */
+    const unsigned char *body; /* the current frame's body: req.data, or in the request ring (shm) */
+    size_t body_len;
+    int shm;            /* the shm transport: frames in the rings below */
+    pb__shm_map map;
+    pb__shm_rx rx;      /* requests */
+    pb__shm_tx tx;      /* results */
     pb__wbuf res;        /* results waiting to be written */
     long res_off;       /* offset of the open RESULT frame in res, or -1 */
     uint32_t res_count;
@@ -111,8 +127,42 @@ static const wstate *current;
 
 size_t pb__worker_buffer_bytes(void) { return current ? current->req.cap + current->res.cap : 0; }
 
-/* Reads one whole frame: header into h, body into w->req. 1 ok, 0 clean EOF, -1 error. */
+int pb__worker_shm_scribble(const void *bytes, size_t n) {
+    if (!current || !current->shm) return -1;
+    pb__shm_tx *tx = (pb__shm_tx *)&current->tx; /* the worker's own state: a single-threaded process */
+    int never;
+    unsigned char *dst = pb__shm_reserve(tx, n, &never);
+    if (!dst) return -1;
+    memcpy(dst, bytes, n);
+    pb__shm_commit(tx);
+    return 0;
+}
+
+/* The next frame from the request ring, read in place (w->body points into the ring until
+ * done_with_request). Spins, then sleeps on the ring's futex. 1 ok, 0 END (shutdown), -1 error. */
+static int read_frame_shm(wstate *w, pb__wire_header *h) {
+    for (;;) {
+        uint32_t seen = atomic_load(&w->rx.c->head);
+        const char *why;
+        int r = pb__shm_next(&w->rx, h, &w->body, &why);
+        if (r == PB_SHM_GOT) {
+            w->body_len = h->body_len;
+            return 1;
+        }
+        if (r == PB_SHM_END_OF_STREAM) return 0;
+        if (r == PB_SHM_ERROR) return -1;
+        pb__shm_wait(&w->rx.c->head, &w->rx.c->head_waiters, seen, -1, &w->rx.spin_ns);
+    }
+}
+
+/* The worker is done with the request frame it read last (a no-op for the pipe's private copy). */
+static void done_with_request(wstate *w) {
+    if (w->shm) pb__shm_release(&w->rx);
+}
+
+/* Reads one whole frame: header into h, body into w->body. 1 ok, 0 clean EOF, -1 error. */
 static int read_frame(wstate *w, pb__wire_header *h, size_t max_frame) {
+    if (w->shm) return read_frame_shm(w, h);
     unsigned char hdr[PB_WIRE_HEADER];
     int r = read_full(w->in, hdr, sizeof hdr);
     if (r <= 0) return r;
@@ -121,7 +171,15 @@ static int read_frame(wstate *w, pb__wire_header *h, size_t max_frame) {
     if (pb__wbuf_reserve(&w->req, h->body_len) != 0) return -1;
     if (h->body_len && read_full(w->in, w->req.data, h->body_len) != 1) return -1;
     w->req.len = h->body_len;
+    w->body = w->req.data;
+    w->body_len = w->req.len;
     return 1;
+}
+
+/* Sends encoded frames to the parent: the result pipe, or the result ring (waiting for room). */
+static int send_out(wstate *w, const unsigned char *p, size_t n) {
+    if (!w->shm) return write_full(w->out, p, n);
+    return pb__shm_send(&w->tx, p, n, 1) == (long)n ? 0 : -1;
 }
 
 static int flush_results(wstate *w) {
@@ -130,7 +188,7 @@ static int flush_results(wstate *w) {
         w->res_off = -1;
         w->res_count = 0;
     }
-    if (w->res.len && write_full(w->out, w->res.data, w->res.len) != 0) return -1;
+    if (w->res.len && send_out(w, w->res.data, w->res.len) != 0) return -1;
     w->res.len = 0;
     return 0;
 }
@@ -180,7 +238,7 @@ static int handshake(wstate *w) {
     /* The INIT frame's size is not known before it is read; the parent bounds it by its own limits. */
     if (read_frame(w, &h, pb__wire_max_frame(SIZE_MAX)) != 1 || h.type != PB_WIRE_INIT) return -1;
     pb__wire_reader r;
-    pb__wire_reader_init(&r, w->req.data, w->req.len);
+    pb__wire_reader_init(&r, w->body, w->body_len);
     uint64_t max_item = pb__wire_get_u64(&r);
     w->max_tasks = pb__wire_get_u32(&r);
     w->max_rss = pb__wire_get_u64(&r);
@@ -213,6 +271,7 @@ static int handshake(wstate *w) {
         }
         w->task = NULL;
     }
+    done_with_request(w); /* name and arg pointed into it */
     size_t mlen = strlen(msg);
     long off = pb__wire_begin(&w->res, PB_WIRE_READY, 0, (uint64_t)getpid());
     if (off < 0 || pb__wbuf_reserve(&w->res, 3 + mlen) != 0) return -1;
@@ -227,7 +286,7 @@ static int handshake(wstate *w) {
 /* Serves one REQUEST frame. 0 = go on; 1 = retired (exit 0); -1 = protocol or I/O error. */
 static int serve(wstate *w, const pb__wire_header *h) {
     pb__wire_request q;
-    if (pb__wire_request_open(&q, w->req.data, w->req.len) != 0) return -1;
+    if (pb__wire_request_open(&q, w->body, w->body_len) != 0) return -1;
     uint32_t first = q.first;
     uint16_t name_len = q.name_len;
     const char *name = q.name;
@@ -249,12 +308,14 @@ static int serve(wstate *w, const pb__wire_header *h) {
         pb_result_clear(&res);
         if (rc != 0) return -1;
         w->done++;
+        if (i + 1 == h->count) done_with_request(w); /* before its last results go out */
         if (per_item && flush_results(w) != 0) return -1;
         int why = 0;
         if (w->max_tasks && w->done >= w->max_tasks) why = PB_WIRE_RETIRE_TASKS;
         else if (w->max_rss && current_rss() > w->max_rss) why = PB_WIRE_RETIRE_RSS;
         if (why) return retire(w, why) == 0 ? 1 : -1;
     }
+    done_with_request(w); /* (a request of no items) */
     return flush_results(w) == 0 ? 0 : -1;
 }
 
@@ -264,10 +325,22 @@ static void close_protocol_fds_in_child(void) {
     close(PB_PROC_RESP_FD);
 }
 
-int pb__worker_main(int in, int out) {
+int pb__worker_main(int in, int out) { return pb__worker_main_shm(in, out, -1); }
+
+int pb__worker_main_shm(int in, int out, int shm_fd) {
     wstate w = {.in = in, .out = out, .res_off = -1};
     current = &w;
     if (in == PB_PROC_REQ_FD && out == PB_PROC_RESP_FD) pthread_atfork(NULL, NULL, close_protocol_fds_in_child);
+    if (shm_fd >= 0) {
+        /* The mapping is all it needs: the fd goes at once, so that no program a task runs and no child
+         * it forks holds it. */
+        int attached = pb__shm_attach(shm_fd, &w.map);
+        close(shm_fd);
+        if (attached != 0) return EXIT_PROTO;
+        pb__shm_rx_init(&w.rx, &w.map, PB_SHM_REQUESTS, SIZE_MAX, out);
+        pb__shm_tx_init(&w.tx, &w.map, PB_SHM_RESULTS, out);
+        w.shm = 1;
+    }
     int code;
     int hs = handshake(&w);
     if (hs < 0) {
@@ -291,6 +364,7 @@ int pb__worker_main(int in, int out) {
     current = NULL;
     pb__wbuf_free(&w.req);
     pb__wbuf_free(&w.res);
+    pb__shm_unmap(&w.map);
     /* Tasks may have printed: do not lose their output to _exit(). */
     fflush(stdout);
     fflush(stderr);
@@ -302,10 +376,13 @@ int pb_worker_main_if_requested(void) {
     if (!v) return 0;
     unsigned version = 0;
     long parent = 0;
-    int ok = sscanf(v, "%u:%ld", &version, &parent) == 2 && version == PB_WIRE_VERSION && parent > 1;
+    int shm = 0; /* ":shm" after the pid: fd PB_PROC_SHM_FD is the worker's shared memory */
+    int fields = sscanf(v, "%u:%ld:shm%n", &version, &parent, &shm);
+    int ok = fields == 2 && version == PB_WIRE_VERSION && parent > 1;
+    shm = shm > 0;
     /* Unset at once: programs a task starts must not think they are workers. */
     unsetenv(PB_PROC_WORKER_ENV);
     if (!ok) _exit(EXIT_PROTO); /* a parent speaking another protocol version: its handshake reports us */
     if (pb__worker_child_setup((pid_t)parent) != 0) _exit(127);
-    _exit(pb__worker_main(PB_PROC_REQ_FD, PB_PROC_RESP_FD));
+    _exit(pb__worker_main_shm(PB_PROC_REQ_FD, PB_PROC_RESP_FD, shm ? PB_PROC_SHM_FD : -1));
 }

@@ -38,10 +38,10 @@ BOOT_SEED = 0x706F6F6C         # "pool": per case, mixed with a CRC of the case 
 CLI_TIMEOUT_S = 120
 
 CHART_KINDS = ["scenario", "scaling", "distribution", "history", "hyperfine"]
-BACKEND_ORDER = ["serial", "threads", "fork", "spawn", "glib", "libuv", "openmp",
+BACKEND_ORDER = ["serial", "threads", "fork", "spawn", "fork-shm", "spawn-shm", "glib", "libuv", "openmp",
                  "python", "python-process-executor", "python-thread-pool"]
 BACKEND_COLORS = {"serial": "#7f7f7f", "threads": "#1f77b4", "fork": "#ff7f0e", "spawn": "#2ca02c",
-                  "glib": "#8c564b", "libuv": "#17becf", "openmp": "#bcbd22",
+                  "fork-shm": "#ffbb78", "spawn-shm": "#98df8a", "glib": "#8c564b", "libuv": "#17becf", "openmp": "#bcbd22",
                   "python": "#9467bd", "python-process-executor": "#e377c2", "python-thread-pool": "#393b79"}
 EXTRA_COLORS = ["#d62728", "#637939", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354"]
 BACKEND_LABELS = {"python": "Python Pool", "python-process-executor": "Python\nProcessPool-\nExecutor",

@@ -93,11 +93,15 @@ static int t_maybe_hang(const void *in, size_t len, pb_output *out) {
 }
 PB_TASK_DEFINE("proc.maybe_hang", t_maybe_hang)
 
-/* Writes bytes that are not a frame onto the worker's result pipe, then answers normally. */
+/* Writes bytes that are not a frame where the worker's frames go, then answers normally: onto the result
+ * pipe, or, in a worker of an shm backend (whose pipe only rings), as a published record of its result
+ * ring (what a worker's task could scribble over its own shared memory). */
 static int t_garbage(const void *in, size_t len, pb_output *out) {
     static const char junk[] = "this is not a poolbench frame, not even close.....";
-    ssize_t w = write(PB_PROC_RESP_FD, junk, sizeof junk);
-    (void)w;
+    if (pb__worker_shm_scribble(junk, sizeof junk) != 0) {
+        ssize_t w = write(PB_PROC_RESP_FD, junk, sizeof junk);
+        (void)w;
+    }
     return pb_output_set(out, "ok", 2);
 }
 PB_TASK_DEFINE("proc.garbage", t_garbage)

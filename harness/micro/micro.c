@@ -400,7 +400,10 @@ static enum floor_kind roundtrip_floor(const char *backend) {
     if (strcmp(backend, "threads") == 0 || strcmp(backend, "glib") == 0 || strcmp(backend, "libuv") == 0 ||
         strcmp(backend, "openmp") == 0)
         return FLOOR_CONDVAR;
-    if (strcmp(backend, "fork") == 0 || strcmp(backend, "spawn") == 0) return FLOOR_PIPE;
+    /* the shm backends too: the raw pipe ping-pong is the floor their futex hand-off must beat */
+    if (strcmp(backend, "fork") == 0 || strcmp(backend, "spawn") == 0 || strcmp(backend, "fork-shm") == 0 ||
+        strcmp(backend, "spawn-shm") == 0)
+        return FLOOR_PIPE;
     return FLOOR_NONE;
 }
 
@@ -569,8 +572,8 @@ static void bm_map(pbm_state *st, void *ud) {
 /* The start-up floor of a backend with workers: fork pools against n raw forks, spawn pools against n
  * raw posix_spawns of this binary; none for the others. */
 static int (*start_floor(const char *backend))(int) {
-    if (strcmp(backend, "fork") == 0) return fork_batch;
-    if (strcmp(backend, "spawn") == 0) return self_exe[0] ? spawn_batch : NULL;
+    if (strcmp(backend, "fork") == 0 || strcmp(backend, "fork-shm") == 0) return fork_batch;
+    if (strcmp(backend, "spawn") == 0 || strcmp(backend, "spawn-shm") == 0) return self_exe[0] ? spawn_batch : NULL;
     return NULL;
 }
 

@@ -15,11 +15,16 @@
 #include <signal.h>
 #include <sys/types.h>
 
-/* In every worker: fd 3 is the read end of the request pipe, fd 4 the write end of the result pipe. */
+/* In every worker: fd 3 is the read end of the request pipe, fd 4 the write end of the result pipe; with
+ * the shm transport fd 5 is the worker's shared memory (shm.h). */
 #define PB_PROC_REQ_FD 3
 #define PB_PROC_RESP_FD 4
+#define PB_PROC_SHM_FD 5
 
-/* Set by the spawn backend in the worker's environment only: "<protocol version>:<parent pid>". */
+typedef struct pb__transport pb__transport;
+
+/* Set by the spawn backend in the worker's environment only: "<protocol version>:<parent pid>", plus
+ * ":shm" when fd PB_PROC_SHM_FD is the worker's shared memory. */
 #define PB_PROC_WORKER_ENV "POOLBENCH_WORKER"
 
 /* How a worker is born. */
@@ -33,6 +38,12 @@ typedef struct pb__proc_birth {
     /* Describes the worker for error messages, e.g. "worker program '/usr/bin/x'". */
     const char *(*describe)(void *ctx);
     void (*release)(void *ctx); /* frees ctx (after every worker is gone) */
+    /* --- optional, for the shm transport --- */
+    /* How frames travel (transport.h); NULL = the pipe transport. */
+    const pb__transport *transport;
+    /* start() for a worker that also gets shm_fd (CLOEXEC, >= 5 in the parent) as PB_PROC_SHM_FD; a birth
+     * without it cannot serve a transport that needs one. */
+    int (*start_shm)(void *ctx, int req_rd, int resp_wr, int shm_fd, pid_t *pid, char *err, size_t errlen);
 } pb__proc_birth;
 
 /* The shared backend methods: the birth-specific create builds its ctx and calls pb__proc_create. */
@@ -51,12 +62,18 @@ void pb__proc_wait_progress(void *impl, pb__job *job, double deadline); /* a wai
  * the calling worker process holds (worker side; 0 outside a worker). */
 size_t pb__proc_buffer_bytes(pb_pool *pool);
 size_t pb__worker_buffer_bytes(void);
+/* Test probe: in a worker of an shm backend, publishes n bytes as one record of its result ring, as a
+ * task that scribbles over its worker's shared memory would; 0, or -1 elsewhere (pipe worker, no room). */
+int pb__worker_shm_scribble(const void *bytes, size_t n);
 
 /* ---- worker side (worker.c) ---- */
 /* The worker loop on fds in (requests) and out (results): reads INIT, runs the initializer, answers
  * READY, then serves REQUEST frames until EOF on in (a clean exit, 0) or until it retires. Returns the
  * exit status for the caller's _exit(). Never returns to the caller's normal flow: call it last. */
 int pb__worker_main(int in, int out);
+/* The same loop over the rings of the shared memory shm_fd (the pipes stay: `out` is the doorbell and
+ * EOF the death signal); shm_fd < 0 is pb__worker_main. */
+int pb__worker_main_shm(int in, int out, int shm_fd);
 
 /* Child-side setup shared by fork and spawn workers, async-signal-safe: die with the parent
  * (PR_SET_PDEATHSIG SIGKILL, then a getppid() check for the race where the parent is already gone) and

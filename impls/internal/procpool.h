@@ -10,6 +10,7 @@
 #define POOLBENCH_PROCPOOL_H
 
 #include "proc.h"
+#include "transport.h"
 #include "wire.h"
 
 #include <poll.h>
@@ -67,6 +68,7 @@ typedef struct pb__proc_worker {
     pb__wbuf out;         /* bytes to write to req_fd, from out_pos */
     size_t out_pos;
     pb__wbuf in;          /* bytes read from resp_fd not yet parsed, from in_pos */
+    pb__chan chan;       /* the transport's state for this worker (shm: its rings) */
     size_t in_pos;
     char io_why[120];    /* why a read or write on its pipes failed, for the loss message ("" = none) */
     atomic_int lent;     /* a waiting caller reads resp_fd (see "Lending"); the I/O thread must not.
@@ -79,6 +81,7 @@ typedef struct pb__proc_pool {
     pb_pool *pool;
     const pb_options *opts; /* the core's normalized copy; lives as long as the pool */
     const pb__proc_birth *birth;
+    const pb__transport *tr; /* how frames travel: the birth's, or the pipe (transport.h) */
     void *ctx;
     size_t max_item, max_frame;
     pb__wbuf init_frame; /* the INIT frame, encoded once */

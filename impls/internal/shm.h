@@ -1,0 +1,183 @@
+/*
+ * shm.h - the shared-memory transport's rings (fork-shm and spawn-shm backends). Internal.
+ *
+ * One mapping per worker, a memfd the parent creates, sizes once and seals against shrinking and
+ * growing (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), so neither side can ever make the other fault on a
+ * page past the end of the file. Layout (every offset fixed by the parent at creation):
+ *
+ *   [control: 4 KiB] [request ring] [result ring] [request overflow] [result overflow]
+ *
+ * Each ring is single-producer single-consumer: requests parent -> worker, results worker -> parent. It
+ * carries the wire protocol's frames unchanged (wire.h), each in a record 8-byte aligned:
+ *
+ *   u32 len, u32 kind, then for PB_SHM_FRAME len bytes of frame (padded to 8)
+ *   kinds: PB_SHM_FRAME  the frame follows, contiguous (never split at the end of the ring)
+ *          PB_SHM_PAD    the rest of the ring up to its end is unused: go on at offset 0
+ *          PB_SHM_BIG    the frame (len bytes) lies at the start of the direction's overflow area
+ *          PB_SHM_END    no more frames (the parent shuts the worker down; never valid from a worker)
+ *
+ * A frame is written in place: the producer reserves a contiguous record (or the overflow area for a frame
+ * larger than half the ring) and encodes straight into it, then publishes by moving `head` (release). The
+ * consumer decodes in place and moves `tail` (release) when it has finished with the frame. Positions are
+ * byte counts modulo 2^32; the ring size is a power of two, so head - tail is the bytes in use. One frame
+ * may sit in the overflow area at a time (`ovf_busy`); it is given back to the kernel (MADV_REMOVE) after
+ * a large frame, so one huge payload does not stay resident.
+ *
+ * Wake-ups. A waiter says how it sleeps in the ring's waiters word (PB_SHM_WAIT_FUTEX: in futex_wait on
+ * the position it waits for; PB_SHM_WAIT_DOORBELL: in poll() on the result pipe, so the worker writes one
+ * byte there), then checks the position again, then sleeps; the other side publishes the position, then
+ * reads the waiters word (both seq_cst: one of the two always sees the other). Before sleeping a waiter
+ * spins for a short, adaptive time (pb__shm_spin): long enough to catch an answer that is microseconds
+ * away, not so long that it steals a busy core from the worker it waits for.
+ *
+ * Trust. The worker trusts the parent (it runs the parent's code or program); the parent trusts nothing a
+ * worker writes. Its reader (pb__shm_parse, pb__shm_next) keeps its own copy of `tail`, reads `head` once,
+ * copies every record and frame header out of the mapping before checking it, and bounds every length by
+ * the ring, the overflow area and the pool's frame limit, so a worker that writes garbage, a bad length or
+ * offset, or dies in the middle of a write makes the frame PB_EPROTO (the worker is then replaced), never a
+ * read outside the mapping. Bodies are read in place through wire.h's bounds-checked reader, whose end is
+ * the parent's own copy of the length.
+ */
+#ifndef POOLBENCH_SHM_H
+#define POOLBENCH_SHM_H
+
+#include "wire.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PB_SHM_MAGIC 0x4d485342u /* "BSHM" */
+#define PB_SHM_CONTROL 4096u
+#define PB_SHM_RING_DEFAULT (512u * 1024u) /* per direction; frames over half of it use the overflow area */
+
+enum pb_shm_kind { PB_SHM_FRAME = 1, PB_SHM_PAD = 2, PB_SHM_BIG = 3, PB_SHM_END = 4 };
+
+#define PB_SHM_WAIT_FUTEX 1u
+#define PB_SHM_WAIT_DOORBELL 2u
+
+/* One direction's shared words. Producer and consumer words sit on separate cache lines. */
+typedef struct pb__shm_ring_ctl {
+    _Atomic uint32_t head;         /* producer: bytes published */
+    _Atomic uint32_t head_waiters; /* consumer: PB_SHM_WAIT_* while it waits for head to move */
+    _Atomic uint32_t closed;       /* producer: no more frames (the parent shuts the worker down) */
+    uint32_t pad0[13];
+    _Atomic uint32_t tail;         /* consumer: bytes released */
+    _Atomic uint32_t tail_waiters; /* producer: PB_SHM_WAIT_* while it waits for room */
+    _Atomic uint32_t ovf_busy;     /* producer sets it with a BIG record, consumer clears it on release */
+    uint32_t pad1[13];
+} pb__shm_ring_ctl;
+
+typedef struct pb__shm_ctl {
+    uint32_t magic, version, ring_cap, reserved;
+    uint64_t ovf_cap, size;
+    uint32_t pad[10];
+    pb__shm_ring_ctl req, res;
+} pb__shm_ctl;
+
+/* A mapping of one worker's shared memory, with the layout as its owner knows it (the parent's copy is
+ * its own: nothing it reads back from the control page decides a bound). */
+typedef struct pb__shm_map {
+    unsigned char *base;
+    size_t size;
+    uint32_t ring_cap;
+    size_t ovf_cap;
+    pb__shm_ctl *ctl;
+} pb__shm_map;
+
+/* Parent: creates the memfd (CLOEXEC, sealed), maps it and lays it out for frames up to max_frame.
+ * 0 with *fd set, or a negative errno with a message in err. */
+int pb__shm_create(size_t max_frame, uint32_t ring_cap, pb__shm_map *m, int *fd, char *err, size_t errlen);
+/* Worker: maps the memfd the parent handed over. 0 or -1. */
+int pb__shm_attach(int fd, pb__shm_map *m);
+void pb__shm_unmap(pb__shm_map *m);
+
+/* Direction of a ring within a mapping. */
+enum pb_shm_dir { PB_SHM_REQUESTS = 0, PB_SHM_RESULTS = 1 };
+
+/* The producer's side of one ring (private state; one thread at a time). */
+typedef struct pb__shm_tx {
+    pb__shm_ring_ctl *c;
+    unsigned char *ring, *ovf;
+    uint32_t cap;
+    size_t ovf_cap;
+    uint32_t head;     /* our copy: what we published */
+    int doorbell_fd;   /* worker: its result pipe, to ring for a parent that sleeps in poll(); else -1 */
+    /* the open reservation */
+    uint32_t res_len, res_advance;
+    int res_big;
+} pb__shm_tx;
+
+/* The consumer's side of one ring. */
+typedef struct pb__shm_rx {
+    pb__shm_ring_ctl *c;
+    const unsigned char *ring, *ovf;
+    unsigned char *ovf_w; /* the same area, writable, for MADV_REMOVE */
+    uint32_t cap;
+    size_t ovf_cap;
+    size_t max_frame;
+    uint32_t tail;      /* our copy: what we released (never read back from the mapping) */
+    uint32_t held;      /* bytes of ring the frame last returned occupies (released by pb__shm_release) */
+    uint32_t held_big;  /* that frame is in the overflow area, this long */
+    int doorbell_fd;
+    unsigned spin_ns;   /* adaptive spin budget for pb__shm_wait */
+} pb__shm_rx;
+
+void pb__shm_tx_init(pb__shm_tx *tx, const pb__shm_map *m, int dir, int doorbell_fd);
+void pb__shm_rx_init(pb__shm_rx *rx, const pb__shm_map *m, int dir, size_t max_frame, int doorbell_fd);
+
+/* ---- producer ---- */
+/* Reserves room for one frame of n bytes and returns where to encode it (contiguous, n bytes), or NULL
+ * when there is no room now (the ring is too full, or the overflow area still holds a frame) or n can
+ * never fit (n > max frame the layout allows: *never set to 1). */
+unsigned char *pb__shm_reserve(pb__shm_tx *tx, size_t n, int *never);
+/* Publishes the reserved frame and wakes a sleeping consumer. */
+void pb__shm_commit(pb__shm_tx *tx);
+/* Ends the stream: an END record (so that a consumer asleep on head wakes: a flag alone could be missed
+ * between its last look and its futex_wait) and the `closed` flag, for a ring too full to take it. */
+void pb__shm_close(pb__shm_tx *tx);
+/* Copies a whole encoded buffer (one or more frames) into the ring, frame by frame, waiting for room
+ * with pb__shm_wait when `block` (worker) or returning what it managed (bytes consumed) when not. <0 on a
+ * frame that can never fit or a malformed buffer. */
+long pb__shm_send(pb__shm_tx *tx, const unsigned char *buf, size_t len, int block);
+
+/* ---- consumer ---- */
+enum pb_shm_next { PB_SHM_NONE = 0, PB_SHM_GOT = 1, PB_SHM_END_OF_STREAM = 2, PB_SHM_ERROR = -1 };
+
+/* The pure validator: given the ring's bytes, our tail, the head read once, the overflow area and the
+ * frame limit, finds the next frame. Never reads outside ring[0, cap) and ovf[0, ovf_cap); copies each
+ * record header before checking it. PB_SHM_GOT with the frame's offset (*in_ovf: in the overflow area),
+ * length and how far tail moves when released; PB_SHM_NONE when nothing is published;
+ * PB_SHM_END_OF_STREAM at an END record; PB_SHM_ERROR with a reason in *why. */
+typedef struct pb__shm_found {
+    size_t off;      /* in the ring, or 0 in the overflow area */
+    uint32_t len;    /* frame bytes */
+    uint32_t advance;/* ring bytes to release (padding and records included) */
+    int in_ovf;
+} pb__shm_found;
+int pb__shm_parse(const unsigned char *ring, uint32_t cap, uint32_t tail, uint32_t head, size_t ovf_cap,
+                  size_t max_frame, pb__shm_found *f, const char **why);
+
+/* The next frame, its header decoded and checked (wire.h) from a private copy: PB_SHM_GOT with *h and the
+ * body (h->body_len bytes, inside the mapping); PB_SHM_NONE; PB_SHM_END_OF_STREAM (or the closed flag with
+ * nothing left); PB_SHM_ERROR with *why. The frame stays
+ * valid until pb__shm_release. A second call without a release returns the same frame. */
+int pb__shm_next(pb__shm_rx *rx, pb__wire_header *h, const unsigned char **body, const char **why);
+/* Releases the frame pb__shm_next returned (no-op without one) and wakes a producer waiting for room. */
+void pb__shm_release(pb__shm_rx *rx);
+/* 1 when something is published past our tail (or the producer closed the ring). */
+int pb__shm_ready(const pb__shm_rx *rx);
+int pb__shm_closed(const pb__shm_rx *rx);
+
+/* ---- waiting ---- */
+/* Waits until *word differs from `seen`, spinning first (adaptive budget in *spin_ns), then sleeping in
+ * futex_wait with PB_SHM_WAIT_FUTEX set in *waiters. timeout_s < 0: no timeout. 1 changed, 0 timed out
+ * (or interrupted: callers loop). */
+int pb__shm_wait(_Atomic uint32_t *word, _Atomic uint32_t *waiters, uint32_t seen, double timeout_s,
+                 unsigned *spin_ns);
+/* Wakes whoever *waiters says waits on word (futex and/or a byte on doorbell_fd). */
+void pb__shm_wake(_Atomic uint32_t *word, _Atomic uint32_t *waiters, int doorbell_fd);
+/* Wakes futex sleepers on word whatever the waiters word says (a recall, a death seen by another thread). */
+void pb__shm_futex_wake_all(_Atomic uint32_t *word);
+
+#endif

@@ -1,0 +1,482 @@
+/*
+ * shm.c - the shared-memory rings of the fork-shm and spawn-shm backends: the sealed memfd mapping, the
+ * in-place producer, the parent's never-out-of-bounds frame reader, and futex wake-ups with an adaptive
+ * spin. Layout, trust and wake-up rules are in shm.h; how the pool uses them is in transport.c.
+ *
+ * Memory ordering: a producer writes the record, then stores head (release); the consumer loads head
+ * (acquire), reads, then stores tail (release); the producer loads tail (acquire) before reusing room.
+ * Wake-ups pair a store of the position with a load of the waiters word on one side and a store of the
+ * waiters word with a load of the position on the other, all seq_cst, so a sleeper is never missed. The
+ * other side of a ring is another process, which ThreadSanitizer cannot see; but two threads of the parent
+ * take turns at one ring (the pool's I/O thread and a caller that borrowed the worker, under the pool's
+ * mutex), and the hand-off through the futex is annotated with __tsan_release / __tsan_acquire on the
+ * position words, so TSan knows what the futex orders rather than being told to look away.
+ */
+#include "shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define PB_SHM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PB_SHM_TSAN 1
+#endif
+#endif
+#ifdef PB_SHM_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define tsan_acquire(p) __tsan_acquire((void *)(p))
+#define tsan_release(p) __tsan_release((void *)(p))
+#else
+#define tsan_acquire(p) ((void)0)
+#define tsan_release(p) ((void)0)
+#endif
+
+#define SPIN_MIN_NS 1000u
+#define SPIN_MAX_NS 40000u   /* a busy 2-core machine: never spin longer than a couple of wake-ups cost */
+#define SPIN_START_NS 10000u
+#define KEEP_RESIDENT (4u << 20) /* overflow frames larger than this are given back after use */
+
+/* Stops the compiler from re-reading shared memory instead of the private copy it just made. */
+#define compiler_barrier() __asm__ __volatile__("" ::: "memory")
+
+static uint32_t round8(uint32_t n) { return (n + 7u) & ~7u; }
+static size_t round_page(size_t n) { return (n + 4095u) & ~(size_t)4095u; }
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- the mapping ---- */
+
+static void layout(pb__shm_map *m) {
+    m->ctl = (pb__shm_ctl *)m->base;
+}
+
+int pb__shm_create(size_t max_frame, uint32_t ring_cap, pb__shm_map *m, int *fd, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    *fd = -1;
+    if (ring_cap < 4096 || (ring_cap & (ring_cap - 1)) || ring_cap > (1u << 30)) {
+        snprintf(err, errlen, "shared-memory ring size %u is not a power of two in [4 KiB, 1 GiB]", ring_cap);
+        return -EINVAL;
+    }
+    size_t ovf = round_page(max_frame);
+    size_t size = PB_SHM_CONTROL + 2 * (size_t)ring_cap + 2 * ovf;
+    int f = memfd_create("poolbench-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (f < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot create a worker's shared memory (memfd_create): %s", strerror(e));
+        return -e;
+    }
+    /* Sparse: tmpfs gives pages only where they are written. The seals make the size final for both. */
+    if (ftruncate(f, (off_t)size) != 0 ||
+        fcntl(f, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot size and seal a worker's shared memory: %s", strerror(e));
+        close(f);
+        return -e;
+    }
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        snprintf(err, errlen, "cannot map a worker's shared memory (mmap of %zu bytes): %s", size, strerror(e));
+        close(f);
+        return -e;
+    }
+    m->base = p;
+    m->size = size;
+    m->ring_cap = ring_cap;
+    m->ovf_cap = ovf;
+    layout(m);
+    m->ctl->magic = PB_SHM_MAGIC;
+    m->ctl->version = PB_WIRE_VERSION;
+    m->ctl->ring_cap = ring_cap;
+    m->ctl->ovf_cap = ovf;
+    m->ctl->size = size;
+    *fd = f;
+    return 0;
+}
+
+int pb__shm_attach(int fd, pb__shm_map *m) {
+    memset(m, 0, sizeof *m);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < (off_t)PB_SHM_CONTROL) return -1;
+    size_t size = (size_t)st.st_size;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) return -1;
+    const pb__shm_ctl *c = p;
+    /* The parent is trusted, but a mismatch means another build: refuse rather than guess. */
+    if (c->magic != PB_SHM_MAGIC || c->version != PB_WIRE_VERSION || c->size != size ||
+        PB_SHM_CONTROL + 2 * (size_t)c->ring_cap + 2 * (size_t)c->ovf_cap != size) {
+        munmap(p, size);
+        return -1;
+    }
+    m->base = p;
+    m->size = size;
+    m->ring_cap = c->ring_cap;
+    m->ovf_cap = (size_t)c->ovf_cap;
+    layout(m);
+    return 0;
+}
+
+void pb__shm_unmap(pb__shm_map *m) {
+    if (m->base) munmap(m->base, m->size);
+    memset(m, 0, sizeof *m);
+}
+
+static pb__shm_ring_ctl *dir_ctl(const pb__shm_map *m, int dir) {
+    return dir == PB_SHM_REQUESTS ? &m->ctl->req : &m->ctl->res;
+}
+static unsigned char *dir_ring(const pb__shm_map *m, int dir) {
+    return m->base + PB_SHM_CONTROL + (size_t)dir * m->ring_cap;
+}
+static unsigned char *dir_ovf(const pb__shm_map *m, int dir) {
+    return m->base + PB_SHM_CONTROL + 2 * (size_t)m->ring_cap + (size_t)dir * m->ovf_cap;
+}
+
+void pb__shm_tx_init(pb__shm_tx *tx, const pb__shm_map *m, int dir, int doorbell_fd) {
+    memset(tx, 0, sizeof *tx);
+    tx->c = dir_ctl(m, dir);
+    tx->ring = dir_ring(m, dir);
+    tx->ovf = dir_ovf(m, dir);
+    tx->cap = m->ring_cap;
+    tx->ovf_cap = m->ovf_cap;
+    tx->head = atomic_load_explicit(&tx->c->head, memory_order_relaxed);
+    tx->doorbell_fd = doorbell_fd;
+}
+
+void pb__shm_rx_init(pb__shm_rx *rx, const pb__shm_map *m, int dir, size_t max_frame, int doorbell_fd) {
+    memset(rx, 0, sizeof *rx);
+    rx->c = dir_ctl(m, dir);
+    rx->ring = dir_ring(m, dir);
+    rx->ovf = rx->ovf_w = dir_ovf(m, dir);
+    rx->cap = m->ring_cap;
+    rx->ovf_cap = m->ovf_cap;
+    rx->max_frame = max_frame < m->ovf_cap ? max_frame : m->ovf_cap;
+    rx->tail = atomic_load_explicit(&rx->c->tail, memory_order_relaxed);
+    rx->doorbell_fd = doorbell_fd;
+    rx->spin_ns = SPIN_START_NS;
+}
+
+/* ---- waking and waiting ---- */
+
+static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts) {
+    /* Not FUTEX_PRIVATE_FLAG: the word is shared between processes. */
+    return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, 0);
+}
+
+void pb__shm_futex_wake_all(_Atomic uint32_t *word) { futex(word, FUTEX_WAKE, INT_MAX, NULL); }
+
+void pb__shm_wake(_Atomic uint32_t *word, _Atomic uint32_t *waiters, int doorbell_fd) {
+    uint32_t w = atomic_load(waiters); /* seq_cst, after the caller's seq_cst store of *word */
+    if (!w) return;
+    if (w & PB_SHM_WAIT_FUTEX) futex(word, FUTEX_WAKE, INT_MAX, NULL);
+    /* The doorbell is rung once per sleep: taking the bit keeps a pipe from filling with rings. */
+    if ((w & PB_SHM_WAIT_DOORBELL) && doorbell_fd >= 0 &&
+        (atomic_fetch_and(waiters, ~PB_SHM_WAIT_DOORBELL) & PB_SHM_WAIT_DOORBELL)) {
+        char b = 0;
+        ssize_t r;
+        do r = write(doorbell_fd, &b, 1);
+        while (r < 0 && errno == EINTR);
+        /* EAGAIN (a full pipe already rings) or EPIPE (the parent is gone) need nothing more */
+    }
+}
+
+int pb__shm_wait(_Atomic uint32_t *word, _Atomic uint32_t *waiters, uint32_t seen, double timeout_s,
+                 unsigned *spin_ns) {
+    unsigned budget = *spin_ns ? *spin_ns : SPIN_START_NS;
+    uint64_t t0 = now_ns();
+    for (unsigned i = 0;; i++) {
+        if (atomic_load_explicit(word, memory_order_acquire) != seen) {
+            tsan_acquire(word);
+            /* it came while we spun: spinning pays here, allow a little more next time */
+            unsigned more = budget + budget / 2;
+            *spin_ns = more > SPIN_MAX_NS ? SPIN_MAX_NS : more;
+            return 1;
+        }
+        cpu_relax();
+        if ((i & 31) == 31 && (now_ns() - t0 >= budget || (timeout_s >= 0 && now_ns() - t0 >= timeout_s * 1e9)))
+            break;
+    }
+    /* it did not: spin less next time, the answer is not microseconds away */
+    *spin_ns = budget / 2 < SPIN_MIN_NS ? SPIN_MIN_NS : budget / 2;
+    if (timeout_s >= 0 && (double)(now_ns() - t0) >= timeout_s * 1e9) return 0;
+
+    atomic_fetch_or(waiters, PB_SHM_WAIT_FUTEX);
+    int changed = atomic_load(word) != seen;
+    if (!changed) {
+        struct timespec ts, *tp = NULL;
+        if (timeout_s >= 0) {
+            double left = timeout_s - (double)(now_ns() - t0) / 1e9;
+            if (left < 0) left = 0;
+            ts.tv_sec = (time_t)left;
+            ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+            tp = &ts;
+        }
+        futex(word, FUTEX_WAIT, seen, tp); /* EAGAIN: it changed already; EINTR/ETIMEDOUT: the caller loops */
+        changed = atomic_load(word) != seen;
+    }
+    atomic_fetch_and(waiters, ~PB_SHM_WAIT_FUTEX);
+    if (changed) tsan_acquire(word);
+    return changed;
+}
+
+/* ---- producer ---- */
+
+unsigned char *pb__shm_reserve(pb__shm_tx *tx, size_t n, int *never) {
+    *never = 0;
+    uint32_t cap = tx->cap;
+    if (n > UINT32_MAX - 16) {
+        *never = 1;
+        return NULL;
+    }
+    uint32_t rec = 8 + round8((uint32_t)n);
+    int big = rec > cap / 2;
+    if (big) {
+        if (n > tx->ovf_cap) {
+            *never = 1;
+            return NULL;
+        }
+        if (atomic_load_explicit(&tx->c->ovf_busy, memory_order_acquire)) return NULL;
+        rec = 8;
+    }
+    uint32_t tail = atomic_load_explicit(&tx->c->tail, memory_order_acquire);
+    tsan_acquire(&tx->c->tail);
+    uint32_t used = tx->head - tail;
+    uint32_t pos = tx->head & (cap - 1);
+    uint32_t pad = cap - pos < rec ? cap - pos : 0;
+    if (cap - used < pad + rec) return NULL;
+    tx->res_len = (uint32_t)n;
+    tx->res_advance = pad + rec;
+    tx->res_big = big;
+    return big ? tx->ovf : tx->ring + (pad ? 0 : pos) + 8;
+}
+
+static void commit_local(pb__shm_tx *tx) {
+    uint32_t cap = tx->cap;
+    uint32_t pos = tx->head & (cap - 1);
+    uint32_t rec = tx->res_big ? 8 : 8 + round8(tx->res_len);
+    if (tx->res_advance > rec) { /* the record did not fit before the end: pad to it, start at 0 */
+        uint32_t pad_hdr[2] = {0, PB_SHM_PAD};
+        memcpy(tx->ring + pos, pad_hdr, 8);
+        pos = 0;
+    }
+    uint32_t hdr[2] = {tx->res_len, tx->res_big ? PB_SHM_BIG : PB_SHM_FRAME};
+    memcpy(tx->ring + pos, hdr, 8);
+    if (tx->res_big) atomic_store_explicit(&tx->c->ovf_busy, 1, memory_order_relaxed);
+    tx->head += tx->res_advance;
+    tx->res_advance = tx->res_len = 0;
+}
+
+/* Makes every frame committed so far visible at once and wakes the consumer. */
+static void publish(pb__shm_tx *tx) {
+    if (atomic_load_explicit(&tx->c->head, memory_order_relaxed) == tx->head) return;
+    tsan_release(&tx->c->head);
+    atomic_store(&tx->c->head, tx->head); /* seq_cst: pairs with the consumer's waiters store */
+    pb__shm_wake(&tx->c->head, &tx->c->head_waiters, tx->doorbell_fd);
+}
+
+void pb__shm_commit(pb__shm_tx *tx) {
+    commit_local(tx);
+    publish(tx);
+}
+
+void pb__shm_close(pb__shm_tx *tx) {
+    atomic_store(&tx->c->closed, 1);
+    uint32_t tail = atomic_load_explicit(&tx->c->tail, memory_order_acquire);
+    if (tx->cap - (tx->head - tail) >= 8) { /* records are 8-aligned: 8 bytes never need padding */
+        uint32_t hdr[2] = {0, PB_SHM_END};
+        memcpy(tx->ring + (tx->head & (tx->cap - 1)), hdr, 8);
+        tx->head += 8;
+        tsan_release(&tx->c->head);
+        atomic_store(&tx->c->head, tx->head);
+    }
+    pb__shm_futex_wake_all(&tx->c->head);
+}
+
+long pb__shm_send(pb__shm_tx *tx, const unsigned char *buf, size_t len, int block) {
+    size_t done = 0;
+    unsigned spin = SPIN_START_NS;
+    while (len - done >= PB_WIRE_HEADER) {
+        uint32_t body;
+        memcpy(&body, buf + done + 8, 4);
+        size_t frame = PB_WIRE_HEADER + (size_t)body;
+        if (frame > len - done) {
+            publish(tx);
+            return -EINVAL;
+        }
+        int never;
+        unsigned char *dst = pb__shm_reserve(tx, frame, &never);
+        if (never) {
+            publish(tx);
+            return -E2BIG;
+        }
+        if (!dst) {
+            publish(tx); /* what fits already goes, so that the consumer can free room */
+            uint32_t seen = atomic_load_explicit(&tx->c->tail, memory_order_acquire);
+            if (!block) {
+                /* ask the consumer for a ring when it frees room, then look once more */
+                atomic_fetch_or(&tx->c->tail_waiters, PB_SHM_WAIT_DOORBELL);
+                if ((dst = pb__shm_reserve(tx, frame, &never)) == NULL) return (long)done;
+            } else {
+                pb__shm_wait(&tx->c->tail, &tx->c->tail_waiters, seen, -1, &spin);
+                continue;
+            }
+        }
+        memcpy(dst, buf + done, frame);
+        commit_local(tx);
+        done += frame;
+    }
+    /* One store for all the frames of buf: an answer and the RETIRE after it arrive together, as they
+     * do in one write() on a pipe (a recycle must never look like an idle worker that went away). */
+    publish(tx);
+    return len == done ? (long)done : -EINVAL;
+}
+
+/* ---- consumer: the frame reader ---- */
+
+int pb__shm_parse(const unsigned char *ring, uint32_t cap, uint32_t tail, uint32_t head, size_t ovf_cap,
+                  size_t max_frame, pb__shm_found *f, const char **why) {
+    uint32_t used = head - tail;
+    if (used > cap) {
+        *why = "shared-memory ring positions out of range";
+        return PB_SHM_ERROR;
+    }
+    if (used == 0) return PB_SHM_NONE;
+    if (used % 8 || tail % 8) {
+        *why = "shared-memory ring position not aligned";
+        return PB_SHM_ERROR;
+    }
+    uint32_t pos = tail & (cap - 1), advance = 0;
+    for (int hop = 0; hop < 2; hop++) {
+        uint32_t left = used - advance;
+        if (left < 8) {
+            *why = "partial record in the shared-memory ring";
+            return PB_SHM_ERROR;
+        }
+        uint32_t rec[2];
+        memcpy(rec, ring + pos, 8); /* pos <= cap - 8: both are multiples of 8 */
+        compiler_barrier();
+        uint32_t len = rec[0], kind = rec[1];
+        switch (kind) {
+        case PB_SHM_PAD:
+            if (pos == 0 || hop) {
+                *why = "misplaced padding in the shared-memory ring";
+                return PB_SHM_ERROR;
+            }
+            if (cap - pos > left) {
+                *why = "padding longer than what was published";
+                return PB_SHM_ERROR;
+            }
+            advance += cap - pos;
+            pos = 0;
+            continue;
+        case PB_SHM_FRAME: {
+            uint64_t bytes = 8 + (uint64_t)round8(len > UINT32_MAX - 8 ? UINT32_MAX - 8 : len);
+            if (len < PB_WIRE_HEADER || len > max_frame) {
+                *why = "bad frame length in the shared-memory ring";
+                return PB_SHM_ERROR;
+            }
+            if (bytes > cap - pos) {
+                *why = "frame runs past the end of the shared-memory ring";
+                return PB_SHM_ERROR;
+            }
+            if (bytes > left) {
+                *why = "frame longer than what was published";
+                return PB_SHM_ERROR;
+            }
+            f->off = pos + 8;
+            f->len = len;
+            f->advance = advance + (uint32_t)bytes;
+            f->in_ovf = 0;
+            return PB_SHM_GOT;
+        }
+        case PB_SHM_BIG:
+            if (len < PB_WIRE_HEADER || len > max_frame || len > ovf_cap) {
+                *why = "bad overflow frame length in the shared-memory ring";
+                return PB_SHM_ERROR;
+            }
+            f->off = 0;
+            f->len = len;
+            f->advance = advance + 8;
+            f->in_ovf = 1;
+            return PB_SHM_GOT;
+        case PB_SHM_END:
+            f->off = 0;
+            f->len = 0;
+            f->advance = advance + 8;
+            f->in_ovf = 0;
+            return PB_SHM_END_OF_STREAM;
+        default:
+            *why = "unknown record in the shared-memory ring";
+            return PB_SHM_ERROR;
+        }
+    }
+    *why = "misplaced padding in the shared-memory ring";
+    return PB_SHM_ERROR;
+}
+
+int pb__shm_next(pb__shm_rx *rx, pb__wire_header *h, const unsigned char **body, const char **why) {
+    uint32_t head = atomic_load_explicit(&rx->c->head, memory_order_acquire);
+    tsan_acquire(&rx->c->head);
+    pb__shm_found f;
+    int r = pb__shm_parse(rx->ring, rx->cap, rx->tail, head, rx->ovf_cap, rx->max_frame, &f, why);
+    if (r == PB_SHM_NONE && atomic_load_explicit(&rx->c->closed, memory_order_acquire) &&
+        atomic_load_explicit(&rx->c->head, memory_order_acquire) == head)
+        return PB_SHM_END_OF_STREAM; /* closed with no room for the END record */
+    if (r != PB_SHM_GOT) return r;
+    const unsigned char *frame = f.in_ovf ? rx->ovf : rx->ring + f.off;
+    unsigned char hdr[PB_WIRE_HEADER];
+    memcpy(hdr, frame, sizeof hdr); /* f.len >= PB_WIRE_HEADER */
+    compiler_barrier();
+    if (pb__wire_header_decode(hdr, rx->max_frame, h, why) != 0) return PB_SHM_ERROR;
+    if ((size_t)PB_WIRE_HEADER + h->body_len != f.len) {
+        *why = "frame length disagrees with its shared-memory record";
+        return PB_SHM_ERROR;
+    }
+    *body = frame + PB_WIRE_HEADER;
+    rx->held = f.advance;
+    rx->held_big = f.in_ovf ? f.len : 0;
+    return PB_SHM_GOT;
+}
+
+void pb__shm_release(pb__shm_rx *rx) {
+    if (!rx->held) return;
+    if (rx->held_big) {
+        if (rx->held_big > KEEP_RESIDENT) madvise(rx->ovf_w, round_page(rx->held_big), MADV_REMOVE);
+        atomic_store_explicit(&rx->c->ovf_busy, 0, memory_order_release);
+    }
+    rx->tail += rx->held;
+    rx->held = rx->held_big = 0;
+    tsan_release(&rx->c->tail);
+    atomic_store(&rx->c->tail, rx->tail); /* seq_cst: pairs with the producer's waiters store */
+    pb__shm_wake(&rx->c->tail, &rx->c->tail_waiters, rx->doorbell_fd);
+}
+
+int pb__shm_ready(const pb__shm_rx *rx) {
+    return atomic_load_explicit(&rx->c->head, memory_order_acquire) != rx->tail ||
+           atomic_load_explicit(&rx->c->closed, memory_order_acquire);
+}
+
+int pb__shm_closed(const pb__shm_rx *rx) { return atomic_load_explicit(&rx->c->closed, memory_order_acquire); }

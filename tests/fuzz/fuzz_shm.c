@@ -1,0 +1,109 @@
+/*
+ * fuzz_shm.c - libFuzzer target for the parent's shared-memory frame reader (impls/shm.c): what a hostile
+ * or half-dead worker can leave in a result ring.
+ *
+ * Input: u32 tail (rounded down to a multiple of 8, as the parent's own copy always is), u32 head (as the
+ * worker wrote it, unchecked), u8 ring-size selector, then the bytes of the ring and, after them, of the
+ * overflow area. The ring and the overflow area are separate heap blocks of exactly their sizes, so ASan
+ * reports a read one byte past either. The target runs the reader twice: pb__shm_parse alone, and
+ * pb__shm_next on a consumer built over those blocks, then decodes every RESULT record of a frame it
+ * returns the way procpool.c does (pb__wire_get_result with a small max_item_bytes) and releases it.
+ * Invariants: a frame found lies inside its block; its header agrees with its record; a release moves
+ * the tail by exactly what the reader said.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "poolbench.h"
+#include "shm.h"
+#include "wire.h"
+
+#define MAX_ITEM 1024u
+
+#define CHECK(c)                                                                       \
+    do {                                                                               \
+        if (!(c)) {                                                                    \
+            fprintf(stderr, "fuzz_shm.c:%d: invariant broken: %s\n", __LINE__, #c); \
+            abort();                                                                   \
+        }                                                                              \
+    } while (0)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 9) return 0;
+    uint32_t tail, head;
+    memcpy(&tail, data, 4);
+    memcpy(&head, data + 4, 4);
+    tail &= ~7u;
+    static const uint32_t caps[] = {64, 256, 1024, 4096};
+    uint32_t cap = caps[data[8] % 4];
+    size_t ovf_cap = (data[8] >> 2) % 2 ? 512 : 4096;
+    data += 9;
+    size -= 9;
+
+    unsigned char *ring = calloc(1, cap);
+    unsigned char *ovf = calloc(1, ovf_cap);
+    pb__shm_ring_ctl *ctl = calloc(1, sizeof *ctl);
+    CHECK(ring && ovf && ctl);
+    size_t n = size < cap ? size : cap;
+    memcpy(ring, data, n);
+    if (size > n) memcpy(ovf, data + n, size - n < ovf_cap ? size - n : ovf_cap);
+    size_t max_frame = pb__wire_max_frame(MAX_ITEM);
+
+    pb__shm_found f;
+    const char *why = NULL;
+    int r = pb__shm_parse(ring, cap, tail, head, ovf_cap, max_frame, &f, &why);
+    CHECK(r == PB_SHM_GOT || r == PB_SHM_NONE || r == PB_SHM_END_OF_STREAM || (r == PB_SHM_ERROR && why));
+    if (r == PB_SHM_GOT) {
+        CHECK(f.len >= PB_WIRE_HEADER && f.len <= max_frame);
+        CHECK(f.in_ovf ? f.len <= ovf_cap : f.off + f.len <= cap);
+        CHECK(f.advance <= head - tail);
+    }
+
+    pb__shm_rx rx;
+    memset(&rx, 0, sizeof rx);
+    rx.c = ctl;
+    rx.ring = ring;
+    rx.ovf = rx.ovf_w = ovf;
+    rx.cap = cap;
+    rx.ovf_cap = ovf_cap;
+    rx.max_frame = max_frame;
+    rx.tail = tail;
+    rx.doorbell_fd = -1;
+    atomic_store(&ctl->head, head);
+    atomic_store(&ctl->tail, tail);
+    for (int round = 0; round < 4; round++) {
+        pb__wire_header h;
+        const unsigned char *body;
+        why = NULL;
+        uint32_t before = rx.tail;
+        int got = pb__shm_next(&rx, &h, &body, &why);
+        CHECK(got == PB_SHM_GOT || got == PB_SHM_NONE || got == PB_SHM_END_OF_STREAM || (got == PB_SHM_ERROR && why));
+        if (got != PB_SHM_GOT) break;
+        int in_ring = body >= ring && body + h.body_len <= ring + cap;
+        int in_ovf = body >= ovf && body + h.body_len <= ovf + ovf_cap;
+        CHECK(in_ring || in_ovf);
+        if (h.type == PB_WIRE_RESULT) { /* as procpool.c's handle_frame reads it */
+            pb__wire_reader rd;
+            pb__wire_reader_init(&rd, body, h.body_len);
+            (void)pb__wire_get_u32(&rd);
+            for (uint32_t i = 0; i < h.count && !rd.err; i++) {
+                pb_result res;
+                memset(&res, 0, sizeof res);
+                int rc = pb__wire_get_result(&rd, MAX_ITEM, &res);
+                CHECK(rc == 0 || rc == PB_EPROTO);
+                CHECK(res.len <= MAX_ITEM);
+                pb_result_clear(&res);
+            }
+        }
+        uint32_t held = rx.held;
+        pb__shm_release(&rx);
+        CHECK(rx.tail == before + held);
+        CHECK(atomic_load(&ctl->tail) == rx.tail);
+    }
+    free(ring);
+    free(ovf);
+    free(ctl);
+    return 0;
+}

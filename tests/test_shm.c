@@ -1,0 +1,379 @@
+/*
+ * test_shm.c - the shared-memory rings of the fork-shm and spawn-shm backends (impls/shm.c): frames round
+ * trip in place through wraps and padding, frames larger than half the ring go through the overflow area
+ * one at a time, two processes hand frames over with futex wake-ups both ways, and the parent's frame
+ * reader turns every hostile ring (bad lengths, offsets and positions, garbage, a frame longer than what
+ * was published) into an error without reading outside the ring. The hostile rings sit right before a
+ * PROT_NONE page, so a read past the end would crash the test even without ASan.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "poolbench.h"
+#include "shm.h"
+#include "wire.h"
+
+#define MAX_FRAME (256u * 1024u)
+#define RING 4096u
+
+/* Encodes a REQUEST-like frame whose body is `n` bytes of pattern `seed` into b. */
+static void make_frame(pb__wbuf *b, uint64_t id, size_t n, unsigned seed) {
+    b->len = 0;
+    long off = pb__wire_begin(b, PB_WIRE_RESULT, 0, id);
+    assert_true(off >= 0);
+    assert_int_equal(pb__wbuf_reserve(b, n), 0);
+    for (size_t i = 0; i < n; i++) b->data[b->len++] = (unsigned char)(seed + i * 7);
+    pb__wire_end(b, off, (uint32_t)(n / 4 ? 1 : 0));
+}
+
+static void check_body(const unsigned char *body, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++)
+        if (body[i] != (unsigned char)(seed + i * 7)) fail_msg("body byte %zu differs", i);
+}
+
+/* Frames of many sizes, many times round a small ring: padding at the end, contents intact, in order. */
+static void test_roundtrip_wraps(void **state) {
+    (void)state;
+    pb__shm_map m;
+    int fd;
+    char err[200];
+    assert_int_equal(pb__shm_create(MAX_FRAME, RING, &m, &fd, err, sizeof err), 0);
+    pb__shm_tx tx;
+    pb__shm_rx rx;
+    pb__shm_tx_init(&tx, &m, PB_SHM_RESULTS, -1);
+    pb__shm_rx_init(&rx, &m, PB_SHM_RESULTS, MAX_FRAME, -1);
+    pb__wbuf b = {0};
+    size_t sizes[] = {0, 1, 7, 8, 100, 333, 1000, 1500, 2000 - 8 - PB_WIRE_HEADER};
+    for (unsigned k = 0; k < 400; k++) {
+        size_t n = sizes[k % (sizeof sizes / sizeof sizes[0])];
+        make_frame(&b, k, n, k);
+        int never;
+        unsigned char *dst = pb__shm_reserve(&tx, b.len, &never);
+        assert_non_null(dst);
+        memcpy(dst, b.data, b.len);
+        pb__shm_commit(&tx);
+        assert_true(pb__shm_ready(&rx));
+        pb__wire_header h;
+        const unsigned char *body;
+        const char *why = NULL;
+        assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_GOT);
+        assert_int_equal(h.id, k);
+        assert_int_equal(h.body_len, n);
+        check_body(body, n, k);
+        /* asking again before the release gives the same frame */
+        pb__wire_header h2;
+        const unsigned char *body2;
+        assert_int_equal(pb__shm_next(&rx, &h2, &body2, &why), PB_SHM_GOT);
+        assert_ptr_equal(body, body2);
+        pb__shm_release(&rx);
+        assert_false(pb__shm_ready(&rx));
+        assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_NONE);
+    }
+    /* several frames in flight at once, until the ring is full */
+    int queued = 0;
+    for (;;) {
+        make_frame(&b, (uint64_t)queued, 300, (unsigned)queued);
+        int never;
+        unsigned char *dst = pb__shm_reserve(&tx, b.len, &never);
+        if (!dst) break;
+        memcpy(dst, b.data, b.len);
+        pb__shm_commit(&tx);
+        queued++;
+    }
+    assert_true(queued >= 5);
+    for (int i = 0; i < queued; i++) {
+        pb__wire_header h;
+        const unsigned char *body;
+        const char *why = NULL;
+        assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_GOT);
+        assert_int_equal(h.id, (uint64_t)i);
+        check_body(body, 300, (unsigned)i);
+        pb__shm_release(&rx);
+    }
+    pb__wbuf_free(&b);
+    pb__shm_unmap(&m);
+    close(fd);
+}
+
+/* A frame over half the ring goes through the overflow area; a second one waits until the first is
+ * released; one larger than the overflow area can never be sent. */
+static void test_overflow_area(void **state) {
+    (void)state;
+    pb__shm_map m;
+    int fd;
+    char err[200];
+    assert_int_equal(pb__shm_create(MAX_FRAME, RING, &m, &fd, err, sizeof err), 0);
+    pb__shm_tx tx;
+    pb__shm_rx rx;
+    pb__shm_tx_init(&tx, &m, PB_SHM_REQUESTS, -1);
+    pb__shm_rx_init(&rx, &m, PB_SHM_REQUESTS, MAX_FRAME, -1);
+    pb__wbuf b = {0};
+    make_frame(&b, 1, 100000, 3);
+    int never;
+    unsigned char *dst = pb__shm_reserve(&tx, b.len, &never);
+    assert_non_null(dst);
+    assert_true(dst >= m.base + PB_SHM_CONTROL + 2 * RING); /* not in a ring */
+    memcpy(dst, b.data, b.len);
+    pb__shm_commit(&tx);
+    assert_null(pb__shm_reserve(&tx, b.len, &never)); /* the area is busy */
+    assert_int_equal(never, 0);
+    pb__wire_header h;
+    const unsigned char *body;
+    const char *why = NULL;
+    assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_GOT);
+    assert_int_equal(h.body_len, 100000);
+    check_body(body, 100000, 3);
+    pb__shm_release(&rx);
+    assert_non_null(pb__shm_reserve(&tx, b.len, &never)); /* free again */
+    assert_null(pb__shm_reserve(&tx, m.ovf_cap + 1, &never));
+    assert_int_equal(never, 1);
+    pb__wbuf_free(&b);
+    pb__shm_unmap(&m);
+    close(fd);
+}
+
+/* Two processes: the parent sends 2000 frames (some through the overflow area) with pb__shm_send, which
+ * waits for room on the futex; the child attaches to the memfd, checks each and answers with the sum
+ * of its bytes, sleeping on the futex between frames; then the parent closes the request ring. */
+static void test_two_processes(void **state) {
+    (void)state;
+    pb__shm_map m;
+    int fd;
+    char err[200];
+    assert_int_equal(pb__shm_create(MAX_FRAME, RING, &m, &fd, err, sizeof err), 0);
+    enum { N = 2000 };
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        pb__shm_map cm;
+        if (pb__shm_attach(fd, &cm) != 0) _exit(3);
+        pb__shm_rx rx;
+        pb__shm_tx tx;
+        pb__shm_rx_init(&rx, &cm, PB_SHM_REQUESTS, SIZE_MAX, -1);
+        pb__shm_tx_init(&tx, &cm, PB_SHM_RESULTS, -1);
+        pb__wbuf out = {0};
+        unsigned spin = 0;
+        int got = 0;
+        for (;;) {
+            pb__wire_header h;
+            const unsigned char *body;
+            const char *why;
+            uint32_t head = atomic_load(&rx.c->head);
+            int r = pb__shm_next(&rx, &h, &body, &why);
+            if (r == PB_SHM_ERROR) {
+                fprintf(stderr, "child: %s\n", why);
+                _exit(4);
+            }
+            if (r == PB_SHM_END_OF_STREAM) break;
+            if (r == PB_SHM_NONE) {
+                pb__shm_wait(&rx.c->head, &rx.c->head_waiters, head, -1, &spin);
+                continue;
+            }
+            uint64_t sum = 0;
+            for (uint32_t i = 0; i < h.body_len; i++) sum += body[i];
+            pb__shm_release(&rx);
+            out.len = 0;
+            long off = pb__wire_begin(&out, PB_WIRE_RESULT, 0, h.id);
+            pb__wbuf_reserve(&out, 8);
+            pb__wire_put_u64(&out, sum);
+            pb__wire_end(&out, off, 1);
+            if (pb__shm_send(&tx, out.data, out.len, 1) != (long)out.len) _exit(5);
+            got++;
+        }
+        _exit(got == N ? 0 : 6);
+    }
+    pb__shm_tx tx;
+    pb__shm_rx rx;
+    pb__shm_tx_init(&tx, &m, PB_SHM_REQUESTS, -1);
+    pb__shm_rx_init(&rx, &m, PB_SHM_RESULTS, MAX_FRAME, -1);
+    pb__wbuf b = {0};
+    unsigned spin = 0;
+    for (unsigned k = 0; k < N; k++) {
+        size_t n = k % 97 == 0 ? 5000 : k % 13;
+        make_frame(&b, k, n, k);
+        uint64_t want = 0;
+        for (size_t i = 0; i < n; i++) want += (unsigned char)(k + i * 7);
+        assert_int_equal(pb__shm_send(&tx, b.data, b.len, 1), (long)b.len);
+        for (;;) {
+            pb__wire_header h;
+            const unsigned char *body;
+            const char *why = NULL;
+            uint32_t head = atomic_load(&rx.c->head);
+            int r = pb__shm_next(&rx, &h, &body, &why);
+            assert_int_not_equal(r, PB_SHM_ERROR);
+            if (r == PB_SHM_NONE) {
+                /* never wait forever for a child that died: look at it now and then */
+                if (!pb__shm_wait(&rx.c->head, &rx.c->head_waiters, head, 0.5, &spin)) {
+                    int st;
+                    if (waitpid(pid, &st, WNOHANG) == pid) fail_msg("the child ended early (status 0x%x)", st);
+                }
+                continue;
+            }
+            assert_int_equal(h.id, k);
+            assert_int_equal(h.body_len, 8);
+            uint64_t sum;
+            memcpy(&sum, body, 8);
+            assert_int_equal(sum, want);
+            pb__shm_release(&rx);
+            break;
+        }
+    }
+    pb__shm_close(&tx);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    /* a wait on a word that never moves times out */
+    assert_int_equal(pb__shm_wait(&rx.c->head, &rx.c->head_waiters, atomic_load(&rx.c->head), 0.01, &spin), 0);
+    pb__wbuf_free(&b);
+    pb__shm_unmap(&m);
+    close(fd);
+}
+
+/* A ring of `cap` bytes that ends right before an inaccessible page. */
+typedef struct guarded {
+    unsigned char *map;
+    unsigned char *ring;
+    size_t total;
+} guarded;
+
+static guarded guarded_ring(uint32_t cap) {
+    guarded g;
+    size_t pages = (cap + 4095) / 4096;
+    g.total = (pages + 1) * 4096;
+    g.map = mmap(NULL, g.total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(g.map != MAP_FAILED);
+    assert_int_equal(mprotect(g.map + pages * 4096, 4096, PROT_NONE), 0);
+    g.ring = g.map + pages * 4096 - cap;
+    return g;
+}
+
+static void put_rec(unsigned char *ring, uint32_t pos, uint32_t len, uint32_t kind) {
+    memcpy(ring + pos, &len, 4);
+    memcpy(ring + pos + 4, &kind, 4);
+}
+
+static int parse(const unsigned char *ring, uint32_t tail, uint32_t head, pb__shm_found *f, const char **why) {
+    *why = NULL;
+    return pb__shm_parse(ring, RING, tail, head, 8192, MAX_FRAME, f, why);
+}
+
+/* What a worker could write: every bad length, offset or position is an error with a reason. */
+static void test_hostile_rings(void **state) {
+    (void)state;
+    guarded g = guarded_ring(RING);
+    unsigned char *ring = g.ring;
+    pb__shm_found f;
+    const char *why;
+    memset(ring, 0, RING);
+
+    assert_int_equal(parse(ring, 0, 0, &f, &why), PB_SHM_NONE);
+    assert_int_equal(parse(ring, 0, RING + 8, &f, &why), PB_SHM_ERROR); /* head too far ahead */
+    assert_non_null(why);
+    assert_int_equal(parse(ring, 64, 0, &f, &why), PB_SHM_ERROR); /* head behind tail */
+    assert_int_equal(parse(ring, 0, 12, &f, &why), PB_SHM_ERROR);  /* unaligned */
+    assert_int_equal(parse(ring, 0, 8, &f, &why), PB_SHM_ERROR);   /* kind 0 */
+
+    put_rec(ring, 0, 16, PB_SHM_FRAME); /* shorter than a frame header */
+    assert_int_equal(parse(ring, 0, 32, &f, &why), PB_SHM_ERROR);
+    put_rec(ring, 0, MAX_FRAME + 1, PB_SHM_FRAME); /* over the frame limit */
+    assert_int_equal(parse(ring, 0, RING, &f, &why), PB_SHM_ERROR);
+    put_rec(ring, 0, 0xFFFFFFFFu, PB_SHM_FRAME); /* rounding must not wrap */
+    assert_int_equal(parse(ring, 0, RING, &f, &why), PB_SHM_ERROR);
+    put_rec(ring, 0, 100, PB_SHM_FRAME); /* longer than what was published */
+    assert_int_equal(parse(ring, 0, 64, &f, &why), PB_SHM_ERROR);
+    put_rec(ring, 4000, 200, PB_SHM_FRAME); /* runs past the end of the ring */
+    assert_int_equal(parse(ring, 4000, 4000 + 1000, &f, &why), PB_SHM_ERROR);
+    put_rec(ring, 0, 0, PB_SHM_PAD); /* padding at the start would skip the whole ring */
+    assert_int_equal(parse(ring, 0, RING, &f, &why), PB_SHM_ERROR);
+    put_rec(ring, 4000, 0, PB_SHM_PAD); /* padding longer than published */
+    assert_int_equal(parse(ring, 4000, 4000 + 16, &f, &why), PB_SHM_ERROR);
+    put_rec(ring, 4000, 0, PB_SHM_PAD); /* padding, then padding again */
+    put_rec(ring, 0, 0, PB_SHM_PAD);
+    assert_int_equal(parse(ring, 4000, 4000 + 200, &f, &why), PB_SHM_ERROR);
+    put_rec(ring, 0, 9000, PB_SHM_BIG); /* larger than the overflow area */
+    assert_int_equal(parse(ring, 0, 8, &f, &why), PB_SHM_ERROR);
+
+    /* the good cases the same code accepts */
+    put_rec(ring, 0, 40, PB_SHM_FRAME);
+    assert_int_equal(parse(ring, 0, 56, &f, &why), PB_SHM_GOT);
+    assert_int_equal(f.off, 8);
+    assert_int_equal(f.len, 40);
+    assert_int_equal(f.advance, 48);
+    put_rec(ring, 4080, 0, PB_SHM_PAD);
+    put_rec(ring, 0, 24, PB_SHM_FRAME);
+    assert_int_equal(parse(ring, 4080, 4080 + 16 + 32, &f, &why), PB_SHM_GOT);
+    assert_int_equal(f.off, 8);
+    assert_int_equal(f.advance, 48);
+    put_rec(ring, 0, 5000, PB_SHM_BIG);
+    assert_int_equal(parse(ring, 0, 8, &f, &why), PB_SHM_GOT);
+    assert_true(f.in_ovf);
+    munmap(g.map, g.total);
+}
+
+/* pb__shm_next over a mapping a worker filled with garbage, or with a record whose frame header
+ * disagrees with it: errors, never a crash. */
+static void test_next_rejects(void **state) {
+    (void)state;
+    pb__shm_map m;
+    int fd;
+    char err[200];
+    assert_int_equal(pb__shm_create(MAX_FRAME, RING, &m, &fd, err, sizeof err), 0);
+    pb__shm_rx rx;
+    pb__shm_rx_init(&rx, &m, PB_SHM_RESULTS, MAX_FRAME, -1);
+    pb__shm_tx tx;
+    pb__shm_tx_init(&tx, &m, PB_SHM_RESULTS, -1);
+    pb__wbuf b = {0};
+    make_frame(&b, 9, 50, 1);
+    int never;
+    unsigned char *dst = pb__shm_reserve(&tx, b.len, &never);
+    memcpy(dst, b.data, b.len);
+    uint32_t lie = 5000; /* the frame header claims a body longer than its record */
+    memcpy(dst + 8, &lie, 4);
+    pb__shm_commit(&tx);
+    pb__wire_header h;
+    const unsigned char *body;
+    const char *why = NULL;
+    assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_ERROR);
+    assert_non_null(why);
+
+    /* a ring full of garbage and a random head */
+    srand(7);
+    unsigned char *ring = m.base + PB_SHM_CONTROL + RING;
+    for (int round = 0; round < 2000; round++) {
+        for (uint32_t i = 0; i < RING; i++) ring[i] = (unsigned char)rand();
+        if (round % 3 == 0) put_rec(ring, 0, (uint32_t)(rand() % 600), 1 + rand() % 3);
+        pb__shm_rx_init(&rx, &m, PB_SHM_RESULTS, MAX_FRAME, -1);
+        atomic_store(&m.ctl->res.head, (uint32_t)(rand() % 2 ? rand() : (rand() % 1024) * 8));
+        int r = pb__shm_next(&rx, &h, &body, &why);
+        if (r == PB_SHM_GOT) {
+            const unsigned char *lo = m.base + PB_SHM_CONTROL + RING, *ovf = m.base + PB_SHM_CONTROL + 2 * RING + m.ovf_cap;
+            int in_ring = body >= lo && body + h.body_len <= lo + RING;
+            int in_ovf = body >= ovf && body + h.body_len <= ovf + m.ovf_cap;
+            assert_true(in_ring || in_ovf);
+        }
+    }
+    pb__wbuf_free(&b);
+    pb__shm_unmap(&m);
+    close(fd);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip_wraps), cmocka_unit_test(test_overflow_area),
+        cmocka_unit_test(test_two_processes),   cmocka_unit_test(test_hostile_rings),
+        cmocka_unit_test(test_next_rejects),
+    };
+    return cmocka_run_group_tests_name("shm", tests, NULL, NULL);
+}
