@@ -10,7 +10,9 @@
  * Calibration runs the task function directly (pb__run_item, the same entry point every backend uses to
  * run an item) in the calling thread: the cost of the work itself without any dispatch. It is cached per
  * (scenario, params) for the life of the process, under one mutex that is also held while calibrating so
- * that two calibrations never share the CPU and skew each other. Lock order: calib_lock, then a scenario's
+ * that two calibrations never share the CPU and skew each other. The parallel calibration of CPU-bound
+ * scenarios (pbs__calibrate_parallel) runs the same workload split over plain forked processes, no pool:
+ * the machine's real parallel capacity, measured in the same run as the pools it judges. Lock order: calib_lock, then a scenario's
  * own cache lock (cpu.c's, taken by its generate), never the reverse.
  */
 #include "scenario_impl.h"
@@ -222,6 +224,78 @@ double pbs__calibrate(const pb_scenario *s, const pb_params *p) {
         calib[slot].s = s;
         calib[slot].p = *p;
         calib[slot].seconds = out;
+    }
+done:
+    pthread_mutex_unlock(&calib_lock);
+    return out;
+}
+
+/* The share of one copy of the parallel calibration: items k, k + n, k + 2n, ... */
+typedef struct split_pass {
+    const pb_task *task;
+    const pb_workload *w;
+} split_pass;
+
+static int split_pass_run(void *arg, int k, int n) {
+    const split_pass *sp = arg;
+    pb_options o;
+    pb_options_init(&o);
+    for (size_t i = (size_t)k; i < sp->w->n; i += (size_t)n) {
+        pb_result r;
+        memset(&r, 0, sizeof r);
+        pb__run_item(sp->task, sp->w->items[i].data, sp->w->items[i].len, o.max_item_bytes, &r);
+        int st = r.status;
+        pb_result_clear(&r);
+        if (st != PB_STATUS_OK)
+            return -1;
+    }
+    return 0;
+}
+
+#define PARALLEL_CALIBRATION_RUNS 3
+
+static struct {
+    const pb_scenario *s;
+    pb_params p;
+    int n;
+    double seconds;
+} calib_par[CALIBRATION_SLOTS];
+static size_t calib_par_next;
+
+double pbs__calibrate_parallel(const pb_scenario *s, const pb_params *p, int workers) {
+    int n = pbs__effective_workers(workers);
+    double serial = pbs__calibrate(s, p); /* takes calib_lock itself */
+    if (serial < 0 || n == 1)
+        return serial;
+    double out = -1;
+    pthread_mutex_lock(&calib_lock);
+    for (size_t i = 0; i < CALIBRATION_SLOTS; i++)
+        if (calib_par[i].s == s && calib_par[i].n == n && same_params(s, &calib_par[i].p, p)) {
+            out = calib_par[i].seconds;
+            goto done;
+        }
+    pb_workload w;
+    split_pass sp = {pb_task_find(s->task), &w};
+    if (!sp.task || s->generate(s, p, PBS__CALIBRATION_SEED, &w, NULL, 0) != 0)
+        goto done;
+    for (int run = 0; run < PARALLEL_CALIBRATION_RUNS; run++) {
+        double t = pbs__run_copies(n, split_pass_run, &sp);
+        if (t < 0) {
+            out = -1;
+            break;
+        }
+        if (out < 0 || t < out)
+            out = t;
+    }
+    pb_workload_free(&w);
+    if (out >= 0) {
+        if (out > serial)
+            out = serial;
+        size_t slot = calib_par_next++ % CALIBRATION_SLOTS;
+        calib_par[slot].s = s;
+        calib_par[slot].p = *p;
+        calib_par[slot].n = n;
+        calib_par[slot].seconds = out;
     }
 done:
     pthread_mutex_unlock(&calib_lock);
