@@ -73,6 +73,7 @@ extern const pb_backend pb_backend_serial;
 extern const pb_backend pb_backend_threads;
 extern const pb_backend pb_backend_fork;
 extern const pb_backend pb_backend_spawn;
+extern const pb_backend pb_backend_forkserver;
 const pb_backend *pb__backend_find(const char *name);
 
 /* Core services for backends (pool.c). */

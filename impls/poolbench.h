@@ -134,6 +134,17 @@ void pb__spawn_worker_late_entry(void); /* internal: the late entry below */
  * this process is not a spawned worker, else it runs the worker loop and exits. */
 int pb_worker_main_if_requested(void);
 
+/* The "forkserver" backend forks its workers from a helper process forked early, so that they inherit a
+ * small clean heap instead of the host's (Python's forkserver). Call pb_forkserver_start() early in main,
+ * before allocating large inputs, from a thread that outlives every forkserver pool (the main thread): the
+ * helper stays until pb_forkserver_stop() or the process exits. Without it, a forkserver pool starts a
+ * helper itself in pb_pool_create (from the creating thread) and the last such pool stops it. Tasks
+ * registered after the helper was forked are unknown to its workers (PB_TASK_DEFINE tasks never are).
+ * Returns 0 or a negative error (pb_last_error says more). pb_forkserver_pid: the helper's pid, 0 if none. */
+int pb_forkserver_start(void);
+void pb_forkserver_stop(void);
+int pb_forkserver_pid(void);
+
 /* ---- pools ---- */
 typedef struct pb_pool pb_pool;
 typedef struct pb_future pb_future;

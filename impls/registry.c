@@ -13,6 +13,7 @@ static const pb_backend *const backends[] = {
     &pb_backend_threads,
     &pb_backend_fork,
     &pb_backend_spawn,
+    &pb_backend_forkserver,
 };
 
 #define BACKEND_COUNT (sizeof backends / sizeof backends[0])
