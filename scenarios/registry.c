@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -304,6 +305,45 @@ done:
 
 /* ---- execution ---- */
 
+/* The results array of pb_scenario_map_execute: one anonymous mapping kept for the process's life (grown
+ * when a case needs more) and marked MADV_DONTFORK. Why: the fork backend forks its workers in
+ * pb_pool_create, after this array exists; every page of it the pool then writes (the core zeroes it,
+ * results land in it) was shared copy-on-write with each worker and costs the host a fault and a 4 KiB
+ * copy, every repetition (a fresh calloc lands on heap pages the previous pool's workers shared). Workers
+ * never read the caller's results, so they need not inherit it at all: with DONTFORK the pages stay the
+ * host's alone and, reused across repetitions, are not faulted in again. (On this project's reference VM a
+ * page fault costs ~15 us: `square` 100,000 on fork went from ~21,000 host faults per 10 repetitions to
+ * the count spawn has; docs/process-backends.md.) Zeroed here; one caller at a time (the harness runs one
+ * execution at a time per process), guarded anyway. */
+static pthread_mutex_t results_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *results_map;
+static size_t results_map_bytes;
+
+static pb_result *results_buffer(size_t n) {
+    if (n > SIZE_MAX / sizeof(pb_result))
+        return NULL;
+    size_t bytes = n * sizeof(pb_result);
+    pthread_mutex_lock(&results_lock);
+    if (bytes > results_map_bytes) {
+        if (results_map)
+            munmap(results_map, results_map_bytes);
+        size_t page = (size_t)sysconf(_SC_PAGESIZE), len = (bytes + page - 1) / page * page;
+        results_map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (results_map == MAP_FAILED) {
+            results_map = NULL;
+            results_map_bytes = 0;
+        } else {
+            results_map_bytes = len;
+            madvise(results_map, len, MADV_DONTFORK); /* best effort: without it, only slower */
+        }
+    }
+    pb_result *r = results_map;
+    if (r)
+        memset(r, 0, bytes);
+    pthread_mutex_unlock(&results_lock);
+    return r;
+}
+
 static void cap_names(int caps, char *buf, size_t len) {
     static const struct {
         int bit;
@@ -368,7 +408,7 @@ int pb_scenario_map_execute(const pb_scenario *s, const pb_params *p, const char
     /* Before the pool exists: a calibration must not compete with workers for the CPU. */
     res->ideal_s = s->ideal ? s->ideal(s, p, o.workers) : 0;
 
-    pb_result *results = calloc(w.n + 1, sizeof *results);
+    pb_result *results = results_buffer(w.n + 1);
     if (!results) {
         pb_workload_free(&w);
         snprintf(res->message, sizeof res->message, "out of memory for %zu results", w.n);
@@ -404,7 +444,6 @@ int pb_scenario_map_execute(const pb_scenario *s, const pb_params *p, const char
     pb_pool_destroy(pool);
 out:
     pb_results_clear(results, w.n);
-    free(results);
     pb_workload_free(&w);
     return rc;
 }
