@@ -28,7 +28,7 @@
  *    sends it when that thread exits): hence the helper is forked by the thread that calls
  *    pb_forkserver_start or pb_pool_create, normally the main thread, never by a pool's I/O thread, which
  *    ends with its pool. A helper that died anyway (killed) fails the next worker start with a message
- *    naming it (a death to the pool's breaker); the next pool created starts a new one.
+ *    naming it (a death to the pool's breaker); the next pool created reaps it and starts a new one.
  *  - The worker, between clone and the worker loop, makes only async-signal-safe calls, as in fork.c:
  *    dup2 the host's stdio onto 0-2 and the pipes onto fds 3 and 4, close every fd above, PR_SET_PDEATHSIG with the getppid() check, the
  *    requested signal mask (dispositions are already SIG_DFL in the helper), then pb__worker_main. The
@@ -83,6 +83,8 @@ static struct {
 
 /* ---- the helper process ---- */
 
+static char host_comm[16]; /* the host's thread name, set in the helper (PR_GET_NAME), given to each worker */
+
 /* In the worker, between clone and the worker loop: async-signal-safe only. Never returns. */
 static void __attribute__((noreturn)) worker_child(pid_t host, const int fds[FS_NFDS], const sigset_t *mask) {
     /* Move every fd above 4 first, so that the dup2s below cannot clobber one with another. */
@@ -95,6 +97,7 @@ static void __attribute__((noreturn)) worker_child(pid_t host, const int fds[FS_
     if (close_range(PB_PROC_RESP_FD + 1, ~0u, 0) != 0)
         for (int fd = PB_PROC_RESP_FD + 1; fd < 65536; fd++) close(fd);
     if (pb__worker_child_setup(host) != 0) _exit(127);
+    prctl(PR_SET_NAME, host_comm);
     sigprocmask(SIG_SETMASK, mask, NULL);
     _exit(pb__worker_main(PB_PROC_REQ_FD, PB_PROC_RESP_FD));
 }
@@ -176,6 +179,7 @@ static void __attribute__((noreturn)) helper_child(pid_t host, int sock) {
     /* Keep stdin, stdout, stderr and the socket: nothing else of the host reaches the workers. */
     if (sock > 3) close_range(3, (unsigned)sock - 1, 0);
     close_range((unsigned)sock + 1, ~0u, 0);
+    prctl(PR_GET_NAME, host_comm); /* the workers take the host's name back (ps shows them as fork workers) */
     prctl(PR_SET_NAME, "pb-forkserver");
     serve(host, sock);
 }
@@ -362,6 +366,12 @@ static int forkserver_create(pb_pool *pool, const pb_options *opts, void **impl)
     pthread_sigmask(SIG_SETMASK, NULL, &c->mask);
     pthread_mutex_lock(&server_lock);
     server_forget_if_inherited_locked();
+    int st;
+    if (server.pid > 0 && waitpid(server.pid, &st, WNOHANG) == server.pid) { /* it died (killed): replace it */
+        close(server.sock);
+        server.pid = 0;
+        server.sock = -1;
+    }
     int rc = server.pid > 0 ? 0 : server_start_locked(); /* from this (the creating) thread: see DESIGN */
     if (rc == 0) server.pools++;
     pthread_mutex_unlock(&server_lock);
