@@ -151,7 +151,16 @@ int pb_forkserver_pid(void);
 typedef struct pb_pool pb_pool;
 typedef struct pb_future pb_future;
 
-#define PB_OPTIONS_VERSION 1
+#define PB_OPTIONS_VERSION 2
+
+/* When the process backends start their workers (pb_options.start). */
+typedef enum pb_start_policy {
+    PB_START_ON_DEMAND = 0, /* the default: create starts one worker and returns once it is ready; more start
+                               as work arrives, never more than there is queued work for (as Python's
+                               ProcessPoolExecutor since 3.9); a task goes to the first worker ready */
+    PB_START_EAGER = 1      /* create starts every worker and returns when all of them are ready */
+} pb_start_policy;
+
 typedef struct pb_options {
     int version;                 /* PB_OPTIONS_VERSION (pb_options_init sets it) */
     int workers;                 /* > 0; pb_options_init sets the number of online CPUs */
@@ -169,6 +178,8 @@ typedef struct pb_options {
     int crashloop_deaths;        /* breaker: more than this many worker deaths ... (default 20) */
     double crashloop_window;     /* ... within this many seconds with no task finishing ok (default 5;
                                     NaN = PB_EINVAL) */
+    /* --- version 2 --- (a version 1 struct is accepted: the fields below take their defaults) */
+    int start;                   /* pb_start_policy; other values = PB_EINVAL. Threads start eagerly. */
 } pb_options;
 
 void pb_options_init(pb_options *o);

@@ -261,6 +261,7 @@ static void test_parent_killed(void **state) {
         pb_options o;
         pb_options_init(&o);
         o.workers = W;
+        o.start = PB_START_EAGER; /* all W workers up before we count them */
         pb_pool *p = NULL;
         if (pb_pool_create(&p, backend_of(state), &o) != 0) _exit(1);
         /* The workers, then the forkserver's helper (0 on other backends): it must die with us too. */

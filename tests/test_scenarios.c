@@ -132,7 +132,7 @@ static void test_params_defaults_and_set(void **state) {
     const pb_scenario *st = pb_scenario_find("startup");
     pb_params_defaults(st, &p);
     pb_params_format(st, &p, buf, sizeof buf);
-    assert_string_equal(buf, "");
+    assert_string_equal(buf, "eager=0"); /* on demand unless asked: the default start policy */
 }
 
 static void expect_reject(const char *scenario, const char *assignment, const char *want1, const char *want2) {
@@ -164,7 +164,8 @@ static void test_params_reject(void **state) {
     expect_reject("sleep", "=4", "malformed", NULL);
     expect_reject("crash", "fraction=1.5", "crash: fraction must be a number in [0, 1]", NULL);
     expect_reject("crash", "how=3", "how must be an integer in [0, 2]", NULL);
-    expect_reject("startup", "items=1", "unknown parameter 'items'", "accepts: none");
+    expect_reject("startup", "items=1", "unknown parameter 'items'", "accepts: eager");
+    expect_reject("startup", "eager=2", "eager must be an integer in [0, 1]", NULL);
 }
 
 /* ---- generation ---- */
