@@ -15,6 +15,7 @@
 #include "child.h"
 #include "util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +156,68 @@ static char *cpu_model(void) {
     return res;
 }
 
+const char *pbh_redact_password(const char *name, char *buf, size_t len) {
+    if (!len)
+        return buf;
+    snprintf(buf, len, "%s", name ? name : "");
+    char *scheme = strstr(buf, "://");
+    if (scheme) {
+        /* user info is what precedes the last '@' before the path, query or fragment */
+        char *auth = scheme + 3;
+        size_t auth_len = strcspn(auth, "/?#");
+        char *at = NULL;
+        for (char *p = auth; p < auth + auth_len; p++)
+            if (*p == '@')
+                at = p;
+        char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon) {
+            char rest[4096];
+            snprintf(rest, sizeof rest, "%s", at);
+            snprintf(colon + 1, len - (size_t)(colon + 1 - buf), "***%s", rest);
+        }
+    }
+    /* password=... as a query parameter (URI) or keyword (key=value string) */
+    for (char *p = buf; (p = strstr(p, "password=")) != NULL;) {
+        if (p != buf && p[-1] != '?' && p[-1] != '&' && p[-1] != ' ') {
+            p += 9;
+            continue;
+        }
+        char *v = p + 9;
+        size_t vlen = strcspn(v, "& ");
+        char rest[4096];
+        snprintf(rest, sizeof rest, "%s", v + vlen);
+        snprintf(v, len - (size_t)(v - buf), "***%s", rest);
+        p = v + 3;
+    }
+    return buf;
+}
+
+/* The machine key when none is given: the host name and a hash of what makes two hosts of that name
+ * measure differently (CPU model, cores, memory, kernel), so a reinstalled or resized runner starts a new
+ * series instead of appearing as a step in the old one. FNV-1a, 32 bits: a name, not a secret. */
+static char *derive_machine(const pbh_context *ctx) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    long long mem_gib = pages > 0 && page > 0 ? ((long long)pages * page + (1LL << 29)) >> 30 : -1;
+    char facts[1024];
+    snprintf(facts, sizeof facts, "%s|%d|%lld|%s", ctx->cpu_model ? ctx->cpu_model : "?", ctx->cores, mem_gib,
+             ctx->kernel ? ctx->kernel : "?");
+    uint32_t h = 2166136261u;
+    for (const char *p = facts; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    char key[300];
+    snprintf(key, sizeof key, "%s-%08x", ctx->host && *ctx->host ? ctx->host : "host", h);
+    return pbh_strdup(key);
+}
+
+int pbh_machine_name_valid(const char *name) {
+    if (!name || !*name || strlen(name) > 128)
+        return 0;
+    for (const char *p = name; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return 0;
+    return 1;
+}
+
 char *pbh_join_argv(int argc, char *const argv[]) {
     size_t cap = 1;
     for (int i = 0; i < argc; i++)
@@ -164,7 +227,10 @@ char *pbh_join_argv(int argc, char *const argv[]) {
         return NULL;
     size_t len = 0;
     for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
+        /* a store URI's password must never reach the stored command line */
+        char redacted[4096];
+        const char *a = strlen(argv[i]) < sizeof redacted ? pbh_redact_password(argv[i], redacted, sizeof redacted)
+                                                         : argv[i];
         if (i)
             out[len++] = ' ';
         int plain = a[0] != '\0';
@@ -224,6 +290,8 @@ int pbh_context_collect(pbh_context *ctx, int argc, char *const argv[]) {
     ctx->cflags = pbh_strdup(f);
     ctx->build_type = pbh_strdup(POOLBENCH_BUILD_TYPE);
     ctx->command_line = argc > 0 ? pbh_join_argv(argc, argv) : NULL;
+    const char *machine = getenv("POOLBENCH_MACHINE");
+    ctx->machine = machine && *machine ? pbh_strdup(machine) : derive_machine(ctx);
     ctx->governor = read_first_line("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor");
     ctx->version = pbh_strdup(POOLBENCH_VERSION);
     if (!ctx->started_at || !ctx->compiler || !ctx->cflags || !ctx->build_type || !ctx->version)
@@ -235,6 +303,7 @@ void pbh_context_clear(pbh_context *ctx) {
     free(ctx->started_at);
     free(ctx->git_commit);
     free(ctx->host);
+    free(ctx->machine);
     free(ctx->cpu_model);
     free(ctx->kernel);
     free(ctx->compiler);

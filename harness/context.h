@@ -5,12 +5,15 @@
 #ifndef POOLBENCH_HARNESS_CONTEXT_H
 #define POOLBENCH_HARNESS_CONTEXT_H
 
+#include <stddef.h>
+
 typedef struct pbh_context {
     char *started_at;   /* ISO 8601 UTC, "2026-11-28T23:59:01Z" */
     double started_unix; /* seconds since the epoch (sorting, durations) */
     char *git_commit;   /* full hash of HEAD, NULL when unknown */
     int git_dirty;      /* 1 tracked files modified, 0 clean, -1 unknown */
     char *host;
+    char *machine;      /* the machine key history groups by (--machine, $POOLBENCH_MACHINE, else derived) */
     char *cpu_model;
     int cores;          /* online CPUs */
     char *kernel;       /* "Linux 6.1.0-13-amd64 x86_64" */
@@ -33,7 +36,15 @@ void pbh_format_time(double t, char *buf, unsigned len);
 /* Wall clock now, seconds since the epoch (for dates; intervals use common.h's pbs_now). */
 double pbh_now_unix(void);
 
-/* Joins argv into one line, quoting for a POSIX shell where needed. Heap string. */
+/* Is name usable as a machine key (1..128 printable characters, no blanks)? */
+int pbh_machine_name_valid(const char *name);
+
+/* name with any password replaced by "***" (a URI's user info, a password= parameter or keyword): what
+ * messages and the stored command line show of a store URI. Writes into buf; returns buf. */
+const char *pbh_redact_password(const char *name, char *buf, size_t len);
+
+/* Joins argv into one line, quoting for a POSIX shell where needed; passwords in store URIs are redacted
+ * (pbh_redact_password). Heap string. */
 char *pbh_join_argv(int argc, char *const argv[]);
 
 #endif

@@ -29,8 +29,16 @@ static void write_table(FILE *out, const void *arg) {
     }
     fprintf(out, "%-*s  %5s  %10s  change points (E-Divisive means, permutation p <= %g)\n", w, "case", "runs",
             "latest", h->opts.pvalue);
-    for (size_t i = 0; i < h->ncases; i++) {
+    /* machine by machine (in order of first appearance): a series never spans two machines */
+    for (size_t first = 0; first < h->ncases; first++) {
+        const char *machine = h->cases[first].machine;
+        size_t seen = 0;
+        while (seen < first && strcmp(h->cases[seen].machine, machine) != 0) seen++;
+        if (seen < first) continue; /* this machine was printed already */
+        fprintf(out, "machine %s\n", *machine ? machine : "(unknown)");
+        for (size_t i = first; i < h->ncases; i++) {
         const pbh_history_case *hc = &h->cases[i];
+        if (strcmp(hc->machine, machine) != 0) continue;
         char latest[32];
         pbh_fmt_duration(hc->points[hc->npoints - 1].median_s, latest, sizeof latest);
         fprintf(out, "%-*s  %5zu  %10s  ", w, hc->first->name, hc->npoints, latest);
@@ -45,6 +53,7 @@ static void write_table(FILE *out, const void *arg) {
                     short_commit(run, commit, sizeof commit), before, after, 100 * cp->rel_change, cp->pvalue);
         }
         fputc('\n', out);
+        }
     }
 }
 
@@ -60,6 +69,7 @@ static json_t *build_json(const pbh_history *h) {
         const pbh_case *c = hc->first;
         json_t *o = json_object();
         json_object_set_new(o, "case", json_string(c->name));
+        json_object_set_new(o, "machine", json_string(hc->machine));
         json_object_set_new(o, "scenario", c->scenario ? json_string(c->scenario) : json_null());
         json_object_set_new(o, "backend", c->backend ? json_string(c->backend) : json_null());
         json_object_set_new(o, "workers", json_integer(c->workers));

@@ -58,6 +58,7 @@ static json_t *context_json(const pbh_context *c) {
     json_object_set_new(o, "git_commit", jstr(c->git_commit));
     json_object_set_new(o, "git_dirty", c->git_dirty < 0 ? json_null() : json_boolean(c->git_dirty));
     json_object_set_new(o, "host", jstr(c->host));
+    json_object_set_new(o, "machine", jstr(c->machine));
     json_object_set_new(o, "cpu_model", jstr(c->cpu_model));
     json_object_set_new(o, "cores", c->cores > 0 ? json_integer(c->cores) : json_null());
     json_object_set_new(o, "kernel", jstr(c->kernel));
@@ -107,6 +108,7 @@ json_t *pbh_run_to_json(const pbh_run *run) {
     json_object_set_new(o, "format", json_string("poolbench-run"));
     json_object_set_new(o, "version", json_integer(1));
     json_object_set_new(o, "id", json_integer(run->id));
+    json_object_set_new(o, "uuid", jstr(run->uuid));
     json_object_set_new(o, "source", jstr(run->source));
     json_object_set_new(o, "label", jstr(run->label));
     json_object_set_new(o, "suite", jstr(run->suite));
@@ -189,6 +191,8 @@ char *pbh_format_runs_json(const pbh_run_info *runs, size_t n) {
         json_object_set_new(o, "git_commit", jstr(r->git_commit));
         json_object_set_new(o, "git_dirty", r->git_dirty < 0 ? json_null() : json_boolean(r->git_dirty));
         json_object_set_new(o, "host", jstr(r->host));
+        json_object_set_new(o, "uuid", jstr(r->uuid));
+        json_object_set_new(o, "machine", jstr(r->machine));
         json_array_append_new(arr, o);
     }
     json_t *doc = json_object();

@@ -63,6 +63,8 @@ static void header(FILE *f, const pbh_run *run) {
             c->build_type ? c->build_type : "");
     if (c->governor)
         fprintf(f, "  governor %s", c->governor);
+    if (c->machine)
+        fprintf(f, "  machine %s", c->machine);
     fprintf(f, "\n\n");
 }
 
@@ -156,13 +158,14 @@ char *pbh_format_runs_table(const pbh_run_info *runs, size_t n) {
         fprintf(f, "no runs\n");
     } else {
         fprintf(f, "%6s  %-20s  %-9s  %-14s  %-8s  %-7s  %5s  %6s  %9s  %s\n", "id", "started", "source", "label", "suite",
-                "status", "cases", "failed", "duration", "commit");
+                "status", "cases", "failed", "duration", "commit        machine");
         for (size_t i = 0; i < n; i++) {
             const pbh_run_info *r = &runs[i];
-            fprintf(f, "%6lld  %-20s  %-9s  %-14s  %-8s  %-7s  %5d  %6d  %8.1fs  %.12s%s\n", (long long)r->id,
+            fprintf(f, "%6lld  %-20s  %-9s  %-14s  %-8s  %-7s  %5d  %6d  %8.1fs  %-12.12s%-6s  %s\n", (long long)r->id,
                     r->started_at ? r->started_at : "?", r->source ? r->source : "?", r->label ? r->label : "-",
                     r->suite ? r->suite : "-", r->status ? r->status : "?", r->ncases, r->nfailed, r->duration_s,
-                    r->git_commit ? r->git_commit : "-", r->git_dirty == 1 ? "+dirty" : "");
+                    r->git_commit ? r->git_commit : "-", r->git_dirty == 1 ? "+dirty" : "",
+                    r->machine && *r->machine ? r->machine : "-");
         }
     }
     if (fclose(f) != 0) {

@@ -13,24 +13,36 @@ static int matches(const char *filter, const char *value) {
     return !filter || (value && strcmp(filter, value) == 0);
 }
 
-static pbh_history_case *find_or_add(pbh_history *h, const pbh_case *c, size_t cap) {
+static const char *machine_of(const pbh_run *run) {
+    return run->ctx.machine ? run->ctx.machine : "";
+}
+
+/* The series of (machine, case name): found, or added when there is room. */
+static pbh_history_case *find_or_add(pbh_history *h, const pbh_run *run, const pbh_case *c, size_t cap) {
+    const char *machine = machine_of(run);
     for (size_t i = 0; i < h->ncases; i++)
-        if (strcmp(h->cases[i].first->name, c->name) == 0) return &h->cases[i];
+        if (strcmp(h->cases[i].first->name, c->name) == 0 && strcmp(h->cases[i].machine, machine) == 0)
+            return &h->cases[i];
     if (h->ncases == cap) return NULL;
     pbh_history_case *hc = &h->cases[h->ncases++];
     memset(hc, 0, sizeof *hc);
     hc->first = c;
+    hc->machine = machine;
     hc->points = calloc(h->nruns, sizeof *hc->points);
     return hc->points ? hc : NULL;
 }
 
-int pbh_history_build(pbh_store *st, const char *scenario, const char *backend, const pbs_cp_opts *opts,
-                      pbh_history *out, char *err, size_t errlen) {
+int pbh_history_build(pbh_store *st, const pbh_history_filter *filter, const pbs_cp_opts *opts, pbh_history *out,
+                      char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (opts) out->opts = *opts;
     else pbs_cp_opts_default(&out->opts);
-    int rc = pbh_store_history_runs(st, scenario, backend, &out->runs, &out->nruns, err, errlen);
+    /* the stores narrow the runs and cases (machine, case, scenario, backend) and order them in time; the
+     * case filters are applied here again for a store that leaves them to us */
+    int rc = pbh_store_history_runs(st, filter, &out->runs, &out->nruns, err, errlen);
     if (rc) return rc;
+    pbh_history_filter none = {0};
+    if (!filter) filter = &none;
 
     size_t cap = 0;
     for (size_t r = 0; r < out->nruns; r++) cap += out->runs[r]->ncases;
@@ -44,8 +56,10 @@ int pbh_history_build(pbh_store *st, const char *scenario, const char *backend, 
         for (size_t i = 0; i < run->ncases; i++) {
             const pbh_case *c = &run->cases[i];
             if (!pbh_case_is_ok(c) || c->nsamples == 0) continue;
-            if (!matches(scenario, c->scenario) || !matches(backend, c->backend)) continue;
-            pbh_history_case *hc = find_or_add(out, c, cap);
+            if (!matches(filter->scenario, c->scenario) || !matches(filter->backend, c->backend) ||
+                !matches(filter->case_name, c->name))
+                continue;
+            pbh_history_case *hc = find_or_add(out, run, c, cap);
             if (!hc) {
                 pbh_history_free(out);
                 return PBH_ENOMEM;

@@ -1,8 +1,9 @@
 /*
  * history.h - change points per case over the runs in the store.
  *
- * For every case name, the runs that measured it ok form a series in time order (run start, then id); the
- * value per run is the median time per iteration of its samples. E-Divisive means with a permutation
+ * For every machine and case name, the runs of that machine that measured the case ok form a series in
+ * time order (run start, then id): two machines are never mixed in one series. The value per run is the
+ * median time per iteration of its samples. E-Divisive means with a permutation
  * significance test (stats.h, in the spirit of Apache Otava) splits each series into segments; each
  * change point names the run and commit where the new level starts and the size of the step.
  */
@@ -20,6 +21,7 @@ typedef struct pbh_history_point {
 
 typedef struct pbh_history_case {
     const pbh_case *first; /* the case's first appearance (its descriptive fields) */
+    const char *machine;   /* the series' machine key (borrowed from its runs; "" when unknown) */
     pbh_history_point *points;
     size_t npoints;
     pbs_change_point *cps;
@@ -34,10 +36,10 @@ typedef struct pbh_history {
     pbs_cp_opts opts;
 } pbh_history;
 
-/* Loads every run of the store and builds the series; scenario / backend (NULL = all) filter the cases.
- * 0 or PBH_E* with a message in err. */
-int pbh_history_build(pbh_store *st, const char *scenario, const char *backend, const pbs_cp_opts *opts,
-                      pbh_history *out, char *err, size_t errlen);
+/* Loads the runs the filter selects (store.h; NULL = all: scenario, backend, machine, case name) and
+ * builds one series per machine and case. 0 or PBH_E* with a message in err. */
+int pbh_history_build(pbh_store *st, const pbh_history_filter *filter, const pbs_cp_opts *opts, pbh_history *out,
+                      char *err, size_t errlen);
 void pbh_history_free(pbh_history *h);
 
 #endif

@@ -75,6 +75,7 @@ pbh_run *pbh_import_new_run(const char *source, const pbh_context *here) {
     pbh_set_str(&c->git_commit, here->git_commit);
     c->git_dirty = here->git_dirty;
     pbh_set_str(&c->host, here->host);
+    pbh_set_str(&c->machine, here->machine);
     pbh_set_str(&c->cpu_model, here->cpu_model);
     c->cores = here->cores;
     pbh_set_str(&c->kernel, here->kernel);

@@ -5,6 +5,7 @@
  * are read; the "summary" objects and derived per-sample fields are recomputed, never trusted.
  */
 #include "import.h"
+#include "store_sql.h"
 
 #include <limits.h>
 #include <math.h>
@@ -44,6 +45,8 @@ static void read_context(pbh_context *c, json_t *o) {
     json_t *dirty = json_object_get(o, "git_dirty");
     c->git_dirty = json_is_boolean(dirty) ? json_is_true(dirty) : -1;
     pbh_set_str(&c->host, jstr(o, "host"));
+    if (jstr(o, "machine") && pbh_machine_name_valid(jstr(o, "machine")))
+        pbh_set_str(&c->machine, jstr(o, "machine"));
     pbh_set_str(&c->cpu_model, jstr(o, "cpu_model"));
     c->cores = (int)jint(o, "cores", -1, INT_MIN, INT_MAX);
     pbh_set_str(&c->kernel, jstr(o, "kernel"));
@@ -78,6 +81,9 @@ int pbh_import_poolbench(json_t *doc, const pbh_context *here, pbh_run **out, ch
     run->id = jint(doc, "id", 0, INT64_MIN, INT64_MAX);
     pbh_set_str(&run->source, jstr(doc, "source") ? jstr(doc, "source") : PBH_SOURCE_NATIVE);
     pbh_set_str(&run->label, jstr(doc, "label"));
+    /* a run exported with its uuid keeps it: importing it twice stores it once */
+    if (pbh_uuid_valid(jstr(doc, "uuid")))
+        pbh_set_str(&run->uuid, jstr(doc, "uuid"));
     pbh_set_str(&run->suite, jstr(doc, "suite"));
     pbh_set_str(&run->status, jstr(doc, "status") ? jstr(doc, "status") : "ok");
     run->duration_s = jnum(doc, "duration_s", 0);

@@ -80,6 +80,7 @@ void pbh_run_free(pbh_run *run) {
     for (size_t i = 0; i < run->nfloors; i++)
         free(run->floors[i].name);
     free(run->floors);
+    free(run->uuid);
     free(run->source);
     free(run->label);
     free(run->suite);
@@ -183,6 +184,8 @@ void pbh_run_infos_free(pbh_run_info *infos, size_t n) {
         free(infos[i].started_at);
         free(infos[i].git_commit);
         free(infos[i].host);
+        free(infos[i].uuid);
+        free(infos[i].machine);
     }
     free(infos);
 }

@@ -31,6 +31,7 @@ enum {
     PBH_EIO = -20003,       /* a system or SQLite failure */
     PBH_ENOMEM = -20004,
     PBH_ESCHEMA = -20005,   /* the store was written by a newer poolbench */
+    PBH_EEXIST = -20006,    /* the store already holds a run with this uuid: nothing was written */
 };
 
 /* Any code of the ranges above as a PBH_E*: out of memory stays out of memory; a bad argument or data
@@ -95,7 +96,8 @@ typedef struct pbh_floor {
 #define PBH_SOURCE_HYPERFINE "hyperfine"
 
 typedef struct pbh_run {
-    int64_t id;          /* store id (0 until stored) */
+    int64_t id;          /* store id (0 until stored): local to one store */
+    char *uuid;          /* the run's identity in every store (set when it is first stored; push keeps it) */
     char *source;        /* PBH_SOURCE_* */
     char *label;         /* NULL when none */
     char *suite;         /* NULL when the matrix came from flags */
@@ -111,6 +113,7 @@ typedef struct pbh_run {
 /* A run's line in `poolbench runs`. */
 typedef struct pbh_run_info {
     int64_t id;
+    char *uuid, *machine;
     char *source, *label, *suite, *status;
     char *started_at, *git_commit, *host;
     int git_dirty;

@@ -149,22 +149,6 @@ static void select_kth(double *a, size_t n, size_t k)
     }
 }
 
-/* Median of a scratch array (reordered), type 7: the mean of the two middle values for even n. */
-static double median_inplace(double *a, size_t n)
-{
-    size_t k = (n - 1) / 2;
-    select_kth(a, n, k);
-    if (n % 2)
-        return a[k];
-    double next = a[k + 1];
-    for (size_t i = k + 2; i < n; i++)
-        if (a[i] < next)
-            next = a[i];
-    return lerp(a[k], next, 0.5);
-}
-
-/* ---- summary statistics --------------------------------------------------------------------------------- */
-
 double pbs_mean(const double *x, size_t n)
 {
     if (!x || n == 0)
@@ -289,16 +273,18 @@ int pbs_summarize(const double *x, size_t n, pbs_summary *out)
 
 /* ---- Mann-Whitney U ---------------------------------------------------------------------------------- */
 
-typedef struct ranked {
+/* A value with a tag: its position (bootstrap, change points) or the sample it came from (Mann-Whitney). */
+typedef struct indexed_value {
     double v;
-    int from_x;
-} ranked;
+    size_t i;
+} indexed_value;
 
-static int cmp_ranked(const void *a, const void *b)
+static int cmp_indexed_value(const void *a, const void *b)
 {
-    double x = ((const ranked *)a)->v, y = ((const ranked *)b)->v;
+    double x = ((const indexed_value *)a)->v, y = ((const indexed_value *)b)->v;
     return (x > y) - (x < y);
 }
+
 
 /* Exact two-sided p-value 2 * P(U >= u) for sample sizes m, n without ties, or -1 when the counts would
  * not fit in 64 bits. The number of arrangements with U = k is the coefficient of q^k in the Gaussian
@@ -354,14 +340,14 @@ int pbs_mann_whitney(const double *x, size_t n1, const double *y, size_t n2, pbs
     if (method != PBS_MWU_AUTO && method != PBS_MWU_EXACT && method != PBS_MWU_ASYMPTOTIC)
         return PBS_EINVAL;
     size_t n = n1 + n2;
-    ranked *r = malloc(n * sizeof *r);
+    indexed_value *r = malloc(n * sizeof *r); /* i: 1 from x, 0 from y */
     if (!r)
         return PBS_ENOMEM;
     for (size_t i = 0; i < n1; i++)
-        r[i] = (ranked){x[i], 1};
+        r[i] = (indexed_value){x[i], 1};
     for (size_t i = 0; i < n2; i++)
-        r[n1 + i] = (ranked){y[i], 0};
-    qsort(r, n, sizeof *r, cmp_ranked);
+        r[n1 + i] = (indexed_value){y[i], 0};
+    qsort(r, n, sizeof *r, cmp_indexed_value);
 
     /* Average ranks over tie groups (scipy.stats.rankdata 'average'); collect sum(t^3 - t) for the
      * variance correction. Ranks are multiples of 0.5, so R1 is exact in double. */
@@ -374,7 +360,7 @@ int pbs_mann_whitney(const double *x, size_t n1, const double *y, size_t n2, pbs
         double t = (double)(j - i);
         double avg_rank = ((double)(i + 1) + (double)j) / 2.0;
         for (size_t k = i; k < j; k++)
-            if (r[k].from_x)
+            if (r[k].i)
                 r1 += avg_rank;
         if (j - i > 1) {
             has_ties = 1;
@@ -428,6 +414,129 @@ int pbs_mann_whitney(const double *x, size_t n1, const double *y, size_t n2, pbs
 
 /* ---- bootstrap ------------------------------------------------------------------------------------- */
 
+/* Draws below a fixed bound exactly as pbs_rng_below does (same rejection threshold, same value r % bound,
+ * same generator steps), with the 64-bit division replaced by Lemire's direct remainder (Lemire, Kaser &
+ * Kurz 2019, "Faster remainder by direct computation"): a multiply by the precomputed 128-bit inverse
+ * M = ceil(2^128 / bound). Correct for every 64-bit r and bound >= 2; a bootstrap of 1,000 cases draws
+ * 10^8 indices, and the division was most of its time. */
+typedef struct bounded_draw {
+    uint64_t bound, threshold;
+    unsigned __int128 inverse;
+} bounded_draw;
+
+static void bounded_init(bounded_draw *d, uint64_t bound)
+{
+    d->bound = bound;
+    d->threshold = bound > 1 ? (0 - bound) % bound : 0;
+    d->inverse = bound > 1 ? ~(unsigned __int128)0 / bound + 1 : 0;
+}
+
+static inline uint64_t bounded_next(pbs_rng *rng, const bounded_draw *d)
+{
+    if (d->bound <= 1)
+        return 0;
+    for (;;) {
+        uint64_t r = pbs_rng_next(rng);
+        if (r >= d->threshold) {
+            unsigned __int128 low = d->inverse * r;
+            unsigned __int128 bottom = ((unsigned __int128)(uint64_t)low * d->bound) >> 64;
+            unsigned __int128 top = (unsigned __int128)(uint64_t)(low >> 64) * d->bound;
+            return (uint64_t)((bottom + top) >> 64);
+        }
+    }
+}
+
+/* One side of the bootstrap: the sample sorted once, and each index's place in that order. A resample is
+ * then a histogram over the sorted values (counts[rank]++ per draw), and its median is read off the
+ * histogram: the same order statistics median_inplace would select from the resampled values, hence the
+ * same median to the last bit, without moving any data. */
+typedef struct resampler {
+    size_t n;
+    double *sorted;   /* the sample in ascending order */
+    size_t *rank_of;  /* rank_of[i]: position of sample i in sorted */
+    unsigned *counts; /* per resample: how often each rank was drawn */
+    bounded_draw draw;
+} resampler;
+
+static int cmp_indexed_value_then_index(const void *a, const void *b)
+{
+    int c = cmp_indexed_value(a, b);
+    if (c)
+        return c;
+    size_t i = ((const indexed_value *)a)->i, j = ((const indexed_value *)b)->i;
+    return (i > j) - (i < j);
+}
+
+static int resampler_init(resampler *r, const double *x, size_t n)
+{
+    r->n = n;
+    r->sorted = malloc(n * sizeof *r->sorted);
+    r->rank_of = malloc(n * sizeof *r->rank_of);
+    r->counts = calloc(n, sizeof *r->counts);
+    indexed_value *order = malloc(n * sizeof *order);
+    if (!r->sorted || !r->rank_of || !r->counts || !order) {
+        free(order);
+        return PBS_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = (indexed_value){x[i], i};
+    qsort(order, n, sizeof *order, cmp_indexed_value);
+    for (size_t k = 0; k < n; k++) {
+        r->sorted[k] = order[k].v;
+        r->rank_of[order[k].i] = k;
+    }
+    free(order);
+    bounded_init(&r->draw, n);
+    return PBS_OK;
+}
+
+static void resampler_free(resampler *r)
+{
+    free(r->sorted);
+    free(r->rank_of);
+    free(r->counts);
+}
+
+/* Median (type 7) of one resample of n draws. */
+static double resampled_median(resampler *r, pbs_rng *rng)
+{
+    size_t n = r->n;
+    for (size_t i = 0; i < n; i++)
+        r->counts[r->rank_of[bounded_next(rng, &r->draw)]]++;
+    size_t k = (n - 1) / 2, seen = 0, rank = 0;
+    while (seen + r->counts[rank] <= k)
+        seen += r->counts[rank++];
+    double lower = r->sorted[rank];
+    double m = lower;
+    if (n % 2 == 0) {
+        /* the (k+1)-th order statistic: the same rank again if it was drawn more than once */
+        size_t next = seen + r->counts[rank] > k + 1 ? rank : rank + 1;
+        while (r->counts[next] == 0)
+            next++;
+        m = lerp(lower, r->sorted[next], 0.5);
+    }
+    memset(r->counts, 0, n * sizeof *r->counts);
+    return m;
+}
+
+/* Type 7 quantile of a[0..n) without sorting it (a is reordered): the order statistics around h are
+ * selected, so the result equals pbs_quantile_sorted over the sorted array. */
+static double quantile_select(double *a, size_t n, double q)
+{
+    double h = (double)(n - 1) * q;
+    size_t lo = (size_t)floor(h);
+    if (lo >= n - 1) {
+        select_kth(a, n, n - 1);
+        return a[n - 1];
+    }
+    select_kth(a, n, lo);
+    double next = a[lo + 1];
+    for (size_t i = lo + 2; i < n; i++)
+        if (a[i] < next)
+            next = a[i];
+    return lerp(a[lo], next, h - (double)lo);
+}
+
 int pbs_bootstrap_median_change(const double *base, size_t nb, const double *new_, size_t nn,
                                 unsigned resamples, double confidence, uint64_t seed, pbs_ci *out)
 {
@@ -441,43 +550,36 @@ int pbs_bootstrap_median_change(const double *base, size_t nb, const double *new
     if (resamples == 0)
         resamples = PBS_DEFAULT_RESAMPLES;
 
-    size_t scratch_n = nb > nn ? nb : nn;
-    double *scratch = malloc(scratch_n * sizeof *scratch);
+    resampler rb = {0}, rn = {0};
     double *changes = malloc((size_t)resamples * sizeof *changes);
-    if (!scratch || !changes) {
-        free(scratch);
+    if (!changes || resampler_init(&rb, base, nb) != PBS_OK || resampler_init(&rn, new_, nn) != PBS_OK) {
         free(changes);
+        resampler_free(&rb);
+        resampler_free(&rn);
         return PBS_ENOMEM;
     }
-
-    memcpy(scratch, base, nb * sizeof *scratch);
-    double base_med = median_inplace(scratch, nb);
-    memcpy(scratch, new_, nn * sizeof *scratch);
-    double new_med = median_inplace(scratch, nn);
+    double base_med = pbs_quantile_sorted(rb.sorted, nb, 0.5);
+    double new_med = pbs_quantile_sorted(rn.sorted, nn, 0.5);
 
     /* Resample each side independently (the runs are independent), base first then new in every round,
      * so the sequence of draws - and thus the interval - depends only on the seed and the inputs. */
     pbs_rng rng;
     pbs_rng_seed(&rng, seed);
     for (unsigned b = 0; b < resamples; b++) {
-        for (size_t i = 0; i < nb; i++)
-            scratch[i] = base[pbs_rng_below(&rng, nb)];
-        double mb = median_inplace(scratch, nb);
-        for (size_t i = 0; i < nn; i++)
-            scratch[i] = new_[pbs_rng_below(&rng, nn)];
-        double mn = median_inplace(scratch, nn);
+        double mb = resampled_median(&rb, &rng);
+        double mn = resampled_median(&rn, &rng);
         changes[b] = mn / mb - 1.0; /* mb > 0: every base value is */
     }
-    qsort(changes, resamples, sizeof *changes, cmp_double);
 
     out->estimate = new_med / base_med - 1.0;
-    out->lo = pbs_quantile_sorted(changes, resamples, (1.0 - confidence) / 2.0);
-    out->hi = pbs_quantile_sorted(changes, resamples, (1.0 + confidence) / 2.0);
+    out->lo = quantile_select(changes, resamples, (1.0 - confidence) / 2.0);
+    out->hi = quantile_select(changes, resamples, (1.0 + confidence) / 2.0);
     out->confidence = confidence;
     out->resamples = resamples;
     out->seed = seed;
-    free(scratch);
     free(changes);
+    resampler_free(&rb);
+    resampler_free(&rn);
     return PBS_OK;
 }
 
@@ -570,61 +672,132 @@ void pbs_cp_opts_default(pbs_cp_opts *opts)
     opts->seed = PBS_DEFAULT_SEED;
 }
 
-/* Best split of v[a, b): the tau in [a + ms, b - ms] maximising q-hat, or 0 (and *best_q = -INF) when the
- * segment is too short. Sums of |v_i - v_j| within the left part, within the right part and across are
- * updated in O(b - a) as tau moves one point from right to left, so one segment costs O((b - a)^2)
- * instead of the O((b - a)^3) of recomputing every split from scratch. */
-static size_t best_split(const double *v, size_t a, size_t b, size_t ms, double *best_q)
+/* Work space of the change-point search: the series being searched (the data, or a permutation of it
+ * within segments), each point's rank among the values of its segment (ties broken by position; a
+ * permutation within a segment carries the ranks along, so they are computed once per segmentation, not
+ * once per permutation), and per segment the sorted values, their prefix sums and two Fenwick trees. */
+typedef struct cp_work {
+    double *v;       /* the series searched */
+    uint32_t *rank;  /* rank of v[i] within its segment */
+    double *sorted;  /* per segment [a, b): sorted[a + r] = the value of rank r */
+    double *prefix;  /* per segment: prefix[a + a_offset + r] = sum of the r smallest (length b - a + 1) */
+    double *fsum;    /* Fenwick tree over ranks: sum of the values moved to the left part */
+    uint32_t *fcnt;  /* Fenwick tree over ranks: how many values were moved to the left part */
+} cp_work;
+
+/* Fenwick (binary indexed) tree over ranks 0..len-1, stored 1-based in t[1..len]. */
+static void fen_add(double *fs, uint32_t *fc, size_t len, size_t r, double v)
+{
+    for (size_t i = r + 1; i <= len; i += i & (0 - i)) {
+        fs[i] += v;
+        fc[i] += 1;
+    }
+}
+
+/* Sum and count of the left-part values with rank < r. */
+static void fen_below(const double *fs, const uint32_t *fc, size_t r, double *sum, size_t *cnt)
+{
+    double s = 0.0;
+    size_t c = 0;
+    for (size_t i = r; i > 0; i -= i & (0 - i)) {
+        s += fs[i];
+        c += fc[i];
+    }
+    *sum = s;
+    *cnt = c;
+}
+
+/* Best split of w->v[a, b): the tau in [a + ms, b - ms] maximising q-hat, or 0 (and *best_q = -INF) when
+ * the segment is too short. The within-left, within-right and cross sums of |v_i - v_j| are kept as tau
+ * moves one point p from right to left: its distance to the left part comes from the Fenwick trees (count
+ * and sum of the left values below and above its rank), its distance to the whole segment from the sorted
+ * prefix sums, and the right part's share is the difference. O((b - a) log(b - a)) per segment instead of
+ * the O((b - a)^2) of summing the distances point by point; the sums are the same up to the order of
+ * floating-point additions (test_stats_fast checks the change points against the O(n^2) search). */
+static size_t best_split(cp_work *w, size_t a, size_t b, size_t ms, double *best_q)
 {
     *best_q = -INFINITY;
     if (b - a < 2 * ms)
         return 0;
-    size_t tau = a + ms;
-    double wl = 0.0, wr = 0.0, cross = 0.0;
+    const double *v = w->v;
+    size_t len = b - a;
+    double *sorted = w->sorted + a, *prefix = w->prefix + a;
+    double *fs = w->fsum + a;      /* 1-based: fs[1..len] uses the slots a+1..b; slot a is never read */
+    uint32_t *fc = w->fcnt + a;
     for (size_t i = a; i < b; i++)
-        for (size_t j = i + 1; j < b; j++) {
-            double d = fabs(v[i] - v[j]);
-            if (j < tau)
-                wl += d;
-            else if (i >= tau)
-                wr += d;
-            else
-                cross += d;
+        sorted[w->rank[i]] = v[i];
+    prefix[0] = 0.0;
+    double total = 0.0; /* sum over all pairs of the segment */
+    for (size_t r = 0; r < len; r++) {
+        prefix[r + 1] = prefix[r] + sorted[r];
+        total += sorted[r] * ((double)(2 * r) - (double)(len - 1));
+    }
+    memset(fs, 0, (len + 1) * sizeof *fs);
+    memset(fc, 0, (len + 1) * sizeof *fc);
+    double wl = 0.0, wr = total, cross = 0.0, left_sum = 0.0;
+    size_t left_n = 0, best = 0;
+    for (size_t tau = a; tau < b - ms; tau++) {
+        if (tau >= a + ms) {
+            double m = (double)(tau - a), k = (double)(b - tau);
+            double e = 2.0 * cross / (m * k) - wl / (m * (m - 1.0) / 2.0) - wr / (k * (k - 1.0) / 2.0);
+            double q = m * k / (m + k) * e;
+            if (q > *best_q) { /* strict: the earliest of equal maxima wins, deterministically */
+                *best_q = q;
+                best = tau;
+            }
         }
-    size_t best = 0;
-    for (;; tau++) {
-        double m = (double)(tau - a), k = (double)(b - tau);
-        double e = 2.0 * cross / (m * k) - wl / (m * (m - 1.0) / 2.0) - wr / (k * (k - 1.0) / 2.0);
-        double q = m * k / (m + k) * e;
-        if (q > *best_q) { /* strict: the earliest of equal maxima wins, deterministically */
-            *best_q = q;
-            best = tau;
-        }
-        if (tau + 1 > b - ms)
-            break;
         /* move v[tau] from the right part to the left part */
-        double to_left = 0.0, to_right = 0.0;
-        for (size_t i = a; i < tau; i++)
-            to_left += fabs(v[i] - v[tau]);
-        for (size_t j = tau + 1; j < b; j++)
-            to_right += fabs(v[tau] - v[j]);
+        double x = v[tau];
+        size_t r = w->rank[tau];
+        double below_sum;
+        size_t below_n;
+        fen_below(fs, fc, r, &below_sum, &below_n);
+        double to_left = ((double)below_n * x - below_sum) + ((left_sum - below_sum) - (double)(left_n - below_n) * x);
+        double to_all = ((double)r * x - prefix[r]) + ((prefix[len] - prefix[r + 1]) - (double)(len - 1 - r) * x);
+        double to_right = to_all - to_left;
         wl += to_left;
         wr -= to_right;
         cross += to_right - to_left;
+        fen_add(fs, fc, len, r, x);
+        left_sum += x;
+        left_n++;
+    }
+    {
+        size_t tau = b - ms; /* the last split point */
+        double m = (double)(tau - a), k = (double)(b - tau);
+        double e = 2.0 * cross / (m * k) - wl / (m * (m - 1.0) / 2.0) - wr / (k * (k - 1.0) / 2.0);
+        double q = m * k / (m + k) * e;
+        if (q > *best_q) {
+            *best_q = q;
+            best = tau;
+        }
     }
     return best;
 }
 
+/* Ranks of x within each segment delimited by bounds (ties by position). scratch: n indexed values. */
+static void rank_segments(const double *x, const size_t *bounds, size_t nbounds, uint32_t *rank,
+                          indexed_value *scratch)
+{
+    for (size_t s = 0; s + 1 < nbounds; s++) {
+        size_t a = bounds[s], len = bounds[s + 1] - a;
+        for (size_t i = 0; i < len; i++)
+            scratch[i] = (indexed_value){x[a + i], i};
+        qsort(scratch, len, sizeof *scratch, cmp_indexed_value_then_index);
+        for (size_t r = 0; r < len; r++)
+            rank[a + scratch[r].i] = (uint32_t)r;
+    }
+}
+
 /* Best split over all segments delimited by the sorted boundaries bounds[0..nb) (bounds[0] = 0,
  * bounds[nb-1] = n). Returns the split index (0 if none) and its q in *q. */
-static size_t best_over_segments(const double *v, const size_t *bounds, size_t nbounds, size_t ms,
-                                 double *q)
+static size_t best_over_segments(cp_work *w, const size_t *bounds, size_t nbounds, size_t ms, double *q)
 {
     size_t best = 0;
     *q = -INFINITY;
     for (size_t s = 0; s + 1 < nbounds; s++) {
         double qs;
-        size_t t = best_split(v, bounds[s], bounds[s + 1], ms, &qs);
+        size_t t = best_split(w, bounds[s], bounds[s + 1], ms, &qs);
         if (t && qs > *q) {
             *q = qs;
             best = t;
@@ -660,11 +833,17 @@ int pbs_edivisive(const double *x, size_t n, const pbs_cp_opts *opts, pbs_change
     size_t *bounds = malloc(max_bounds * sizeof *bounds);
     pbs_change_point *found = malloc(max_bounds * sizeof *found);
     double *perm = malloc(n * sizeof *perm);
-    if (!bounds || !found || !perm) {
-        free(bounds);
-        free(found);
-        free(perm);
-        return PBS_ENOMEM;
+    uint32_t *rank_x = malloc(n * sizeof *rank_x);
+    indexed_value *scratch = malloc(n * sizeof *scratch);
+    /* sorted/prefix/fsum/fcnt are indexed from a segment's start and run one past its end */
+    cp_work w = {perm, malloc(n * sizeof *w.rank), malloc((n + 1) * sizeof *w.sorted),
+                 malloc((n + 2) * sizeof *w.prefix), malloc((n + 2) * sizeof *w.fsum),
+                 malloc((n + 2) * sizeof *w.fcnt)};
+    int rc = PBS_OK;
+    if (!bounds || !found || !perm || !rank_x || !scratch || !w.rank || !w.sorted || !w.prefix || !w.fsum ||
+        !w.fcnt) {
+        rc = PBS_ENOMEM;
+        goto done;
     }
     bounds[0] = 0;
     bounds[1] = n;
@@ -674,7 +853,10 @@ int pbs_edivisive(const double *x, size_t n, const pbs_cp_opts *opts, pbs_change
 
     for (;;) {
         double q_obs;
-        size_t tau = best_over_segments(x, bounds, nbounds, ms, &q_obs);
+        rank_segments(x, bounds, nbounds, rank_x, scratch);
+        memcpy(perm, x, n * sizeof *perm);
+        memcpy(w.rank, rank_x, n * sizeof *w.rank);
+        size_t tau = best_over_segments(&w, bounds, nbounds, ms, &q_obs);
         if (!tau)
             break;
         /* Permutation test (Matteson & James): shuffle within each current segment, which keeps the
@@ -685,17 +867,21 @@ int pbs_edivisive(const double *x, size_t n, const pbs_cp_opts *opts, pbs_change
         unsigned done = 0;
         for (; done < rounds; done++) {
             memcpy(perm, x, n * sizeof *perm);
+            memcpy(w.rank, rank_x, n * sizeof *w.rank);
             for (size_t s = 0; s + 1 < nbounds; s++) {
                 size_t a = bounds[s], len = bounds[s + 1] - a;
-                for (size_t i = len - 1; i > 0; i--) { /* Fisher-Yates */
+                for (size_t i = len - 1; i > 0; i--) { /* Fisher-Yates; a value's rank travels with it */
                     size_t j = (size_t)pbs_rng_below(&rng, i + 1);
                     double t = perm[a + i];
                     perm[a + i] = perm[a + j];
                     perm[a + j] = t;
+                    uint32_t rt = w.rank[a + i];
+                    w.rank[a + i] = w.rank[a + j];
+                    w.rank[a + j] = rt;
                 }
             }
             double q_perm;
-            best_over_segments(perm, bounds, nbounds, ms, &q_perm);
+            best_over_segments(&w, bounds, nbounds, ms, &q_perm);
             if (q_perm >= q_obs && ++hits > max_hits)
                 break;
         }
@@ -735,8 +921,16 @@ int pbs_edivisive(const double *x, size_t n, const pbs_cp_opts *opts, pbs_change
             out[i] = found[i];
     }
     *count = nfound;
+done:
     free(bounds);
     free(found);
     free(perm);
-    return PBS_OK;
+    free(rank_x);
+    free(scratch);
+    free(w.rank);
+    free(w.sorted);
+    free(w.prefix);
+    free(w.fsum);
+    free(w.fcnt);
+    return rc;
 }

@@ -1,17 +1,19 @@
 /*
  * store.c - the storage interface's front (store.h): picks the implementation for a location, runs the
  * open-then-migrate sequence every writer needs, forwards each call to the open store's vtab, and
- * supplies what an implementation may leave out (the runs of a history series).
+ * supplies what an implementation may leave out (the runs of a history series, consistency checks).
  *
  * Adding a store = a store_<name>.c exporting one const pbh_store_vtab, its extern in store.h, and one
  * line in `stores` below (before SQLite, which takes every location without "://").
  */
 #include "store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const pbh_store_vtab *const stores[] = {
+    &pbh_store_postgres,
     &pbh_store_sqlite,
 };
 
@@ -22,7 +24,9 @@ int pbh_store_open(pbh_store **out, const char *path, enum pbh_store_mode mode, 
         if (stores[i]->accepts(path))
             vt = stores[i];
     if (!vt) {
-        pbh_seterr(err, errlen, "no store implementation for '%s' (a file path is an SQLite store)", path);
+        char shown[1024];
+        pbh_seterr(err, errlen, "no store implementation for '%s' (a file path is an SQLite store, a postgresql:// "
+                   "URI a PostgreSQL store)", pbh_redact_password(path, shown, sizeof shown));
         return PBH_EINPUT;
     }
     pbh_store *st;
@@ -50,8 +54,16 @@ int pbh_store_insert_run(pbh_store *st, pbh_run *run, char *err, size_t errlen) 
     return st->vt->insert_run(st, run, err, errlen);
 }
 
-int pbh_store_list_runs(pbh_store *st, pbh_run_info **out, size_t *n, char *err, size_t errlen) {
-    return st->vt->list_runs(st, out, n, err, errlen);
+int pbh_store_list_runs(pbh_store *st, const char *machine, pbh_run_info **out, size_t *n, char *err,
+                        size_t errlen) {
+    return st->vt->list_runs(st, machine, out, n, err, errlen);
+}
+
+int pbh_store_check(pbh_store *st, char *report, size_t len) {
+    if (st->vt->check)
+        return st->vt->check(st, report, len);
+    snprintf(report, len, "ok (the %s store has no checks beyond opening)", st->vt->name);
+    return 0;
 }
 
 int pbh_store_resolve(pbh_store *st, const char *ref, int64_t *id, char *err, size_t errlen) {
@@ -75,11 +87,13 @@ static int run_time_order(const void *a, const void *b) {
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Every run, loaded whole, in time order: the filters are left to the caller (history.c). */
-static int generic_history_runs(pbh_store *st, pbh_run ***runs, size_t *n, char *err, size_t errlen) {
+/* Every run of the filter's machine, loaded whole, in time order: the case filters are left to the caller
+ * (history.c applies them to whatever a store returns). */
+static int generic_history_runs(pbh_store *st, const char *machine, pbh_run ***runs, size_t *n, char *err,
+                                size_t errlen) {
     pbh_run_info *infos = NULL;
     size_t ninfos = 0;
-    int rc = pbh_store_list_runs(st, &infos, &ninfos, err, errlen);
+    int rc = pbh_store_list_runs(st, machine, &infos, &ninfos, err, errlen);
     if (rc != PBH_OK)
         return rc;
     pbh_run **out = calloc(ninfos + 1, sizeof *out);
@@ -100,11 +114,11 @@ static int generic_history_runs(pbh_store *st, pbh_run ***runs, size_t *n, char 
     return PBH_OK;
 }
 
-int pbh_store_history_runs(pbh_store *st, const char *scenario, const char *backend, pbh_run ***runs, size_t *n,
-                           char *err, size_t errlen) {
+int pbh_store_history_runs(pbh_store *st, const pbh_history_filter *filter, pbh_run ***runs, size_t *n, char *err,
+                           size_t errlen) {
     *runs = NULL;
     *n = 0;
     if (st->vt->history_runs)
-        return st->vt->history_runs(st, scenario, backend, runs, n, err, errlen);
-    return generic_history_runs(st, runs, n, err, errlen);
+        return st->vt->history_runs(st, filter, runs, n, err, errlen);
+    return generic_history_runs(st, filter ? filter->machine : NULL, runs, n, err, errlen);
 }

@@ -1,12 +1,13 @@
 /*
  * store.h - the results store: every run, every raw sample, the floors and the run context, behind one
  * storage interface (pbh_store_vtab, in the style of the library's pb_backend and sqlite3_vfs) so that a
- * second store (PostgreSQL) is a second implementation, not a second copy. SQLite (store_sqlite.c) is the
- * first implementation and the default; store.c picks the implementation for a location and holds what
- * every implementation shares. Nothing outside harness/ reads a store directly: scripts read the CLI's
+ * second store is a second implementation, not a second copy. SQLite (store_sqlite.c) is the first
+ * implementation and the default; PostgreSQL (store_pg.c, libpq) takes every postgresql:// or postgres://
+ * URI; store.c picks the implementation for a location and holds what every implementation shares; the
+ * SQL both dialects accept, the binding of a run's values and the decoding of rows are in store_sql.[ch]. Nothing outside harness/ reads a store directly: scripts read the CLI's
  * JSON (`poolbench runs/show/export/compare/history --format json`).
  *
- * Guarantees (every implementation gives them; the SQLite mechanism is named):
+ * Guarantees (every implementation gives them; the SQLite mechanism is named, store_pg.h names PostgreSQL's):
  *  - A file is only written when it is a poolbench store (application_id matches) or an empty file /
  *    no file at all. Anything else (not SQLite, another program's database, a newer schema) is refused
  *    with a message and left byte-identical: validation happens on a read-only connection before the
@@ -26,8 +27,9 @@
 
 #include "model.h"
 
-/* The schema this binary writes. Bump it by appending a step to the migrations list in store_sqlite.c. */
-#define PBH_SCHEMA_VERSION 2
+/* The schema this binary writes. Bump it by appending a step to the migrations lists in store_sqlite.c and
+ * store_pg.c. Version 3 added runs.uuid (a run's identity across stores) and runs.machine. */
+#define PBH_SCHEMA_VERSION 3
 /* PRAGMA application_id of a poolbench store: "PBNC". */
 #define PBH_APPLICATION_ID 0x50424E43
 
@@ -37,6 +39,12 @@ enum pbh_store_mode {
 };
 
 typedef struct pbh_store pbh_store;
+
+/* What a history is built from, narrowed in the store: runs of `machine` that measured a matching case,
+ * and of those runs only the matching cases. NULL fields (or a NULL filter) match everything. */
+typedef struct pbh_history_filter {
+    const char *scenario, *backend, *machine, *case_name;
+} pbh_history_filter;
 
 /* One storage implementation. Methods return 0 or PBH_E* with a one-line message in err. New methods are
  * only appended, after a comment naming the version that added them; callers check version (or NULL)
@@ -53,14 +61,20 @@ typedef struct pbh_store_vtab {
     int (*migrate)(pbh_store *st, int target, char *err, size_t errlen);
     void (*close)(pbh_store *st);
     int (*schema_version)(pbh_store *st);
+    /* Inserts in one transaction; PBH_EEXIST (nothing written, run->id = the stored one's) when a run with
+     * run->uuid is there already. Sets run->uuid when the run had none. */
     int (*insert_run)(pbh_store *st, pbh_run *run, char *err, size_t errlen);
     int (*load_run)(pbh_store *st, int64_t id, pbh_run **out, char *err, size_t errlen);
-    int (*list_runs)(pbh_store *st, pbh_run_info **out, size_t *n, char *err, size_t errlen);
+    /* Newest first; machine NULL = every machine. */
+    int (*list_runs)(pbh_store *st, const char *machine, pbh_run_info **out, size_t *n, char *err, size_t errlen);
     int (*resolve)(pbh_store *st, const char *ref, int64_t *id, char *err, size_t errlen);
-    /* The runs a history series is built from, in time order (start time, then id); scenario / backend
-     * (NULL = all) may narrow them. Optional: NULL means store.c's generic list_runs + load_run. */
-    int (*history_runs)(pbh_store *st, const char *scenario, const char *backend, pbh_run ***runs, size_t *n,
-                        char *err, size_t errlen);
+    /* The runs a history series is built from, in time order (start time, then id), narrowed by filter
+     * (NULL = all). Optional: NULL means store.c's generic list_runs + load_run, filtered after loading. */
+    int (*history_runs)(pbh_store *st, const pbh_history_filter *filter, pbh_run ***runs, size_t *n, char *err,
+                        size_t errlen);
+    /* Consistency checks: one line per problem into report (or "ok"); the number of problems, or a PBH_E*
+     * (< 0) when they could not run. Optional (NULL: no checks beyond what opening does). */
+    int (*check)(pbh_store *st, char *report, size_t len);
 } pbh_store_vtab;
 
 /* Every open store starts with this; an implementation's own struct embeds it first. */
@@ -70,6 +84,7 @@ struct pbh_store {
 
 /* The implementations, the default (SQLite) first. */
 extern const pbh_store_vtab pbh_store_sqlite;
+extern const pbh_store_vtab pbh_store_postgres;
 
 /* Opens path with the implementation that accepts it (a path: SQLite); in WRITE mode migrates it to
  * PBH_SCHEMA_VERSION. err receives a one-line message naming the file and the problem. Returns 0,
@@ -81,28 +96,38 @@ void pbh_store_close(pbh_store *st);
 /* The schema version of the open store (0 for an empty store opened read-only). */
 int pbh_store_schema_version(pbh_store *st);
 
-/* Inserts run (cases, samples, floors) in one transaction; sets run->id and each case's id. */
+/* Inserts run (cases, samples, floors) in one transaction; sets run->id and each case's id, and run->uuid
+ * when the run had none. PBH_EEXIST when the store already holds a run with run->uuid: nothing is written
+ * and run->id is that run's id (push twice = stored once). */
 int pbh_store_insert_run(pbh_store *st, pbh_run *run, char *err, size_t errlen);
 
-/* All runs, newest first. */
-int pbh_store_list_runs(pbh_store *st, pbh_run_info **out, size_t *n, char *err, size_t errlen);
+/* All runs, newest first; machine (NULL = every machine) keeps only the runs of that machine key. */
+int pbh_store_list_runs(pbh_store *st, const char *machine, pbh_run_info **out, size_t *n, char *err,
+                        size_t errlen);
 
-/* Resolves a RUN reference: a run id, a label (the latest run with it) or "latest". PBH_ENOTFOUND with
- * a message when nothing matches. */
+/* Resolves a RUN reference: a run id, a run's uuid, a label (the latest run with it) or "latest".
+ * PBH_ENOTFOUND with a message when nothing matches. */
 int pbh_store_resolve(pbh_store *st, const char *ref, int64_t *id, char *err, size_t errlen);
 
 /* Loads a whole run. */
 int pbh_store_load_run(pbh_store *st, int64_t id, pbh_run **out, char *err, size_t errlen);
 
-/* The runs a history is built from (vtab history_runs), in time order; free with pbh_store_runs_free. */
-int pbh_store_history_runs(pbh_store *st, const char *scenario, const char *backend, pbh_run ***runs, size_t *n,
-                           char *err, size_t errlen);
+/* The runs a history is built from (vtab history_runs), in time order, each with only the cases filter
+ * matches (runs without one are left out); free with pbh_store_runs_free. */
+int pbh_store_history_runs(pbh_store *st, const pbh_history_filter *filter, pbh_run ***runs, size_t *n, char *err,
+                           size_t errlen);
+
+/* Consistency checks (vtab check): the number of problems with one line each in report ("ok" when none),
+ * or a PBH_E* (< 0) with the reason in report. */
+int pbh_store_check(pbh_store *st, char *report, size_t len);
 void pbh_store_runs_free(pbh_run **runs, size_t n);
 
 /* ---- SQLite only (store_sqlite.c), for tests ---- */
 
 /* The underlying connection; NULL when st is not an SQLite store. */
 struct sqlite3 *pbh_store_db(pbh_store *st);
+/* The libpq connection (PGconn *); NULL when st is not a PostgreSQL store (store_pg.c). */
+void *pbh_store_pg_conn(pbh_store *st);
 
 /* For tests: creates (or migrates) the store at path up to exactly `version` (1..PBH_SCHEMA_VERSION),
  * as an older poolbench would have left it. */

@@ -17,8 +17,11 @@
  *  migrated by a read verb (that connection is read-only), so readers handle every version they know:
  *  before version 2 there is no floors table and every run is native.
  *
- *  Schema (version 2):
- *    runs    (id, source native|gbench|hyperfine, label, suite, status, started_at, started_unix,
+ *  The statements both stores run, binding and row decoding are shared (store_sql.h); what is SQLite's
+ *  own is here: the file checks, the DDL and its migrations, transactions and the statement adapters.
+ *
+ *  Schema (version 3):
+ *    runs    (id, uuid UNIQUE, machine, source native|gbench|hyperfine, label, suite, status, started_at, started_unix,
  *             duration_s, git_commit, git_dirty, host, cpu_model, cores, kernel, compiler, cflags,
  *             build_type, command_line, governor, version, context_json)
  *    cases   (id, run_id -> runs, ord, name, scenario, backend, workers, params, status, reason, reps,
@@ -29,6 +32,7 @@
  *  Times in seconds, memory in KiB. Doubles are stored as SQLite REAL, i.e. bit-exact IEEE 754.
  */
 #include "store.h"
+#include "store_sql.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +58,8 @@ typedef struct sqlite_store {
 static sqlite_store *as_sqlite(pbh_store *st) {
     return (sqlite_store *)st;
 }
+
+static int query_id(void *store, const char *sql, const char *arg, int64_t *id);
 
 /* Migration steps: migrations[i] takes a store from version i to version i + 1. Only ever append. */
 static const char *const migrations[] = {
@@ -89,6 +95,17 @@ static const char *const migrations[] = {
     "  name TEXT NOT NULL, seconds REAL NOT NULL, reps INTEGER,"
     "  PRIMARY KEY (run_id, name)) WITHOUT ROWID;"
     "CREATE INDEX cases_key ON cases(scenario, backend, workers, params);",
+    /* 2 -> 3: a run's identity across stores (push) and the machine it ran on (history's series key);
+     * runs stored before get a fresh uuid and their host as machine */
+    "ALTER TABLE runs ADD COLUMN uuid TEXT;"
+    "UPDATE runs SET uuid = lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' ||"
+    "  substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) ||"
+    "  substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)));"
+    "CREATE UNIQUE INDEX runs_uuid ON runs(uuid);"
+    "ALTER TABLE runs ADD COLUMN machine TEXT NOT NULL DEFAULT '';"
+    "UPDATE runs SET machine = coalesce(host, 'unknown');"
+    "CREATE INDEX runs_machine ON runs(machine, id);"
+    "CREATE INDEX cases_name ON cases(name, run_id);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == PBH_SCHEMA_VERSION,
@@ -120,18 +137,26 @@ static int pragma_int(sqlite3 *db, const char *sql, int *out) {
  * old one, without an error, where WAL is impossible (a VFS without shared memory, as on some network
  * filesystems). Copies it into mode ("" when it cannot tell). */
 static int set_wal(sqlite3 *db, char *mode, size_t len) {
-    sqlite3_stmt *s;
-    mode[0] = '\0';
-    int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
-    if (rc != SQLITE_OK)
-        return rc;
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        const unsigned char *m = sqlite3_column_text(s, 0);
-        snprintf(mode, len, "%s", m ? (const char *)m : "");
-        rc = SQLITE_OK;
+    /* Switching a fresh file to WAL needs its exclusive lock; when several writers open it at once, SQLite
+     * answers SQLITE_BUSY at once instead of waiting (its busy handler is not called where waiting could
+     * deadlock), so wait here, up to the busy timeout (found by test_stores' eight concurrent writers). */
+    int rc = SQLITE_BUSY;
+    for (int waited_ms = 0; rc == SQLITE_BUSY && waited_ms <= BUSY_TIMEOUT_MS; waited_ms += 10) {
+        if (waited_ms)
+            usleep(10000);
+        sqlite3_stmt *s;
+        mode[0] = '\0';
+        rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+        if (rc != SQLITE_OK)
+            return rc;
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            const unsigned char *m = sqlite3_column_text(s, 0);
+            snprintf(mode, len, "%s", m ? (const char *)m : "");
+            rc = SQLITE_OK;
+        }
+        sqlite3_finalize(s);
     }
-    sqlite3_finalize(s);
     return rc;
 }
 
@@ -191,11 +216,16 @@ static int check_file(const char *path, enum pbh_store_mode mode, int *exists, i
     }
     sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
     int app = 0, ver = 0, ntables = 0;
-    rc = pragma_int(db, "PRAGMA application_id", &app);
+    /* one read transaction: the three facts from one snapshot, not from before and after another process's
+     * schema creation (found by test_stores' eight concurrent writers on a fresh file) */
+    rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = pragma_int(db, "PRAGMA application_id", &app);
     if (rc == SQLITE_OK)
         rc = pragma_int(db, "PRAGMA user_version", &ver);
     if (rc == SQLITE_OK)
         rc = pragma_int(db, "SELECT count(*) FROM sqlite_master", &ntables);
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         pbh_seterr(err, errlen, "%s is not a readable poolbench store: %s; left untouched", path, sqlite3_errmsg(db));
         sqlite3_close(db);
@@ -394,19 +424,50 @@ static void sqlite_close(pbh_store *base) {
 
 /* ---- writing ---------------------------------------------------------------------------------------- */
 
-static void bind_text(sqlite3_stmt *s, int i, const char *v) {
+/* ---- the shared SQL's adapters (store_sql.h) ----------------------------------------------------------- */
+
+typedef struct stmt_params {
+    pbh_sql_params base;
+    sqlite3_stmt *stmt;
+} stmt_params;
+
+static void param_text(pbh_sql_params *p, int i, const char *v) {
+    sqlite3_stmt *s = ((stmt_params *)p)->stmt;
     if (v)
         sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
     else
         sqlite3_bind_null(s, i);
 }
-
-static int step_done(sqlite3_stmt *s) {
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+static void param_real(pbh_sql_params *p, int i, double v) {
+    sqlite3_bind_double(((stmt_params *)p)->stmt, i, v);
 }
+static void param_integer(pbh_sql_params *p, int i, int64_t v) {
+    sqlite3_bind_int64(((stmt_params *)p)->stmt, i, v);
+}
+static void param_null(pbh_sql_params *p, int i) {
+    sqlite3_bind_null(((stmt_params *)p)->stmt, i);
+}
+static stmt_params params_for(sqlite3_stmt *s) {
+    return (stmt_params){{NULL, param_text, param_real, param_integer, param_null}, s};
+}
+
+static int row_is_null(const pbh_sql_row *r, int col) {
+    return sqlite3_column_type(r->impl, col) == SQLITE_NULL;
+}
+static const char *row_text(const pbh_sql_row *r, int col) {
+    return (const char *)sqlite3_column_text(r->impl, col);
+}
+static double row_real(const pbh_sql_row *r, int col) {
+    return sqlite3_column_double(r->impl, col);
+}
+static int64_t row_integer(const pbh_sql_row *r, int col) {
+    return sqlite3_column_int64(r->impl, col);
+}
+static pbh_sql_row row_of(sqlite3_stmt *s) {
+    return (pbh_sql_row){s, row_is_null, row_text, row_real, row_integer};
+}
+
+/* ---- writing ---------------------------------------------------------------------------------------- */
 
 /* Test hook: POOLBENCH_TEST_STALL_WRITE=SEC sleeps inside the write transaction, after the run row is
  * inserted, so that a test can SIGKILL the process mid-transaction and check that nothing of the run
@@ -424,11 +485,38 @@ static void test_stall(void) {
     }
 }
 
+/* Steps a prepared INSERT and reads its RETURNING id when it has one. 1 a row was written, 0 none (ON
+ * CONFLICT DO NOTHING), -1 an error. The statement is reset for its next use. */
+static int insert_row(sqlite3_stmt *s, int64_t *id) {
+    int rc = sqlite3_step(s);
+    int got = -1;
+    if (rc == SQLITE_ROW) {
+        if (id)
+            *id = sqlite3_column_int64(s, 0);
+        got = 1;
+        rc = sqlite3_step(s); /* finish the statement so that the row is written */
+        if (rc != SQLITE_DONE)
+            got = -1;
+    } else if (rc == SQLITE_DONE) {
+        got = id ? 0 : 1; /* a statement without RETURNING has no row to give */
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return got;
+}
+
 static int sqlite_insert_run(pbh_store *base, pbh_run *run, char *err, size_t errlen) {
     sqlite_store *st = as_sqlite(base);
     if (st->readonly) {
         pbh_seterr(err, errlen, "store opened read-only");
         return PBH_EINPUT;
+    }
+    if (!run->uuid) {
+        char u[37];
+        if (pbh_uuid_new(u) || !(run->uuid = strdup(u))) {
+            pbh_seterr(err, errlen, "cannot make a run id: no randomness from the kernel");
+            return PBH_EIO;
+        }
     }
     sqlite3 *db = st->db;
     char msg[512];
@@ -437,104 +525,56 @@ static int sqlite_insert_run(pbh_store *base, pbh_run *run, char *err, size_t er
         return PBH_EIO;
     }
     sqlite3_stmt *qrun = NULL, *qcase = NULL, *qsample = NULL, *qfloor = NULL;
-    int rc = sqlite3_prepare_v2(db,
-                                "INSERT INTO runs (source, label, suite, status, started_at, started_unix, duration_s,"
-                                " git_commit, git_dirty, host, cpu_model, cores, kernel, compiler, cflags, build_type,"
-                                " command_line, governor, version, context_json)"
-                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                                -1, &qrun, NULL);
+    int rc = sqlite3_prepare_v2(db, PBH_SQL_INSERT_RUN, -1, &qrun, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db,
-                                "INSERT INTO cases (run_id, ord, name, scenario, backend, workers, params, status,"
-                                " reason, reps, warmup, floor, measures, elapsed_s)"
-                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                                -1, &qcase, NULL);
+        rc = sqlite3_prepare_v2(db, PBH_SQL_INSERT_CASE, -1, &qcase, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db,
-                                "INSERT INTO samples (case_id, rep, wall_s, user_s, sys_s, peak_rss_kb, startup_s,"
-                                " ideal_s, tasks, failed_tasks, iterations) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                                -1, &qsample, NULL);
+        rc = sqlite3_prepare_v2(db, PBH_SQL_INSERT_SAMPLE, -1, &qsample, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db, "INSERT INTO floors (run_id, name, seconds, reps) VALUES (?,?,?,?)", -1,
-                                &qfloor, NULL);
+        rc = sqlite3_prepare_v2(db, PBH_SQL_INSERT_FLOOR, -1, &qfloor, NULL);
     if (rc != SQLITE_OK)
         goto fail;
 
-    const pbh_context *c = &run->ctx;
-    bind_text(qrun, 1, run->source ? run->source : PBH_SOURCE_NATIVE);
-    bind_text(qrun, 2, run->label);
-    bind_text(qrun, 3, run->suite);
-    bind_text(qrun, 4, run->status ? run->status : "ok");
-    bind_text(qrun, 5, c->started_at ? c->started_at : "");
-    sqlite3_bind_double(qrun, 6, c->started_unix);
-    sqlite3_bind_double(qrun, 7, run->duration_s);
-    bind_text(qrun, 8, c->git_commit);
-    if (c->git_dirty >= 0)
-        sqlite3_bind_int(qrun, 9, c->git_dirty);
-    else
-        sqlite3_bind_null(qrun, 9);
-    bind_text(qrun, 10, c->host);
-    bind_text(qrun, 11, c->cpu_model);
-    if (c->cores > 0)
-        sqlite3_bind_int(qrun, 12, c->cores);
-    else
-        sqlite3_bind_null(qrun, 12);
-    bind_text(qrun, 13, c->kernel);
-    bind_text(qrun, 14, c->compiler);
-    bind_text(qrun, 15, c->cflags);
-    bind_text(qrun, 16, c->build_type);
-    bind_text(qrun, 17, c->command_line);
-    bind_text(qrun, 18, c->governor);
-    bind_text(qrun, 19, c->version);
-    bind_text(qrun, 20, c->extra_json);
-    if ((rc = step_done(qrun)) != SQLITE_OK)
+    stmt_params p = params_for(qrun);
+    pbh_sql_bind_run(&p.base, run);
+    int64_t run_id = 0;
+    int got = insert_row(qrun, &run_id);
+    if (got == 0) {
+        /* the uuid is there already: that run is this one (push twice = stored once) */
+        sqlite3_finalize(qrun);
+        sqlite3_finalize(qcase);
+        sqlite3_finalize(qsample);
+        sqlite3_finalize(qfloor);
+        exec_sql(db, "ROLLBACK", NULL, 0);
+        int64_t existing;
+        if (query_id(st, PBH_SQL_RUN_ID_BY_UUID, run->uuid, &existing) == PBH_OK)
+            run->id = existing;
+        pbh_seterr(err, errlen, "run %s is already in %s", run->uuid, st->path);
+        return PBH_EEXIST;
+    }
+    if (got < 0)
         goto fail;
-    int64_t run_id = sqlite3_last_insert_rowid(db);
     test_stall();
 
     for (size_t i = 0; i < run->ncases; i++) {
         pbh_case *k = &run->cases[i];
-        sqlite3_bind_int64(qcase, 1, run_id);
-        sqlite3_bind_int64(qcase, 2, (int64_t)i);
-        bind_text(qcase, 3, k->name ? k->name : "");
-        bind_text(qcase, 4, k->scenario);
-        bind_text(qcase, 5, k->backend);
-        sqlite3_bind_int(qcase, 6, k->workers);
-        bind_text(qcase, 7, k->params);
-        bind_text(qcase, 8, k->status ? k->status : PBH_STATUS_FAILED);
-        bind_text(qcase, 9, k->reason);
-        sqlite3_bind_int(qcase, 10, k->reps);
-        sqlite3_bind_int(qcase, 11, k->warmup);
-        bind_text(qcase, 12, k->floor);
-        bind_text(qcase, 13, k->measures);
-        sqlite3_bind_double(qcase, 14, k->elapsed_s);
-        if ((rc = step_done(qcase)) != SQLITE_OK)
+        p = params_for(qcase);
+        pbh_sql_bind_case(&p.base, run_id, i, k);
+        int64_t case_id = 0;
+        if (insert_row(qcase, &case_id) != 1)
             goto fail;
-        int64_t case_id = sqlite3_last_insert_rowid(db);
         for (size_t j = 0; j < k->nsamples; j++) {
-            const pbh_sample *s = &k->samples[j];
-            sqlite3_bind_int64(qsample, 1, case_id);
-            sqlite3_bind_int(qsample, 2, s->rep);
-            sqlite3_bind_double(qsample, 3, s->wall_s);
-            sqlite3_bind_double(qsample, 4, s->user_s);
-            sqlite3_bind_double(qsample, 5, s->sys_s);
-            sqlite3_bind_int64(qsample, 6, s->peak_rss_kb);
-            sqlite3_bind_double(qsample, 7, s->startup_s);
-            sqlite3_bind_double(qsample, 8, s->ideal_s);
-            sqlite3_bind_int64(qsample, 9, (int64_t)s->tasks);
-            sqlite3_bind_int64(qsample, 10, (int64_t)s->failed_tasks);
-            sqlite3_bind_int64(qsample, 11, s->iterations > 0 ? s->iterations : 1);
-            if ((rc = step_done(qsample)) != SQLITE_OK)
+            p = params_for(qsample);
+            pbh_sql_bind_sample(&p.base, case_id, &k->samples[j]);
+            if (insert_row(qsample, NULL) != 1)
                 goto fail;
         }
         k->id = case_id;
     }
     for (size_t i = 0; i < run->nfloors; i++) {
-        sqlite3_bind_int64(qfloor, 1, run_id);
-        bind_text(qfloor, 2, run->floors[i].name);
-        sqlite3_bind_double(qfloor, 3, run->floors[i].seconds);
-        sqlite3_bind_int(qfloor, 4, run->floors[i].reps);
-        if ((rc = step_done(qfloor)) != SQLITE_OK)
+        p = params_for(qfloor);
+        pbh_sql_bind_floor(&p.base, run_id, &run->floors[i]);
+        if (insert_row(qfloor, NULL) != 1)
             goto fail;
     }
     sqlite3_finalize(qrun);
@@ -563,32 +603,22 @@ fail:
 
 /* ---- reading ---------------------------------------------------------------------------------------- */
 
-static char *col_text(sqlite3_stmt *s, int i) {
-    const unsigned char *t = sqlite3_column_text(s, i);
-    return t ? strdup((const char *)t) : NULL;
-}
-
-static int sqlite_list_runs(pbh_store *base, pbh_run_info **out, size_t *n, char *err, size_t errlen) {
+static int sqlite_list_runs(pbh_store *base, const char *machine, pbh_run_info **out, size_t *n, char *err,
+                            size_t errlen) {
     sqlite_store *st = as_sqlite(base);
     *out = NULL;
     *n = 0;
     if (st->version == 0)
         return PBH_OK; /* an empty store has no runs */
-    const char *sql =
-        st->version >= 2
-            ? "SELECT r.id, r.source, r.label, r.suite, r.status, r.started_at, r.git_commit, r.host, r.git_dirty,"
-              " r.duration_s, (SELECT count(*) FROM cases c WHERE c.run_id = r.id),"
-              " (SELECT count(*) FROM cases c WHERE c.run_id = r.id AND c.status IN ('failed', 'timeout'))"
-              " FROM runs r ORDER BY r.id DESC"
-            : "SELECT r.id, 'native', r.label, r.suite, r.status, r.started_at, r.git_commit, r.host, r.git_dirty,"
-              " r.duration_s, (SELECT count(*) FROM cases c WHERE c.run_id = r.id),"
-              " (SELECT count(*) FROM cases c WHERE c.run_id = r.id AND c.status IN ('failed', 'timeout'))"
-              " FROM runs r ORDER BY r.id DESC";
+    char sql[1024];
     sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(st->db, pbh_sql_list_runs(sql, sizeof sql, st->version), -1, &s, NULL) != SQLITE_OK) {
         pbh_seterr(err, errlen, "reading runs from %s failed: %s", st->path, sqlite3_errmsg(st->db));
         return PBH_EIO;
     }
+    stmt_params p = params_for(s);
+    p.base.text(&p.base, 1, machine);
+    pbh_sql_row row = row_of(s);
     size_t cap = 0, len = 0;
     pbh_run_info *arr = NULL;
     int rc;
@@ -603,20 +633,11 @@ static int sqlite_list_runs(pbh_store *base, pbh_run_info **out, size_t *n, char
             }
             arr = na;
         }
-        pbh_run_info *r = &arr[len++];
-        memset(r, 0, sizeof *r);
-        r->id = sqlite3_column_int64(s, 0);
-        r->source = col_text(s, 1);
-        r->label = col_text(s, 2);
-        r->suite = col_text(s, 3);
-        r->status = col_text(s, 4);
-        r->started_at = col_text(s, 5);
-        r->git_commit = col_text(s, 6);
-        r->host = col_text(s, 7);
-        r->git_dirty = sqlite3_column_type(s, 8) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 8);
-        r->duration_s = sqlite3_column_double(s, 9);
-        r->ncases = sqlite3_column_int(s, 10);
-        r->nfailed = sqlite3_column_int(s, 11);
+        if (pbh_sql_read_run_info(&row, &arr[len++]) != PBH_OK) {
+            sqlite3_finalize(s);
+            pbh_run_infos_free(arr, len);
+            return PBH_ENOMEM;
+        }
     }
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE) {
@@ -629,7 +650,8 @@ static int sqlite_list_runs(pbh_store *base, pbh_run_info **out, size_t *n, char
     return PBH_OK;
 }
 
-static int query_id(sqlite_store *st, const char *sql, const char *arg, int64_t *id) {
+static int query_id(void *store, const char *sql, const char *arg, int64_t *id) {
+    sqlite_store *st = store;
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
         return PBH_EIO;
@@ -653,29 +675,33 @@ static int sqlite_resolve(pbh_store *base, const char *ref, int64_t *id, char *e
         pbh_seterr(err, errlen, "no run '%s': the store %s is empty", ref, st->path);
         return PBH_ENOTFOUND;
     }
-    int rc;
-    if (strcmp(ref, "latest") == 0) {
-        rc = query_id(st, "SELECT max(id) FROM runs", NULL, id);
-    } else {
-        /* a number is a run id; anything else (or a number no run has) is a label */
-        char *end;
-        errno = 0;
-        long long v = strtoll(ref, &end, 10);
-        rc = PBH_ENOTFOUND;
-        if (*ref && !*end && errno == 0 && v > 0) {
-            char num[32];
-            snprintf(num, sizeof num, "%lld", v);
-            rc = query_id(st, "SELECT id FROM runs WHERE id = CAST(?1 AS INTEGER)", num, id);
-        }
-        if (rc == PBH_ENOTFOUND)
-            rc = query_id(st, "SELECT max(id) FROM runs WHERE label = ?1", ref, id);
-    }
+    /* before schema 3 there is no uuid column: a uuid-shaped reference is a label there */
+    int rc = st->version >= 3 || !pbh_uuid_valid(ref) ? pbh_sql_resolve(ref, query_id, st, id)
+                                                       : query_id(st, PBH_SQL_LATEST_WITH_LABEL, ref, id);
     if (rc == PBH_ENOTFOUND)
-        pbh_seterr(err, errlen, "no run '%s' in %s (a run id, a label, or 'latest'; see `poolbench runs`)", ref,
-               st->path);
+        pbh_seterr(err, errlen, "no run '%s' in %s (a run id, a uuid, a label, or 'latest'; see `poolbench runs`)",
+               ref, st->path);
     else if (rc != PBH_OK)
         pbh_seterr(err, errlen, "reading %s failed: %s", st->path, sqlite3_errmsg(st->db));
     return rc;
+}
+
+/* Steps s through every row, handing each to read; PBH_OK, the reader's error, or PBH_EIO. */
+static int read_rows(sqlite3_stmt *s, int (*read)(const pbh_sql_row *, pbh_run *, int64_t *), pbh_run *run) {
+    pbh_sql_row row = row_of(s);
+    int64_t cur = -1;
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        int rc = read(&row, run, &cur);
+        if (rc != PBH_OK)
+            return rc;
+    }
+    return step == SQLITE_DONE ? PBH_OK : PBH_EIO;
+}
+
+static int read_floor_row(const pbh_sql_row *r, pbh_run *run, int64_t *unused) {
+    (void)unused;
+    return pbh_sql_read_floor(r, run);
 }
 
 static int sqlite_load_run(pbh_store *base, int64_t id, pbh_run **out, char *err, size_t errlen) {
@@ -686,15 +712,11 @@ static int sqlite_load_run(pbh_store *base, int64_t id, pbh_run **out, char *err
         return PBH_ENOMEM;
     sqlite3_stmt *s = NULL;
     int rc = PBH_EIO;
-    const char *sql_run =
-        st->version >= 2
-            ? "SELECT id, source, label, suite, status, started_at, started_unix, duration_s, git_commit, git_dirty,"
-              " host, cpu_model, cores, kernel, compiler, cflags, build_type, command_line, governor, version,"
-              " context_json FROM runs WHERE id = ?1"
-            : "SELECT id, 'native', label, suite, status, started_at, started_unix, duration_s, git_commit,"
-              " git_dirty, host, cpu_model, cores, kernel, compiler, cflags, build_type, command_line, governor,"
-              " version, context_json FROM runs WHERE id = ?1";
-    if (st->version == 0 || sqlite3_prepare_v2(st->db, sql_run, -1, &s, NULL) != SQLITE_OK)
+    char sql[1024];
+    /* one read transaction: a run being written meanwhile is wholly there or not at all */
+    if (st->version == 0 || exec_sql(st->db, "BEGIN", NULL, 0) != PBH_OK)
+        goto fail;
+    if (sqlite3_prepare_v2(st->db, pbh_sql_select_run(sql, sizeof sql, st->version), -1, &s, NULL) != SQLITE_OK)
         goto fail;
     sqlite3_bind_int64(s, 1, id);
     int step = sqlite3_step(s);
@@ -702,106 +724,32 @@ static int sqlite_load_run(pbh_store *base, int64_t id, pbh_run **out, char *err
         rc = step == SQLITE_DONE ? PBH_ENOTFOUND : PBH_EIO;
         goto fail;
     }
-    pbh_context *c = &run->ctx;
-    run->id = sqlite3_column_int64(s, 0);
-    run->source = col_text(s, 1);
-    run->label = col_text(s, 2);
-    run->suite = col_text(s, 3);
-    run->status = col_text(s, 4);
-    c->started_at = col_text(s, 5);
-    c->started_unix = sqlite3_column_double(s, 6);
-    run->duration_s = sqlite3_column_double(s, 7);
-    c->git_commit = col_text(s, 8);
-    c->git_dirty = sqlite3_column_type(s, 9) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 9);
-    c->host = col_text(s, 10);
-    c->cpu_model = col_text(s, 11);
-    c->cores = sqlite3_column_type(s, 12) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 12);
-    c->kernel = col_text(s, 13);
-    c->compiler = col_text(s, 14);
-    c->cflags = col_text(s, 15);
-    c->build_type = col_text(s, 16);
-    c->command_line = col_text(s, 17);
-    c->governor = col_text(s, 18);
-    c->version = col_text(s, 19);
-    c->extra_json = col_text(s, 20);
+    pbh_sql_row row = row_of(s);
+    if ((rc = pbh_sql_read_run(&row, run)) != PBH_OK)
+        goto fail;
     sqlite3_finalize(s);
     s = NULL;
 
-    /* cases and their samples in one ordered pass */
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT c.id, c.name, c.scenario, c.backend, c.workers, c.params, c.status, c.reason,"
-                           " c.reps, c.warmup, c.floor, c.measures, c.elapsed_s,"
-                           " s.rep, s.wall_s, s.user_s, s.sys_s, s.peak_rss_kb, s.startup_s, s.ideal_s, s.tasks,"
-                           " s.failed_tasks, s.iterations"
-                           " FROM cases c LEFT JOIN samples s ON s.case_id = c.id"
-                           " WHERE c.run_id = ?1 ORDER BY c.ord, s.rep",
-                           -1, &s, NULL) != SQLITE_OK)
+    rc = PBH_EIO;
+    if (sqlite3_prepare_v2(st->db, PBH_SQL_LOAD_CASES, -1, &s, NULL) != SQLITE_OK)
         goto fail;
     sqlite3_bind_int64(s, 1, id);
-    int64_t cur = -1;
-    pbh_case *k = NULL;
-    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t cid = sqlite3_column_int64(s, 0);
-        if (cid != cur) {
-            if (!(k = pbh_run_add_case(run))) {
-                rc = PBH_ENOMEM;
-                goto fail;
-            }
-            cur = cid;
-            k->id = cid;
-            k->name = col_text(s, 1);
-            k->scenario = col_text(s, 2);
-            k->backend = col_text(s, 3);
-            k->workers = sqlite3_column_int(s, 4);
-            k->params = col_text(s, 5);
-            k->status = col_text(s, 6);
-            k->reason = col_text(s, 7);
-            k->reps = sqlite3_column_int(s, 8);
-            k->warmup = sqlite3_column_int(s, 9);
-            k->floor = col_text(s, 10);
-            k->measures = col_text(s, 11);
-            k->elapsed_s = sqlite3_column_double(s, 12);
-        }
-        if (sqlite3_column_type(s, 13) == SQLITE_NULL)
-            continue; /* a case without samples */
-        pbh_sample *x = pbh_case_add_sample(k);
-        if (!x) {
-            rc = PBH_ENOMEM;
-            goto fail;
-        }
-        x->rep = sqlite3_column_int(s, 13);
-        x->wall_s = sqlite3_column_double(s, 14);
-        x->user_s = sqlite3_column_double(s, 15);
-        x->sys_s = sqlite3_column_double(s, 16);
-        x->peak_rss_kb = sqlite3_column_int64(s, 17);
-        x->startup_s = sqlite3_column_double(s, 18);
-        x->ideal_s = sqlite3_column_double(s, 19);
-        x->tasks = (uint64_t)sqlite3_column_int64(s, 20);
-        x->failed_tasks = (uint64_t)sqlite3_column_int64(s, 21);
-        x->iterations = sqlite3_column_int64(s, 22);
-    }
-    if (step != SQLITE_DONE)
+    if ((rc = read_rows(s, pbh_sql_read_case_sample, run)) != PBH_OK)
         goto fail;
     sqlite3_finalize(s);
     s = NULL;
 
     if (st->version >= 2) {
-        if (sqlite3_prepare_v2(st->db, "SELECT name, seconds, reps FROM floors WHERE run_id = ?1 ORDER BY name", -1,
-                               &s, NULL) != SQLITE_OK)
+        rc = PBH_EIO;
+        if (sqlite3_prepare_v2(st->db, PBH_SQL_LOAD_FLOORS, -1, &s, NULL) != SQLITE_OK)
             goto fail;
         sqlite3_bind_int64(s, 1, id);
-        while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-            if (!pbh_run_add_floor(run, (const char *)sqlite3_column_text(s, 0), sqlite3_column_double(s, 1),
-                                   sqlite3_column_int(s, 2))) {
-                rc = PBH_ENOMEM;
-                goto fail;
-            }
-        }
-        if (step != SQLITE_DONE)
+        if ((rc = read_rows(s, read_floor_row, run)) != PBH_OK)
             goto fail;
         sqlite3_finalize(s);
         s = NULL;
     }
+    exec_sql(st->db, "COMMIT", NULL, 0);
     *out = run;
     return PBH_OK;
 
@@ -811,8 +759,90 @@ fail:
     else
         pbh_seterr(err, errlen, "reading run %lld from %s failed: %s", (long long)id, st->path, sqlite3_errmsg(st->db));
     sqlite3_finalize(s);
+    if (st->version > 0)
+        exec_sql(st->db, "ROLLBACK", NULL, 0);
     pbh_run_free(run);
     return rc;
+}
+
+/* ---- checking --------------------------------------------------------------------------------------- */
+
+static int sqlite_check(pbh_store *base, char *report, size_t len) {
+    sqlite_store *st = as_sqlite(base);
+    report[0] = '\0';
+    if (st->version == 0) {
+        snprintf(report, len, "ok (empty store)");
+        return 0;
+    }
+    int problems = 0;
+    size_t used = 0;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA integrity_check", -1, &s, NULL) != SQLITE_OK) {
+        snprintf(report, len, "cannot check %s: %s", st->path, sqlite3_errmsg(st->db));
+        return PBH_EIO;
+    }
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *line = (const char *)sqlite3_column_text(s, 0);
+        if (line && strcmp(line, "ok") != 0 && used < len) {
+            used += (size_t)snprintf(report + used, len - used, "integrity_check: %s\n", line);
+            problems++;
+        }
+    }
+    sqlite3_finalize(s);
+    int more = pbh_sql_run_checks(query_id, st, st->version, report, len);
+    if (more < 0)
+        return more;
+    problems += more;
+    if (!problems)
+        snprintf(report, len, "ok");
+    return problems;
+}
+
+/* ---- history ---------------------------------------------------------------------------------------- */
+
+/* Runs sql with the history filter bound, handing every row to add. */
+static int history_query(sqlite_store *st, const char *sql, const pbh_history_filter *filter,
+                         int (*add)(pbh_sql_history *, const pbh_sql_row *), pbh_sql_history *h) {
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return PBH_EIO;
+    stmt_params p = params_for(s);
+    pbh_sql_bind_history_filter(&p.base, filter);
+    pbh_sql_row row = row_of(s);
+    int step, rc = PBH_OK;
+    while (rc == PBH_OK && (step = sqlite3_step(s)) == SQLITE_ROW)
+        rc = add(h, &row);
+    if (rc == PBH_OK && step != SQLITE_DONE)
+        rc = PBH_EIO;
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static int sqlite_history_runs(pbh_store *base, const pbh_history_filter *filter, pbh_run ***runs, size_t *n,
+                               char *err, size_t errlen) {
+    sqlite_store *st = as_sqlite(base);
+    *runs = NULL;
+    *n = 0;
+    if (st->version == 0)
+        return PBH_OK;
+    char sql[2048];
+    pbh_sql_history h = {0};
+    /* one read transaction for both queries: the cases match the runs */
+    int rc = exec_sql(st->db, "BEGIN", NULL, 0);
+    if (rc == PBH_OK)
+        rc = history_query(st, pbh_sql_history_runs(sql, sizeof sql, st->version), filter, pbh_sql_history_run_row, &h);
+    if (rc == PBH_OK)
+        rc = history_query(st, pbh_sql_history_cases(sql, sizeof sql, st->version), filter, pbh_sql_history_case_row,
+                           &h);
+    exec_sql(st->db, rc == PBH_OK ? "COMMIT" : "ROLLBACK", NULL, 0);
+    if (rc != PBH_OK) {
+        pbh_sql_history_abort(&h);
+        pbh_seterr(err, errlen, "reading the history from %s failed: %s", st->path,
+               rc == PBH_ENOMEM ? "out of memory" : sqlite3_errmsg(st->db));
+        return rc;
+    }
+    pbh_sql_history_finish(&h, runs, n);
+    return PBH_OK;
 }
 
 const pbh_store_vtab pbh_store_sqlite = {
@@ -827,5 +857,6 @@ const pbh_store_vtab pbh_store_sqlite = {
     .load_run = sqlite_load_run,
     .list_runs = sqlite_list_runs,
     .resolve = sqlite_resolve,
-    .history_runs = NULL, /* the generic one (store.c) loads every run: fine for a file of thousands */
+    .history_runs = sqlite_history_runs,
+    .check = sqlite_check,
 };

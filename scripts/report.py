@@ -113,8 +113,25 @@ def summary_of(c, cs, floors):
     return s
 
 
+def is_url(store):
+    """A store URI (postgresql://...) rather than an SQLite path: the CLI opens either."""
+    return "://" in store
+
+
+def store_location(store):
+    """What the CLI is given: an SQLite path made absolute, a URI as it is."""
+    return store if is_url(store) else os.path.abspath(store)
+
+
+def redact(store):
+    """The store as the page may show it: a URI's password replaced by *** (as the CLI's messages do)."""
+    store = re.sub(r"^([a-z]+://[^/@:?#]*:)[^/?#]*@", r"\1***@", store)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", store)
+
+
 class Results:
-    """The store, read through the poolbench CLI (the only reader of the store)."""
+    """The store (an SQLite path or a postgresql:// URI), read through the poolbench CLI (the only reader
+    of the store)."""
 
     def __init__(self, cli, store_path):
         self.cli, self.path = cli, store_path
@@ -123,12 +140,13 @@ class Results:
                              "(build it, or set $POOLBENCH_BIN)" % cli)
         self.runs = self.json("runs")["runs"]  # newest first; also validates the store
         if not self.runs:
-            raise InputError("the store %s is empty: no runs to report (a `poolbench run` fills it)" % store_path)
+            raise InputError("the store %s is empty: no runs to report (a `poolbench run` fills it)"
+                             % redact(store_path))
 
     def json(self, verb, *args, ok=(0,)):
         """The JSON document `poolbench VERB ARGS --format json` prints for this store."""
         cmd = [self.cli, verb, *[str(a) for a in args], "--format", "json"]
-        env = dict(os.environ, POOLBENCH_STORE=os.path.abspath(self.path))
+        env = dict(os.environ, POOLBENCH_STORE=store_location(self.path))
         try:
             p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                timeout=CLI_TIMEOUT_S, check=False)
@@ -164,14 +182,15 @@ class Results:
         ids = [r["id"] for r in self.runs if r.get("source") == source]
         return max(ids) if ids else None
 
-    def history(self, source, names):
-        """From `poolbench history`: the runs of `source` in time order as (id, None, started_at, commit,
-        label), per case name its median per run {name: {run_id: median}}, and per case name its change
-        points."""
-        runs = sorted((r for r in self.runs if r.get("source") == source), key=lambda r: (r["started_at"], r["id"]))
+    def history(self, source, names, machine=None):
+        """From `poolbench history`: the runs of `source` (on `machine`, when the run names one: history
+        never mixes machines) in time order as (id, None, started_at, commit, label), per case name its
+        median per run {name: {run_id: median}}, and per case name its change points."""
+        runs = sorted((r for r in self.runs if r.get("source") == source and (not machine or r.get("machine") == machine)),
+                      key=lambda r: (r["started_at"], r["id"]))
         runs = [(r["id"], None, r["started_at"], r.get("git_commit"), r.get("label")) for r in runs]
         ids = {r[0] for r in runs}
-        doc = self.json("history")
+        doc = self.json("history", *(["--machine", machine] if machine else []))
         wanted = set(names)
         meds, cps = {}, {}
         for entry in doc.get("cases", []):
@@ -978,7 +997,7 @@ def write_html(path, run, base, out, notes, store_path, verdicts):
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>%s</style></head><body>"
          % (esc(title), CSS),
          "<h1>%s</h1><p>Store: <code>%s</code> (read-only)%s.</p>" % (
-             esc(title), esc(os.path.abspath(store_path)),
+             esc(title), esc(redact(store_location(store_path))),
              ("; baseline: run #%d%s" % (base["id"], (" (%s)" % base["label"]) if base.get("label") else ""))
              if base else "")]
     for n in notes:
@@ -1055,7 +1074,8 @@ def main(argv):
     ap.add_argument("run", nargs="?", metavar="RUN",
                     help="run id, label (its latest run) or 'latest'; default: the newest native run")
     ap.add_argument("--baseline", metavar="RUN", help="a run to compare with (id, label or 'latest')")
-    ap.add_argument("--store", metavar="PATH", help="default: $POOLBENCH_STORE, else results/poolbench.db")
+    ap.add_argument("--store", metavar="STORE", help="an SQLite path or a postgresql:// URI; default: "
+                    "$POOLBENCH_STORE, else results/poolbench.db")
     ap.add_argument("--out", metavar="DIR", required=True, help="directory for index.html and the charts")
     ap.add_argument("--charts", metavar="LIST", default=",".join(CHART_KINDS),
                     help="comma-separated subset of %s (default: all)" % ",".join(CHART_KINDS))
@@ -1098,16 +1118,20 @@ def main(argv):
         jobs.append((chart_scaling, (out, run, groups)))
     if "distribution" in kinds:
         jobs += [(chart_distribution, (out, run, base, scen, cases)) for scen, cases in groups.items()]
-    nsource = sum(1 for r in st.runs if r.get("source") == run["source"])
+    machine = run.get("machine")
+    nsource = sum(1 for r in st.runs if r.get("source") == run["source"] and (not machine or r.get("machine") == machine))
     if "history" not in kinds:
         pass
     elif nsource >= 2:
-        hruns, meds, cps = st.history(run["source"], [c.name for c in run["cases"]])
+        if machine:
+            notes.append("History: the runs of machine %s (a history never mixes machines)." % machine)
+        hruns, meds, cps = st.history(run["source"], [c.name for c in run["cases"]], machine)
         out.change_points = [(c.name, cp) for c in run["cases"] for cp in cps.get(c.name, [])]
         jobs += [(chart_history, (out, run, base, scen, cases, hruns, meds, cps))
                  for scen, cases in groups.items()]
     else:
-        notes.append("History is not drawn: the store has only one %s run." % run["source"])
+        notes.append("History is not drawn: the store has only one %s run%s." %
+                     (run["source"], " of machine %s" % machine if machine else ""))
     hid = st.latest_of_source("hyperfine")
     if "hyperfine" not in kinds:
         pass

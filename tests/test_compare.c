@@ -171,7 +171,7 @@ static void test_history_finds_planted_step(void **state) {
         pbh_run_free(run);
     }
     pbh_history h;
-    assert_int_equal(pbh_history_build(st, NULL, NULL, NULL, &h, err, sizeof err), 0);
+    assert_int_equal(pbh_history_build(st, NULL, NULL, &h, err, sizeof err), 0);
     assert_int_equal(h.nruns, 12);
     assert_int_equal(h.ncases, 2);
     const pbh_history_case *stepped = strcmp(h.cases[0].first->name, "sleep/threads/w2/items=4,ms=10") == 0
@@ -191,7 +191,7 @@ static void test_history_finds_planted_step(void **state) {
     pbh_history_free(&h);
 
     /* a filter that matches nothing yields no cases, not an error */
-    assert_int_equal(pbh_history_build(st, "cpu", NULL, NULL, &h, err, sizeof err), 0);
+    assert_int_equal(pbh_history_build(st, &(pbh_history_filter){.scenario = "cpu"}, NULL, &h, err, sizeof err), 0);
     assert_int_equal(h.ncases, 0);
     pbh_history_free(&h);
     pbh_store_close(st);

@@ -159,10 +159,11 @@ static void test_store_front_picks_an_implementation(void **state) {
     (void)state;
     pbh_store *st = NULL;
     char err[512] = "";
-    assert_int_equal(pbh_store_open(&st, "postgresql://localhost/poolbench", PBH_STORE_READ, err, sizeof err),
+    /* a URL of no known store (postgresql:// is store_pg.c's; test_stores covers it); its password unsaid */
+    assert_int_equal(pbh_store_open(&st, "mysql://u:secret@localhost/poolbench", PBH_STORE_READ, err, sizeof err),
                      PBH_EINPUT);
     assert_null(st);
-    assert_non_null(strstr(err, "no store implementation for 'postgresql://localhost/poolbench'"));
+    assert_non_null(strstr(err, "no store implementation for 'mysql://u:***@localhost/poolbench'"));
 
     char dir[] = "/tmp/test_harness_parts.XXXXXX", path[64];
     assert_non_null(mkdtemp(dir));
@@ -173,7 +174,7 @@ static void test_store_front_picks_an_implementation(void **state) {
     assert_non_null(pbh_store_db(st));
     pbh_run **runs = NULL;
     size_t n = 99;
-    assert_int_equal(pbh_store_history_runs(st, NULL, NULL, &runs, &n, err, sizeof err), PBH_OK);
+    assert_int_equal(pbh_store_history_runs(st, NULL, &runs, &n, err, sizeof err), PBH_OK);
     assert_int_equal(n, 0);
     pbh_store_runs_free(runs, n);
     pbh_store_close(st);

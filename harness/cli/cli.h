@@ -34,6 +34,8 @@ int pbh_cmd_export(int argc, char **argv);
 int pbh_cmd_compare(int argc, char **argv);
 int pbh_cmd_history(int argc, char **argv);
 int pbh_cmd_import(int argc, char **argv);
+int pbh_cmd_push(int argc, char **argv);
+int pbh_cmd_store(int argc, char **argv);
 
 /* "poolbench: <message>" on stderr. */
 void pbh_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

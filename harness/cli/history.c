@@ -12,14 +12,17 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: poolbench history [--scenario S] [--backend B] [--pvalue P] [--min-segment N]\n"
+    "usage: poolbench history [--machine NAME] [--case NAME] [--scenario S] [--backend B]\n"
+    "                         [--pvalue P] [--min-segment N]\n"
     "                         [--format table|json] [--output FILE] [--store PATH]\n"
-    "Per case, the median of each stored run in time order and its change points (E-Divisive means with\n"
+    "Per machine and case (two machines are never one series), the median of each stored run in time order and its change points (E-Divisive means with\n"
     "a permutation test, p <= 0.05 by default), each naming the run and commit where the new level starts.\n";
 
 int pbh_cmd_history(int argc, char **argv) {
     static const struct option opts[] = {{"scenario", required_argument, 0, 'S'},
                                          {"backend", required_argument, 0, 'b'},
+                                         {"machine", required_argument, 0, 'M'},
+                                         {"case", required_argument, 0, 'c'},
                                          {"pvalue", required_argument, 0, 'p'},
                                          {"min-segment", required_argument, 0, 'm'},
                                          {"format", required_argument, 0, 'f'},
@@ -29,14 +32,22 @@ int pbh_cmd_history(int argc, char **argv) {
                                          {0, 0, 0, 0}};
     pbs_cp_opts cp;
     pbs_cp_opts_default(&cp);
-    const char *scenario = NULL, *backend = NULL, *format = "table", *output = NULL, *store = NULL;
+    pbh_history_filter filter = {0};
+    const char *format = "table", *output = NULL, *store = NULL;
     long min_segment;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'S': scenario = optarg; break;
-        case 'b': backend = optarg; break;
+        case 'S': filter.scenario = optarg; break;
+        case 'b': filter.backend = optarg; break;
+        case 'c': filter.case_name = optarg; break;
+        case 'M':
+            if (!pbh_machine_name_valid(optarg))
+                return pbh_cli_usage_error("history", "--machine must be 1 to 128 printable characters without "
+                                                      "blanks, got '%s'", optarg);
+            filter.machine = optarg;
+            break;
         case 'p':
             if (pbh_cli_parse_double(optarg, 1e-6, 0.5, &cp.pvalue))
                 return pbh_cli_usage_error("history", "--pvalue must be a number in (0, 0.5], got '%s'", optarg);
@@ -63,7 +74,7 @@ int pbh_cmd_history(int argc, char **argv) {
     if (rc != PBH_EXIT_OK) return rc;
     pbh_history h;
     char err[1024];
-    int hrc = pbh_history_build(st, scenario, backend, &cp, &h, err, sizeof err);
+    int hrc = pbh_history_build(st, &filter, &cp, &h, err, sizeof err);
     pbh_store_close(st);
     if (hrc != PBH_OK) {
         pbh_cli_error("%s", err);

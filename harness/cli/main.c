@@ -21,6 +21,8 @@ static const struct verb {
     {"history", pbh_cmd_history, "change points per case over the stored runs"},
     {"import", pbh_cmd_import, "store a Google Benchmark or hyperfine JSON file as a run"},
     {"export", pbh_cmd_export, "export one run as JSON or Google Benchmark JSON"},
+    {"push", pbh_cmd_push, "copy runs into another store (e.g. a team's PostgreSQL); pushing twice stores once"},
+    {"store", pbh_cmd_store, "store init (create the schema) or store check (consistency checks)"},
 };
 
 static void usage(FILE *f) {
@@ -28,7 +30,7 @@ static void usage(FILE *f) {
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         fprintf(f, "  %-8s %s\n", verbs[i].name, verbs[i].summary);
     fprintf(f, "\nexit codes: 0 ok, 1 regression found, 2 usage or input error, 3 a run failed\n"
-               "store: --store PATH, else $POOLBENCH_STORE, else results/poolbench.db\n");
+               "store: --store PATH|postgresql://URI, else $POOLBENCH_STORE, else results/poolbench.db\n");
 }
 
 int main(int argc, char **argv) {

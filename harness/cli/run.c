@@ -23,6 +23,7 @@
 static const char usage[] =
     "usage: poolbench run [--suite NAME] [--scenario S[,S]] [--backend B[,B]] [--workers N[,N]]\n"
     "                     [--param k=v[,v]]... [--reps R] [--warmup W] [--processes P] [--label L] [--store PATH]\n"
+    "                     [--machine NAME]\n"
     "                     [--json FILE] [--format table|json|markdown] [--quiet] [--case-timeout SEC] [--seed N]\n"
     "Runs a suite (default: 'default') or the matrix scenario x backend x workers x params, each case in its own\n"
     "process, and stores the run with every raw sample (default store: $POOLBENCH_STORE, else\n"
@@ -88,10 +89,11 @@ int pbh_cmd_run(int argc, char **argv) {
         {"store", required_argument, NULL, 'd'},   {"json", required_argument, NULL, 'j'},
         {"format", required_argument, NULL, 'f'},  {"quiet", no_argument, NULL, 'q'},
         {"case-timeout", required_argument, NULL, 't'}, {"seed", required_argument, NULL, 'e'},
-        {"processes", required_argument, NULL, 'P'},
+        {"processes", required_argument, NULL, 'P'}, {"machine", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},          {0}};
     pbh_request rq;
     pbh_request_init(&rq);
+    const char *machine = NULL;
     const char *label = NULL, *store_flag = NULL, *json_file = NULL, *format = "table";
     int quiet = 0;
     int c;
@@ -141,6 +143,12 @@ int pbh_cmd_run(int argc, char **argv) {
             if (pbh_cli_parse_int(optarg, 1, 1000, &v))
                 return pbh_cli_usage_error("run", "bad --processes '%s': expected 1..1000", optarg);
             rq.processes = (int)v;
+            break;
+        case 'M':
+            if (!pbh_machine_name_valid(optarg))
+                return pbh_cli_usage_error("run", "--machine must be 1 to 128 printable characters without blanks, got '%s'",
+                                           optarg);
+            machine = optarg;
             break;
         case 'l':
             label = optarg;
@@ -216,6 +224,8 @@ int pbh_cmd_run(int argc, char **argv) {
             free(full);
         }
     }
+    if (machine)
+        pbh_set_str(&run->ctx.machine, machine);
     run->label = pbh_strdup(label);
     run->suite = plan.suite ? pbh_strdup(plan.suite->name) : NULL;
     run->source = pbh_strdup(PBH_SOURCE_NATIVE);

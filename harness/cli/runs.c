@@ -1,24 +1,42 @@
 /*
- * runs.c - `poolbench runs [--store PATH] [--format table|json]`: the stored runs, newest first.
+ * runs.c - `poolbench runs [--machine NAME] [--store PATH] [--format table|json]`: the stored runs,
+ * newest first; --machine keeps one machine's (the store filters, with its index on machine).
  * Opens the store read-only: a read verb can never change it.
  */
 #include "cli.h"
 #include "format.h"
 
-#include <getopt.h> /* optind */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char usage[] =
-    "usage: poolbench runs [--store PATH] [--format table|json]\n"
-    "Lists the stored runs, newest first.\n";
+    "usage: poolbench runs [--machine NAME] [--store PATH] [--format table|json]\n"
+    "Lists the stored runs, newest first (--machine: only that machine's).\n";
 
 int pbh_cmd_runs(int argc, char **argv) {
-    const char *store_flag = NULL, *format = "table";
-    int ec = pbh_cli_read_flags(argc, argv, "runs", usage, &store_flag, &format, NULL);
-    if (ec >= 0)
-        return ec;
+    static const struct option opts[] = {{"store", required_argument, NULL, 'd'},
+                                         {"format", required_argument, NULL, 'f'},
+                                         {"machine", required_argument, NULL, 'M'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    const char *store_flag = NULL, *format = "table", *machine = NULL;
+    int c, ec;
+    while ((c = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': store_flag = optarg; break;
+        case 'f': format = optarg; break;
+        case 'M':
+            if (!pbh_machine_name_valid(optarg))
+                return pbh_cli_usage_error("runs", "--machine must be 1 to 128 printable characters without "
+                                                   "blanks, got '%s'", optarg);
+            machine = optarg;
+            break;
+        case 'h': fputs(usage, stdout); return PBH_EXIT_OK;
+        default: return pbh_cli_usage_error("runs", "bad arguments to runs");
+        }
+    }
     if (optind < argc)
         return pbh_cli_usage_error("runs", "unexpected argument '%s'", argv[optind]);
     if (strcmp(format, "table") != 0 && strcmp(format, "json") != 0)
@@ -30,7 +48,7 @@ int pbh_cmd_runs(int argc, char **argv) {
     pbh_run_info *infos;
     size_t n;
     char err[1024];
-    int rc = pbh_store_list_runs(st, &infos, &n, err, sizeof err);
+    int rc = pbh_store_list_runs(st, machine, &infos, &n, err, sizeof err);
     pbh_store_close(st);
     if (rc != PBH_OK) {
         pbh_cli_error("%s", err);
