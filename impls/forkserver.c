@@ -168,12 +168,7 @@ static void __attribute__((noreturn)) serve(pid_t host, int sock) {
 
 /* The helper right after fork: async-signal-safe only (the host may have had other threads). */
 static void __attribute__((noreturn)) helper_child(pid_t host, int sock) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-    for (int s = 1; s < NSIG; s++)
-        if (s != SIGKILL && s != SIGSTOP) sigaction(s, &sa, NULL); /* EINVAL for libc-internal ones: fine */
+    pb__child_default_signals();
     /* Signals stay blocked (they were blocked around fork): the helper is stopped by EOF or by SIGKILL. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != host) _exit(0);
     /* Keep stdin, stdout, stderr and the socket: nothing else of the host reaches the workers. */
