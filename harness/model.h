@@ -18,8 +18,8 @@
 /* Error codes. Three spaces meet in the harness, each in a range of its own so that a code says where it
  * came from:
  *      0                  ok, in every space
- *     -1 .. -4095         a negative errno (the pool library's system errors; impls/poolbench.h)
- *     -10001 .. -10999    PB_E*: the pool library's own errors (impls/poolbench.h)
+ *     -1 .. -4095         a negative errno (the pool library's system errors; impls/include/poolbench.h)
+ *     -10001 .. -10999    PB_E*: the pool library's own errors (impls/include/poolbench.h)
  *     -20001 .. -20099    PBH_E*: the harness's errors, below; what harness functions return
  *     -30001 .. -30099    PBS_E*: the statistics' errors (stats.h)
  * pbh_error() is the one translation from any of them to a PBH_E*; the CLI maps PBH_E* onto exit codes

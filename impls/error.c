@@ -22,7 +22,6 @@ const char *pb_strerror(int err) {
     case PB_ENOTASK: return "unknown task";
     case PB_ETOOBIG: return "input or output over the size limit";
     case PB_ECLOSED: return "pool is closed";
-    case PB_ECRASHLOOP: return "workers are dying too fast (crash-loop breaker)";
     case PB_ESPAWN: return "cannot start a worker";
     case PB_EPROTO: return "malformed frame from a worker";
     case PB_ENOTSUP: return "not supported by this backend";

@@ -145,7 +145,6 @@ size_t pb_auto_chunksize(size_t n, int workers) {
     return cs ? cs : 1;
 }
 
-const pb_options *pb__pool_options(const pb_pool *pool) { return &pool->opts; }
 void *pb__pool_impl(const pb_pool *pool) { return pool->impl; }
 const char *pb_pool_backend(const pb_pool *pool) { return pool ? pool->backend->name : NULL; }
 int pb_pool_workers(const pb_pool *pool) { return pool ? pool->opts.workers : PB_EINVAL; }
@@ -320,7 +319,7 @@ static void dispatch(pb_pool *pool, pb__job *job) {
     job->id = atomic_fetch_add(&pool->next_job_id, 1) + 1;
     int rc = pool->backend->dispatch(pool->impl, job);
     if (rc < 0) /* the backend did not take it: complete it here so nobody waits forever */
-        pb__job_fail(pool, job, 0, rc == PB_ECRASHLOOP ? PB_STATUS_BROKEN : PB_STATUS_TERMINATED, pb_strerror(rc));
+        pb__job_fail(pool, job, 0, PB_STATUS_TERMINATED, pb_strerror(rc));
 }
 
 /* The shared body of pb_map and pb_map_unordered. */

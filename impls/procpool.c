@@ -11,29 +11,16 @@
  *    child exits: the I/O thread lives exactly as long as the pool. It runs with every signal blocked, so
  *    it never takes the host's signals and a write to a dead worker's pipe leaves a SIGPIPE pending on it
  *    instead of killing the host.
- *  - Queue. dispatch() (any thread) wraps the core's job in a pjob and a *unit* (a range of the job's
+ *  - Queue. dispatch() (any thread) wraps the core's job in a pjob and a *pb__proc_unit* (a range of the job's
  *    items). When nothing is queued and a worker is idle it gives the unit to that worker at once and
  *    writes the request itself (SIGPIPE suppressed in the caller's thread), so a submit costs one thread
  *    wake-up less (and see Lending for the answer). Otherwise it appends the unit to the queue and wakes the I/O thread through an
  *    eventfd when it sleeps in poll(). The I/O thread hands queued units to idle workers. A unit travels
  *    as one REQUEST frame, cut shorter only to respect the frame size limit or a worker's remaining
  *    max_tasks_per_worker budget; the rest of the unit stays at the head of the queue.
- *  - Lending. pb_future_wait() calls the backend's wait_progress (backend.h),
- *    pb__proc_wait_progress(): if a worker is running the awaited job (BUSY, cur.pj->job == job) and there is no task_timeout (whose item clock
- *    stays with the I/O thread), the caller borrows that worker (`lent`) and polls its result pipe
- *    itself, decoding the answer and handing finished jobs to the core in its own thread. The answer then
- *    wakes the caller directly instead of the I/O thread, which then had to wake the caller: the
- *    round trip is two wake-ups like a raw pipe ping-pong, not three. Ownership: exactly one thread
- *    reads a pipe, because reading needs mu and a lent pipe is read only by its borrower; the I/O thread
- *    keeps the pipe in its poll() set all along (so it is never blind to it once the worker is back),
- *    and when poll() reports only lent pipes it lets their borrowers finish (lent_returned, without mu)
- *    and sleeps again. The borrower hands the worker back (under mu) as soon as the job no longer runs
- *    there, at its deadline, on EOF, and on anything that needs the I/O thread: EOF is left in the pipe
- *    for it; a read error or malformed frame is recorded in pending_loss and the I/O thread is woken to
- *    lose_worker() it (only the I/O thread kills, reaps and respawns). Before it kills and closes
- *    everything (terminate, poll failure) the I/O thread recalls every lent worker: it makes recall_fd
- *    readable, which borrowers poll next to the pipe, and waits on lend_cv until none is lent; it lends
- *    no more afterwards. A worker nobody waits for (a callback, an unwaited future) is never lent.
+ *  - Lending (lend.c): a caller waiting in pb_future_wait() for a job that a worker is running may
+ *    borrow that worker and read its answer itself (one wake-up less per round trip). The I/O thread
+ *    keeps the worker's pipe in its poll() set all along and recalls lent workers before it kills.
  *  - Results. A worker answers a unit with RESULT frames (one per chunk normally; one per item in
  *    per-item mode). Results are decoded straight into the job's result array; when a job has no item
  *    left without a result it is handed back with pb__job_done().
@@ -44,7 +31,7 @@
  *    (waitid WNOHANG|WNOWAIT, which leaves the status to reap; no SIGCHLD handler, which belongs to the
  *    host). On either sign, every complete frame the worker sent is read and handled first (an answer
  *    and a RETIRE may sit in the buffer or the pipe beside the EOF: a recycle is not a death), only then
- *    is the worker judged. The worker is SIGKILLed (a no-op if it is already exiting; it stops a worker
+ *    is the worker judged. The worker is SIGKILLed (a no-op if it is already exiting; it stops a pb__proc_worker
  *    that merely closed the pipe) and reaped with waitpid() on its own pid, never waitpid(-1), so other
  *    children of the host program are left alone. When waitpid fails (a host that ignores SIGCHLD has
  *    the kernel reap its children), the loss says so and the cause stays unknown (no signal, exit code
@@ -99,9 +86,8 @@
  * poll(), by reading the atomic `lent` flags without any lock. Forks, spawns and reaping a SIGKILLed worker happen
  * under mu; they are short, and only delay a concurrent dispatch().
  */
-#include "proc.h"
+#include "procpool.h"
 #include "syscalls.h"
-#include "wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -117,102 +103,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#define PB_PROC_HANDSHAKE_S 10.0 /* a worker must answer INIT within this long */
-#define PB_PROC_CLOSE_S 5.0      /* after EOF on its request pipe a worker must exit within this long */
-#define PB_PROC_RETRY_S 0.05     /* delay before retrying a worker that could not be started */
-#define PB_PROC_READ_CHUNK (64u * 1024u)
-#define PB_PROC_POLL_RETRIES 100 /* consecutive poll() failures (10 ms apart) before the pool gives up */
-#define PB_PROC_LEND_SPIN_S 50e-6 /* how long the I/O thread yields to callers reading lent workers */
-#define PB_PROC_ALIVE_CHECK_S 0.2 /* without a pidfd: how often a worker is checked for having exited */
-
-/* A pjob is the backend's view of one core job: the number of its items still without a result. */
-typedef struct pjob {
-    pb__job *job;
-    size_t remaining;
-    int claimed; /* pb__job_claim said yes */
-    struct pjob *done_next;
-} pjob;
-
-/* A range of a job's items waiting in the queue or running on a worker. */
-typedef struct unit {
-    struct unit *next;
-    pjob *pj;
-    size_t begin, end;
-    int per_item; /* run with PB_WIRE_F_PER_ITEM */
-} unit;
-
-typedef enum wstate {
-    W_EMPTY,    /* no process in this slot (not started yet, or waiting to be restarted) */
-    W_STARTING, /* INIT sent, waiting for READY */
-    W_IDLE,
-    W_BUSY,     /* running `cur` */
-    W_RETIRING, /* sent RETIRE: will exit 0 */
-    W_CLOSING   /* request pipe closed by us: will exit 0 */
-} wstate;
-
-typedef struct worker {
-    wstate state;
-    pid_t pid;
-    int pidfd;           /* readable once pid has exited; -1 when pidfd_open failed (see Deaths) */
-    unsigned gen;        /* bumped when the process is reaped: poll() results for an older one are stale */
-    int req_fd;          /* parent's write end of the request pipe, non-blocking */
-    int resp_fd;         /* parent's read end of the result pipe, non-blocking */
-    double deadline;     /* STARTING: handshake; BUSY with timeouts: current item; CLOSING: exit; EMPTY: retry */
-    int replacing;       /* the next start replaces a lost worker (counts as a respawn) */
-    int init_failed;     /* its READY said the initializer failed: it is about to exit */
-    unit cur;            /* BUSY: the unit it runs */
-    size_t next_report;  /* BUSY: the first item of cur without a result */
-    uint64_t budget;     /* items it may still be sent (max_tasks_per_worker), UINT64_MAX = unlimited */
-    pb_wbuf out;         /* bytes to write to req_fd, from out_pos */
-    size_t out_pos;
-    pb_wbuf in;          /* bytes read from resp_fd not yet parsed, from in_pos */
-    size_t in_pos;
-    char io_why[120];    /* why a read or write on its pipes failed, for the loss message ("" = none) */
-    atomic_int lent;     /* a waiting caller reads resp_fd (see "Lending"); the I/O thread must not.
-                          * Written under mu; the I/O thread also peeks at it without mu after poll() */
-    int pending_loss;    /* that caller found it lost: the I/O thread must lose_worker() it */
-    const char *pending_why; /* ... with this protocol error (static string), or NULL (EOF / io_why) */
-} worker;
-
-typedef struct proc_pool {
-    pb_pool *pool;
-    const pb_options *opts; /* the core's normalized copy; lives as long as the pool */
-    const pb__proc_birth *birth;
-    void *ctx;
-    size_t max_item, max_frame;
-    pb_wbuf init_frame; /* the INIT frame, encoded once */
-    int wake_fd;
-    pthread_t io;
-    int io_running;
-
-    pthread_mutex_t mu; /* guards everything below (see Locking) */
-    pthread_cond_t cv;  /* start-up finished; stop requested (for an I/O thread parked by poll_failed) */
-    pthread_cond_t lend_cv; /* a lent worker was handed back (the I/O thread waits for it: io_waits_lend) */
-    int recall_fd;      /* eventfd, readable for good once the I/O thread wants every lent worker back */
-    int nlent;          /* workers lent to waiting callers */
-    int no_lend;        /* recalled (terminate, poll failure): lend no more */
-    int io_waits_lend;  /* the I/O thread sleeps on lend_cv */
-    unit *qhead, *qtail;
-    int stop;          /* 0 running, 1 shutdown, 2 terminate */
-    int sleeping;      /* the I/O thread is (about to be) in poll(): dispatch must wake it */
-    int startup_done;
-    int startup_rc;
-    char startup_msg[512];
-    int broken;
-    char broken_msg[512];
-
-    worker *w;
-    int nworkers;
-    int nstarted; /* slots [0, nstarted) are in use; the others have never been started (see Start policy) */
-    int starting; /* still in create(): a lost worker fails the pool instead of being respawned */
-    int stop_seen; /* `stop` as the I/O thread last acted on it */
-    char init_error[PB_WIRE_MSG_MAX + 1]; /* what the last failed initializer said (for death messages) */
-    double *deaths; /* ring of the last crashloop_deaths + 1 death times since the last ok item */
-    int ndeaths, death_pos, death_cap;
-    pjob *done_head; /* jobs to hand back, outside any lock */
-    double next_alive_check; /* workers without a pidfd: when to check them next (see Deaths) */
-} proc_pool;
 
 /* ---- small helpers ---- */
 
@@ -231,7 +121,7 @@ static pid_t waitpid_retry(pid_t pid, int *status) {
 }
 
 /* 1 when pid (our unreaped child) has exited, without reaping it; for workers without a pidfd. */
-static int exited_unreaped(pid_t pid) {
+int pb__proc_exited_unreaped(pid_t pid) {
     siginfo_t si;
     si.si_pid = 0;
     if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0) return si.si_pid != 0;
@@ -264,7 +154,7 @@ static int fd_high(int *fd) {
     return 0;
 }
 
-static void job_finished_items(proc_pool *pp, pjob *pj, size_t n) {
+static void job_finished_items(pb__proc_pool *pp, pb__proc_job *pj, size_t n) {
     pj->remaining -= n;
     if (pj->remaining == 0) {
         pj->done_next = pp->done_head;
@@ -274,22 +164,38 @@ static void job_finished_items(proc_pool *pp, pjob *pj, size_t n) {
 
 /* Hands finished jobs back to the core. I/O thread, mu held: released while the core runs (it takes its
  * own mutex and may run user callbacks that submit more work). */
-static void flush_done(proc_pool *pp) {
+static void flush_done(pb__proc_pool *pp) {
     if (!pp->done_head) return;
-    pjob *list = pp->done_head;
+    pb__proc_job *list = pp->done_head;
     pp->done_head = NULL;
     pthread_mutex_unlock(&pp->mu);
+    pb__proc_hand_back(pp, list);
+    pthread_mutex_lock(&pp->mu);
+}
+
+void pb__proc_hand_back(pb__proc_pool *pp, pb__proc_job *list) {
     while (list) {
-        pjob *pj = list;
+        pb__proc_job *pj = list;
         list = pj->done_next;
         pb__job_done(pp->pool, pj->job);
         free(pj);
     }
-    pthread_mutex_lock(&pp->mu);
+}
+
+void pb__proc_signal(int fd) {
+    uint64_t one = 1;
+    ssize_t wr = write(fd, &one, sizeof one);
+    (void)wr; /* an eventfd only fails to count past 2^64-2: it is readable either way */
+}
+
+int pb__proc_poll_ms(double deadline, double now) {
+    if (deadline == INFINITY) return -1;
+    double ms = (deadline - now) * 1000.0;
+    return ms <= 0 ? 0 : ms > 3600e3 ? 3600000 : (int)ms + 1;
 }
 
 /* Fails items [begin, end) of pj that have no result yet with status and message. */
-static void fail_range(proc_pool *pp, pjob *pj, size_t begin, size_t end, int status, const char *msg) {
+static void fail_range(pb__proc_pool *pp, pb__proc_job *pj, size_t begin, size_t end, int status, const char *msg) {
     for (size_t i = begin; i < end; i++) {
         pb__result_fail(&pj->job->results[i], status, "%s", msg);
         pj->job->results[i].signal = 0;
@@ -299,27 +205,27 @@ static void fail_range(proc_pool *pp, pjob *pj, size_t begin, size_t end, int st
 }
 
 /* The first unit of a job lives in the pjob's allocation (one malloc per job); others are separate. */
-static void free_unit(unit *u) {
-    if (u != (unit *)(u->pj + 1)) free(u);
+static void free_unit(pb__proc_unit *u) {
+    if (u != (pb__proc_unit *)(u->pj + 1)) free(u);
 }
 
 /* ---- the queue (mu held) ---- */
 
-static void q_push_back(proc_pool *pp, unit *u) {
+static void q_push_back(pb__proc_pool *pp, pb__proc_unit *u) {
     u->next = NULL;
     if (pp->qtail) pp->qtail->next = u;
     else pp->qhead = u;
     pp->qtail = u;
 }
 
-static void q_push_front(proc_pool *pp, unit *u) {
+static void q_push_front(pb__proc_pool *pp, pb__proc_unit *u) {
     u->next = pp->qhead;
     pp->qhead = u;
     if (!pp->qtail) pp->qtail = u;
 }
 
-static unit *q_pop(proc_pool *pp) {
-    unit *u = pp->qhead;
+static pb__proc_unit *q_pop(pb__proc_pool *pp) {
+    pb__proc_unit *u = pp->qhead;
     if (u) {
         pp->qhead = u->next;
         if (!pp->qhead) pp->qtail = NULL;
@@ -328,39 +234,44 @@ static unit *q_pop(proc_pool *pp) {
 }
 
 /* Queues [begin, end) of pj again at the head (mu held). Allocation failure fails the items instead. */
-static void requeue(proc_pool *pp, pjob *pj, size_t begin, size_t end, int per_item) {
+static void requeue(pb__proc_pool *pp, pb__proc_job *pj, size_t begin, size_t end, int per_item) {
     if (begin >= end) return;
-    unit *u = malloc(sizeof *u);
+    pb__proc_unit *u = malloc(sizeof *u);
     if (!u) {
         fail_range(pp, pj, begin, end, PB_STATUS_WORKER_DIED, "out of memory re-queuing items of a lost worker");
         return;
     }
-    *u = (unit){NULL, pj, begin, end, per_item};
+    *u = (pb__proc_unit){NULL, pj, begin, end, per_item};
     q_push_front(pp, u);
+}
+
+/* The one claim: asks the core whether u's job may still run (pb__job_claim, once per job). 1 when it
+ * may; 0 when it was cancelled, which the core has completed: u and its pjob are freed. mu held, released
+ * around the claim (it takes the core's mutex and may run a user callback). */
+static int claim_unit(pb__proc_pool *pp, pb__proc_unit *u) {
+    pb__proc_job *pj = u->pj;
+    if (pj->claimed) return 1;
+    pthread_mutex_unlock(&pp->mu);
+    int run = pb__job_claim(pp->pool, pj->job);
+    pthread_mutex_lock(&pp->mu);
+    if (!run) {
+        free_unit(u);
+        free(pj);
+        return 0;
+    }
+    pj->claimed = 1;
+    return 1;
 }
 
 /* Fails every queued unit with status (BROKEN or TERMINATED). A job nobody claimed yet may have been
  * cancelled: pb__job_claim completes those as CANCELLED. I/O thread, mu held (released around claims). */
-static void fail_queue(proc_pool *pp, int status, const char *msg) {
-    unit *u = pp->qhead;
+static void fail_queue(pb__proc_pool *pp, int status, const char *msg) {
+    pb__proc_unit *u = pp->qhead;
     pp->qhead = pp->qtail = NULL;
     while (u) {
-        unit *next = u->next;
-        pjob *pj = u->pj;
-        if (!pj->claimed) {
-            pthread_mutex_unlock(&pp->mu);
-            int run = pb__job_claim(pp->pool, pj->job);
-            pthread_mutex_lock(&pp->mu);
-            if (run) {
-                pj->claimed = 1;
-                fail_range(pp, pj, u->begin, u->end, status, msg);
-                free_unit(u);
-            } else {
-                free_unit(u);
-                free(pj);
-            }
-        } else {
-            fail_range(pp, pj, u->begin, u->end, status, msg);
+        pb__proc_unit *next = u->next;
+        if (claim_unit(pp, u)) {
+            fail_range(pp, u->pj, u->begin, u->end, status, msg);
             free_unit(u);
         }
         u = next;
@@ -369,10 +280,10 @@ static void fail_queue(proc_pool *pp, int status, const char *msg) {
 
 /* ---- the crash-loop breaker (I/O thread, mu held) ---- */
 
-static void breaker_ok(proc_pool *pp) { pp->ndeaths = 0; }
+static void breaker_ok(pb__proc_pool *pp) { pp->ndeaths = 0; }
 
 /* Records a death; returns 1 when the breaker trips now. */
-static int breaker_death(proc_pool *pp, double now, const char *what) {
+static int breaker_death(pb__proc_pool *pp, double now, const char *what) {
     if (pp->broken) return 0;
     pp->deaths[pp->death_pos] = now;
     pp->death_pos = (pp->death_pos + 1) % pp->death_cap;
@@ -391,10 +302,10 @@ static int breaker_death(proc_pool *pp, double now, const char *what) {
 
 /* ---- starting and losing workers (I/O thread, mu held) ---- */
 
-static int write_pending(proc_pool *pp, worker *w, double now, int user_thread);
+static int write_pending(pb__proc_pool *pp, pb__proc_worker *w, double now, int user_thread);
 
-static void set_startup_error(proc_pool *pp, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_startup_error(proc_pool *pp, int rc, const char *fmt, ...) {
+static void set_startup_error(pb__proc_pool *pp, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_startup_error(pb__proc_pool *pp, int rc, const char *fmt, ...) {
     if (pp->startup_rc == 0) {
         pp->startup_rc = rc;
         va_list ap;
@@ -404,7 +315,7 @@ static void set_startup_error(proc_pool *pp, int rc, const char *fmt, ...) {
     }
 }
 
-static int start_worker(proc_pool *pp, worker *w, double now) {
+static int start_worker(pb__proc_pool *pp, pb__proc_worker *w, double now) {
     int req[2] = {-1, -1}, resp[2] = {-1, -1};
     char err[400] = "";
     int rc = 0;
@@ -472,7 +383,7 @@ fail:
 
 /* Kills (when kill_it) and reaps w's process, closes its pipes and pidfd. Returns 0 with the wait
  * status in *st, or the errno of a waitpid that failed (then the status is unknown, never "exited 0"). */
-static int reap_worker(worker *w, int kill_it, int *st) {
+static int reap_worker(pb__proc_worker *w, int kill_it, int *st) {
     int err = 0;
     *st = 0;
     if (w->pid > 0) {
@@ -492,10 +403,10 @@ static int reap_worker(worker *w, int kill_it, int *st) {
 }
 
 /* What to do with the unit a lost worker held. status/msg/sig/code describe the loss. */
-static void settle_lost_unit(proc_pool *pp, worker *w, int status, const char *msg, int sig, int code) {
+static void settle_lost_unit(pb__proc_pool *pp, pb__proc_worker *w, int status, const char *msg, int sig, int code) {
     if (w->state != W_BUSY && w->state != W_RETIRING) return;
     if (!w->cur.pj) return;
-    pjob *pj = w->cur.pj;
+    pb__proc_job *pj = w->cur.pj;
     size_t k = w->next_report, end = w->cur.end;
     w->cur.pj = NULL;
     if (k >= end) return;
@@ -519,7 +430,7 @@ static void settle_lost_unit(proc_pool *pp, worker *w, int status, const char *m
 
 /* The slot lost its process (death, timeout, protocol error) or retired it: start a new one unless the
  * pool is stopping or broken. */
-static void replace_worker(proc_pool *pp, worker *w, double now, int is_loss) {
+static void replace_worker(pb__proc_pool *pp, pb__proc_worker *w, double now, int is_loss) {
     w->state = W_EMPTY;
     w->replacing = is_loss;
     w->deadline = 0;
@@ -529,8 +440,8 @@ static void replace_worker(proc_pool *pp, worker *w, double now, int is_loss) {
 
 /* The worker's process is gone or must go. cause: NULL for EOF (look at the exit status), else a
  * protocol error description. */
-static void lose_worker(proc_pool *pp, worker *w, double now, const char *proto_why) {
-    wstate was = w->state;
+static void lose_worker(pb__proc_pool *pp, pb__proc_worker *w, double now, const char *proto_why) {
+    pb__proc_wstate was = w->state;
     pid_t pid = w->pid;
     int st;
     int wait_err = reap_worker(w, 1, &st);
@@ -614,7 +525,7 @@ static ssize_t write_nosigpipe(int fd, const void *buf, size_t len, int user_thr
  * that the EOF on resp_fd follows and the I/O thread handles the loss as usual. The kill matters: after
  * EPIPE the worker is normally exiting anyway, but after any other error (or an EPIPE from a worker that
  * merely closed its request pipe) it would otherwise wait forever for a request that never comes. */
-static int write_pending(proc_pool *pp, worker *w, double now, int user_thread) {
+static int write_pending(pb__proc_pool *pp, pb__proc_worker *w, double now, int user_thread) {
     while (w->out_pos < w->out.len) {
         ssize_t n = write_nosigpipe(w->req_fd, w->out.data + w->out_pos, w->out.len - w->out_pos, user_thread);
         if (n > 0) {
@@ -648,39 +559,25 @@ static int write_pending(proc_pool *pp, worker *w, double now, int user_thread) 
 
 /* Encodes items [u->begin, k) of u as a REQUEST frame into w->out, choosing k: as many as fit in one
  * frame and in the worker's budget. Returns k. */
-static size_t encode_request(proc_pool *pp, worker *w, const unit *u) {
+static size_t encode_request(pb__proc_pool *pp, pb__proc_worker *w, const pb__proc_unit *u) {
     const pb__job *job = u->pj->job;
     const char *name = job->task->name;
     size_t name_len = strlen(name);
-    size_t size = PB_WIRE_HEADER + 4 + 2 + name_len;
-    size_t k = u->begin;
-    uint64_t budget = w->budget;
-    while (k < u->end && budget > 0) {
-        size_t item = 4 + job->items[k].len;
-        if (k > u->begin && size + item > pp->max_frame) break;
-        size += item;
-        k++;
-        budget--;
-    }
-    w->out.len = w->out_pos = 0;
-    if (pb__wbuf_reserve(&w->out, size) != 0) return u->begin;
+    size_t n = u->end - u->begin;
+    if (n > w->budget) n = (size_t)w->budget;
+    n = pb__wire_request_fit(name_len, job->items + u->begin, n, pp->max_frame);
     int flags = (u->per_item || pp->opts->task_timeout > 0) ? PB_WIRE_F_PER_ITEM : 0;
-    long off = pb__wire_begin(&w->out, PB_WIRE_REQUEST, flags, job->id);
-    pb__wire_put_u32(&w->out, (uint32_t)u->begin);
-    pb__wire_put_u16(&w->out, (uint16_t)name_len);
-    pb__wire_put(&w->out, name, name_len);
-    for (size_t i = u->begin; i < k; i++) {
-        pb__wire_put_u32(&w->out, (uint32_t)job->items[i].len);
-        pb__wire_put(&w->out, job->items[i].data, job->items[i].len);
-    }
-    pb__wire_end(&w->out, off, (uint32_t)(k - u->begin));
-    return k;
+    w->out.len = w->out_pos = 0;
+    if (pb__wire_request_encode(&w->out, flags, job->id, (uint32_t)u->begin, name, name_len, job->items + u->begin,
+                                n) != 0)
+        return u->begin;
+    return u->begin + n;
 }
 
 /* Hands (a prefix of) unit u of a claimed job to idle worker w and starts writing the request; the rest
  * of u goes back to the head of the queue. mu held. */
-static void give(proc_pool *pp, worker *w, unit *u, double now, int user_thread) {
-    pjob *pj = u->pj;
+static void give(pb__proc_pool *pp, pb__proc_worker *w, pb__proc_unit *u, double now, int user_thread) {
+    pb__proc_job *pj = u->pj;
     size_t k = encode_request(pp, w, u);
     if (k == u->begin) { /* out of memory for the frame */
         fail_range(pp, pj, u->begin, u->end, PB_STATUS_WORKER_DIED, "out of memory encoding a request");
@@ -704,7 +601,7 @@ static void give(proc_pool *pp, worker *w, unit *u, double now, int user_thread)
     write_pending(pp, w, now, user_thread);
 }
 
-static worker *idle_worker(proc_pool *pp) {
+static pb__proc_worker *idle_worker(pb__proc_pool *pp) {
     for (int i = 0; i < pp->nworkers; i++)
         if (pp->w[i].state == W_IDLE && pp->w[i].budget > 0) return &pp->w[i];
     return NULL;
@@ -713,10 +610,10 @@ static worker *idle_worker(proc_pool *pp) {
 /* START POLICY hook (on demand): starts never-used slots while queued units outnumber the workers
  * being started, so that no more workers run than there has been work for. The I/O thread only (it forks:
  * see Process hygiene). mu held. */
-static void grow_on_demand(proc_pool *pp, double now) {
+static void grow_on_demand(pb__proc_pool *pp, double now) {
     if (pp->nstarted >= pp->nworkers || pp->stop || pp->broken || !pp->qhead) return;
     size_t queued = 0, starting = 0;
-    for (unit *u = pp->qhead; u; u = u->next) queued++;
+    for (pb__proc_unit *u = pp->qhead; u; u = u->next) queued++;
     for (int i = 0; i < pp->nstarted; i++) starting += pp->w[i].state == W_STARTING || pp->w[i].state == W_EMPTY;
     while (queued > starting && pp->nstarted < pp->nworkers) {
         start_worker(pp, &pp->w[pp->nstarted++], now); /* a failure is retried like a respawn */
@@ -725,26 +622,16 @@ static void grow_on_demand(proc_pool *pp, double now) {
 }
 
 /* Gives queued work to idle workers. I/O thread, mu held (released around pb__job_claim). */
-static void assign_work(proc_pool *pp, double now) {
-    worker *w;
+static void assign_work(pb__proc_pool *pp, double now) {
+    pb__proc_worker *w;
     while (pp->qhead && (w = idle_worker(pp)) != NULL) {
-        unit *u = q_pop(pp);
-        pjob *pj = u->pj;
-        if (!pj->claimed) {
-            pthread_mutex_unlock(&pp->mu);
-            int run = pb__job_claim(pp->pool, pj->job);
-            pthread_mutex_lock(&pp->mu);
-            if (!run) { /* cancelled: the core completed it */
-                free_unit(u);
-                free(pj);
-                continue;
-            }
-            pj->claimed = 1;
-            /* dispatch() may have taken w while mu was released */
-            if (w->state != W_IDLE || w->budget == 0) {
-                q_push_front(pp, u);
-                continue;
-            }
+        pb__proc_unit *u = q_pop(pp);
+        int was_claimed = u->pj->claimed;
+        if (!claim_unit(pp, u)) continue; /* cancelled: the core completed it */
+        /* dispatch() may have taken w while mu was released by the claim */
+        if (!was_claimed && (w->state != W_IDLE || w->budget == 0)) {
+            q_push_front(pp, u);
+            continue;
         }
         give(pp, w, u, now, 0);
     }
@@ -752,9 +639,9 @@ static void assign_work(proc_pool *pp, double now) {
 }
 
 /* Handles one complete frame from w. Returns NULL, or a reason when it is malformed. */
-static const char *handle_frame(proc_pool *pp, worker *w, const pb_wire_header *h, const unsigned char *body,
+static const char *handle_frame(pb__proc_pool *pp, pb__proc_worker *w, const pb__wire_header *h, const unsigned char *body,
                                 double now) {
-    pb_wire_reader r;
+    pb__wire_reader r;
     pb__wire_reader_init(&r, body, h->body_len);
     switch (h->type) {
     case PB_WIRE_READY: {
@@ -792,7 +679,7 @@ static const char *handle_frame(proc_pool *pp, worker *w, const pb_wire_header *
     }
     case PB_WIRE_RESULT: {
         if (w->state != W_BUSY || !w->cur.pj) return "RESULT while idle";
-        pjob *pj = w->cur.pj;
+        pb__proc_job *pj = w->cur.pj;
         uint32_t first = pb__wire_get_u32(&r);
         if (r.err || h->id != pj->job->id || first != w->next_report || h->count == 0 ||
             h->count > w->cur.end - w->next_report)
@@ -839,13 +726,6 @@ static const char *handle_frame(proc_pool *pp, worker *w, const pb_wire_header *
     }
 }
 
-/* How read_frames() stopped. */
-enum read_end {
-    READ_DRAINED, /* nothing more to read for now (or, with until_answered, w's unit is answered) */
-    READ_EOF,     /* the pipe is at EOF: the worker is gone (a partial frame may be left in w->in) */
-    READ_LOST,    /* w can no longer be trusted or heard: a malformed frame, no memory, a read error */
-};
-
 /* Reads what w sent and handles every complete frame, mu held. On READ_LOST, *why is the reason (NULL when
  * w->io_why already says it). Every complete frame already in the buffer is handled before the pipe is
  * read again, so an EOF is only ever judged after everything the worker sent before it (an answer and a
@@ -853,12 +733,12 @@ enum read_end {
  * until_answered (a caller that has w on loan, see "Lending") it reads no more once w's unit is answered
  * (frames already read are still handled): anything after that (EOF) is the I/O thread's, which polls the
  * pipe anyway, and the read() that would only say EAGAIN is saved. */
-static enum read_end read_frames(proc_pool *pp, worker *w, double now, int until_answered, const char **why) {
+enum pb__proc_read_end pb__proc_read_frames(pb__proc_pool *pp, pb__proc_worker *w, double now, int until_answered, const char **why) {
     *why = NULL;
     for (;;) {
         /* Handle every complete frame already read. */
         while (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
-            pb_wire_header h;
+            pb__wire_header h;
             if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, why) != 0)
                 return READ_LOST;
             size_t frame = PB_WIRE_HEADER + (size_t)h.body_len;
@@ -876,7 +756,7 @@ static enum read_end read_frames(proc_pool *pp, worker *w, double now, int until
         /* Make room: at least one read chunk, and the whole of a frame whose header we hold. */
         size_t want = PB_PROC_READ_CHUNK;
         if (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
-            pb_wire_header h;
+            pb__wire_header h;
             if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, why) != 0)
                 return READ_LOST;
             size_t frame = PB_WIRE_HEADER + (size_t)h.body_len;
@@ -907,9 +787,9 @@ static enum read_end read_frames(proc_pool *pp, worker *w, double now, int until
 
 /* The I/O thread's read: returns 0, or 1 when w was lost (EOF, a malformed frame, a read error) and has
  * been dealt with (lose_worker kills and reaps it). */
-static int read_worker(proc_pool *pp, worker *w, double now) {
+static int read_worker(pb__proc_pool *pp, pb__proc_worker *w, double now) {
     const char *why;
-    switch (read_frames(pp, w, now, 0, &why)) {
+    switch (pb__proc_read_frames(pp, w, now, 0, &why)) {
     case READ_DRAINED: return 0;
     case READ_EOF: lose_worker(pp, w, now, w->in.len > w->in_pos ? "truncated frame" : NULL); return 1;
     default: lose_worker(pp, w, now, why); return 1;
@@ -919,105 +799,13 @@ static int read_worker(proc_pool *pp, worker *w, double now) {
 /* w's process has exited (its pidfd, or exited_unreaped()): the pipe may still be open (a child of its
  * task holds it), so no EOF is coming. Handle everything it wrote before it went, then lose it as if at
  * EOF. I/O thread, mu held. */
-static void worker_exited(proc_pool *pp, worker *w, double now) {
+static void worker_exited(pb__proc_pool *pp, pb__proc_worker *w, double now) {
     if (read_worker(pp, w, now)) return; /* EOF or a loss: already dealt with */
     lose_worker(pp, w, now, w->in.len > w->in_pos ? "truncated frame" : NULL);
 }
 
-/* read_worker() for a caller that has w on loan (see "Lending"), mu held: handles every complete frame
- * but leaves whatever needs the I/O thread (a loss: reaping, respawning, the breaker) to it. Returns 0
- * when the pipe is drained for now or w's unit is answered, 1 when w must go back to the I/O thread now:
- * EOF (left in the pipe, which the I/O thread polls too) or a loss, recorded in pending_loss. */
-static int lent_read(proc_pool *pp, worker *w, double now) {
-    const char *why;
-    switch (read_frames(pp, w, now, 1, &why)) {
-    case READ_DRAINED: return 0;
-    case READ_EOF: return 1;
-    default:
-        w->pending_loss = 1;
-        w->pending_why = why;
-        return 1;
-    }
-}
-
-/* wait_progress (backend.h, version 2): a caller waiting for a job that a worker is running borrows that
- * worker and reads its answer itself, so the answer wakes the caller directly instead of the I/O thread, which then
- * had to wake the caller. See "Lending" in DESIGN. Caller's thread; takes mu. */
-void pb__proc_wait_progress(void *impl, pb__job *job, double deadline) {
-    proc_pool *pp = impl;
-    pthread_mutex_lock(&pp->mu);
-    worker *w = NULL;
-    /* With task_timeout the I/O thread keeps the item clock: leave those workers to it. */
-    if (!pp->no_lend && !pp->stop && pp->opts->task_timeout <= 0) {
-        for (int i = 0; i < pp->nworkers && !w; i++) {
-            worker *c = &pp->w[i];
-            if (c->state == W_BUSY && c->cur.pj && c->cur.pj->job == job && !c->lent && !c->pending_loss &&
-                c->resp_fd >= 0)
-                w = c;
-        }
-    }
-    if (!w) {
-        pthread_mutex_unlock(&pp->mu);
-        return;
-    }
-    pjob *pj = w->cur.pj;
-    /* Both stay open while lent: only the I/O thread closes them, and not while lent. */
-    int fd = w->resp_fd, pidfd = w->pidfd;
-    pid_t pid = w->pid;
-    atomic_store(&w->lent, 1);
-    pp->nlent++;
-    for (;;) {
-        int ms = -1;
-        if (deadline >= 0) {
-            double left = deadline - pb__now();
-            if (left <= 0) break;
-            ms = left > 3600.0 ? 3600000 : (int)(left * 1000.0) + 1;
-        }
-        if (pidfd < 0 && (ms < 0 || ms > PB_PROC_ALIVE_CHECK_S * 1000)) ms = (int)(PB_PROC_ALIVE_CHECK_S * 1000);
-        pthread_mutex_unlock(&pp->mu);
-        struct pollfd p[3] = {{.fd = fd, .events = POLLIN},
-                              {.fd = pp->recall_fd, .events = POLLIN},
-                              {.fd = pidfd, .events = POLLIN}};
-        /* not pb__sys.poll: injected poll failures are the I/O thread's story */
-        int r = poll(p, pidfd >= 0 ? 3 : 2, ms);
-        int e = errno;
-        /* The worker exited (a child of its task may hold the pipe open, so EOF may never come): read
-         * what it sent, then hand it back for the I/O thread to judge (see Deaths). */
-        int exited = r > 0 ? pidfd >= 0 && p[2].revents : r == 0 && pidfd < 0 && exited_unreaped(pid);
-        pthread_mutex_lock(&pp->mu);
-        if (pp->no_lend || (r < 0 && e != EINTR)) break;
-        if ((r > 0 && p[0].revents) || exited) {
-            if (lent_read(pp, w, pb__now()) || exited) break;
-        }
-        if (w->state != W_BUSY || w->cur.pj != pj) break; /* the job is done here (or the worker retires) */
-    }
-    /* Hand w back. The I/O thread polls its pipe all along, so it needs a wake-up only for what it cannot
-     * see there: a loss found here, or queued work that w, now idle, could take. */
-    atomic_store(&w->lent, 0);
-    pp->nlent--;
-    int signal_io = pp->io_waits_lend;
-    int wake = w->pending_loss || (pp->sleeping && pp->qhead);
-    if (wake) pp->sleeping = 0;
-    pjob *list = pp->done_head; /* hand finished jobs back here, as flush_done() would */
-    pp->done_head = NULL;
-    pthread_mutex_unlock(&pp->mu);
-    /* After unlock is safe: the pool outlives a pb_future_wait in progress (the core's contract). */
-    if (signal_io) pthread_cond_broadcast(&pp->lend_cv);
-    if (wake) {
-        uint64_t one = 1;
-        ssize_t wr = write(pp->wake_fd, &one, sizeof one);
-        (void)wr;
-    }
-    while (list) {
-        pjob *d = list;
-        list = d->done_next;
-        pb__job_done(pp->pool, d->job);
-        free(d);
-    }
-}
-
 /* A deadline passed for w (handshake, item timeout, close). */
-static void worker_deadline(proc_pool *pp, worker *w, double now) {
+static void worker_deadline(pb__proc_pool *pp, pb__proc_worker *w, double now) {
     switch (w->state) {
     case W_STARTING:
         if (pp->starting) {
@@ -1059,7 +847,7 @@ static void worker_deadline(proc_pool *pp, worker *w, double now) {
     }
 }
 
-static int has_deadline(const proc_pool *pp, const worker *w) {
+static int has_deadline(const pb__proc_pool *pp, const pb__proc_worker *w) {
     switch (w->state) {
     case W_STARTING: case W_CLOSING: return 1;
     case W_BUSY: return pp->opts->task_timeout > 0;
@@ -1069,9 +857,9 @@ static int has_deadline(const proc_pool *pp, const worker *w) {
 }
 
 /* Closes the request pipe of every worker that has nothing to do, so that it exits (shutdown). */
-static void close_idle(proc_pool *pp, double now) {
+static void close_idle(pb__proc_pool *pp, double now) {
     for (int i = 0; i < pp->nworkers; i++) {
-        worker *w = &pp->w[i];
+        pb__proc_worker *w = &pp->w[i];
         if (w->state == W_IDLE || w->state == W_STARTING) {
             close_fd(&w->req_fd);
             w->out.len = w->out_pos = 0;
@@ -1081,36 +869,9 @@ static void close_idle(proc_pool *pp, double now) {
     }
 }
 
-/* Takes every lent worker back and lends no more (terminate, poll failure). I/O thread, mu held
- * (released while it waits). Callers poll recall_fd next to the result pipe, so they return at once. */
-static void recall_lent(proc_pool *pp) {
-    pp->no_lend = 1;
-    if (!pp->nlent) return;
-    uint64_t one = 1;
-    ssize_t wr = write(pp->recall_fd, &one, sizeof one); /* never read: it stays readable */
-    (void)wr;
-    while (pp->nlent) {
-        pp->io_waits_lend = 1;
-        pthread_cond_wait(&pp->lend_cv, &pp->mu);
-    }
-    pp->io_waits_lend = 0;
-}
-
-/* poll() said w's result pipe is readable while a caller holds w: that caller is awake on the same
- * event (or about to give up on its deadline) and hands w back within moments. Waiting for it, rather
- * than polling again, keeps the I/O thread from spinning on a readable fd it may not read. I/O thread,
- * mu held (released while it waits). */
-static void wait_lent(proc_pool *pp, worker *w) {
-    while (w->lent) {
-        pp->io_waits_lend = 1;
-        pthread_cond_wait(&pp->lend_cv, &pp->mu);
-    }
-    pp->io_waits_lend = 0;
-}
-
 /* Signals every live worker first, then reaps them: they die in parallel instead of one after the other
  * (8 idle workers: about 0.95 ms down to 0.75 ms per teardown). */
-static void kill_and_reap_all(proc_pool *pp) {
+static void kill_and_reap_all(pb__proc_pool *pp) {
     for (int i = 0; i < pp->nworkers; i++)
         if (pp->w[i].pid > 0) kill(pp->w[i].pid, SIGKILL);
     for (int i = 0; i < pp->nworkers; i++)
@@ -1121,11 +882,11 @@ static void kill_and_reap_all(proc_pool *pp) {
 }
 
 /* terminate(): kill everything and complete all held work with status (TERMINATED, or BROKEN). */
-static void kill_all(proc_pool *pp, int status, const char *msg) {
-    recall_lent(pp); /* a lent fd must not be closed under a caller that polls it */
+static void kill_all(pb__proc_pool *pp, int status, const char *msg) {
+    pb__proc_lend_recall(pp); /* a lent fd must not be closed under a caller that polls it */
     kill_and_reap_all(pp);
     for (int i = 0; i < pp->nworkers; i++) {
-        worker *w = &pp->w[i];
+        pb__proc_worker *w = &pp->w[i];
         if ((w->state == W_BUSY || w->state == W_RETIRING) && w->cur.pj) {
             fail_range(pp, w->cur.pj, w->next_report, w->cur.end, status, msg);
             w->cur.pj = NULL;
@@ -1140,7 +901,7 @@ static void kill_all(proc_pool *pp, int status, const char *msg) {
  * as BROKEN, and dispatch() fails new work at once (it checks `broken`), so nothing ever waits for this
  * thread again; it then waits for the stop request so that shutdown and destroy work as usual. I/O
  * thread, mu held. */
-static void poll_failed(proc_pool *pp, int err) {
+static void poll_failed(pb__proc_pool *pp, int err) {
     if (pp->starting) {
         set_startup_error(pp, PB_ESPAWN, "the %s pool cannot wait for its workers (poll): %s", pp->birth->kind,
                           strerror(err));
@@ -1157,51 +918,17 @@ static void poll_failed(proc_pool *pp, int err) {
     while (!pp->stop) pthread_cond_wait(&pp->cv, &pp->mu);
 }
 
-static int any_alive(const proc_pool *pp) {
+static int any_alive(const pb__proc_pool *pp) {
     for (int i = 0; i < pp->nworkers; i++)
         if (pp->w[i].pid > 0) return 1;
     return 0;
 }
 
-/* What an entry of the I/O thread's poll() set watches. */
-enum slot_kind { SLOT_WAKE, SLOT_RESULTS, SLOT_REQUESTS, SLOT_EXIT };
-typedef struct slot {
-    enum slot_kind kind;
-    int worker;   /* index in pp->w (not SLOT_WAKE) */
-    unsigned gen; /* the worker's gen when the set was built: a reaped process's entries are stale */
-} slot;
-
-/* After poll(), without mu: did only result pipes of lent workers wake us? Their callers were woken by
- * the same answers and read them. (A worker's exit is never left to its borrower alone.) */
-static int only_lent_woke(proc_pool *pp, const struct pollfd *pfd, const slot *sl, int np) {
-    int any = 0;
-    for (int j = 0; j < np; j++) {
-        if (!pfd[j].revents) continue;
-        if (sl[j].kind != SLOT_RESULTS || !atomic_load(&pp->w[sl[j].worker].lent)) return 0;
-        any = 1;
-    }
-    return any;
-}
-
-/* ... then give those callers a moment to hand their workers back, still without mu: taking mu now would
- * only make the callers (and their next submit) wait for this thread. 1 when all were handed back. */
-static int lent_returned(proc_pool *pp, const struct pollfd *pfd, const slot *sl, int np) {
-    double until = pb__now() + PB_PROC_LEND_SPIN_S;
-    for (;;) {
-        int still = 0;
-        for (int j = 0; j < np && !still; j++)
-            if (pfd[j].revents && sl[j].kind == SLOT_RESULTS && atomic_load(&pp->w[sl[j].worker].lent)) still = 1;
-        if (!still) return 1;
-        if (pb__now() >= until) return 0;
-        sched_yield();
-    }
-}
-
 static void *io_main(void *arg) {
-    proc_pool *pp = arg;
+    pb__proc_pool *pp = arg;
     int n = pp->nworkers;
     struct pollfd *pfd = calloc((size_t)(3 * n + 1), sizeof *pfd);
-    slot *sl = calloc((size_t)(3 * n + 1), sizeof *sl);
+    pb__proc_slot *sl = calloc((size_t)(3 * n + 1), sizeof *sl);
     if (!pfd || !sl) {
         pthread_mutex_lock(&pp->mu);
         set_startup_error(pp, -ENOMEM, "out of memory starting the I/O thread");
@@ -1240,30 +967,26 @@ static void *io_main(void *arg) {
         int np = 0;
         double next = INFINITY;
         pfd[np] = (struct pollfd){.fd = pp->wake_fd, .events = POLLIN};
-        sl[np++] = (slot){SLOT_WAKE, -1, 0};
+        sl[np++] = (pb__proc_slot){SLOT_WAKE, -1, 0};
         for (int i = 0; i < n; i++) {
-            worker *w = &pp->w[i];
+            pb__proc_worker *w = &pp->w[i];
             if (w->resp_fd >= 0) {
                 pfd[np] = (struct pollfd){.fd = w->resp_fd, .events = POLLIN};
-                sl[np++] = (slot){SLOT_RESULTS, i, w->gen};
+                sl[np++] = (pb__proc_slot){SLOT_RESULTS, i, w->gen};
             }
             if (w->req_fd >= 0 && w->out_pos < w->out.len) {
                 pfd[np] = (struct pollfd){.fd = w->req_fd, .events = POLLOUT};
-                sl[np++] = (slot){SLOT_REQUESTS, i, w->gen};
+                sl[np++] = (pb__proc_slot){SLOT_REQUESTS, i, w->gen};
             }
             if (w->pidfd >= 0) {
                 pfd[np] = (struct pollfd){.fd = w->pidfd, .events = POLLIN};
-                sl[np++] = (slot){SLOT_EXIT, i, w->gen};
+                sl[np++] = (pb__proc_slot){SLOT_EXIT, i, w->gen};
             } else if (w->pid > 0 && pp->next_alive_check < next) {
                 next = pp->next_alive_check; /* no pidfd: look at it now and then (see Deaths) */
             }
             if (has_deadline(pp, w) && w->deadline < next) next = w->deadline;
         }
-        int timeout = -1;
-        if (next != INFINITY) {
-            double ms = (next - now) * 1000.0; /* rounded up below: never wake just before a deadline */
-            timeout = ms <= 0 ? 0 : ms > 3600e3 ? 3600000 : (int)ms + 1;
-        }
+        int timeout = pb__proc_poll_ms(next, now);
 
         /* flush_done() may have released mu: look again before sleeping. */
         int again = pp->stop != stop || (pp->qhead && (pp->broken || idle_worker(pp)));
@@ -1280,11 +1003,8 @@ static void *io_main(void *arg) {
              * a loss or queued work for the idle worker, writes wake_fd, since `sleeping` is still set;
              * bytes it left in the pipe make poll() return at once), so sleep again with the same set,
              * and the deadline it had. */
-            if (r <= 0 || !only_lent_woke(pp, pfd, sl, np) || !lent_returned(pp, pfd, sl, np)) break;
-            if (next != INFINITY) {
-                double ms = (next - pb__now()) * 1000.0;
-                timeout = ms <= 0 ? 0 : ms > 3600e3 ? 3600000 : (int)ms + 1;
-            }
+            if (r <= 0 || !pb__proc_lend_only_returned(pp, pfd, sl, np)) break;
+            timeout = pb__proc_poll_ms(next, pb__now());
         }
 
         pthread_mutex_lock(&pp->mu);
@@ -1314,13 +1034,13 @@ static void *io_main(void *arg) {
                 (void)rd;
                 continue;
             }
-            worker *w = &pp->w[sl[j].worker];
+            pb__proc_worker *w = &pp->w[sl[j].worker];
             if (sl[j].gen != w->gen) continue; /* that process was reaped meanwhile (its fds may be reused) */
             if (sl[j].kind == SLOT_REQUESTS) {
                 write_pending(pp, w, now, 0);
                 continue;
             }
-            wait_lent(pp, w);
+            pb__proc_lend_wait(pp, w);
             /* the caller found it lost (handled below), or it was replaced meanwhile */
             if (w->pending_loss || sl[j].gen != w->gen) continue;
             if (sl[j].kind == SLOT_RESULTS) read_worker(pp, w, now);
@@ -1329,20 +1049,20 @@ static void *io_main(void *arg) {
         if (now >= pp->next_alive_check) { /* workers without a pidfd (see Deaths) */
             pp->next_alive_check = now + PB_PROC_ALIVE_CHECK_S;
             for (int i = 0; i < n; i++) {
-                worker *w = &pp->w[i];
-                if (w->pid > 0 && w->pidfd < 0 && !w->lent && !w->pending_loss && exited_unreaped(w->pid))
+                pb__proc_worker *w = &pp->w[i];
+                if (w->pid > 0 && w->pidfd < 0 && !w->lent && !w->pending_loss && pb__proc_exited_unreaped(w->pid))
                     worker_exited(pp, w, now);
             }
         }
         for (int i = 0; i < n; i++) { /* losses found by a caller that had the worker on loan */
-            worker *w = &pp->w[i];
+            pb__proc_worker *w = &pp->w[i];
             if (w->pending_loss && !w->lent) {
                 w->pending_loss = 0;
                 lose_worker(pp, w, now, w->pending_why);
             }
         }
         for (int i = 0; i < n; i++) {
-            worker *w = &pp->w[i];
+            pb__proc_worker *w = &pp->w[i];
             if (has_deadline(pp, w) && w->deadline <= now) worker_deadline(pp, w, now);
         }
         flush_done(pp);
@@ -1367,7 +1087,7 @@ static void *io_main(void *arg) {
 
 /* ---- the backend methods ---- */
 
-static void free_pool(proc_pool *pp) {
+static void free_pool(pb__proc_pool *pp) {
     if (!pp) return;
     for (int i = 0; i < pp->nworkers; i++) {
         pb__wbuf_free(&pp->w[i].out);
@@ -1385,12 +1105,12 @@ static void free_pool(proc_pool *pp) {
     free(pp);
 }
 
-static int encode_init(proc_pool *pp) {
+static int encode_init(pb__proc_pool *pp) {
     const pb_options *o = pp->opts;
     const char *name = o->initializer ? o->initializer : "";
     size_t nlen = strlen(name);
     if (nlen > PB_WIRE_NAME_MAX) return PB_EINVAL;
-    pb_wbuf *b = &pp->init_frame;
+    pb__wbuf *b = &pp->init_frame;
     long off = pb__wire_begin(b, PB_WIRE_INIT, 0, 0);
     if (off < 0 || pb__wbuf_reserve(b, 8 + 4 + 8 + 2 + nlen + 4 + o->init_arg_len) != 0) return -ENOMEM;
     pb__wire_put_u64(b, (uint64_t)pp->max_item);
@@ -1406,7 +1126,7 @@ static int encode_init(proc_pool *pp) {
 
 int pb__proc_create(pb_pool *pool, const pb_options *opts, const pb__proc_birth *birth, void *ctx,
                     void **impl) {
-    proc_pool *pp = calloc(1, sizeof *pp);
+    pb__proc_pool *pp = calloc(1, sizeof *pp);
     if (!pp) {
         birth->release(ctx);
         return pb__set_error(-ENOMEM, "out of memory");
@@ -1488,7 +1208,7 @@ fail:
 }
 
 int pb__proc_dispatch(void *impl, pb__job *job) {
-    proc_pool *pp = impl;
+    pb__proc_pool *pp = impl;
     if (job->n == 0) {
         pb__job_done(pp->pool, job);
         return 0;
@@ -1497,11 +1217,11 @@ int pb__proc_dispatch(void *impl, pb__job *job) {
         pb__job_fail(pp->pool, job, 0, PB_STATUS_TASK_ERROR, "task name too long for the worker protocol");
         return 0;
     }
-    pjob *pj = malloc(sizeof *pj + sizeof(unit));
+    pb__proc_job *pj = malloc(sizeof *pj + sizeof(pb__proc_unit));
     if (!pj) return pb__set_error(-ENOMEM, "out of memory");
-    unit *u = (unit *)(pj + 1);
-    *pj = (pjob){job, job->n, 0, NULL};
-    *u = (unit){NULL, pj, 0, job->n, 0};
+    pb__proc_unit *u = (pb__proc_unit *)(pj + 1);
+    *pj = (pb__proc_job){job, job->n, 0, NULL};
+    *u = (pb__proc_unit){NULL, pj, 0, job->n, 0};
 
     pthread_mutex_lock(&pp->mu);
     if (pp->stop) {
@@ -1519,7 +1239,7 @@ int pb__proc_dispatch(void *impl, pb__job *job) {
     }
     /* Fast path: nothing queued and a worker idle, so write the request from this thread and save the
      * I/O thread a wake-up (its poll() already watches that worker's result pipe). */
-    worker *w = pp->qhead ? NULL : idle_worker(pp);
+    pb__proc_worker *w = pp->qhead ? NULL : idle_worker(pp);
     int wake;
     if (w) {
         /* A job that dispatch() has not returned yet is invisible to its submitter, so it cannot have been
@@ -1541,22 +1261,16 @@ int pb__proc_dispatch(void *impl, pb__job *job) {
     }
     if (wake) pp->sleeping = 0;
     pthread_mutex_unlock(&pp->mu);
-    if (wake) {
-        uint64_t one = 1;
-        ssize_t wr = write(pp->wake_fd, &one, sizeof one);
-        (void)wr;
-    }
+    if (wake) pb__proc_signal(pp->wake_fd);
     return 0;
 }
 
-static void stop_and_join(proc_pool *pp, int how) {
+static void stop_and_join(pb__proc_pool *pp, int how) {
     pthread_mutex_lock(&pp->mu);
     if (pp->stop == 0 || how > pp->stop) pp->stop = how;
     pthread_cond_broadcast(&pp->cv); /* an I/O thread parked by poll_failed() waits for this */
     pthread_mutex_unlock(&pp->mu);
-    uint64_t one = 1;
-    ssize_t w = write(pp->wake_fd, &one, sizeof one);
-    (void)w;
+    pb__proc_signal(pp->wake_fd);
     if (pp->io_running) {
         pthread_join(pp->io, NULL);
         pp->io_running = 0;
@@ -1564,7 +1278,7 @@ static void stop_and_join(proc_pool *pp, int how) {
 }
 
 size_t pb__proc_buffer_bytes(pb_pool *pool) {
-    proc_pool *pp = pb__pool_impl(pool);
+    pb__proc_pool *pp = pb__pool_impl(pool);
     size_t bytes = 0;
     pthread_mutex_lock(&pp->mu);
     for (int i = 0; i < pp->nworkers; i++) bytes += pp->w[i].in.cap + pp->w[i].out.cap;
@@ -1575,7 +1289,7 @@ size_t pb__proc_buffer_bytes(pb_pool *pool) {
 void pb__proc_shutdown(void *impl) { stop_and_join(impl, 1); }
 void pb__proc_terminate(void *impl) { stop_and_join(impl, 2); }
 void pb__proc_destroy(void *impl) {
-    proc_pool *pp = impl;
+    pb__proc_pool *pp = impl;
     if (!pp) return;
     if (pp->io_running) stop_and_join(pp, 2);
     free_pool(pp);

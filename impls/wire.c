@@ -21,7 +21,7 @@ size_t pb__wire_max_frame(size_t max_item_bytes) {
     return max_item_bytes + PB_WIRE_SLACK;
 }
 
-int pb__wbuf_reserve(pb_wbuf *b, size_t extra) {
+int pb__wbuf_reserve(pb__wbuf *b, size_t extra) {
     if (b->cap - b->len >= extra) return 0;
     size_t want = b->len + extra;
     if (want < b->len) return -ENOMEM;
@@ -37,20 +37,20 @@ int pb__wbuf_reserve(pb_wbuf *b, size_t extra) {
     return 0;
 }
 
-void pb__wbuf_free(pb_wbuf *b) {
+void pb__wbuf_free(pb__wbuf *b) {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
 }
 
-void pb__wbuf_trim(pb_wbuf *b, size_t keep) {
+void pb__wbuf_trim(pb__wbuf *b, size_t keep) {
     if (b->len == 0 && b->cap > keep) pb__wbuf_free(b);
 }
 
-long pb__wire_begin(pb_wbuf *b, int type, int flags, uint64_t id) {
+long pb__wire_begin(pb__wbuf *b, int type, int flags, uint64_t id) {
     if (pb__wbuf_reserve(b, PB_WIRE_HEADER) != 0) return -ENOMEM;
     long off = (long)b->len;
-    pb_wire_header h = {PB_WIRE_MAGIC, PB_WIRE_VERSION, (uint8_t)type, (uint8_t)flags, 0, 0, id};
+    pb__wire_header h = {PB_WIRE_MAGIC, PB_WIRE_VERSION, (uint8_t)type, (uint8_t)flags, 0, 0, id};
     unsigned char *p = b->data + b->len;
     memcpy(p + 0, &h.magic, 4);
     memcpy(p + 4, &h.version, 2);
@@ -63,13 +63,13 @@ long pb__wire_begin(pb_wbuf *b, int type, int flags, uint64_t id) {
     return off;
 }
 
-void pb__wire_end(pb_wbuf *b, long off, uint32_t count) {
+void pb__wire_end(pb__wbuf *b, long off, uint32_t count) {
     uint32_t body = (uint32_t)(b->len - (size_t)off - PB_WIRE_HEADER);
     memcpy(b->data + off + 8, &body, 4);
     memcpy(b->data + off + 12, &count, 4);
 }
 
-int pb__wire_header_decode(const void *buf, size_t max_frame, pb_wire_header *h, const char **why) {
+int pb__wire_header_decode(const void *buf, size_t max_frame, pb__wire_header *h, const char **why) {
     const unsigned char *p = buf;
     const char *dummy;
     if (!why) why = &dummy;
@@ -96,7 +96,7 @@ size_t pb__wire_result_size(const pb_result *r) {
     return 8 + r->len + msg;
 }
 
-int pb__wire_put_result(pb_wbuf *b, const pb_result *r) {
+int pb__wire_put_result(pb__wbuf *b, const pb_result *r) {
     size_t msg = 0;
     if (r->message) {
         msg = strnlen(r->message, PB_WIRE_MSG_MAX);
@@ -115,7 +115,7 @@ int pb__wire_put_result(pb_wbuf *b, const pb_result *r) {
     return 0;
 }
 
-int pb__wire_get_result(pb_wire_reader *r, size_t max_item_bytes, pb_result *res) {
+int pb__wire_get_result(pb__wire_reader *r, size_t max_item_bytes, pb_result *res) {
     if (!pb__wire_need(r, 8)) return PB_EPROTO;
     const unsigned char *p = r->p;
     uint8_t status = p[0];
@@ -166,5 +166,59 @@ int pb__wire_get_result(pb_wire_reader *r, size_t max_item_bytes, pb_result *res
         memcpy(res->message, msg, msg_len);
         res->message[msg_len] = '\0';
     }
+    return 0;
+}
+
+/* ---- REQUEST frames (layout at the top of wire.h) ---- */
+
+#define PB_WIRE_REQUEST_HEAD(task_len) (PB_WIRE_HEADER + 4u + 2u + (task_len))
+#define PB_WIRE_REQUEST_ITEM(len) (4u + (len))
+
+size_t pb__wire_request_fit(size_t task_len, const pb_item *items, size_t n, size_t max_frame) {
+    size_t size = PB_WIRE_REQUEST_HEAD(task_len), k = 0;
+    while (k < n) {
+        size_t item = PB_WIRE_REQUEST_ITEM(items[k].len);
+        if (k > 0 && size + item > max_frame) break;
+        size += item;
+        k++;
+    }
+    return k;
+}
+
+int pb__wire_request_encode(pb__wbuf *b, int flags, uint64_t id, uint32_t first, const char *task, size_t task_len,
+                            const pb_item *items, size_t n) {
+    size_t size = PB_WIRE_REQUEST_HEAD(task_len);
+    for (size_t i = 0; i < n; i++) size += PB_WIRE_REQUEST_ITEM(items[i].len);
+    size_t had = b->len;
+    if (pb__wbuf_reserve(b, size) != 0) return -ENOMEM;
+    long off = pb__wire_begin(b, PB_WIRE_REQUEST, flags, id);
+    if (off < 0) {
+        b->len = had;
+        return -ENOMEM;
+    }
+    pb__wire_put_u32(b, first);
+    pb__wire_put_u16(b, (uint16_t)task_len);
+    pb__wire_put(b, task, task_len);
+    for (size_t i = 0; i < n; i++) {
+        pb__wire_put_u32(b, (uint32_t)items[i].len);
+        pb__wire_put(b, items[i].data, items[i].len);
+    }
+    pb__wire_end(b, off, (uint32_t)n);
+    return 0;
+}
+
+int pb__wire_request_open(pb__wire_request *q, const void *body, size_t body_len) {
+    pb__wire_reader_init(&q->items, body, body_len);
+    q->first = pb__wire_get_u32(&q->items);
+    q->name_len = pb__wire_get_u16(&q->items);
+    q->name = pb__wire_get_bytes(&q->items, q->name_len);
+    if (q->items.err || q->name_len == 0 || q->name_len > PB_WIRE_NAME_MAX) return PB_EPROTO;
+    return 0;
+}
+
+int pb__wire_request_item(pb__wire_request *q, size_t max_item_bytes, const void **data, uint32_t *len) {
+    *len = pb__wire_get_u32(&q->items);
+    *data = pb__wire_get_bytes(&q->items, *len);
+    if (q->items.err || *len > max_item_bytes) return PB_EPROTO;
     return 0;
 }

@@ -108,8 +108,8 @@ typedef struct wstate {
     uint32_t max_tasks; /* 0 = never retire for count */
     uint64_t max_rss;   /* 0 = never retire for size */
     uint64_t done;      /* items run so far */
-    pb_wbuf req;        /* the current request frame's body */
-    pb_wbuf res;        /* results waiting to be written */
+    pb__wbuf req;        /* the current request frame's body */
+    pb__wbuf res;        /* results waiting to be written */
     long res_off;       /* offset of the open RESULT frame in res, or -1 */
     uint32_t res_count;
     const pb_task *task; /* the last task looked up (names repeat, lookups do not) */
@@ -121,7 +121,7 @@ static const wstate *current;
 size_t pb__worker_buffer_bytes(void) { return current ? current->req.cap + current->res.cap : 0; }
 
 /* Reads one whole frame: header into h, body into w->req. 1 ok, 0 clean EOF, -1 error. */
-static int read_frame(wstate *w, pb_wire_header *h, size_t max_frame) {
+static int read_frame(wstate *w, pb__wire_header *h, size_t max_frame) {
     unsigned char hdr[PB_WIRE_HEADER];
     int r = read_full(w->in, hdr, sizeof hdr);
     if (r <= 0) return r;
@@ -185,10 +185,10 @@ static const pb_task *lookup(wstate *w, const char *name, size_t len) {
 
 /* Runs the initializer from the INIT frame and answers READY. Returns 0 when the worker may serve. */
 static int handshake(wstate *w) {
-    pb_wire_header h;
+    pb__wire_header h;
     /* The INIT frame's size is not known before it is read; the parent bounds it by its own limits. */
     if (read_frame(w, &h, pb__wire_max_frame(SIZE_MAX)) != 1 || h.type != PB_WIRE_INIT) return -1;
-    pb_wire_reader r;
+    pb__wire_reader r;
     pb__wire_reader_init(&r, w->req.data, w->req.len);
     uint64_t max_item = pb__wire_get_u64(&r);
     w->max_tasks = pb__wire_get_u32(&r);
@@ -234,20 +234,19 @@ static int handshake(wstate *w) {
 }
 
 /* Serves one REQUEST frame. 0 = go on; 1 = retired (exit 0); -1 = protocol or I/O error. */
-static int serve(wstate *w, const pb_wire_header *h) {
-    pb_wire_reader r;
-    pb__wire_reader_init(&r, w->req.data, w->req.len);
-    uint32_t first = pb__wire_get_u32(&r);
-    uint16_t name_len = pb__wire_get_u16(&r);
-    const char *name = pb__wire_get_bytes(&r, name_len);
-    if (r.err || name_len == 0 || name_len > PB_WIRE_NAME_MAX) return -1;
+static int serve(wstate *w, const pb__wire_header *h) {
+    pb__wire_request q;
+    if (pb__wire_request_open(&q, w->req.data, w->req.len) != 0) return -1;
+    uint32_t first = q.first;
+    uint16_t name_len = q.name_len;
+    const char *name = q.name;
     const pb_task *task = lookup(w, name, name_len);
     int per_item = (h->flags & PB_WIRE_F_PER_ITEM) != 0;
 
     for (uint32_t i = 0; i < h->count; i++) {
-        uint32_t len = pb__wire_get_u32(&r);
-        const void *data = pb__wire_get_bytes(&r, len);
-        if (r.err || len > w->max_item) return -1;
+        const void *data;
+        uint32_t len;
+        if (pb__wire_request_item(&q, w->max_item, &data, &len) != 0) return -1;
         pb_result res = {0};
         if (task) {
             pb__run_item(task, data, len, w->max_item, &res);
@@ -286,7 +285,7 @@ int pb__worker_main(int in, int out) {
         code = 1; /* the initializer failed: READY said so, the parent decides */
     } else {
         for (;;) {
-            pb_wire_header h;
+            pb__wire_header h;
             int r = read_frame(&w, &h, w.max_frame);
             if (r == 0) { code = 0; break; } /* EOF: the pool is done with us */
             if (r < 0 || h.type != PB_WIRE_REQUEST) { code = EXIT_PROTO; break; }

@@ -1,6 +1,7 @@
 /*
- * test_faults.c - system-call fault injection into the process backends (impls/syscalls.h): for fork,
- * spawn and forkserver, every hooked call made while a pool is created, while it runs a map that loses a worker (so the
+ * test_faults.c - system-call fault injection into the process backends (impls/internal/syscalls.h): for
+ * fork, spawn and forkserver, every hooked call made while a pool is created, while it runs a map that
+ * loses a worker (so the
  * respawn's calls are in it), while it is joined and while it is destroyed fails in turn, once, and for
  * the calls where it means something also for good. Each fault must end cleanly:
  *  - create fails with a negative code and pb_last_error() naming the failing call, or the pool works;

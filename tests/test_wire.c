@@ -33,7 +33,7 @@ static pb_result ok_result(const void *data, size_t len) {
 }
 
 /* A RESULT frame with three records: inline output, heap output, task error with message. */
-static void build_results(pb_wbuf *b) {
+static void build_results(pb__wbuf *b) {
     unsigned char big[100];
     for (size_t i = 0; i < sizeof big; i++) big[i] = (unsigned char)i;
     pb_result r[3];
@@ -52,15 +52,15 @@ static void build_results(pb_wbuf *b) {
 }
 
 static void test_result_roundtrip(void **state) {
-    pb_wbuf b = {0};
+    pb__wbuf b = {0};
     build_results(&b);
-    pb_wire_header h;
+    pb__wire_header h;
     assert_int_equal(pb__wire_header_decode(b.data, pb__wire_max_frame(MAX_ITEM), &h, NULL), 0);
     assert_int_equal(h.type, PB_WIRE_RESULT);
     assert_int_equal(h.count, 3);
     assert_int_equal(h.id, 77);
     assert_int_equal(PB_WIRE_HEADER + h.body_len, b.len);
-    pb_wire_reader r;
+    pb__wire_reader r;
     pb__wire_reader_init(&r, b.data + PB_WIRE_HEADER, h.body_len);
     assert_int_equal(pb__wire_get_u32(&r), 10);
     pb_result res[3];
@@ -81,10 +81,10 @@ static void test_result_roundtrip(void **state) {
 }
 
 static void test_header_rejects(void **state) {
-    pb_wbuf b = {0};
+    pb__wbuf b = {0};
     build_results(&b);
     size_t max = pb__wire_max_frame(MAX_ITEM);
-    pb_wire_header h;
+    pb__wire_header h;
     unsigned char hdr[PB_WIRE_HEADER];
     const char *why = NULL;
 
@@ -117,14 +117,14 @@ static void test_header_rejects(void **state) {
 
 /* Every truncation of a valid body fails cleanly; only the whole body decodes. */
 static void test_truncations(void **state) {
-    pb_wbuf b = {0};
+    pb__wbuf b = {0};
     build_results(&b);
     const unsigned char *body = b.data + PB_WIRE_HEADER;
     size_t len = b.len - PB_WIRE_HEADER;
     for (size_t cut = 0; cut <= len; cut++) {
         unsigned char *copy = malloc(cut ? cut : 1); /* exact size: ASan sees any overread */
         memcpy(copy, body, cut);
-        pb_wire_reader r;
+        pb__wire_reader r;
         pb__wire_reader_init(&r, copy, cut);
         (void)pb__wire_get_u32(&r);
         int rc = 0, decoded = 0;
@@ -146,7 +146,7 @@ static void test_hostile_records(void **state) {
     unsigned char rec[8 + 16];
     memset(rec, 0, sizeof rec);
     pb_result res;
-    pb_wire_reader r;
+    pb__wire_reader r;
 
     rec[0] = PB_STATUS_WORKER_DIED; /* a worker cannot claim its own death */
     pb__wire_reader_init(&r, rec, sizeof rec);
@@ -191,7 +191,7 @@ static void test_random_bytes(void **state) {
         unsigned char *buf = malloc(len + PB_WIRE_HEADER);
         for (size_t i = 0; i < len + PB_WIRE_HEADER; i++) buf[i] = (unsigned char)rand();
         if (iter % 2) { /* a valid header in front of random records, to reach the record decoder */
-            pb_wbuf b = {0};
+            pb__wbuf b = {0};
             long off = pb__wire_begin(&b, PB_WIRE_RESULT, 0, 1);
             assert_true(off >= 0);
             memcpy(buf, b.data, PB_WIRE_HEADER);
@@ -209,9 +209,9 @@ static void test_random_bytes(void **state) {
                 rec[5] = rec[6] = rec[7] = 0;
             }
         }
-        pb_wire_header h;
+        pb__wire_header h;
         if (pb__wire_header_decode(buf, max, &h, NULL) == 0 && h.body_len <= len) {
-            pb_wire_reader r;
+            pb__wire_reader r;
             pb__wire_reader_init(&r, buf + PB_WIRE_HEADER, h.body_len);
             (void)pb__wire_get_u32(&r);
             for (uint32_t i = 0; i < h.count; i++) {

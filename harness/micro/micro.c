@@ -635,14 +635,16 @@ static void bm_create_destroy(pbm_state *st, void *ud) {
 
 typedef struct wire_fixture {
     int64_t xs[WIRE_ITEMS];
+    pb_item items[WIRE_ITEMS]; /* xs as the pool's items */
     pb_result results[WIRE_ITEMS]; /* what a worker produced: ok, 8-byte inline outputs */
-    pb_wbuf buf;
+    pb__wbuf buf;
 } wire_fixture;
 
 static void wire_fixture_init(wire_fixture *w) {
     memset(w, 0, sizeof *w);
     for (int i = 0; i < WIRE_ITEMS; i++) {
         w->xs[i] = i;
+        w->items[i] = (pb_item){&w->xs[i], sizeof w->xs[i]};
         int64_t y = (int64_t)i * i;
         w->results[i].status = PB_STATUS_OK;
         w->results[i].exit_code = -1;
@@ -651,28 +653,16 @@ static void wire_fixture_init(wire_fixture *w) {
     }
 }
 
-/* A REQUEST frame as the parent sends it: first index, task name, then count x {u32 len, bytes}. */
+/* A REQUEST frame as the parent sends it, with the pool's encoder (wire.c). */
 static int encode_request(wire_fixture *w, uint64_t id) {
-    pb_wbuf *b = &w->buf;
-    b->len = 0;
-    long off = pb__wire_begin(b, PB_WIRE_REQUEST, 0, id);
-    size_t name_len = strlen(WIRE_TASK);
-    if (off < 0 || pb__wbuf_reserve(b, 4 + 2 + name_len + (size_t)WIRE_ITEMS * (4 + sizeof(int64_t))) != 0)
-        return -1;
-    pb__wire_put_u32(b, 0);
-    pb__wire_put_u16(b, (uint16_t)name_len);
-    pb__wire_put(b, WIRE_TASK, name_len);
-    for (int i = 0; i < WIRE_ITEMS; i++) {
-        pb__wire_put_u32(b, sizeof w->xs[i]);
-        pb__wire_put(b, &w->xs[i], sizeof w->xs[i]);
-    }
-    pb__wire_end(b, off, WIRE_ITEMS);
-    return 0;
+    w->buf.len = 0;
+    return pb__wire_request_encode(&w->buf, 0, id, 0, WIRE_TASK, strlen(WIRE_TASK), w->items, WIRE_ITEMS) == 0 ? 0
+                                                                                                              : -1;
 }
 
 /* A RESULT frame as a worker sends it: first index, then one record per item. */
 static int encode_result(wire_fixture *w, uint64_t id) {
-    pb_wbuf *b = &w->buf;
+    pb__wbuf *b = &w->buf;
     b->len = 0;
     long off = pb__wire_begin(b, PB_WIRE_RESULT, 0, id);
     if (off < 0 || pb__wbuf_reserve(b, 4) != 0) return -1;
@@ -736,30 +726,29 @@ static void bm_wire_request_decode(pbm_state *st, void *ud) {
     } else {
         while (pbm_keep_running(st)) {
             /* What a worker does with a received frame: check the header, walk the body in place. */
-            pb_wire_header h;
+            pb__wire_header h;
             const char *why = NULL;
             if (pb__wire_header_decode(w->buf.data, max_frame, &h, &why) != 0) {
                 pbm_skip_with_errorf(st, "header rejected: %s", why);
                 break;
             }
-            pb_wire_reader r;
-            pb__wire_reader_init(&r, w->buf.data + PB_WIRE_HEADER, h.body_len);
-            (void)pb__wire_get_u32(&r);
-            uint16_t name_len = pb__wire_get_u16(&r);
-            const void *name = pb__wire_get_bytes(&r, name_len);
-            escape(name);
+            /* with the worker's decoder (wire.c) */
+            pb__wire_request q;
+            int err = pb__wire_request_open(&q, w->buf.data + PB_WIRE_HEADER, h.body_len);
+            escape(q.name);
             int64_t sum = 0;
-            for (uint32_t i = 0; i < h.count; i++) {
-                uint32_t len = pb__wire_get_u32(&r);
-                const unsigned char *p = pb__wire_get_bytes(&r, len);
-                if (p && len == sizeof(int64_t)) {
+            for (uint32_t i = 0; i < h.count && !err; i++) {
+                const void *p;
+                uint32_t len;
+                err = pb__wire_request_item(&q, (size_t)1 << 20, &p, &len);
+                if (!err && len == sizeof(int64_t)) {
                     int64_t x;
                     memcpy(&x, p, sizeof x);
                     sum += x;
                 }
             }
             escape(&sum);
-            if (r.err || h.count != WIRE_ITEMS || sum != (int64_t)WIRE_ITEMS * (WIRE_ITEMS - 1) / 2) {
+            if (err || h.count != WIRE_ITEMS || sum != (int64_t)WIRE_ITEMS * (WIRE_ITEMS - 1) / 2) {
                 pbm_skip_with_error(st, "request decoded wrong");
                 break;
             }
@@ -790,13 +779,13 @@ static void bm_wire_result_decode(pbm_state *st, void *ud) {
         while (pbm_keep_running(st)) {
             /* What the parent does with a worker's frame: check, then decode each record into the
              * caller's (zeroed) result slots. */
-            pb_wire_header h;
+            pb__wire_header h;
             const char *why = NULL;
             if (pb__wire_header_decode(w->buf.data, max_frame, &h, &why) != 0) {
                 pbm_skip_with_errorf(st, "header rejected: %s", why);
                 break;
             }
-            pb_wire_reader r;
+            pb__wire_reader r;
             pb__wire_reader_init(&r, w->buf.data + PB_WIRE_HEADER, h.body_len);
             (void)pb__wire_get_u32(&r);
             int rc = 0;

@@ -58,7 +58,7 @@ PB_TASK_DEFINE("echo", echo_task)
 PB_TASK_DEFINE("fail", fail_task)
 
 /* The INIT frame a pool with MAX_ITEM, MAX_TASKS and no initializer sends. */
-static void encode_init(pb_wbuf *b) {
+static void encode_init(pb__wbuf *b) {
     long off = pb__wire_begin(b, PB_WIRE_INIT, 0, 0);
     CHECK(off >= 0 && pb__wbuf_reserve(b, 26) == 0);
     pb__wire_put_u64(b, MAX_ITEM);
@@ -99,7 +99,7 @@ static int same_result(const pb_result *a, const pb_result *b) {
 
 /* Re-encoding checks shared by every type: the encoder's frame must equal the original frame's header and
  * the consumed prefix of its body (the whole frame when nothing trails). */
-static void check_reencoded(const pb_wbuf *b, const unsigned char *frame, const pb_wire_header *h, size_t consumed) {
+static void check_reencoded(const pb__wbuf *b, const unsigned char *frame, const pb__wire_header *h, size_t consumed) {
     CHECK(b->len == PB_WIRE_HEADER + consumed);
     CHECK(memcmp(b->data, frame, 8) == 0);                    /* magic, version, type, flags */
     CHECK(memcmp(b->data + 12, frame + 12, 12) == 0);         /* count, id */
@@ -108,8 +108,8 @@ static void check_reencoded(const pb_wbuf *b, const unsigned char *frame, const 
 }
 
 /* RESULT, read as procpool.c's handle_frame reads it. strict: every record must be good. */
-static void result_frame(const pb_wire_header *h, const unsigned char *frame, const unsigned char *body, int strict) {
-    pb_wire_reader r;
+static void result_frame(const pb__wire_header *h, const unsigned char *frame, const unsigned char *body, int strict) {
+    pb__wire_reader r;
     pb__wire_reader_init(&r, body, h->body_len);
     uint32_t first = pb__wire_get_u32(&r);
     if (r.err) {
@@ -134,7 +134,7 @@ static void result_frame(const pb_wire_header *h, const unsigned char *frame, co
         size_t reclen = (size_t)(r.p - rec);
         uint16_t msg_len;
         memcpy(&msg_len, rec + 2, 2);
-        pb_wbuf one = {0};
+        pb__wbuf one = {0};
         CHECK(pb__wire_put_result(&one, &res[n]) == 0);
         CHECK(one.len == pb__wire_result_size(&res[n]));
         if (one.len != reclen || memcmp(one.data, rec, reclen) != 0) {
@@ -149,7 +149,7 @@ static void result_frame(const pb_wire_header *h, const unsigned char *frame, co
     if (strict) CHECK(!bad && r.p == r.end);
     if (!bad) {
         /* The whole frame re-encoded, then decoded again: the same results. */
-        pb_wbuf b = {0};
+        pb__wbuf b = {0};
         long off = pb__wire_begin(&b, PB_WIRE_RESULT, h->flags, h->id);
         CHECK(off == 0 && pb__wbuf_reserve(&b, 4) == 0);
         pb__wire_put_u32(&b, first);
@@ -157,12 +157,12 @@ static void result_frame(const pb_wire_header *h, const unsigned char *frame, co
         pb__wire_end(&b, off, h->count);
         if (canonical) check_reencoded(&b, frame, h, (size_t)(r.p - body));
         if (b.len <= max_frame()) {
-            pb_wire_header h2;
+            pb__wire_header h2;
             CHECK(pb__wire_header_decode(b.data, max_frame(), &h2, NULL) == 0);
             CHECK(h2.type == PB_WIRE_RESULT && h2.flags == h->flags && h2.id == h->id && h2.count == h->count);
             CHECK(h2.body_len == b.len - PB_WIRE_HEADER);
             unsigned char *body2 = dup_exact(b.data + PB_WIRE_HEADER, h2.body_len);
-            pb_wire_reader r2;
+            pb__wire_reader r2;
             pb__wire_reader_init(&r2, body2, h2.body_len);
             CHECK(pb__wire_get_u32(&r2) == first);
             for (uint32_t i = 0; i < h2.count; i++) {
@@ -180,40 +180,33 @@ static void result_frame(const pb_wire_header *h, const unsigned char *frame, co
     free(res);
 }
 
-/* REQUEST, read as worker.c's serve() reads it, and re-encoded as procpool.c's give() writes it. */
-static void request_frame(const pb_wire_header *h, const unsigned char *frame, const unsigned char *body) {
-    pb_wire_reader r;
-    pb__wire_reader_init(&r, body, h->body_len);
-    uint32_t first = pb__wire_get_u32(&r);
-    uint16_t name_len = pb__wire_get_u16(&r);
-    const char *name = pb__wire_get_bytes(&r, name_len);
-    if (r.err || name_len == 0 || name_len > PB_WIRE_NAME_MAX) return;
-    pb_wbuf b = {0};
-    long off = pb__wire_begin(&b, PB_WIRE_REQUEST, h->flags, h->id);
-    CHECK(off == 0 && pb__wbuf_reserve(&b, 6 + name_len) == 0);
-    pb__wire_put_u32(&b, first);
-    pb__wire_put_u16(&b, name_len);
-    pb__wire_put(&b, name, name_len);
+/* REQUEST, read with the decoder worker.c's serve() uses, and re-encoded with the encoder procpool.c's
+ * give() uses (wire.c). */
+static void request_frame(const pb__wire_header *h, const unsigned char *frame, const unsigned char *body) {
+    pb__wire_request q;
+    if (pb__wire_request_open(&q, body, h->body_len) != 0) return;
+    pb_item *items = calloc(h->count ? h->count : 1, sizeof *items); /* count <= body_len / 4: bounded */
+    CHECK(items != NULL);
     for (uint32_t i = 0; i < h->count; i++) {
-        uint32_t len = pb__wire_get_u32(&r);
-        const void *data = pb__wire_get_bytes(&r, len);
-        if (r.err || len > MAX_ITEM) {
-            pb__wbuf_free(&b);
+        const void *data;
+        uint32_t len;
+        if (pb__wire_request_item(&q, MAX_ITEM, &data, &len) != 0) {
+            free(items);
             return;
         }
         CHECK(data != NULL && (const unsigned char *)data + len <= body + h->body_len);
-        CHECK(pb__wbuf_reserve(&b, 4 + (size_t)len) == 0);
-        pb__wire_put_u32(&b, len);
-        pb__wire_put(&b, data, len);
+        items[i] = (pb_item){data, len};
     }
-    pb__wire_end(&b, off, h->count);
-    check_reencoded(&b, frame, h, (size_t)(r.p - body));
+    pb__wbuf b = {0};
+    CHECK(pb__wire_request_encode(&b, h->flags, h->id, q.first, q.name, q.name_len, items, h->count) == 0);
+    check_reencoded(&b, frame, h, (size_t)(q.items.p - body));
     pb__wbuf_free(&b);
+    free(items);
 }
 
 /* INIT, read as worker.c's handshake() reads it, and re-encoded as procpool.c writes it. */
-static void init_frame(const pb_wire_header *h, const unsigned char *frame, const unsigned char *body) {
-    pb_wire_reader r;
+static void init_frame(const pb__wire_header *h, const unsigned char *frame, const unsigned char *body) {
+    pb__wire_reader r;
     pb__wire_reader_init(&r, body, h->body_len);
     uint64_t max_item = pb__wire_get_u64(&r);
     uint32_t max_tasks = pb__wire_get_u32(&r);
@@ -223,7 +216,7 @@ static void init_frame(const pb_wire_header *h, const unsigned char *frame, cons
     uint32_t arg_len = pb__wire_get_u32(&r);
     const void *arg = pb__wire_get_bytes(&r, arg_len);
     if (r.err || name_len > PB_WIRE_NAME_MAX || max_item > SIZE_MAX || arg_len > max_item) return;
-    pb_wbuf b = {0};
+    pb__wbuf b = {0};
     long off = pb__wire_begin(&b, PB_WIRE_INIT, h->flags, h->id);
     CHECK(off == 0 && pb__wbuf_reserve(&b, 26 + (size_t)name_len + arg_len) == 0);
     pb__wire_put_u64(&b, max_item);
@@ -240,8 +233,8 @@ static void init_frame(const pb_wire_header *h, const unsigned char *frame, cons
 
 /* READY, read as procpool.c reads it (with the message bounded by PB_WIRE_MSG_MAX), re-encoded as
  * worker.c writes it. */
-static void ready_frame(const pb_wire_header *h, const unsigned char *frame, const unsigned char *body, int strict) {
-    pb_wire_reader r;
+static void ready_frame(const pb__wire_header *h, const unsigned char *frame, const unsigned char *body, int strict) {
+    pb__wire_reader r;
     pb__wire_reader_init(&r, body, h->body_len);
     uint8_t status = pb__wire_get_u8(&r);
     uint16_t mlen = pb__wire_get_u16(&r);
@@ -253,7 +246,7 @@ static void ready_frame(const pb_wire_header *h, const unsigned char *frame, con
     char msg[PB_WIRE_MSG_MAX + 1];
     memcpy(msg, m, mlen);
     msg[mlen] = '\0';
-    pb_wbuf b = {0};
+    pb__wbuf b = {0};
     long off = pb__wire_begin(&b, PB_WIRE_READY, h->flags, h->id);
     CHECK(off == 0 && pb__wbuf_reserve(&b, 3 + (size_t)mlen) == 0);
     pb__wire_put_u8(&b, status);
@@ -265,8 +258,8 @@ static void ready_frame(const pb_wire_header *h, const unsigned char *frame, con
     pb__wbuf_free(&b);
 }
 
-static void retire_frame(const pb_wire_header *h, const unsigned char *frame, const unsigned char *body, int strict) {
-    pb_wire_reader r;
+static void retire_frame(const pb__wire_header *h, const unsigned char *frame, const unsigned char *body, int strict) {
+    pb__wire_reader r;
     pb__wire_reader_init(&r, body, h->body_len);
     uint8_t reason = pb__wire_get_u8(&r);
     if (r.err) {
@@ -274,7 +267,7 @@ static void retire_frame(const pb_wire_header *h, const unsigned char *frame, co
         return;
     }
     if (strict) CHECK(reason == PB_WIRE_RETIRE_TASKS && r.p == r.end);
-    pb_wbuf b = {0};
+    pb__wbuf b = {0};
     long off = pb__wire_begin(&b, PB_WIRE_RETIRE, h->flags, h->id);
     CHECK(off == 0 && pb__wbuf_reserve(&b, 1) == 0);
     pb__wire_put_u8(&b, reason);
@@ -288,7 +281,7 @@ static void retire_frame(const pb_wire_header *h, const unsigned char *frame, co
 static size_t decode_stream(const unsigned char *data, size_t size, int strict) {
     size_t pos = 0, frames = 0;
     while (size - pos >= PB_WIRE_HEADER) {
-        pb_wire_header h;
+        pb__wire_header h;
         const char *why = NULL;
         int rc = pb__wire_header_decode(data + pos, max_frame(), &h, &why);
         if (rc != 0) {
@@ -333,7 +326,7 @@ static void write_all(int fd, const void *p, size_t n) {
 static void run_worker(const uint8_t *data, size_t size) {
     int in = memfd_create("fuzz-requests", MFD_CLOEXEC), out = memfd_create("fuzz-results", MFD_CLOEXEC);
     CHECK(in >= 0 && out >= 0);
-    pb_wbuf init = {0};
+    pb__wbuf init = {0};
     encode_init(&init);
     write_all(in, init.data, init.len);
     pb__wbuf_free(&init);
@@ -365,7 +358,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
 static const char *outdir;
 
-static void save(const char *name, const pb_wbuf *b) {
+static void save(const char *name, const pb__wbuf *b) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", outdir, name);
     FILE *f = fopen(path, "wb");
@@ -375,24 +368,15 @@ static void save(const char *name, const pb_wbuf *b) {
     }
 }
 
-static void request(pb_wbuf *b, int flags, uint64_t id, uint32_t first, const char *task, const char *const *items,
+static void request(pb__wbuf *b, int flags, uint64_t id, uint32_t first, const char *task, const char *const *items,
                     size_t n) {
-    size_t nl = strlen(task);
-    long off = pb__wire_begin(b, PB_WIRE_REQUEST, flags, id);
-    CHECK(off >= 0 && pb__wbuf_reserve(b, 6 + nl) == 0);
-    pb__wire_put_u32(b, first);
-    pb__wire_put_u16(b, (uint16_t)nl);
-    pb__wire_put(b, task, nl);
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(items[i]);
-        CHECK(pb__wbuf_reserve(b, 4 + len) == 0);
-        pb__wire_put_u32(b, (uint32_t)len);
-        pb__wire_put(b, items[i], len);
-    }
-    pb__wire_end(b, off, (uint32_t)n);
+    pb_item it[16];
+    CHECK(n <= sizeof it / sizeof it[0]);
+    for (size_t i = 0; i < n; i++) it[i] = (pb_item){items[i], strlen(items[i])};
+    CHECK(pb__wire_request_encode(b, flags, id, first, task, strlen(task), it, n) == 0);
 }
 
-static void result_frame_seed(pb_wbuf *b, uint64_t id, uint32_t first) {
+static void result_frame_seed(pb__wbuf *b, uint64_t id, uint32_t first) {
     char big[200];
     memset(big, 'x', sizeof big);
     pb_result r[3];
@@ -412,7 +396,7 @@ static void result_frame_seed(pb_wbuf *b, uint64_t id, uint32_t first) {
     pb__wire_end(b, off, 3);
 }
 
-static void ready(pb_wbuf *b, uint8_t status, const char *msg) {
+static void ready(pb__wbuf *b, uint8_t status, const char *msg) {
     size_t ml = strlen(msg);
     long off = pb__wire_begin(b, PB_WIRE_READY, 0, 4242);
     CHECK(off >= 0 && pb__wbuf_reserve(b, 3 + ml) == 0);
@@ -430,7 +414,7 @@ int main(int argc, char **argv) {
     outdir = argv[1];
     static const char *const three[] = {"a", "hello", ""};
     static const char *const eight[] = {"1", "2", "3", "4", "5", "6", "7", "8"};
-    pb_wbuf b = {0};
+    pb__wbuf b = {0};
 
     request(&b, 0, 1, 0, "echo", three, 3);
     save("request-echo", &b);

@@ -87,7 +87,6 @@ void pb__job_done(pb_pool *pool, pb__job *job);
 int pb__job_claim(pb_pool *pool, pb__job *job);
 /* Sets results[from..n) to `status` with `message` (results before `from` are kept), then pb__job_done. */
 void pb__job_fail(pb_pool *pool, pb__job *job, size_t from, int status, const char *message);
-const pb_options *pb__pool_options(const pb_pool *pool);
 void *pb__pool_impl(const pb_pool *pool); /* the backend's impl (tests' probes of backend internals) */
 
 enum pb__counter {

@@ -36,7 +36,9 @@ enum {
     PB_ENOTASK = -10002,    /* no task by that name */
     PB_ETOOBIG = -10003,    /* an input or output over the configured limit */
     PB_ECLOSED = -10004,    /* the pool is closed or terminated: no new work */
-    PB_ECRASHLOOP = -10005, /* workers died too fast: the crash-loop breaker tripped */
+    /* -10005 was PB_ECRASHLOOP, which nothing ever returned: a tripped crash-loop breaker shows in the
+     * items it fails (PB_STATUS_BROKEN, with a message naming the last death), never in a return code.
+     * The number stays unused so that no other code takes it. */
     PB_ESPAWN = -10006,     /* a worker could not be started (see pb_last_error) */
     PB_EPROTO = -10007,     /* a malformed frame on the wire */
     PB_ENOTSUP = -10008,    /* the backend cannot do what the options ask */
@@ -190,7 +192,7 @@ void pb_options_init(pb_options *o);
 #define PB_CAP_TIMEOUT 0x4         /* per-task timeouts are enforced */
 #define PB_CAP_RECYCLE 0x8         /* max_tasks_per_worker / max_worker_rss are honoured */
 
-typedef struct pb_backend pb_backend; /* see impls/backend.h */
+typedef struct pb_backend pb_backend; /* see impls/internal/backend.h */
 
 size_t pb_backend_count(void);
 const char *pb_backend_name_at(size_t i);

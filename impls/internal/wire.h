@@ -10,7 +10,7 @@
  *   off size field
  *     0   4  magic     PB_WIRE_MAGIC ("PBWF")
  *     4   2  version   PB_WIRE_VERSION
- *     6   1  type      pb_wire_type
+ *     6   1  type      pb__wire_type
  *     7   1  flags     PB_WIRE_F_*
  *     8   4  body_len  bytes after the header; header + body <= max_frame
  *    12   4  count     items in the body (REQUEST, RESULT), else 0
@@ -50,20 +50,20 @@
 #define PB_WIRE_NAME_MAX ((unsigned)PB_TASK_NAME_MAX) /* task names (longer ones cannot be registered) */
 #define PB_WIRE_FLUSH (64u * 1024u)  /* the worker sends its RESULT frame once it holds this many bytes */
 
-typedef enum pb_wire_type {
+typedef enum pb__wire_type {
     PB_WIRE_INIT = 1,
     PB_WIRE_READY = 2,
     PB_WIRE_REQUEST = 3,
     PB_WIRE_RESULT = 4,
     PB_WIRE_RETIRE = 5
-} pb_wire_type;
+} pb__wire_type;
 
 #define PB_WIRE_F_PER_ITEM 0x1 /* REQUEST: answer each item in its own RESULT frame */
 
 #define PB_WIRE_RETIRE_TASKS 1 /* max_tasks_per_worker reached */
 #define PB_WIRE_RETIRE_RSS 2   /* max_worker_rss exceeded */
 
-typedef struct pb_wire_header {
+typedef struct pb__wire_header {
     uint32_t magic;
     uint16_t version;
     uint8_t type;
@@ -71,92 +71,92 @@ typedef struct pb_wire_header {
     uint32_t body_len;
     uint32_t count;
     uint64_t id;
-} pb_wire_header;
+} pb__wire_header;
 
 /* The largest frame (header included) allowed for a pool with this max_item_bytes. */
 size_t pb__wire_max_frame(size_t max_item_bytes);
 
 /* ---- a growable byte buffer that frames are encoded into ---- */
-typedef struct pb_wbuf {
+typedef struct pb__wbuf {
     unsigned char *data;
     size_t len;
     size_t cap;
-} pb_wbuf;
+} pb__wbuf;
 
-int pb__wbuf_reserve(pb_wbuf *b, size_t extra); /* 0 or -ENOMEM */
-void pb__wbuf_free(pb_wbuf *b);
+int pb__wbuf_reserve(pb__wbuf *b, size_t extra); /* 0 or -ENOMEM */
+void pb__wbuf_free(pb__wbuf *b);
 /* Frees an empty buffer whose capacity is over keep (a huge frame grew it), so it does not stay pinned. */
-void pb__wbuf_trim(pb_wbuf *b, size_t keep);
+void pb__wbuf_trim(pb__wbuf *b, size_t keep);
 
 /* ---- encoding: begin a frame, append fields, end it (which patches body_len and count) ---- */
 /* Starts a frame at b->len and returns its offset (for pb__wire_end), or -ENOMEM. */
-long pb__wire_begin(pb_wbuf *b, int type, int flags, uint64_t id);
+long pb__wire_begin(pb__wbuf *b, int type, int flags, uint64_t id);
 /* Finishes the frame started at off with count items. */
-void pb__wire_end(pb_wbuf *b, long off, uint32_t count);
+void pb__wire_end(pb__wbuf *b, long off, uint32_t count);
 
 /* Appenders for bodies; callers reserve first (they do not check capacity, for speed). */
-static inline void pb__wire_put(pb_wbuf *b, const void *p, size_t n) {
+static inline void pb__wire_put(pb__wbuf *b, const void *p, size_t n) {
     if (n) { /* memcpy(dst, NULL, 0) is undefined, hence the test */
         __builtin_memcpy(b->data + b->len, p, n);
         b->len += n;
     }
 }
-static inline void pb__wire_put_u8(pb_wbuf *b, uint8_t v) { b->data[b->len++] = v; }
-static inline void pb__wire_put_u16(pb_wbuf *b, uint16_t v) { pb__wire_put(b, &v, 2); }
-static inline void pb__wire_put_u32(pb_wbuf *b, uint32_t v) { pb__wire_put(b, &v, 4); }
-static inline void pb__wire_put_u64(pb_wbuf *b, uint64_t v) { pb__wire_put(b, &v, 8); }
+static inline void pb__wire_put_u8(pb__wbuf *b, uint8_t v) { b->data[b->len++] = v; }
+static inline void pb__wire_put_u16(pb__wbuf *b, uint16_t v) { pb__wire_put(b, &v, 2); }
+static inline void pb__wire_put_u32(pb__wbuf *b, uint32_t v) { pb__wire_put(b, &v, 4); }
+static inline void pb__wire_put_u64(pb__wbuf *b, uint64_t v) { pb__wire_put(b, &v, 8); }
 
 /* Appends one RESULT item record for r (status, output, message truncated to PB_WIRE_MSG_MAX).
  * Reserves as needed; 0 or -ENOMEM. */
-int pb__wire_put_result(pb_wbuf *b, const pb_result *r);
+int pb__wire_put_result(pb__wbuf *b, const pb_result *r);
 /* The encoded size of r's record. */
 size_t pb__wire_result_size(const pb_result *r);
 
 /* ---- decoding ---- */
 /* Decodes and checks a header: magic, version, a known type, and header + body_len <= max_frame.
  * 0 or PB_EPROTO (with a reason in *why when why is not NULL). */
-int pb__wire_header_decode(const void *p, size_t max_frame, pb_wire_header *h, const char **why);
+int pb__wire_header_decode(const void *p, size_t max_frame, pb__wire_header *h, const char **why);
 
 /* A bounds-checked cursor over a body. Every getter fails (returns PB_EPROTO and sets err) instead of
  * reading past end, and the error sticks, so a decoder can check once at the end of a record. */
-typedef struct pb_wire_reader {
+typedef struct pb__wire_reader {
     const unsigned char *p;
     const unsigned char *end;
     int err;
-} pb_wire_reader;
+} pb__wire_reader;
 
-static inline void pb__wire_reader_init(pb_wire_reader *r, const void *body, size_t len) {
+static inline void pb__wire_reader_init(pb__wire_reader *r, const void *body, size_t len) {
     r->p = (const unsigned char *)body;
     r->end = r->p + len;
     r->err = 0;
 }
-static inline int pb__wire_need(pb_wire_reader *r, size_t n) {
+static inline int pb__wire_need(pb__wire_reader *r, size_t n) {
     if (r->err || (size_t)(r->end - r->p) < n) {
         r->err = PB_EPROTO;
         return 0;
     }
     return 1;
 }
-static inline uint8_t pb__wire_get_u8(pb_wire_reader *r) {
+static inline uint8_t pb__wire_get_u8(pb__wire_reader *r) {
     return pb__wire_need(r, 1) ? *r->p++ : 0;
 }
-static inline uint16_t pb__wire_get_u16(pb_wire_reader *r) {
+static inline uint16_t pb__wire_get_u16(pb__wire_reader *r) {
     uint16_t v = 0;
     if (pb__wire_need(r, 2)) { __builtin_memcpy(&v, r->p, 2); r->p += 2; }
     return v;
 }
-static inline uint32_t pb__wire_get_u32(pb_wire_reader *r) {
+static inline uint32_t pb__wire_get_u32(pb__wire_reader *r) {
     uint32_t v = 0;
     if (pb__wire_need(r, 4)) { __builtin_memcpy(&v, r->p, 4); r->p += 4; }
     return v;
 }
-static inline uint64_t pb__wire_get_u64(pb_wire_reader *r) {
+static inline uint64_t pb__wire_get_u64(pb__wire_reader *r) {
     uint64_t v = 0;
     if (pb__wire_need(r, 8)) { __builtin_memcpy(&v, r->p, 8); r->p += 8; }
     return v;
 }
 /* Returns a pointer to the next n bytes (in the body) and skips them, or NULL on overrun. */
-static inline const void *pb__wire_get_bytes(pb_wire_reader *r, size_t n) {
+static inline const void *pb__wire_get_bytes(pb__wire_reader *r, size_t n) {
     if (!pb__wire_need(r, n)) return NULL;
     const void *p = r->p;
     r->p += n;
@@ -166,6 +166,34 @@ static inline const void *pb__wire_get_bytes(pb_wire_reader *r, size_t n) {
 /* Decodes one RESULT item record into res (zeroed by the caller): status must be OK or TASK_ERROR,
  * out_len <= max_item_bytes, msg_len <= PB_WIRE_MSG_MAX. Allocates the heap output and the message.
  * 0, PB_EPROTO or -ENOMEM (res is left clear on failure). */
-int pb__wire_get_result(pb_wire_reader *r, size_t max_item_bytes, pb_result *res);
+int pb__wire_get_result(pb__wire_reader *r, size_t max_item_bytes, pb_result *res);
+
+/* ---- REQUEST frames: the one encoder (the pool, micro-benchmarks, the fuzz seeds) and the one decoder
+ * (the worker, micro-benchmarks, the fuzz target) ---- */
+
+/* How many of items[0, n) one REQUEST frame for a task name of task_len bytes carries within max_frame:
+ * as many as fit, and always the first (max_frame leaves room for any single item). 0 only when n is 0. */
+size_t pb__wire_request_fit(size_t task_len, const pb_item *items, size_t n, size_t max_frame);
+
+/* Appends a REQUEST frame to b: items[0, n) are items first .. first + n - 1 of job id, for the task named
+ * by task_len bytes at task. flags: PB_WIRE_F_*. 0, or -ENOMEM (b keeps what it held before). */
+int pb__wire_request_encode(pb__wbuf *b, int flags, uint64_t id, uint32_t first, const char *task, size_t task_len,
+                            const pb_item *items, size_t n);
+
+/* A REQUEST body being read: its head decoded, its items read one by one (they are not copied). */
+typedef struct pb__wire_request {
+    uint32_t first;        /* the job's index of the first item */
+    const char *name;      /* the task name, name_len bytes, not NUL-terminated */
+    uint16_t name_len;
+    pb__wire_reader items;  /* positioned at the next item */
+} pb__wire_request;
+
+/* Decodes the head of a REQUEST body. 0, or PB_EPROTO when it is truncated or the task name is empty or
+ * longer than PB_WIRE_NAME_MAX. */
+int pb__wire_request_open(pb__wire_request *q, const void *body, size_t body_len);
+
+/* The next item: 0 with *data and *len (pointing into the body), or PB_EPROTO when the body ends first or
+ * the item is longer than max_item_bytes. The header's count says how many there are. */
+int pb__wire_request_item(pb__wire_request *q, size_t max_item_bytes, const void **data, uint32_t *len);
 
 #endif
