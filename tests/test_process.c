@@ -620,6 +620,7 @@ static void test_workers_die_with_parent(void **state) {
         pb_options o;
         pb_options_init(&o);
         o.workers = 3;
+        o.start = PB_START_EAGER; /* all three up at once, so that three submits find three workers */
         if (pb_pool_create(&p, backend_of(state), &o) != 0) _exit(1);
         int64_t seen[3] = {0, 0, 0};
         int nseen = 0;
