@@ -67,6 +67,20 @@ static inline int tu_count_children(void) {
         tu_ok_;                                                                        \
     })
 
+/* The thread count once it has stopped changing: read every 20 ms until four reads in a row agree (at most
+ * `seconds`). A baseline taken right after a pool was destroyed would otherwise count threads that are still
+ * on their way out (detached threads, e.g. GLib's, leave /proc a moment after the pool is gone). */
+static inline int tu_settled_thread_count(double seconds) {
+    int last = tu_count_threads(), same = 0;
+    for (int i = 0; i < (int)(seconds * 50) && same < 3; i++) {
+        usleep(20000);
+        int now = tu_count_threads();
+        same = now == last ? same + 1 : 0;
+        last = now;
+    }
+    return last;
+}
+
 /* The leak guard pool tests run under, as cmocka setup/teardown functions: setup counts fds, threads and
  * children; teardown fails the test (returns -1, saying what is left over) unless all three are back to
  * those counts within a few seconds (a destroyed pool's threads and reaped children may take a moment to
