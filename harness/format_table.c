@@ -123,6 +123,13 @@ char *pbh_format_run_table(const pbh_run *run) {
             fprintf(f, "%s %s %s", i ? "," : "", run->floors[i].name, d);
         }
         fprintf(f, "\n");
+        /* What one core is worth when every core is busy: the cpu scenario's ideal measures it too. */
+        const pbh_floor *alone = pbh_run_floor(run, "cpu_item"), *busy = pbh_run_floor(run, "cpu_item_parallel");
+        if (alone && busy && alone->seconds > 0 && busy->seconds > 0)
+            fprintf(f,
+                    "parallel capacity: with every CPU busy (plain processes, no pool) one cpu item takes %.2fx "
+                    "its time alone; the cpu ideal includes it\n",
+                    busy->seconds / alone->seconds);
     }
     fprintf(f, "median = median wall time of the measured phase; MAD%% = median absolute deviation / median;\n"
                "eff = ideal / median; ovh/floor = ((median - ideal) / tasks) / the scenario's floor.\n");

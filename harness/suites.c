@@ -31,7 +31,7 @@ static const pbh_suite_item quick_items[] = {
 };
 
 static const pbh_suite_item default_items[] = {
-    {"sleep", "items=4 ms=2000", "threads,fork,spawn,fork-shm,spawn-shm,glib,libuv,openmp", "4,8", 5, 0},
+    {"sleep", "items=4 ms=2000", "threads,fork,spawn,fork-shm,spawn-shm,forkserver,glib,libuv,openmp", "4,8", 5, 0},
     {"sleep", "items=4 ms=2000", "serial", "1", 3, 0},
     {"square", "items=100000", NULL, "2", 0, -1},
     {"cpu", "items=32 kib=64 level=6", NULL, "2", 0, -1},
@@ -39,6 +39,7 @@ static const pbh_suite_item default_items[] = {
     {"skew", "items=200 mean_ms=2", NULL, "2", 0, -1},
     {"crash", "items=20 fraction=0.25 ms=5", NULL, "2", 0, -1},
     {"startup", NULL, NULL, "2,8", 0, -1},
+    {"startup", "eager=1", NULL, "8", 0, -1}, /* every worker started in create, as before issue 15 */
 };
 
 static const pbh_suite_item full_items[] = {
@@ -50,6 +51,7 @@ static const pbh_suite_item full_items[] = {
     {"skew", NULL, NULL, "1,2,4,8", 0, -1},
     {"crash", NULL, NULL, "2,8", 0, -1},
     {"startup", NULL, NULL, "1,2,4,8", 0, -1},
+    {"startup", "eager=1", NULL, "1,2,4,8", 0, -1},
 };
 
 static const pbh_suite suites[] = {

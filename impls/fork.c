@@ -39,12 +39,7 @@ typedef struct fork_ctx {
 
 /* The child side: async-signal-safe until pb__worker_main. Never returns. */
 static void child(const fork_ctx *c, pid_t parent, int req_rd, int resp_wr, int shm_fd) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-    for (int s = 1; s < NSIG; s++)
-        if (s != SIGKILL && s != SIGSTOP) sigaction(s, &sa, NULL); /* EINVAL for libc-internal ones: fine */
+    pb__child_default_signals();
 
     /* req_rd and resp_wr are >= 5 (procpool.c ensures it), so these cannot clobber each other. */
     if (dup2(req_rd, PB_PROC_REQ_FD) < 0 || dup2(resp_wr, PB_PROC_RESP_FD) < 0) _exit(127);

@@ -38,6 +38,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -161,14 +162,22 @@ int pb_pool_create(pb_pool **out, const char *backend_name, const pb_options *us
 
     pb_options o;
     if (user_opts) {
-        if (user_opts->version != PB_OPTIONS_VERSION)
+        if (user_opts->version == 1) { /* a program built against version 1: its struct ends before `start` */
+            pb_options_init(&o);
+            memcpy(&o, user_opts, offsetof(pb_options, start));
+            o.version = PB_OPTIONS_VERSION;
+        } else if (user_opts->version != PB_OPTIONS_VERSION) {
             return pb__set_error(PB_EINVAL, "pb_options.version is %d, expected %d (call pb_options_init)",
                                  user_opts->version, PB_OPTIONS_VERSION);
-        o = *user_opts;
+        } else {
+            o = *user_opts;
+        }
     } else {
         pb_options_init(&o);
     }
     if (o.workers <= 0) return pb__set_error(PB_EINVAL, "workers must be at least 1, got %d", o.workers);
+    if (o.start != PB_START_ON_DEMAND && o.start != PB_START_EAGER)
+        return pb__set_error(PB_EINVAL, "start must be PB_START_ON_DEMAND or PB_START_EAGER, got %d", o.start);
     if (isnan(o.task_timeout)) return pb__set_error(PB_EINVAL, "task_timeout is NaN");
     if (o.task_timeout < 0) return pb__set_error(PB_EINVAL, "task_timeout must be >= 0, got %g", o.task_timeout);
     if (isinf(o.task_timeout) || o.task_timeout == 0) o.task_timeout = 0; /* forever is none; -0.0 is 0 */

@@ -54,10 +54,15 @@
  *    When more than crashloop_deaths of them fall within crashloop_window seconds the pool is broken:
  *    it stops respawning, every queued and future item fails as BROKEN with a message saying why, and
  *    items already running on surviving workers finish normally.
- *  - Start-up. create() starts the I/O thread, which starts every worker and sends each the INIT frame;
- *    create() returns when all have answered READY, or fails (naming the program, the signal or exit code,
- *    or the initializer's message) when one dies, answers nonsense, or stays silent past
- *    PB_PROC_HANDSHAKE_S. Nothing is left behind on failure.
+ *  - Start-up. create() starts the I/O thread, which starts the workers of the start policy and sends
+ *    each the INIT frame; create() returns when those have answered READY, or fails (naming the program,
+ *    the signal or exit code, or the initializer's message) when one dies, answers nonsense, or stays
+ *    silent past PB_PROC_HANDSHAKE_S. Nothing is left behind on failure.
+ *  - Start policy (pb_options.start). PB_START_EAGER starts every slot in create(). PB_START_ON_DEMAND
+ *    (the default) starts slot 0 only; whenever the queue holds more units than there are workers being
+ *    started, grow_on_demand() starts never-used slots (nstarted grows, slots are used in order), so a
+ *    pool never runs more workers than it has had work for, and each unit goes to the first worker that
+ *    is ready. A slot once started behaves as before (respawned, recycled), whatever the policy.
  *  - System calls that fail. Every fallible call goes through pb__sys (syscalls.h), so tests can fail
  *    each one. During start-up any failure fails create() with a message naming the call. Afterwards:
  *    a worker that cannot be started counts as a death and is retried after PB_PROC_RETRY_S; a failed
@@ -611,6 +616,20 @@ static pb__proc_worker *idle_worker(pb__proc_pool *pp) {
     return NULL;
 }
 
+/* START POLICY hook (on demand): starts never-used slots while queued units outnumber the workers
+ * being started, so that no more workers run than there has been work for. The I/O thread only (it forks:
+ * see Process hygiene). mu held. */
+static void grow_on_demand(pb__proc_pool *pp, double now) {
+    if (pp->nstarted >= pp->nworkers || pp->stop || pp->broken || !pp->qhead) return;
+    size_t queued = 0, starting = 0;
+    for (pb__proc_unit *u = pp->qhead; u; u = u->next) queued++;
+    for (int i = 0; i < pp->nstarted; i++) starting += pp->w[i].state == W_STARTING || pp->w[i].state == W_EMPTY;
+    while (queued > starting && pp->nstarted < pp->nworkers) {
+        start_worker(pp, &pp->w[pp->nstarted++], now); /* a failure is retried like a respawn */
+        starting++;
+    }
+}
+
 /* Gives queued work to idle workers. I/O thread, mu held (released around pb__job_claim). */
 static void assign_work(pb__proc_pool *pp, double now) {
     pb__proc_worker *w;
@@ -625,6 +644,7 @@ static void assign_work(pb__proc_pool *pp, double now) {
         }
         give(pp, w, u, now, 0);
     }
+    grow_on_demand(pp, now);
 }
 
 /* Handles one complete frame from w. Returns NULL, or a reason when it is malformed. */
@@ -656,7 +676,7 @@ static const char *handle_frame(pb__proc_pool *pp, pb__proc_worker *w, const pb_
         if (pp->starting) {
             /* count READY workers for create() */
             int all = 1;
-            for (int i = 0; i < pp->nworkers; i++)
+            for (int i = 0; i < pp->nstarted; i++) /* START POLICY hook: the slots create started */
                 if (pp->w[i].state != W_IDLE) all = 0;
             if (all && pp->startup_rc == 0) {
                 pp->startup_done = 1;
@@ -897,7 +917,10 @@ static void *io_main(void *arg) {
     pthread_mutex_lock(&pp->mu); /* held throughout, except in poll() and calls into the core */
     double now = pb__now();
     int poll_failures = 0;
-    for (int i = 0; i < n && pp->startup_rc == 0; i++) start_worker(pp, &pp->w[i], now);
+    /* START POLICY hook: eager starts every slot now; on demand only the first (create waits for it, so a
+     * worker program that cannot run still fails create), the others in grow_on_demand(). */
+    pp->nstarted = pp->opts->start == PB_START_EAGER ? n : (n > 0 ? 1 : 0);
+    for (int i = 0; i < pp->nstarted && pp->startup_rc == 0; i++) start_worker(pp, &pp->w[i], now);
 
     for (;;) {
         now = pb__now();

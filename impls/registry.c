@@ -21,6 +21,7 @@ static const pb_backend *const backends[] = {
     &pb_backend_spawn,
     &pb_backend_fork_shm,
     &pb_backend_spawn_shm,
+    &pb_backend_forkserver,
 #ifdef POOLBENCH_HAVE_GLIB
     &pb_backend_glib,
 #endif

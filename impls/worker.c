@@ -57,6 +57,15 @@ int pb__worker_child_setup(pid_t expected_parent) {
     return 0;
 }
 
+void pb__child_default_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP) sigaction(s, &sa, NULL); /* EINVAL for libc-internal ones: fine */
+}
+
 /* 1 = read n bytes; 0 = clean EOF before the first byte; -1 = error or EOF in the middle. */
 static int read_full(int fd, void *buf, size_t n) {
     unsigned char *p = buf;

@@ -13,18 +13,27 @@
  *                       dynamic loading of the worker program (the spawn backend's default worker), no main
  *   nanosleep_overshoot a 1 ms clock_nanosleep: how much longer than asked it took
  *   pipe_mib            1 MiB written to a forked child through a pipe, then a 1-byte acknowledgement
+ *   cpu_item            one item of the cpu scenario's work (64 KiB of text, zlib level 6) run alone, here
+ *   cpu_item_parallel   the same item run at once by one plain forked process per online CPU (no pool):
+ *                       wall seconds per item. Its ratio to cpu_item is how much slower each core gets
+ *                       when all of them are busy (on a 2-vCPU VM ~1.4x): what "serial / workers"
+ *                       cannot know and the cpu scenario's ideal now measures (pbs__run_copies).
  *
  * The children follow the rules for a child after fork: signals stay blocked (they were blocked around
- * fork), only read/write/_exit, no malloc or stdio; PR_SET_PDEATHSIG plus EOF on their pipe make sure they
+ * fork), only read/write/_exit, no malloc or stdio (except the copies of pbs__run_copies, which run task
+ * code like a fork worker does: allocating, single-threaded, from a process that is single-threaded then); PR_SET_PDEATHSIG plus EOF on their pipe make sure they
  * never outlive the probe. Every fd is CLOEXEC and closed, every child reaped (waitpid retried on EINTR).
  */
 #include "scenario_impl.h"
+
+#include "backend.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -334,6 +343,104 @@ static double measure_spawn_wait(int reps) {
     return r;
 }
 
+/* ---- parallel capacity: plain processes, no pool ---- */
+
+double pbs__run_copies(int n, int (*work)(void *ctx, int k, int n), void *ctx) {
+    enum { MAX_COPIES = 1024 };
+    if (n < 1 || n > MAX_COPIES)
+        return -1;
+    pid_t pids[MAX_COPIES];
+    int started = 0, failed = 0;
+    pid_t parent = getpid();
+    sigset_t all, old;
+    sigfillset(&all);
+    fflush(stdout);
+    fflush(stderr);
+    double t0 = pbs_now();
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (; started < n; started++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent)
+                _exit(1);
+            _exit(work(ctx, started, n) == 0 ? 0 : 1);
+        }
+        if (pid < 0) {
+            failed = 1;
+            break;
+        }
+        pids[started] = pid;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    for (int k = 0; k < started; k++) {
+        int st;
+        if (reap(pids[k], &st) || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            failed = 1;
+    }
+    double wall = pbs_now() - t0;
+    return failed ? -1 : wall;
+}
+
+/* The cpu scenario's default item: seed, 64 KiB, level 6 (its input layout, scenarios/cpu.c). */
+typedef struct cpu_item_ctx {
+    const pb_task *task;
+    unsigned char input[16];
+    int per_copy; /* items each copy runs */
+} cpu_item_ctx;
+
+static int cpu_items_run(void *arg, int k, int n) {
+    cpu_item_ctx *c = arg;
+    (void)k, (void)n;
+    for (int i = 0; i < c->per_copy; i++) {
+        pb_result r;
+        memset(&r, 0, sizeof r);
+        pb__run_item(c->task, c->input, sizeof c->input, sizeof c->input, &r);
+        int st = r.status;
+        pb_result_clear(&r);
+        if (st != PB_STATUS_OK)
+            return -1;
+    }
+    return 0;
+}
+
+static int cpu_item_init(cpu_item_ctx *c) {
+    uint32_t bytes = 64 * 1024, level = 6;
+    c->task = pb_task_find("scenario.cpu");
+    if (!c->task)
+        return -1;
+    pbs__put_u64(c->input, 0x5EEDull);
+    memcpy(c->input + 8, &bytes, 4);
+    memcpy(c->input + 12, &level, 4);
+    return 0;
+}
+
+static int cpu_alone_ops(void *ctx, int n) {
+    cpu_item_ctx *c = ctx;
+    c->per_copy = n;
+    return cpu_items_run(c, 0, 1);
+}
+
+static int cpu_parallel_ops(void *ctx, int n) {
+    cpu_item_ctx *c = ctx;
+    c->per_copy = n;
+    return pbs__run_copies(pbs__online_cpus(), cpu_items_run, c) < 0 ? -1 : 0;
+}
+
+static double measure_cpu_item(int reps) {
+    cpu_item_ctx c;
+    if (cpu_item_init(&c) || cpu_alone_ops(&c, 1))
+        return -1;
+    return batched(reps, cpu_alone_ops, &c);
+}
+
+static double measure_cpu_item_parallel(int reps) {
+    cpu_item_ctx c;
+    if (cpu_item_init(&c) || cpu_alone_ops(&c, 1))
+        return -1;
+    return batched(reps, cpu_parallel_ops, &c);
+}
+
 /* ---- timer ---- */
 
 #define SLEEP_REQUEST_NS 1000000L
@@ -376,6 +483,11 @@ static const pb_floor floors[] = {
     {"nanosleep_overshoot", "extra time a 1 ms clock_nanosleep takes beyond 1 ms", measure_nanosleep_overshoot,
      100},
     {"pipe_mib", "1 MiB through a pipe to a forked child + 1-byte ack (seconds per MiB)", measure_pipe_mib, 64},
+    {"cpu_item", "one cpu-scenario item (64 KiB of text, zlib level 6) run alone in this process", measure_cpu_item,
+     60},
+    {"cpu_item_parallel",
+     "the same item run at once by one plain forked process per online CPU, no pool (wall seconds per item)",
+     measure_cpu_item_parallel, 60},
 };
 #define NFLOORS (sizeof floors / sizeof floors[0])
 

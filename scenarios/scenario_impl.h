@@ -54,6 +54,19 @@ int pbs__expect_ok_len(const pb_result *r, size_t i, size_t len, char *msg, size
 double pbs__calibrate(const pb_scenario *s, const pb_params *p);
 #define PBS__CALIBRATION_SEED 0x5EEDull
 
+/* Parallel calibration (the ideal of CPU-bound scenarios): the same calibration workload split over
+ * n = min(workers, online CPUs) plain forked processes that run the task function at once (item i in
+ * process i % n), no pool; the fastest of a few passes, and never more than the serial calibration (a pool
+ * of n workers could always run serially). Unlike serial / n it includes what the hardware loses when
+ * every core is busy (shared caches, SMT siblings, a VM's vCPUs on busy host cores). Cached like
+ * pbs__calibrate. Negative when it cannot run. */
+double pbs__calibrate_parallel(const pb_scenario *s, const pb_params *p, int workers);
+
+/* Runs work(ctx, k, n) for k = 0..n-1 in n plain processes forked from this one, all at once (floors.c).
+ * Returns the wall seconds from the first fork to the last reap, or -1 when a copy could not be started
+ * or did not return 0. Call it from a single-threaded moment of the process (the copies run task code). */
+double pbs__run_copies(int n, int (*work)(void *ctx, int k, int n), void *ctx);
+
 /* Reads and writes fixed-layout little records without alignment assumptions. */
 static inline uint64_t pbs__get_u64(const void *p) {
     uint64_t v;

@@ -876,7 +876,13 @@ def html_floors(run):
         return "<p>No floor probes in this run.</p>"
     rows = "".join('<tr><td>%s</td><td class="num">%s</td></tr>' % (esc(n), fmt_time(s) if s > 0 else "not measured")
                    for n, s in sorted(run["floors"].items()))
-    return "<table><tr><th>floor probe</th><th>seconds per operation</th></tr>%s</table>" % rows
+    capacity = ""
+    alone, busy = run["floors"].get("cpu_item"), run["floors"].get("cpu_item_parallel")
+    if alone and busy and alone > 0 and busy > 0:
+        capacity = ("<p>Parallel capacity: with every CPU busy (one plain process per CPU, no pool) one item of "
+                    "the cpu scenario takes %.2fx its time alone. The cpu scenario's ideal is measured the same "
+                    "way (its work split over plain processes), not serial / workers.</p>" % (busy / alone))
+    return "<table><tr><th>floor probe</th><th>seconds per operation</th></tr>%s</table>%s" % (rows, capacity)
 
 
 def signed_pct(fraction):

@@ -1,5 +1,5 @@
 /*
- * test_chaos.c - the process backends (fork, spawn) under abuse from outside the pool:
+ * test_chaos.c - the process backends (fork, spawn, forkserver) under abuse from outside the pool:
  *  (a) a helper thread SIGKILLs random workers every few ms during a 10,000-item map: the map returns,
  *      every item is ok with the right answer or worker-died (signal 9), and the workers were respawned;
  *  (b) the program that owns the pool is SIGKILLed mid-map: every worker is gone within 1 s
@@ -180,7 +180,7 @@ static void *killer_main(void *arg) {
     return NULL;
 }
 
-static int kills_per_backend[2];
+static int kills_per_backend[3];
 
 static void test_random_kills(void **state) {
     enum { N = 10000 };
@@ -227,7 +227,8 @@ static void test_random_kills(void **state) {
     assert_true(c.worker_deaths >= 1);
     assert_true(c.workers_respawned >= 1);
     assert_true(c.worker_deaths <= (uint64_t)k.kills);
-    kills_per_backend[strcmp(backend_of(state), "fork") == 0 ? 0 : 1] = k.kills;
+    const char *b = backend_of(state);
+    kills_per_backend[strcmp(b, "fork") == 0 ? 0 : strcmp(b, "spawn") == 0 ? 1 : 2] = k.kills;
 
     /* The pool is whole afterwards. */
     pb_results_clear(res, N);
@@ -260,10 +261,17 @@ static void test_parent_killed(void **state) {
         pb_options o;
         pb_options_init(&o);
         o.workers = W;
+        o.start = PB_START_EAGER; /* all W workers up before we count them */
         pb_pool *p = NULL;
         if (pb_pool_create(&p, backend_of(state), &o) != 0) _exit(1);
-        pid_t kids[W];
-        if (children_of(getpid(), kids, W) != W) _exit(2);
+        /* The workers, then the forkserver's helper (0 on other backends): it must die with us too. */
+        pid_t all[W + 1], kids[W + 1];
+        int n = children_of(getpid(), all, W + 1), k = 0;
+        pid_t helper = pb_forkserver_pid();
+        for (int i = 0; i < n; i++)
+            if (all[i] != helper && k < W) kids[k++] = all[i];
+        if (k != W || n != W + (helper > 0)) _exit(2);
+        kids[W] = helper;
         if (write(fds[1], kids, sizeof kids) != (ssize_t)sizeof kids) _exit(3);
         close(fds[1]);
         enum { N = 10000 };
@@ -278,7 +286,7 @@ static void test_parent_killed(void **state) {
         _exit(4);
     }
     close(fds[1]);
-    pid_t kids[W];
+    pid_t kids[W + 1];
     size_t got = 0;
     while (got < sizeof kids) {
         ssize_t n = read(fds[0], (char *)kids + got, sizeof kids - got);
@@ -299,9 +307,10 @@ static void test_parent_killed(void **state) {
     assert_int_equal(waitpid(host, &st, 0), host);
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     double t0 = now_s(), worst = 0;
-    int reaped[W] = {0}, left = W;
+    int n = kids[W] > 0 ? W + 1 : W; /* the workers and the forkserver's helper */
+    int reaped[W + 1] = {0}, left = n;
     while (left > 0 && now_s() - t0 < 1.0) {
-        for (int i = 0; i < W; i++) {
+        for (int i = 0; i < n; i++) {
             if (reaped[i]) continue;
             /* ECHILD until the orphan has been re-parented to us */
             if (waitpid(kids[i], &st, WNOHANG) == kids[i]) {
@@ -313,16 +322,16 @@ static void test_parent_killed(void **state) {
         if (left) sleep_us(1000);
     }
     if (left) { /* clean up what outlived its parent (our descendants), then fail */
-        for (int i = 0; i < W; i++)
+        for (int i = 0; i < n; i++)
             if (!reaped[i]) kill(kids[i], SIGKILL);
-        for (int i = 0; i < W; i++)
+        for (int i = 0; i < n; i++)
             if (!reaped[i]) waitpid(kids[i], NULL, 0);
     }
     prctl(PR_SET_CHILD_SUBREAPER, 0);
-    if (left) fail_msg("%d of %d workers outlived their parent by more than 1 s", left, W);
+    if (left) fail_msg("%d of %d workers (and helper) outlived their parent by more than 1 s", left, n);
     if (worst > worst_orphan_s) worst_orphan_s = worst;
-    printf("  %s: all %d workers gone %.1f ms after their parent was reaped\n", backend_of(state), W,
-           worst * 1e3);
+    printf("  %s: all %d workers%s gone %.1f ms after their parent was reaped\n", backend_of(state), W,
+           n > W ? " and the forkserver helper" : "", worst * 1e3);
 }
 
 /* ---- (c) floods on stdout and stderr ---- */
@@ -495,8 +504,8 @@ int main(void) {
      * the first baseline. */
     pb_pool *warm = NULL;
     if (pb_pool_create(&warm, "fork", NULL) == 0) pb_pool_destroy(warm);
-    static const char *const backends[] = {"fork", "spawn"};
-    for (int b = 0; b < 2; b++) {
+    static const char *const backends[] = {"fork", "spawn", "forkserver"};
+    for (int b = 0; b < 3; b++) {
         void *st = (void *)backends[b];
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_prestate_setup_teardown(test_random_kills, tu_leak_setup, tu_leak_teardown, st),
@@ -512,8 +521,8 @@ int main(void) {
         fflush(stdout);
         failed += _cmocka_run_group_tests(group, tests, sizeof tests / sizeof tests[0], NULL, NULL);
     }
-    printf("chaos figures: kills during one 10,000-item map: fork %d, spawn %d; slowest orphaned worker "
-           "gone %.1f ms after its parent\n",
-           kills_per_backend[0], kills_per_backend[1], worst_orphan_s * 1e3);
+    printf("chaos figures: kills during one 10,000-item map: fork %d, spawn %d, forkserver %d; slowest orphaned "
+           "worker gone %.1f ms after its parent\n",
+           kills_per_backend[0], kills_per_backend[1], kills_per_backend[2], worst_orphan_s * 1e3);
     return failed ? 1 : 0;
 }

@@ -681,6 +681,10 @@ int main(void) {
     int failed = 0;
     /* $POOLBENCH_TEST_FILTER: run only the tests whose name matches this cmocka pattern ("test_*wait*") */
     if (getenv("POOLBENCH_TEST_FILTER")) cmocka_set_test_filter(getenv("POOLBENCH_TEST_FILTER"));
+    /* The forkserver backend's helper, forked first as its users are told to (poolbench.h): its workers
+     * then inherit this early state, not what earlier tests left in this thread (tests/test_forkserver.c
+     * covers the helper a pool starts itself). */
+    if (pb_forkserver_start() != 0) fprintf(stderr, "pb_forkserver_start: %s\n", pb_last_error());
     for (size_t b = 0; b < pb_backend_count(); b++) {
         void *name = (void *)pb_backend_name_at(b);
         const struct CMUnitTest tests[] = {

@@ -1,6 +1,7 @@
 /*
- * test_faults.c - system-call fault injection into the process backends (impls/internal/syscalls.h): for fork and
- * spawn, every hooked call made while a pool is created, while it runs a map that loses a worker (so the
+ * test_faults.c - system-call fault injection into the process backends (impls/internal/syscalls.h): for
+ * fork, spawn and forkserver, every hooked call made while a pool is created, while it runs a map that
+ * loses a worker (so the
  * respawn's calls are in it), while it is joined and while it is destroyed fails in turn, once, and for
  * the calls where it means something also for good. Each fault must end cleanly:
  *  - create fails with a negative code and pb_last_error() naming the failing call, or the pool works;
@@ -116,7 +117,7 @@ static const kind kinds[] = {
 typedef struct tally {
     unsigned long cases, injected, survived, survived_tasks_failed, clean_errors;
 } tally;
-static tally tallies[2][PH_COUNT];
+static tally tallies[3][PH_COUNT];
 
 typedef struct ints {
     int64_t v[MAP_N];
@@ -297,7 +298,7 @@ static int verbose; /* $POOLBENCH_FAULTS_VERBOSE: print every case and how it en
 
 static void sweep(void **state) {
     const char *backend = *state;
-    int b = strcmp(backend, "fork") == 0 ? 0 : 1;
+    int b = strcmp(backend, "fork") == 0 ? 0 : strcmp(backend, "spawn") == 0 ? 1 : 2;
     for (int ph = 0; ph < PH_COUNT; ph++) {
         tally *t = &tallies[b][ph];
         unsigned long dummy;
@@ -373,12 +374,17 @@ int main(void) {
      * the first baseline. */
     pb_pool *warm = NULL;
     if (pb_pool_create(&warm, "fork", NULL) == 0) pb_pool_destroy(warm);
-    static const char *const backends[] = {"fork", "spawn"};
+    /* The forkserver's helper, forked before any fault is armed: its workers (copies of it) then carry no
+     * armed fault, and the sweep injects into the pool's own calls, as for the others' parent side. */
+    if (pb_forkserver_start() != 0) fprintf(stderr, "pb_forkserver_start: %s\n", pb_last_error());
+    static const char *const backends[] = {"fork", "spawn", "forkserver"};
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_prestate(sweep, (void *)backends[0]),
         cmocka_unit_test_prestate(sweep, (void *)backends[1]),
+        cmocka_unit_test_prestate(sweep, (void *)backends[2]),
         cmocka_unit_test_prestate(pidfd_fallback, (void *)backends[0]),
         cmocka_unit_test_prestate(pidfd_fallback, (void *)backends[1]),
+        cmocka_unit_test_prestate(pidfd_fallback, (void *)backends[2]),
     };
     int failed = cmocka_run_group_tests_name("faults", tests, NULL, NULL);
 
@@ -386,7 +392,7 @@ int main(void) {
     printf("%-6s %-12s %6s %9s %9s %16s %12s\n", "backend", "phase", "cases", "injected", "survived",
            "survived,tasks", "clean-error");
     unsigned long tot[5] = {0};
-    for (int b = 0; b < 2; b++)
+    for (int b = 0; b < 3; b++)
         for (int ph = 0; ph < PH_COUNT; ph++) {
             const tally *t = &tallies[b][ph];
             unsigned long cases_with_fault = t->survived + t->survived_tasks_failed + t->clean_errors;

@@ -519,6 +519,50 @@ static void test_worker_hygiene(void **state) {
     pb_pool_destroy(p);
 }
 
+/* Start policy: on demand (the default) starts one worker in create and then no more than there has been
+ * work for; eager starts them all in create; other values are refused; a version-1 options struct is
+ * accepted (on demand). */
+static void test_start_policy(void **state) {
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = 4;
+    pb_pool *p = pool_with(state, &o);
+    pb_counters c;
+    pb_pool_counters(p, &c);
+    assert_true(c.workers_started == 1);
+    assert_int_equal(tu_count_children(), tu_base_children + 1);
+    int64_t hang = -1;
+    pb_future *f[2];
+    for (int i = 0; i < 2; i++) assert_int_equal(pb_submit(p, "proc.maybe_hang", &hang, sizeof hang, &f[i]), 0);
+    assert_true(TU_EVENTUALLY((pb_pool_counters(p, &c), c.workers_started == 2), 30));
+    pb_result r = run_one(p, "proc.square", 7); /* a third unit of work: a third worker */
+    assert_int_equal(result_int(&r), 49);
+    pb_result_clear(&r);
+    pb_pool_counters(p, &c);
+    assert_true(c.workers_started == 3); /* two hang, one answered: never the fourth */
+    assert_int_equal(pb_pool_terminate(p), 0);
+    for (int i = 0; i < 2; i++) pb_future_release(f[i]);
+    pb_pool_destroy(p);
+
+    o.start = PB_START_EAGER;
+    p = pool_with(state, &o);
+    pb_pool_counters(p, &c);
+    assert_true(c.workers_started == 4);
+    assert_int_equal(tu_count_children(), tu_base_children + 4);
+    pb_pool_destroy(p);
+
+    o.start = 2;
+    assert_int_equal(pb_pool_create(&p, backend_of(state), &o), PB_EINVAL);
+    assert_non_null(strstr(pb_last_error(), "start must be"));
+    pb_options_init(&o);
+    o.version = 1; /* a program built before `start` existed */
+    o.workers = 2;
+    p = pool_with(state, &o);
+    pb_pool_counters(p, &c);
+    assert_true(c.workers_started == 1);
+    pb_pool_destroy(p);
+}
+
 static void test_join_reaps(void **state) {
     pb_pool *p = pool_n(state, 3);
     assert_pool_alive(p);
@@ -580,6 +624,7 @@ static void test_workers_die_with_parent(void **state) {
         pb_options o;
         pb_options_init(&o);
         o.workers = 3;
+        o.start = PB_START_EAGER; /* all three up at once, so that three submits find three workers */
         if (pb_pool_create(&p, backend_of(state), &o) != 0) _exit(1);
         int64_t seen[3] = {0, 0, 0};
         int nseen = 0;
@@ -800,6 +845,10 @@ int main(void) {
     int failed = 0;
     /* $POOLBENCH_TEST_FILTER: run only the tests whose name matches this cmocka pattern ("test_*wait*") */
     if (getenv("POOLBENCH_TEST_FILTER")) cmocka_set_test_filter(getenv("POOLBENCH_TEST_FILTER"));
+    /* The forkserver backend's helper, forked first as its users are told to (poolbench.h): its workers
+     * then inherit this early state, not what earlier tests left in this thread (tests/test_forkserver.c
+     * covers the helper a pool starts itself). */
+    if (pb_forkserver_start() != 0) fprintf(stderr, "pb_forkserver_start: %s\n", pb_last_error());
     /* One pool up and down first, so that helper threads a runtime starts on its first fork (TSan's)
      * exist before the first test takes its baseline. */
     pb_pool *warm = NULL;
@@ -823,6 +872,7 @@ int main(void) {
             cmocka_unit_test_prestate_setup_teardown(test_terminate_kills_running, tu_leak_setup, tu_leak_teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_worker_hygiene, tu_leak_setup, tu_leak_teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_join_reaps, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_start_policy, tu_leak_setup, tu_leak_teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_other_children_untouched, tu_leak_setup, tu_leak_teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_workers_die_with_parent, tu_leak_setup, tu_leak_teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_recycle_every_task_not_a_death, tu_leak_setup, tu_leak_teardown, st),

@@ -6,7 +6,8 @@
  * every verifier accepts the right answer and rejects a doctored one (a wrong value, a missing result, and
  * for crash a misreported death); every scenario runs at small sizes on every registered backend that
  * supports it and verifies, and the unsupported pairs are reported unsupported without running; every
- * floor probe returns a positive number. Backends are iterated from the registry, so fork and spawn are
+ * floor probe returns a positive number; the parallel-capacity copies (pbs__run_copies) run every share
+ * once, in processes of their own, and report a failing copy; the cpu ideal is the parallel calibration. Backends are iterated from the registry, so fork and spawn are
  * covered the moment they are registered. Tests assert behaviour, never speed: no timing thresholds.
  */
 #include <setjmp.h>
@@ -27,7 +28,9 @@
 #include <sys/wait.h>
 
 #include "backend.h"
-#include "scenario.h"
+#include "scenario_impl.h"
+
+#include <unistd.h>
 
 /* Small sizes: the whole matrix runs in seconds. */
 static const struct {
@@ -129,7 +132,7 @@ static void test_params_defaults_and_set(void **state) {
     const pb_scenario *st = pb_scenario_find("startup");
     pb_params_defaults(st, &p);
     pb_params_format(st, &p, buf, sizeof buf);
-    assert_string_equal(buf, "");
+    assert_string_equal(buf, "eager=0"); /* on demand unless asked: the default start policy */
 }
 
 static void expect_reject(const char *scenario, const char *assignment, const char *want1, const char *want2) {
@@ -161,7 +164,8 @@ static void test_params_reject(void **state) {
     expect_reject("sleep", "=4", "malformed", NULL);
     expect_reject("crash", "fraction=1.5", "crash: fraction must be a number in [0, 1]", NULL);
     expect_reject("crash", "how=3", "how must be an integer in [0, 2]", NULL);
-    expect_reject("startup", "items=1", "unknown parameter 'items'", "accepts: none");
+    expect_reject("startup", "items=1", "unknown parameter 'items'", "accepts: eager");
+    expect_reject("startup", "eager=2", "eager must be an integer in [0, 1]", NULL);
 }
 
 /* ---- generation ---- */
@@ -449,8 +453,8 @@ static void test_unsupported_pairs(void **state) {
 
 static void test_floors_positive(void **state) {
     (void)state;
-    static const char *const required[] = {"pipe_rtt", "condvar_handoff", "fork_exit_wait", "spawn_wait",
-                                           "nanosleep_overshoot"};
+    static const char *const required[] = {"pipe_rtt",           "condvar_handoff", "fork_exit_wait", "spawn_wait",
+                                           "nanosleep_overshoot", "cpu_item",        "cpu_item_parallel"};
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
         assert_non_null(pb_floor_find(required[i]));
     assert_null(pb_floor_find("nope"));
@@ -463,6 +467,62 @@ static void test_floors_positive(void **state) {
         printf("  %-20s %12.3f us  (%d reps) %s\n", f->name, v * 1e6, reps, f->description);
         assert_true(v > 0);
     }
+}
+
+/* ---- parallel capacity: plain processes, no pool ---- */
+
+static int copies_pipe = -1;
+
+/* Each copy reports its share and its pid through the pipe (one record, atomic: under PIPE_BUF). */
+static int report_share(void *ctx, int k, int n) {
+    int rec[3] = {k, n, (int)getpid()};
+    (void)ctx;
+    return write(copies_pipe, rec, sizeof rec) == (ssize_t)sizeof rec ? 0 : -1;
+}
+
+static int fail_share_one(void *ctx, int k, int n) {
+    (void)ctx, (void)n;
+    return k == 1 ? -1 : 0;
+}
+
+static void test_run_copies(void **state) {
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    copies_pipe = fds[1];
+    assert_true(pbs__run_copies(3, report_share, NULL) >= 0);
+    close(fds[1]);
+    int seen[3] = {0}, rec[3];
+    pid_t pids[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(read(fds[0], rec, sizeof rec), (ssize_t)sizeof rec);
+        assert_true(rec[0] >= 0 && rec[0] < 3);
+        assert_int_equal(rec[1], 3);
+        assert_int_not_equal(rec[2], getpid()); /* a process of its own, not this one */
+        seen[rec[0]]++;
+        pids[i] = rec[2];
+    }
+    assert_int_equal(read(fds[0], rec, sizeof rec), 0); /* nothing more: every share ran exactly once */
+    close(fds[0]);
+    assert_true(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
+    assert_true(pids[0] != pids[1] && pids[1] != pids[2] && pids[0] != pids[2]);
+    assert_true(pbs__run_copies(2, fail_share_one, NULL) < 0); /* a failing copy fails the measurement */
+    assert_true(pbs__run_copies(0, report_share, NULL) < 0);
+    int st;
+    errno = 0;
+    assert_int_equal(waitpid(-1, &st, WNOHANG), -1); /* every copy reaped */
+    assert_int_equal(errno, ECHILD);
+
+    /* The cpu ideal is the parallel calibration: never above the serial one, and for one worker exactly it. */
+    const pb_scenario *cpu = pb_scenario_find("cpu");
+    pb_params p;
+    small_params(cpu, &p);
+    double serial = pbs__calibrate(cpu, &p);
+    assert_true(serial > 0);
+    assert_true(cpu->ideal(cpu, &p, 1) == serial);
+    double two = cpu->ideal(cpu, &p, 2);
+    assert_true(two > 0 && two <= serial);
+    assert_true(two == pbs__calibrate_parallel(cpu, &p, 2));
 }
 
 /* ---- nothing left behind ---- */
@@ -513,6 +573,7 @@ int main(void) {
         cmocka_unit_test(test_every_scenario_on_every_backend),
         cmocka_unit_test(test_crash_variants),
         cmocka_unit_test(test_floors_positive),
+        cmocka_unit_test(test_run_copies),
         cmocka_unit_test(test_nothing_left_behind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

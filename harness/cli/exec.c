@@ -204,6 +204,13 @@ int pbh_cmd_exec(int argc, char **argv) {
     pb_params_format(s, &p, pstr, sizeof pstr);
     snprintf(name, sizeof name, "%s/%s/w%ld%s%s", s->name, backend, workers, pstr[0] ? "/" : "", pstr);
 
+    /* The forkserver's helper is forked now, before the first repetition allocates its inputs, so that its
+     * workers inherit this small process and not the scenario's data (impls/forkserver.c). */
+    int forkserver = strcmp(backend, "forkserver") == 0;
+    if (forkserver && pb_forkserver_start() != 0) {
+        pbh_cli_error("cannot start the forkserver: %s", pb_last_error());
+        return PBH_EXIT_FAILED;
+    }
     int exit_code = PBH_EXIT_OK;
     long total = warmup + reps;
     for (long i = 0; i < total; i++) {
@@ -229,6 +236,8 @@ int pbh_cmd_exec(int argc, char **argv) {
             break;
         }
     }
+    if (forkserver)
+        pb_forkserver_stop();
     if (json && exit_code == PBH_EXIT_OK)
         print_line(pbh_exec_line_done(total));
     return exit_code;

@@ -138,11 +138,31 @@ void pb__spawn_worker_late_entry(void); /* internal: the late entry below */
  * this process is not a spawned worker, else it runs the worker loop and exits. */
 int pb_worker_main_if_requested(void);
 
+/* The "forkserver" backend forks its workers from a helper process forked early, so that they inherit a
+ * small clean heap instead of the host's (Python's forkserver). Call pb_forkserver_start() early in main,
+ * before allocating large inputs, from a thread that outlives every forkserver pool (the main thread): the
+ * helper stays until pb_forkserver_stop() or the process exits. Without it, a forkserver pool starts a
+ * helper itself in pb_pool_create (from the creating thread) and the last such pool stops it. Tasks
+ * registered after the helper was forked are unknown to its workers (PB_TASK_DEFINE tasks never are).
+ * Returns 0 or a negative error (pb_last_error says more). pb_forkserver_pid: the helper's pid, 0 if none. */
+int pb_forkserver_start(void);
+void pb_forkserver_stop(void);
+int pb_forkserver_pid(void);
+
 /* ---- pools ---- */
 typedef struct pb_pool pb_pool;
 typedef struct pb_future pb_future;
 
-#define PB_OPTIONS_VERSION 1
+#define PB_OPTIONS_VERSION 2
+
+/* When the process backends start their workers (pb_options.start). */
+typedef enum pb_start_policy {
+    PB_START_ON_DEMAND = 0, /* the default: create starts one worker and returns once it is ready; more start
+                               as work arrives, never more than there is queued work for (as Python's
+                               ProcessPoolExecutor since 3.9); a task goes to the first worker ready */
+    PB_START_EAGER = 1      /* create starts every worker and returns when all of them are ready */
+} pb_start_policy;
+
 typedef struct pb_options {
     int version;                 /* PB_OPTIONS_VERSION (pb_options_init sets it) */
     int workers;                 /* > 0; pb_options_init sets the number of online CPUs */
@@ -160,6 +180,8 @@ typedef struct pb_options {
     int crashloop_deaths;        /* breaker: more than this many worker deaths ... (default 20) */
     double crashloop_window;     /* ... within this many seconds with no task finishing ok (default 5;
                                     NaN = PB_EINVAL) */
+    /* --- version 2 --- (a version 1 struct is accepted: the fields below take their defaults) */
+    int start;                   /* pb_start_policy; other values = PB_EINVAL. Threads start eagerly. */
 } pb_options;
 
 void pb_options_init(pb_options *o);

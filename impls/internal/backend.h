@@ -75,6 +75,7 @@ extern const pb_backend pb_backend_fork;
 extern const pb_backend pb_backend_spawn;
 extern const pb_backend pb_backend_fork_shm;
 extern const pb_backend pb_backend_spawn_shm;
+extern const pb_backend pb_backend_forkserver;
 /* Reference backends: each exists only when its library was found at configure time (registry.c). */
 extern const pb_backend pb_backend_glib;
 extern const pb_backend pb_backend_libuv;

@@ -80,4 +80,8 @@ int pb__worker_main_shm(int in, int out, int shm_fd);
  * mark fds 3 and 4 close-on-exec so that programs a task runs do not hold the pipes open. 0 or -1. */
 int pb__worker_child_setup(pid_t expected_parent);
 
+/* In a child after fork (fork workers, the forkserver's helper): every signal disposition back to SIG_DFL,
+ * so that no handler of the host ever runs there. Async-signal-safe. */
+void pb__child_default_signals(void);
+
 #endif

@@ -107,6 +107,7 @@ typedef struct pb__proc_pool {
 
     pb__proc_worker *w;
     int nworkers;
+    int nstarted; /* slots [0, nstarted) are in use; the others have never been started (Start policy) */
     int starting; /* still in create(): a lost worker fails the pool instead of being respawned */
     int stop_seen; /* `stop` as the I/O thread last acted on it */
     char init_error[PB_WIRE_MSG_MAX + 1]; /* what the last failed initializer said (for death messages) */
