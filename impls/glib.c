@@ -7,7 +7,7 @@
  * g_thread_pool_push. GLib owns the queue and the threads; this file only adapts the calls:
  *  - the per-worker initializer runs lazily in each GLib thread (reference.h says why),
  *  - shutdown is g_thread_pool_free(wait=TRUE): the queue drains, the threads leave the pool, and
- *    g_thread_pool_stop_unused_threads ends the ones GLib would otherwise park for reuse,
+ *    GLib parks none of them for reuse (park_none),
  *  - terminate raises abort_items first, so every job still in GLib's queue ends TERMINATED the moment a
  *    thread takes it, and a running job stops at its next item; g_thread_pool_free then returns promptly.
  *    (free(immediate=TRUE) would drop queued jobs without ever completing them.)
@@ -38,7 +38,16 @@ static void run_job(gpointer data, gpointer user_data) {
     PB_TSAN_RELEASE(user_data); /* pairs with the acquire after g_thread_pool_free */
 }
 
+/* GLib parks up to max_unused_threads (2) threads of a freed pool for 15 s in its global unused-thread
+ * queue instead of ending them, so a destroyed pool would leave 1 or 2 threads behind, a number that
+ * depends on timing (the conformance test's leak check caught it under load; g_thread_pool_stop_unused_
+ * threads cannot help, a thread still finishing its pool parks after it). Every pool of ours leaves no
+ * thread behind, so GLib keeps none parked: set once, for the process, before the first pool. */
+static pthread_once_t park_none_once = PTHREAD_ONCE_INIT;
+static void park_none(void) { g_thread_pool_set_max_unused_threads(0); }
+
 static int glib_create(pb_pool *pool, const pb_options *opts, void **impl) {
+    pthread_once(&park_none_once, park_none);
     glib_pool *g = calloc(1, sizeof *g);
     if (!g) return pb__set_error(-ENOMEM, "out of memory");
     pb__ref_init(&g->ref, pool, opts);
@@ -85,15 +94,7 @@ static void free_threads(glib_pool *g) {
     GThreadPool *t = g->threads;
     g->threads = NULL;
     pthread_rwlock_unlock(&g->lock);
-    if (t) {
-        g_thread_pool_free(t, FALSE, TRUE); /* runs what is queued, then the threads leave the pool */
-        /* GLib parks up to max_unused_threads (2) of them for 15 s in its global unused-thread queue
-         * instead of ending them, so a destroyed pool would leave 1 or 2 threads behind, a number that
-         * depends on timing (the conformance test's leak check caught it under load). Every pool of ours
-         * leaves no thread behind, so end the parked ones now. This also ends threads parked by other
-         * GThreadPools of the process: GLib starts new ones when they are next needed. */
-        g_thread_pool_stop_unused_threads();
-    }
+    if (t) g_thread_pool_free(t, FALSE, TRUE); /* runs what is queued, then the threads exit (see park_none) */
     PB_TSAN_ACQUIRE(&g->ref);
 }
 
