@@ -28,6 +28,8 @@ int pbh_cmd_export(int argc, char **argv);
 int pbh_cmd_compare(int argc, char **argv); /* cli_compare.c */
 int pbh_cmd_history(int argc, char **argv); /* cli_history.c */
 int pbh_cmd_import(int argc, char **argv);  /* cli_import.c */
+int pbh_cmd_version(int argc, char **argv); /* cli_version.c */
+int pbh_cmd_calibrate(int argc, char **argv); /* cli_calibrate.c */
 
 /* "poolbench: <message>" on stderr. */
 void pbh_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -9,6 +9,7 @@
  * Progress (cases done of total, time left) goes to stderr when it is a TTY and --quiet is not given.
  */
 #include "cli.h"
+#include "cli_run_pair.h"
 #include "context.h"
 #include "format.h"
 #include "runner.h"
@@ -29,6 +30,10 @@ static const char usage[] =
     "results/poolbench.db). With --suite, --scenario/--backend filter the suite and --workers/--param/--reps/\n"
     "--warmup override it. A comma list in --param sweeps the values. --quiet prints only the run id.\n"
     "--processes P spreads a case's repetitions over P case processes (default 1), each with its own warm-up.\n"
+    "--against OTHER [--against-label L] [--block N] [--order-seed N]: measure every case with OTHER (another\n"
+    "build's poolbench: the base) and this build (the head), their repetitions interleaved in blocks of N\n"
+    "(default 5) in a seeded random order; stores two runs linked as a pair (labels: base / head by default).\n"
+    "POOLBENCH_INJECT_SLOWDOWN='CASE-GLOB:PCT' (validation) slows matching cases of this build by PCT %%.\n"
     "Exit: 0 ok, 2 bad input or store, 3 a case failed or timed out (the run is still stored).\n";
 
 typedef struct progress {
@@ -89,11 +94,14 @@ int pbh_cmd_run(int argc, char **argv) {
         {"format", required_argument, NULL, 'f'},  {"quiet", no_argument, NULL, 'q'},
         {"case-timeout", required_argument, NULL, 't'}, {"seed", required_argument, NULL, 'e'},
         {"processes", required_argument, NULL, 'P'},
+        {"against", required_argument, NULL, 'A'}, {"against-label", required_argument, NULL, 'B'},
+        {"block", required_argument, NULL, 'K'},   {"order-seed", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},          {0}};
     pbh_request rq;
     pbh_request_init(&rq);
     const char *label = NULL, *store_flag = NULL, *json_file = NULL, *format = "table";
     int quiet = 0;
+    pbh_cli_pair_opts pair = {.base_label = "base", .order_seed = pbh_cli_fresh_seed()}; /* --against */
     int c;
     while ((c = getopt_long(argc, argv, "s:b:w:p:r:l:qh", opts, NULL)) != -1) {
         long v;
@@ -168,6 +176,24 @@ int pbh_cmd_run(int argc, char **argv) {
                 return pbh_cli_usage_error("run", "bad --seed '%s'", optarg);
             break;
         }
+        case 'A':
+            pair.other = optarg;
+            break;
+        case 'B':
+            pair.base_label = optarg;
+            break;
+        case 'K':
+            if (pbh_cli_parse_int(optarg, 1, 100000, &v))
+                return pbh_cli_usage_error("run", "bad --block '%s': expected 1..100000 repetitions", optarg);
+            pair.block_reps = (int)v;
+            break;
+        case 'O': {
+            char *end;
+            pair.order_seed = strtoull(optarg, &end, 0);
+            if (!*optarg || *end)
+                return pbh_cli_usage_error("run", "bad --order-seed '%s'", optarg);
+            break;
+        }
         case 'h':
             fputs(usage, stdout);
             return PBH_EXIT_OK;
@@ -188,6 +214,22 @@ int pbh_cmd_run(int argc, char **argv) {
     if (rc != PBH_OK) {
         pbh_cli_error("%s", err);
         return pbh_cli_exit_for(rc);
+    }
+    pbh_child_executor ce;
+    pbh_executor ex;
+    pbh_child_executor_init(&ce, &ex);
+    if (!pair.other && (rc = pbh_cli_injection_from_env(&plan, &ce)) != PBH_EXIT_OK) {
+        pbh_plan_free(&plan);
+        return rc;
+    }
+    if (pair.other) { /* OTHER must prove it is a compatible poolbench before the store is touched */
+        pbh_context probe = {0};
+        rc = pbh_cli_probe_other(pair.other, &probe);
+        pbh_context_clear(&probe);
+        if (rc != PBH_EXIT_OK) {
+            pbh_plan_free(&plan);
+            return rc;
+        }
     }
     pbh_store *st = NULL;
     int ec = pbh_cli_open_store(store_flag, PBH_STORE_WRITE, &st);
@@ -227,10 +269,20 @@ int pbh_cmd_run(int argc, char **argv) {
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
 
-    pbh_child_executor ce;
-    pbh_executor ex;
-    pbh_child_executor_init(&ce, &ex);
     progress prog = {.on = !quiet && isatty(STDERR_FILENO), .width = 0};
+    if (pair.other) { /* --against: an interleaved A/B pair (cli_run_pair.c) */
+        pair.quiet = quiet;
+        pair.format = format;
+        if (!label)
+            pbh_set_str(&run->label, "head");
+        ec = pbh_cli_run_pair(&plan, st, run, &pair, show_progress, &prog);
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        pbh_plan_free(&plan);
+        pbh_store_close(st);
+        pbh_run_free(run);
+        return ec;
+    }
     if (prog.on)
         fprintf(stderr, "running %zu cases%s%s (floors first)\n", plan.n, plan.suite ? " of suite " : "",
                 plan.suite ? plan.suite->name : "");

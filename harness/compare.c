@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "format.h"
+#include "machine.h"
 
 double *pbh_case_times(const pbh_case *c) {
     double *t = malloc((c->nsamples ? c->nsamples : 1) * sizeof *t);
@@ -94,6 +95,45 @@ int pbh_compare_runs(const pbh_run *base, const pbh_run *new_, const pbs_compare
         cc->match = PBH_MATCH_ONLY_NEW;
     }
     pbh_compare_tally(out);
+    out->other_machine = pbh_machine_differs(base, new_, out->machine_why, sizeof out->machine_why);
+    return 0;
+}
+
+/* One confirmation round's verdict on a case: a regression again, or not. */
+static int round_holds(const pbh_case *base, const pbh_case *fresh, const pbs_compare_opts *opts) {
+    pbs_comparison again;
+    return is_ok(base) && is_ok(fresh) && compare_cases(base, fresh, opts, &again) == PBS_OK &&
+           again.verdict == PBS_VERDICT_REGRESSION;
+}
+
+static void settle(pbh_case_cmp *cc) {
+    if (cc->confirm_held < cc->confirm_rounds) {
+        cc->verdict = PBS_VERDICT_WITHIN_NOISE;
+        cc->unconfirmed = 1;
+    }
+}
+
+int pbh_compare_confirm_pair(pbh_comparison *cmp, int rounds, pbh_remeasure_pair_fn remeasure, void *ud) {
+    cmp->confirm = rounds;
+    cmp->paired = 1;
+    if (rounds <= 0 || !remeasure) return 0;
+    for (size_t i = 0; i < cmp->ncases; i++) {
+        pbh_case_cmp *cc = &cmp->cases[i];
+        if (cc->match != PBH_MATCH_BOTH || cc->verdict != PBS_VERDICT_REGRESSION) continue;
+        for (int r = 0; r < rounds; r++) {
+            pbh_case fresh_base = {0}, fresh_new = {0};
+            int rc = remeasure(ud, cc->base, cc->new_, &fresh_base, &fresh_new);
+            if (rc >= 0) {
+                cc->confirm_rounds++;
+                cc->confirm_held += round_holds(&fresh_base, &fresh_new, &cmp->opts);
+            }
+            pbh_case_clear(&fresh_base);
+            pbh_case_clear(&fresh_new);
+            if (rc < 0) break; /* cannot be re-measured here: the verdict stands as it is */
+        }
+        settle(cc);
+    }
+    pbh_compare_tally(cmp);
     return 0;
 }
 
@@ -111,16 +151,10 @@ int pbh_compare_confirm(pbh_comparison *cmp, int rounds, pbh_remeasure_fn remeas
                 break;
             }
             cc->confirm_rounds++;
-            pbs_comparison again;
-            if (is_ok(&fresh) && compare_cases(cc->base, &fresh, &cmp->opts, &again) == PBS_OK &&
-                again.verdict == PBS_VERDICT_REGRESSION)
-                cc->confirm_held++;
+            cc->confirm_held += round_holds(cc->base, &fresh, &cmp->opts);
             pbh_case_clear(&fresh);
         }
-        if (cc->confirm_held < cc->confirm_rounds) {
-            cc->verdict = PBS_VERDICT_WITHIN_NOISE;
-            cc->unconfirmed = 1;
-        }
+        settle(cc);
     }
     pbh_compare_tally(cmp);
     return 0;
@@ -210,6 +244,45 @@ static void write_summary_line(FILE *out, const pbh_comparison *cmp, int markdow
             100 * cmp->opts.confidence, cmp->confirm ? ", suspected regressions re-measured" : "");
 }
 
+/* Whether this machine can judge a case at the threshold, from its calibration: it can when a slowdown of
+ * twice the threshold is detected with >= 95 % power (docs/verdicts.md says why twice). */
+int pbh_compare_can_judge(const pbh_comparison *cmp, const pbh_case_cmp *cc) {
+    return !(cc->min_detectable > 0) || cc->min_detectable <= 2 * cmp->opts.threshold;
+}
+
+/* What the verdicts rest on: interleaved or not, same machine or not, what the calibration says. */
+static void write_notes(FILE *out, const pbh_comparison *cmp, int markdown) {
+    const char *li = markdown ? "- " : "";
+    if (cmp->paired || cmp->base->ctx.host)
+        fprintf(out, "%s%s\n", li,
+                cmp->paired ? (cmp->confirm ? "Base and new were measured as an interleaved A/B pair on one machine; "
+                                              "--confirm re-measured both sides."
+                                            : "Base and new were measured as an interleaved A/B pair on one machine.")
+                            : "Base and new are separate runs: a difference between them includes whatever "
+                              "changed on the machine in between (an interleaved pair, `run --against`, does not).");
+    if (cmp->other_machine)
+        fprintf(out, "%s%sThe two runs come from different machines%s (or one machine under very different load): "
+                     "%s. A difference here measures the machines, not the code; the gate does not fail on it unless "
+                     "--allow-other-machine.\n",
+                li, markdown ? "**" : "", markdown ? "**" : "", cmp->machine_why);
+    if (!cmp->calibration_id)
+        return;
+    int shown = 0;
+    for (size_t i = 0; i < cmp->ncases; i++) {
+        const pbh_case_cmp *cc = &cmp->cases[i];
+        if (cc->match != PBH_MATCH_BOTH || pbh_compare_can_judge(cmp, cc))
+            continue;
+        if (!shown++)
+            fprintf(out, "%sCalibration %lld of this machine: cases too noisy here to judge %g%%:\n", li,
+                    (long long)cmp->calibration_id, 100 * cmp->opts.threshold);
+        fprintf(out, "%s%s%s%s: detectable from %.0f%%\n", markdown ? "  - " : "  ", markdown ? "`" : "", cc->name,
+                markdown ? "`" : "", 100 * cc->min_detectable);
+    }
+    if (!shown)
+        fprintf(out, "%sCalibration %lld of this machine: every compared case can be judged at %g%%.\n", li,
+                (long long)cmp->calibration_id, 100 * cmp->opts.threshold);
+}
+
 static void write_table(FILE *out, const void *arg) {
     const pbh_comparison *cmp = arg;
     int w = 4;
@@ -229,6 +302,7 @@ static void write_table(FILE *out, const void *arg) {
                 t.ci, t.p, t.verdict);
     }
     write_summary_line(out, cmp, 0);
+    write_notes(out, cmp, 0);
 }
 
 static void write_markdown(FILE *out, const void *arg) {
@@ -240,7 +314,8 @@ static void write_markdown(FILE *out, const void *arg) {
             cmp->base->ctx.git_commit ? cmp->base->ctx.git_commit : "unknown commit", (long long)cmp->new_->id,
             cmp->new_->label ? " " : "", cmp->new_->label ? cmp->new_->label : "",
             cmp->new_->ctx.git_commit ? cmp->new_->ctx.git_commit : "unknown commit");
-    fprintf(out, "| case | base | new | change | 95%% CI | p | verdict |\n|---|---:|---:|---:|---|---:|---|\n");
+    write_notes(out, cmp, 1);
+    fprintf(out, "\n| case | base | new | change | 95%% CI | p | verdict |\n|---|---:|---:|---:|---|---:|---|\n");
     for (size_t i = 0; i < cmp->ncases; i++) {
         row_text t;
         row_fill(&cmp->cases[i], &t);
@@ -261,6 +336,10 @@ static json_t *build_json(const pbh_comparison *cmp) {
     json_object_set_new(root, "confidence", json_real(cmp->opts.confidence));
     json_object_set_new(root, "min_samples", json_integer((json_int_t)cmp->opts.min_samples));
     json_object_set_new(root, "confirm", json_integer(cmp->confirm));
+    json_object_set_new(root, "paired", json_boolean(cmp->paired));
+    json_object_set_new(root, "other_machine", json_boolean(cmp->other_machine));
+    if (cmp->other_machine) json_object_set_new(root, "machine_differences", json_string(cmp->machine_why));
+    if (cmp->calibration_id) json_object_set_new(root, "calibration", json_integer(cmp->calibration_id));
     json_t *summary = json_object();
     json_object_set_new(summary, "regressions", json_integer(cmp->regressions));
     json_object_set_new(summary, "improvements", json_integer(cmp->improvements));
@@ -294,6 +373,10 @@ static json_t *build_json(const pbh_comparison *cmp) {
             }
             json_object_set_new(o, "confirm_rounds", json_integer(cc->confirm_rounds));
             json_object_set_new(o, "confirm_held", json_integer(cc->confirm_held));
+            if (cc->min_detectable > 0) {
+                json_object_set_new(o, "min_detectable", json_real(cc->min_detectable));
+                json_object_set_new(o, "can_judge", json_boolean(pbh_compare_can_judge(cmp, cc)));
+            }
         } else {
             json_object_set_new(o, "verdict", json_string("not_compared"));
             if (cc->base) json_object_set_new(o, "base_status", json_string(cc->base->status));

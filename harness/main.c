@@ -21,6 +21,8 @@ static const struct verb {
     {"history", pbh_cmd_history, "change points per case over the stored runs"},
     {"import", pbh_cmd_import, "store a Google Benchmark or hyperfine JSON file as a run"},
     {"export", pbh_cmd_export, "export one run as JSON or Google Benchmark JSON"},
+    {"calibrate", pbh_cmd_calibrate, "measure this machine's false alarms and detectable slowdown per case"},
+    {"version", pbh_cmd_version, "this build: version, store schema, exec protocol, commit"},
 };
 
 static void usage(FILE *f) {

@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
@@ -657,7 +658,7 @@ static int run_case_process(pbh_child_executor *ce, const pbh_case_spec *spec, p
     snprintf(params, sizeof params, "%s", spec->params_str);
     char *pieces[PB_MAX_PARAMS];
     size_t np = split(params, ',', pieces, PB_MAX_PARAMS);
-    char *argv[40];
+    char *argv[44];
     int a = 0;
     argv[a++] = "poolbench";
     argv[a++] = "exec";
@@ -680,6 +681,12 @@ static int run_case_process(pbh_child_executor *ce, const pbh_case_spec *spec, p
     argv[a++] = "--parent-pid";
     argv[a++] = ppid;
     argv[a++] = "--json";
+    char inject[32];
+    if (ce->inject_pct > 0 && fnmatch(ce->inject_glob, spec->name, 0) == 0) { /* validation hook (runner.h) */
+        snprintf(inject, sizeof inject, "%g", ce->inject_pct);
+        argv[a++] = "--inject-slowdown";
+        argv[a++] = inject;
+    }
     argv[a] = NULL;
 
     char msg[2048];
@@ -762,6 +769,7 @@ static void child_measure_floors(void *ud, pbh_run *run) {
 }
 
 void pbh_child_executor_init(pbh_child_executor *ce, pbh_executor *ex) {
+    memset(ce, 0, sizeof *ce);
     ssize_t n = readlink("/proc/self/exe", ce->self_exe, sizeof ce->self_exe - 1);
     if (n <= 0)
         snprintf(ce->self_exe, sizeof ce->self_exe, "poolbench");
@@ -772,7 +780,74 @@ void pbh_child_executor_init(pbh_child_executor *ce, pbh_executor *ex) {
     ex->ud = ce;
 }
 
+void pbh_child_executor_init_exe(pbh_child_executor *ce, pbh_executor *ex, const char *exe) {
+    pbh_child_executor_init(ce, ex);
+    snprintf(ce->self_exe, sizeof ce->self_exe, "%s", exe);
+}
+
+typedef struct capture_sink {
+    char *buf;
+    size_t len, cap;
+    int overflow;
+} capture_sink;
+
+static void capture_line(void *ud, const char *line) {
+    capture_sink *cs = ud;
+    size_t n = strlen(line);
+    if (cs->overflow || cs->len + n + 2 > (1u << 20)) {
+        cs->overflow = 1;
+        return;
+    }
+    if (cs->len + n + 2 > cs->cap) {
+        size_t ncap = (cs->len + n + 2) * 2;
+        char *nb = realloc(cs->buf, ncap);
+        if (!nb) {
+            cs->overflow = 1;
+            return;
+        }
+        cs->buf = nb;
+        cs->cap = ncap;
+    }
+    memcpy(cs->buf + cs->len, line, n);
+    cs->len += n;
+    cs->buf[cs->len++] = '\n';
+    cs->buf[cs->len] = '\0';
+}
+
+int pbh_child_capture(const char *exe, char *const argv[], double timeout_s, char **out, int *status, char *err,
+                      size_t errlen) {
+    child ch;
+    *out = NULL;
+    *status = 0;
+    if (spawn_child(exe, argv, &ch, err, errlen) != 0)
+        return -1;
+    capture_sink cs = {0};
+    run_child(&ch, pbh_now_mono() + timeout_s, capture_line, &cs, status);
+    *out = cs.buf ? cs.buf : pbh_strdup("");
+    return 0;
+}
+
 /* ---- the run ------------------------------------------------------------------------------------- */
+
+void pbh_case_describe(pbh_case *c, const pbh_case_spec *spec) {
+    c->name = pbh_strdup(spec->name);
+    c->scenario = pbh_strdup(spec->scenario->name);
+    c->backend = pbh_strdup(spec->backend);
+    c->workers = spec->workers;
+    c->params = pbh_strdup(spec->params_str);
+    c->reps = spec->reps;
+    c->warmup = spec->warmup;
+    c->floor = pbh_strdup(spec->scenario->floor);
+    c->measures = pbh_strdup(spec->scenario->measures);
+}
+
+void pbh_case_mark_unsupported(pbh_case *c, const pbh_case_spec *spec) {
+    char why[256];
+    snprintf(why, sizeof why, "backend '%s' lacks a capability scenario '%s' needs (e.g. crash isolation)",
+             spec->backend, spec->scenario->name);
+    pbh_set_str(&c->status, PBH_STATUS_UNSUPPORTED);
+    pbh_set_str(&c->reason, why);
+}
 
 int pbh_runner_run(const pbh_plan *plan, const pbh_executor *ex, pbh_run *run, pbh_progress_fn progress,
                    void *progress_ud) {
@@ -785,24 +860,12 @@ int pbh_runner_run(const pbh_plan *plan, const pbh_executor *ex, pbh_run *run, p
         pbh_case *c = pbh_run_add_case(run);
         if (!c)
             return PBH_ENOMEM;
-        c->name = pbh_strdup(spec->name);
-        c->scenario = pbh_strdup(spec->scenario->name);
-        c->backend = pbh_strdup(spec->backend);
-        c->workers = spec->workers;
-        c->params = pbh_strdup(spec->params_str);
-        c->reps = spec->reps;
-        c->warmup = spec->warmup;
-        c->floor = pbh_strdup(spec->scenario->floor);
-        c->measures = pbh_strdup(spec->scenario->measures);
+        pbh_case_describe(c, spec);
         double c0 = pbh_now_mono();
         if (progress)
             progress(progress_ud, i + 1, plan->n, c, c0 - t0); /* starting: c->status is still NULL */
         if (!spec->supported) {
-            char why[256];
-            snprintf(why, sizeof why, "backend '%s' lacks a capability scenario '%s' needs (e.g. crash isolation)",
-                     spec->backend, spec->scenario->name);
-            c->status = pbh_strdup(PBH_STATUS_UNSUPPORTED);
-            c->reason = pbh_strdup(why);
+            pbh_case_mark_unsupported(c, spec);
         } else {
             ex->run_case(ex->ud, spec, c);
             if (!c->status)

@@ -14,7 +14,7 @@
  *  migrated by a read verb (that connection is read-only), so readers handle every version they know:
  *  before version 2 there is no floors table and every run is native.
  *
- *  Schema (version 2):
+ *  Schema (version 3; version 3 added the pairs and calibrations tables, see the migrations):
  *    runs    (id, source native|gbench|hyperfine, label, suite, status, started_at, started_unix,
  *             duration_s, git_commit, git_dirty, host, cpu_model, cores, kernel, compiler, cflags,
  *             build_type, command_line, governor, version, context_json)
@@ -81,6 +81,18 @@ static const char *const migrations[] = {
     "  name TEXT NOT NULL, seconds REAL NOT NULL, reps INTEGER,"
     "  PRIMARY KEY (run_id, name)) WITHOUT ROWID;"
     "CREATE INDEX cases_key ON cases(scenario, backend, workers, params);",
+    /* 2 -> 3: interleaved A/B pairs (two runs measured together, store_pairs.h) and calibrations (this
+     * machine's measured false-alarm rate and detection power, calibrate.h) */
+    "CREATE TABLE pairs ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  base_run_id INTEGER NOT NULL UNIQUE REFERENCES runs(id) ON DELETE CASCADE,"
+    "  head_run_id INTEGER NOT NULL UNIQUE REFERENCES runs(id) ON DELETE CASCADE,"
+    "  seed INTEGER NOT NULL, block_reps INTEGER NOT NULL,"
+    "  base_exe TEXT, head_exe TEXT, injected TEXT);"
+    "CREATE TABLE calibrations ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  started_at TEXT NOT NULL, host TEXT, cpu_model TEXT, cores INTEGER, kernel TEXT,"
+    "  suite TEXT, git_commit TEXT, result_json TEXT NOT NULL);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == PBH_SCHEMA_VERSION,
@@ -385,7 +397,9 @@ int pbh_store_insert_run(pbh_store *st, pbh_run *run, char *err, size_t errlen) 
     }
     sqlite3 *db = st->db;
     char msg[512];
-    if (exec_sql(db, "BEGIN IMMEDIATE", msg, sizeof msg) != PBH_OK) {
+    /* A caller that holds a transaction (a pair: two runs and their link, store_pairs.c) commits it. */
+    int own_tx = sqlite3_get_autocommit(db);
+    if (own_tx && exec_sql(db, "BEGIN IMMEDIATE", msg, sizeof msg) != PBH_OK) {
         seterr(err, errlen, "cannot lock store %s: %s", st->path, msg);
         return PBH_EIO;
     }
@@ -494,7 +508,7 @@ int pbh_store_insert_run(pbh_store *st, pbh_run *run, char *err, size_t errlen) 
     sqlite3_finalize(qcase);
     sqlite3_finalize(qsample);
     sqlite3_finalize(qfloor);
-    if (exec_sql(db, "COMMIT", msg, sizeof msg) != PBH_OK) {
+    if (own_tx && exec_sql(db, "COMMIT", msg, sizeof msg) != PBH_OK) {
         seterr(err, errlen, "cannot commit the run to %s: %s", st->path, msg);
         exec_sql(db, "ROLLBACK", NULL, 0);
         return PBH_EIO;
@@ -508,7 +522,8 @@ fail:
     sqlite3_finalize(qcase);
     sqlite3_finalize(qsample);
     sqlite3_finalize(qfloor);
-    exec_sql(db, "ROLLBACK", NULL, 0);
+    if (own_tx)
+        exec_sql(db, "ROLLBACK", NULL, 0);
     for (size_t i = 0; i < run->ncases; i++)
         run->cases[i].id = 0;
     return PBH_EIO;

@@ -22,7 +22,7 @@
 #include "model.h"
 
 /* The schema this binary writes. Bump it by appending a step to the migrations list in store.c. */
-#define PBH_SCHEMA_VERSION 2
+#define PBH_SCHEMA_VERSION 3
 /* PRAGMA application_id of a poolbench store: "PBNC". */
 #define PBH_APPLICATION_ID 0x50424E43
 

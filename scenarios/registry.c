@@ -51,6 +51,24 @@ double pbs__now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static double injected_slowdown; /* fraction; set once, before any execution, by the exec verb */
+
+void pb_scenario_inject_slowdown(double pct) {
+    injected_slowdown = pct > 0 ? pct / 100.0 : 0.0;
+}
+
+double pbs__measured_end(double t_start) {
+    double end = pbs__now();
+    if (injected_slowdown > 0) {
+        /* Busy, not asleep: a sleep would add the scheduler's wake-up latency on top, and a slower build
+         * burns CPU rather than idling. The phase ends when (1 + f) x its own duration has passed. */
+        double until = end + injected_slowdown * (end - t_start);
+        while ((end = pbs__now()) < until) {
+        }
+    }
+    return end;
+}
+
 void pbs__sleep_s(double s) {
     if (!(s > 0))
         return;
@@ -319,7 +337,7 @@ int pb_scenario_map_execute(const pb_scenario *s, const pb_params *p, const char
 
     double t2 = pbs__now();
     rc = pb_map(pool, s->task, w.items, w.n, w.chunksize, results);
-    double t3 = pbs__now();
+    double t3 = pbs__measured_end(t2);
     if (rc < 0) {
         snprintf(res->message, sizeof res->message, "map of %zu items failed: %s (%s)", w.n, pb_strerror(rc),
                  pb_last_error());
