@@ -6,7 +6,8 @@
  * Before anything is measured, OTHER must prove it is a poolbench that speaks our case protocol:
  * `OTHER version --json` (schema, exec protocol, its commit and build), or, for builds older than the
  * `version` verb, `OTHER exec --help` naming itself (protocol 1, the only one before `version` existed;
- * its commit is then $POOLBENCH_AGAINST_GIT_COMMIT, or unknown). Anything else - not executable, not a
+ * its commit is then $POOLBENCH_AGAINST_GIT_COMMIT, or unknown). $POOLBENCH_AGAINST_GIT_COMMIT, when set,
+ * always names OTHER's commit: ci-perf-check builds the base from an exported tree that has no .git. Anything else - not executable, not a
  * poolbench, another exec protocol, a newer store schema - is bad input: exit 2, nothing stored.
  * Also here: the validation hook's environment variable, POOLBENCH_INJECT_SLOWDOWN='CASE-GLOB:PCT', which
  * injects into the matching case processes of the head side only (or of the run, without --against).
@@ -72,10 +73,12 @@ int pbh_cli_probe_other(const char *exe, pbh_context *base_ctx) {
                           PBH_SCHEMA_VERSION);
             ec = PBH_EXIT_USAGE;
         } else {
+            /* a build from an exported tree (ci-perf-check's base) knows no commit: the caller says it */
             const char *commit = json_string_value(json_object_get(v, "git_commit"));
+            const char *told = getenv("POOLBENCH_AGAINST_GIT_COMMIT");
             json_t *dirty = json_object_get(v, "git_dirty");
-            pbh_set_str(&base_ctx->git_commit, commit);
-            base_ctx->git_dirty = json_is_boolean(dirty) ? json_is_true(dirty) : -1;
+            pbh_set_str(&base_ctx->git_commit, told && *told ? told : commit);
+            base_ctx->git_dirty = told && *told ? 0 : json_is_boolean(dirty) ? json_is_true(dirty) : -1;
             const char *facts[][2] = {{"compiler", NULL}, {"cflags", NULL}, {"build_type", NULL}, {"version", NULL}};
             char **dst[] = {&base_ctx->compiler, &base_ctx->cflags, &base_ctx->build_type, &base_ctx->version};
             for (size_t i = 0; i < sizeof dst / sizeof dst[0]; i++) {
