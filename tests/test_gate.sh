@@ -42,7 +42,7 @@ PY
 set +e
 "$pb" compare "$tmp/faster.json" base --confirm 1 --format json > "$tmp/reg.json"; rc=$?
 set -e
-[ "$rc" -eq 1 ] || fail "a confirmed regression must exit 1, got $rc"
+[ "$rc" -eq 1 ] || fail "a confirmed regression must exit 1, got $rc: $(cat "$tmp/reg.json")"
 "$py" - "$tmp/reg.json" <<'PY' || fail "regression JSON: $(cat "$tmp/reg.json")"
 import json, sys
 doc = json.load(open(sys.argv[1]))
