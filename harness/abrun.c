@@ -135,10 +135,13 @@ int pbh_ab_run(const pbh_plan *plan, const pbh_executor *base_ex, const pbh_exec
                pbh_run *base, pbh_run *head, pbh_progress_fn progress, void *progress_ud) {
     double t0 = pbh_now_mono();
     int failed = 0;
-    if (base_ex->measure_floors && !pbh_runner_interrupted())
-        base_ex->measure_floors(base_ex->ud, base);
+    /* The floors are the machine's, not the build's, and both sides run on this machine now: measured
+     * once (by the head) and recorded with both runs. */
     if (head_ex->measure_floors && !pbh_runner_interrupted())
         head_ex->measure_floors(head_ex->ud, head);
+    for (size_t i = 0; i < head->nfloors; i++)
+        if (!pbh_run_add_floor(base, head->floors[i].name, head->floors[i].seconds, head->floors[i].reps))
+            return PBH_ENOMEM;
     for (size_t i = 0; i < plan->n && !pbh_runner_interrupted(); i++) {
         const pbh_case_spec *spec = &plan->cases[i];
         pbh_case *b = pbh_run_add_case(base);

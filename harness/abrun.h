@@ -43,7 +43,8 @@ typedef struct pbh_ab_opts {
 void pbh_ab_run_case(const pbh_case_spec *spec, size_t case_ordinal, const pbh_executor *base_ex,
                      const pbh_executor *head_ex, const pbh_ab_opts *opts, pbh_case *base_case, pbh_case *head_case);
 
-/* Runs plan as a pair: floors of each side first (each with its own executable), then every case with
+/* Runs plan as a pair: the floor probes first (measured once, by the head, and recorded with both runs:
+ * one machine, one minute), then every case with
  * pbh_ab_run_case. base and head were created by the caller (context, label, suite); their statuses are
  * set as pbh_runner_run does. progress is called as pbh_runner_run does, with the head's case. 0 or
  * PBH_ENOMEM; interruption: pbh_runner_interrupted(). */
