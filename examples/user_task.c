@@ -5,7 +5,7 @@
  * PB_TASK_DEFINE, create a pool on any backend, map. The task below counts the Collatz steps of a number
  * and fails (a task error with a message, not a crash) for zero. On the "spawn" backend each worker is a
  * fresh exec of this very program: the PB_TASK_DEFINE constructor registers the task in the worker before
- * main() would run, and the library's worker-mode constructor serves the pool instead of running main().
+ * main() would run, and the worker serves the pool instead of running main() (static or shared library).
  * Nothing needs configuring; a different worker program can be named with pb_options.worker_program or
  * $POOLBENCH_WORKER_PROGRAM.
  *

@@ -13,6 +13,7 @@
  */
 #include "abrun.h"
 
+#include "common.h"
 #include "context.h"
 
 #include <fnmatch.h>
@@ -28,18 +29,11 @@ int pbh_ab_nblocks(int reps, int block_reps) {
     return (reps + block_reps - 1) / block_reps;
 }
 
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 void pbh_ab_order(uint64_t seed, size_t case_ordinal, int nblocks, char *order) {
     uint64_t state = seed ^ (0xA5A5A5A5ull * (case_ordinal + 1));
-    splitmix64(&state); /* decorrelate neighbouring ordinals */
+    pbs_splitmix64(&state); /* decorrelate neighbouring ordinals */
     for (int k = 0; k < nblocks; k++) {
-        int base_first = (int)(splitmix64(&state) >> 63);
+        int base_first = (int)(pbs_splitmix64(&state) >> 63);
         order[2 * k] = base_first ? 'A' : 'B';
         order[2 * k + 1] = base_first ? 'B' : 'A';
     }
@@ -67,7 +61,7 @@ static void mark_failed(pbh_case *c, const char *side, const char *reason) {
 
 void pbh_ab_run_case(const pbh_case_spec *spec, size_t case_ordinal, const pbh_executor *base_ex,
                      const pbh_executor *head_ex, const pbh_ab_opts *opts, pbh_case *base_case, pbh_case *head_case) {
-    double c0 = pbh_now_mono();
+    double c0 = pbs_now();
     if (!spec->supported) {
         pbh_case_mark_unsupported(base_case, spec);
         pbh_case_mark_unsupported(head_case, spec);
@@ -124,7 +118,7 @@ void pbh_ab_run_case(const pbh_case_spec *spec, size_t case_ordinal, const pbh_e
         pbh_set_str(&head_case->reason, NULL);
     }
     /* the case's wall time covers both sides: they were measured together */
-    base_case->elapsed_s = head_case->elapsed_s = pbh_now_mono() - c0;
+    base_case->elapsed_s = head_case->elapsed_s = pbs_now() - c0;
 }
 
 static int run_failed(const pbh_case *c) {
@@ -133,7 +127,7 @@ static int run_failed(const pbh_case *c) {
 
 int pbh_ab_run(const pbh_plan *plan, const pbh_executor *base_ex, const pbh_executor *head_ex, const pbh_ab_opts *opts,
                pbh_run *base, pbh_run *head, pbh_progress_fn progress, void *progress_ud) {
-    double t0 = pbh_now_mono();
+    double t0 = pbs_now();
     int failed = 0;
     /* The floors are the machine's, not the build's, and both sides run on this machine now: measured
      * once (by the head) and recorded with both runs. */
@@ -151,14 +145,14 @@ int pbh_ab_run(const pbh_plan *plan, const pbh_executor *base_ex, const pbh_exec
         pbh_case_describe(b, spec);
         pbh_case_describe(h, spec);
         if (progress)
-            progress(progress_ud, i + 1, plan->n, h, pbh_now_mono() - t0);
+            progress(progress_ud, i + 1, plan->n, h, pbs_now() - t0);
         pbh_ab_run_case(spec, i, base_ex, head_ex, opts, b, h);
         if (run_failed(b) || run_failed(h))
             failed = 1;
         if (progress)
-            progress(progress_ud, i + 1, plan->n, h, pbh_now_mono() - t0);
+            progress(progress_ud, i + 1, plan->n, h, pbs_now() - t0);
     }
-    base->duration_s = head->duration_s = pbh_now_mono() - t0;
+    base->duration_s = head->duration_s = pbs_now() - t0;
     pbh_set_str(&base->status, failed ? "failed" : "ok");
     pbh_set_str(&head->status, failed ? "failed" : "ok");
     if (!base->source)

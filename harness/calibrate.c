@@ -14,6 +14,7 @@
 #include "calibrate.h"
 
 #include "abrun.h"
+#include "common.h"
 #include "context.h"
 #include "format.h"
 
@@ -101,7 +102,7 @@ static int run_session(session *s, const pbh_calibrate_opts *o, int size_index, 
     pbh_run *base = pbh_run_new(), *head = pbh_run_new();
     pbs_verdict *first = calloc(plan->n + 1, sizeof *first);
     int rc = inj && base && head && first ? PBH_OK : PBH_ENOMEM;
-    double t0 = pbh_now_mono();
+    double t0 = pbs_now();
     if (rc == PBH_OK && size_index >= 0) {
         for (size_t i = 0; i < plan->n; i++)
             inj[i] = (int)(i % (size_t)o->groups) == group;
@@ -163,7 +164,7 @@ static int run_session(session *s, const pbh_calibrate_opts *o, int size_index, 
             out->inj_sessions++;
         }
     }
-    *elapsed = pbh_now_mono() - t0;
+    *elapsed = pbs_now() - t0;
     pbh_comparison_free(&cmp);
     pbh_run_free(base);
     pbh_run_free(head);
@@ -265,7 +266,7 @@ int pbh_calibrate_run(const pbh_plan *plan, const pbh_calibrate_opts *o, pbh_cal
     s.ab.block_reps = o->block_reps;
     s.next_seed = o->seed;
 
-    double t0 = pbh_now_mono();
+    double t0 = pbs_now();
     int groups = o->groups > 0 ? o->groups : 1;
     int sessions = o->aa_pairs + (o->measure_plain_run ? 1 : 0);
     for (size_t k = 0; k < o->nsizes; k++)
@@ -276,7 +277,7 @@ int pbh_calibrate_run(const pbh_plan *plan, const pbh_calibrate_opts *o, pbh_cal
     if (rc == PBH_OK && o->measure_plain_run) {
         /* the gate's yardstick: one plain run of the plan, this build, not stored */
         if (progress)
-            progress(ud, ++n, sessions, "one plain run (the wall-time yardstick)", pbh_now_mono() - t0);
+            progress(ud, ++n, sessions, "one plain run (the wall-time yardstick)", pbs_now() - t0);
         pbh_run *plain = pbh_run_new();
         if (!plain)
             rc = PBH_ENOMEM;
@@ -286,7 +287,7 @@ int pbh_calibrate_run(const pbh_plan *plan, const pbh_calibrate_opts *o, pbh_cal
     }
     for (int p = 0; rc == PBH_OK && p < o->aa_pairs; p++) {
         if (progress)
-            progress(ud, ++n, sessions, "A/A pair", pbh_now_mono() - t0);
+            progress(ud, ++n, sessions, "A/A pair", pbs_now() - t0);
         rc = run_session(&s, o, -1, 0, out, &aa_times[p]);
     }
     for (size_t k = 0; rc == PBH_OK && k < o->nsizes; k++) {
@@ -294,7 +295,7 @@ int pbh_calibrate_run(const pbh_plan *plan, const pbh_calibrate_opts *o, pbh_cal
             char what[64];
             snprintf(what, sizeof what, "+%g%% injected into group %d of %d", o->sizes[k], t % groups + 1, groups);
             if (progress)
-                progress(ud, ++n, sessions, what, pbh_now_mono() - t0);
+                progress(ud, ++n, sessions, what, pbs_now() - t0);
             double el;
             rc = run_session(&s, o, (int)k, t % groups, out, &el);
         }
@@ -305,7 +306,7 @@ int pbh_calibrate_run(const pbh_plan *plan, const pbh_calibrate_opts *o, pbh_cal
     free(aa_times);
     for (size_t i = 0; rc == PBH_OK && i < out->ncases; i++)
         finish_case(&out->cases[i], o);
-    out->duration_s = pbh_now_mono() - t0;
+    out->duration_s = pbs_now() - t0;
     return rc;
 }
 

@@ -80,12 +80,4 @@ void pbh_comparison_free(pbh_comparison *cmp);
  * there is no calibration for it): a slowdown of twice the threshold is detected with >= 95 % power. */
 int pbh_compare_can_judge(const pbh_comparison *cmp, const pbh_case_cmp *cc);
 
-/* Exporters (format.h's rule): heap text the caller frees, NULL when out of memory. */
-char *pbh_compare_format_table(const pbh_comparison *cmp);
-char *pbh_compare_format_markdown(const pbh_comparison *cmp);
-char *pbh_compare_format_json(const pbh_comparison *cmp);
-
-/* The per-case values compared: wall time per iteration of each sample. Heap array of c->nsamples. */
-double *pbh_case_times(const pbh_case *c);
-
 #endif

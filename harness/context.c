@@ -5,18 +5,16 @@
  * Facts come from the cheapest reliable source: uname(2), sysconf(3), /proc/cpuinfo, sysfs, and the
  * compile definitions that harness/CMakeLists.txt bakes in for this build. The git facts describe the
  * source tree the binary was built from (POOLBENCH_SOURCE_DIR), not the current directory: that is the
- * code being measured. git runs as a child through posix_spawnp with an argument vector (no shell), its
+ * code being measured. git runs as a child (child.h: PATH lookup, an argument vector, no shell), its
  * stdout read through a pipe and its stderr sent to /dev/null; $POOLBENCH_GIT_COMMIT overrides it (for
  * builds from a tarball or CI systems that know the commit better). Anything unknown stays NULL / -1:
  * a missing fact must never stop a run.
  */
 #include "context.h"
 
-#include "model.h"
+#include "child.h"
+#include "util.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,17 +39,9 @@
 #define POOLBENCH_VERSION "0.1.0"
 #endif
 
-extern char **environ;
-
 double pbh_now_unix(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-double pbh_now_mono(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -73,46 +63,7 @@ static void rtrim(char *s) {
  * (0..255) or -1 when it could not run. The child's stderr goes to /dev/null so that "not a git
  * repository" noise never reaches the user. */
 static int capture(char *const argv[], char *out, size_t cap) {
-    int fds[2];
-    out[0] = '\0';
-    if (pipe2(fds, O_CLOEXEC) != 0)
-        return -1;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(fds[1]);
-    if (rc != 0) {
-        close(fds[0]);
-        return -1;
-    }
-    size_t len = 0;
-    for (;;) {
-        char tmp[512];
-        ssize_t got = read(fds[0], tmp, sizeof tmp);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        /* keep reading past the cap so that the child never blocks on a full pipe */
-        size_t take = (size_t)got;
-        if (len + take > cap - 1)
-            take = cap - 1 - len;
-        memcpy(out + len, tmp, take);
-        len += take;
-    }
-    out[len] = '\0';
-    close(fds[0]);
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return pbh_child_capture(argv[0], argv, PBH_CHILD_SEARCH_PATH | PBH_CHILD_STDERR_NULL, -1, out, cap);
 }
 
 static void collect_git(pbh_context *ctx) {

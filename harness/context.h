@@ -30,10 +30,8 @@ void pbh_context_clear(pbh_context *ctx);
 
 /* ISO 8601 UTC for t (seconds since the epoch) into buf. */
 void pbh_format_time(double t, char *buf, unsigned len);
-/* Wall clock now, seconds since the epoch. */
+/* Wall clock now, seconds since the epoch (for dates; intervals use common.h's pbs_now). */
 double pbh_now_unix(void);
-/* Monotonic clock, seconds. */
-double pbh_now_mono(void);
 
 /* Joins argv into one line, quoting for a POSIX shell where needed. Heap string. */
 char *pbh_join_argv(int argc, char *const argv[]);

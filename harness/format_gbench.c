@@ -119,7 +119,5 @@ char *pbh_format_run_gbench(const pbh_run *run) {
         family++;
     }
     json_object_set_new(doc, "benchmarks", arr);
-    char *s = pbh_json_text(doc);
-    json_decref(doc);
-    return s;
+    return pbh_json_text_release(doc);
 }

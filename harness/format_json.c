@@ -28,6 +28,12 @@ static json_t *jreal(double v) {
     return isfinite(v) ? json_real(v) : json_null();
 }
 
+char *pbh_json_text_release(json_t *v) {
+    char *text = pbh_json_text(v);
+    json_decref(v);
+    return text;
+}
+
 char *pbh_json_text(json_t *v) {
     if (!v)
         return NULL;
@@ -163,9 +169,7 @@ json_t *pbh_run_to_json(const pbh_run *run) {
 
 char *pbh_format_run_json(const pbh_run *run) {
     json_t *o = pbh_run_to_json(run);
-    char *s = pbh_json_text(o);
-    json_decref(o);
-    return s;
+    return pbh_json_text_release(o);
 }
 
 char *pbh_format_runs_json(const pbh_run_info *runs, size_t n) {
@@ -189,7 +193,5 @@ char *pbh_format_runs_json(const pbh_run_info *runs, size_t n) {
     }
     json_t *doc = json_object();
     json_object_set_new(doc, "runs", arr);
-    char *s = pbh_json_text(doc);
-    json_decref(doc);
-    return s;
+    return pbh_json_text_release(doc);
 }

@@ -40,8 +40,4 @@ int pbh_history_build(pbh_store *st, const char *scenario, const char *backend, 
                       pbh_history *out, char *err, size_t errlen);
 void pbh_history_free(pbh_history *h);
 
-/* Exporters (format.h's rule): heap text the caller frees, NULL when out of memory. */
-char *pbh_history_format_table(const pbh_history *h);
-char *pbh_history_format_json(const pbh_history *h);
-
 #endif

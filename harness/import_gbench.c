@@ -13,6 +13,7 @@
  */
 #include "import.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,9 +28,9 @@ static double unit_to_seconds(const char *unit) {
 }
 
 static pbh_case *case_for(pbh_run *run, const char *name) {
-    for (size_t i = 0; i < run->ncases; i++)
-        if (strcmp(run->cases[i].name, name) == 0) return &run->cases[i];
-    pbh_case *c = pbh_run_add_case(run);
+    pbh_case *c = pbh_run_find_case(run, name);
+    if (c) return c;
+    c = pbh_run_add_case(run);
     if (!c) return NULL;
     pbh_set_str(&c->name, name);
     pbh_set_str(&c->status, PBH_STATUS_OK);
@@ -56,6 +57,20 @@ static void map_context(pbh_run *run, json_t *gctx) {
     char *text = json_dumps(gctx, JSON_COMPACT | JSON_PRESERVE_ORDER);
     free(c->extra_json);
     c->extra_json = text;
+}
+
+/* The repetition number of the case's newest sample (the last one): Google Benchmark's repetition_index
+ * when the entry has one that no earlier sample of the case holds, else one past the largest so far. A
+ * file may mix entries with and without repetition_index (a benchmark run once and again with
+ * repetitions): each entry stays a sample, and (case, rep) stays unique as the store requires. */
+static int unique_rep(const pbh_case *c, json_int_t wanted) {
+    int largest = -1, taken = 0;
+    for (size_t i = 0; i + 1 < c->nsamples; i++) {
+        if (c->samples[i].rep > largest) largest = c->samples[i].rep;
+        if (c->samples[i].rep == wanted) taken = 1;
+    }
+    if (wanted >= 0 && wanted <= INT_MAX && !taken) return (int)wanted;
+    return largest + 1;
 }
 
 int pbh_import_gbench(json_t *doc, const pbh_context *here, pbh_run **out, char *err, size_t errlen) {
@@ -131,7 +146,7 @@ int pbh_import_gbench(json_t *doc, const pbh_context *here, pbh_run **out, char 
             return PBH_ENOMEM;
         }
         json_t *rep = json_object_get(b, "repetition_index");
-        s->rep = json_is_integer(rep) ? (int)json_integer_value(rep) : (int)c->nsamples - 1;
+        s->rep = unique_rep(c, json_is_integer(rep) ? json_integer_value(rep) : -1);
         s->iterations = iters;
         s->wall_s = real * scale * (double)iters;
         s->user_s = json_is_number(ct) ? json_number_value(ct) * scale * (double)iters : 0;

@@ -11,21 +11,13 @@
  */
 #include "model.h"
 
+#include "poolbench.h"
 #include "stats.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-char *pbh_strdup(const char *s) {
-    return s ? strdup(s) : NULL;
-}
-
-void pbh_set_str(char **dst, const char *s) {
-    char *copy = pbh_strdup(s);
-    free(*dst);
-    *dst = copy;
-}
 
 double pbh_sample_cpu(const pbh_sample *s) {
     return s->user_s + s->sys_s;
@@ -37,6 +29,29 @@ double pbh_sample_tasks_per_s(const pbh_sample *s) {
 
 double pbh_sample_efficiency(const pbh_sample *s) {
     return (s->wall_s > 0 && s->ideal_s > 0) ? s->ideal_s / s->wall_s : 0.0;
+}
+
+int pbh_error(int rc) {
+    if (rc >= 0)
+        return PBH_OK;
+    if (rc <= -20001 && rc >= -20099)
+        return rc;
+    switch (rc) {
+    case -ENOMEM:
+    case PBS_ENOMEM:
+        return PBH_ENOMEM;
+    case -EINVAL:
+    case PBS_EINVAL:
+    case PBS_EDOMAIN:
+    case PB_EINVAL:
+    case PB_ENOBACKEND:
+    case PB_ENOTASK:
+    case PB_ETOOBIG:
+    case PB_ENOTSUP:
+        return PBH_EINPUT;
+    default:
+        return PBH_EIO;
+    }
 }
 
 pbh_run *pbh_run_new(void) {
@@ -106,10 +121,7 @@ pbh_sample *pbh_case_add_sample(pbh_case *c) {
 int pbh_run_pool(pbh_run *into, const pbh_run *from) {
     for (size_t i = 0; i < from->ncases; i++) {
         const pbh_case *src = &from->cases[i];
-        pbh_case *dst = NULL;
-        for (size_t k = 0; k < into->ncases && !dst; k++)
-            if (strcmp(into->cases[k].name, src->name) == 0)
-                dst = &into->cases[k];
+        pbh_case *dst = pbh_run_find_case(into, src->name);
         if (!dst) {
             if (!(dst = pbh_run_add_case(into)))
                 return PBH_ENOMEM;
@@ -173,6 +185,27 @@ void pbh_run_infos_free(pbh_run_info *infos, size_t n) {
         free(infos[i].host);
     }
     free(infos);
+}
+
+double *pbh_case_times(const pbh_case *c) {
+    double *t = malloc((c->nsamples ? c->nsamples : 1) * sizeof *t);
+    if (!t) return NULL;
+    for (size_t i = 0; i < c->nsamples; i++) {
+        const pbh_sample *s = &c->samples[i];
+        t[i] = s->wall_s / (s->iterations > 0 ? (double)s->iterations : 1.0);
+    }
+    return t;
+}
+
+pbh_case *pbh_run_find_case(const pbh_run *run, const char *name) {
+    for (size_t i = 0; run && name && i < run->ncases; i++)
+        if (run->cases[i].name && strcmp(run->cases[i].name, name) == 0)
+            return &run->cases[i];
+    return NULL;
+}
+
+int pbh_case_is_ok(const pbh_case *c) {
+    return c && c->status && strcmp(c->status, PBH_STATUS_OK) == 0;
 }
 
 const pbh_floor *pbh_run_floor(const pbh_run *run, const char *name) {
@@ -244,5 +277,5 @@ int pbh_case_summarize(const pbh_run *run, const pbh_case *c, pbh_case_summary *
             sum->overhead_x_floor = sum->overhead_per_task_s / sum->floor_s;
     }
     free(wall), free(cpu), free(ideal), free(startup);
-    return rc == PBS_OK ? PBH_OK : (rc == PBS_ENOMEM ? PBH_ENOMEM : PBH_EINPUT);
+    return pbh_error(rc);
 }

@@ -13,16 +13,31 @@
 #include <stdint.h>
 
 #include "context.h"
+#include "util.h"
 
-/* Harness error codes (functions return 0 or one of these; the CLI maps them onto exit codes). */
+/* Error codes. Three spaces meet in the harness, each in a range of its own so that a code says where it
+ * came from:
+ *      0                  ok, in every space
+ *     -1 .. -4095         a negative errno (the pool library's system errors; impls/poolbench.h)
+ *     -10001 .. -10999    PB_E*: the pool library's own errors (impls/poolbench.h)
+ *     -20001 .. -20099    PBH_E*: the harness's errors, below; what harness functions return
+ *     -30001 .. -30099    PBS_E*: the statistics' errors (stats.h)
+ * pbh_error() is the one translation from any of them to a PBH_E*; the CLI maps PBH_E* onto exit codes
+ * (pbh_cli_exit_for). */
 enum {
     PBH_OK = 0,
-    PBH_EINPUT = -1,    /* bad input from the user: unknown name, malformed value, not a store, ... */
-    PBH_ENOTFOUND = -2, /* no such run */
-    PBH_EIO = -3,       /* a system or SQLite failure */
-    PBH_ENOMEM = -4,
-    PBH_ESCHEMA = -5,   /* the store was written by a newer poolbench */
+    PBH_EINPUT = -20001,    /* bad input from the user: unknown name, malformed value, not a store, ... */
+    PBH_ENOTFOUND = -20002, /* no such run */
+    PBH_EIO = -20003,       /* a system or SQLite failure */
+    PBH_ENOMEM = -20004,
+    PBH_ESCHEMA = -20005,   /* the store was written by a newer poolbench */
 };
+
+/* Any code of the ranges above as a PBH_E*: out of memory stays out of memory; a bad argument or data
+ * outside a method's domain (PBS_EINVAL, PBS_EDOMAIN, PB_EINVAL, an unknown backend or task, a size
+ * over a limit, an unsupported option) is bad input; everything else (a system error, a worker that
+ * could not start, a protocol error, ...) is PBH_EIO. PBH_E* codes pass through. */
+int pbh_error(int rc);
 
 /* One repetition of one case. */
 typedef struct pbh_sample {
@@ -125,6 +140,14 @@ typedef struct pbh_case_summary {
 int pbh_case_summarize(const pbh_run *run, const pbh_case *c, pbh_case_summary *sum);
 
 const pbh_floor *pbh_run_floor(const pbh_run *run, const char *name);
+/* The case of run named name, or NULL: the one lookup by name for compare, import and pooling. */
+pbh_case *pbh_run_find_case(const pbh_run *run, const char *name);
+/* 1 when c ran ok (status PBH_STATUS_OK). */
+int pbh_case_is_ok(const pbh_case *c);
+/* The values compared and tracked over history: wall time per iteration of each sample (an imported
+ * gbench sample folds several iterations). Heap array of c->nsamples (at least 1 element), NULL on out
+ * of memory. */
+double *pbh_case_times(const pbh_case *c);
 
 pbh_run *pbh_run_new(void);
 void pbh_run_free(pbh_run *run);
@@ -139,9 +162,5 @@ pbh_floor *pbh_run_add_floor(pbh_run *run, const char *name, double seconds, int
 int pbh_run_pool(pbh_run *into, const pbh_run *from);
 void pbh_run_infos_free(pbh_run_info *infos, size_t n);
 
-/* strdup that accepts NULL. */
-char *pbh_strdup(const char *s);
-/* Replaces *dst by a copy of s (NULL allowed). */
-void pbh_set_str(char **dst, const char *s);
 
 #endif

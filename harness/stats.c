@@ -15,6 +15,8 @@
  */
 #include "stats.h"
 
+#include "common.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,21 +36,14 @@ const char *pbs_strerror(int status)
 
 /* ---- PRNG ------------------------------------------------------------------------------------------- */
 
-/* splitmix64 turns any seed, even 0 or a small counter, into well-mixed state words; xoshiro256** must
- * not start from an all-zero state, and splitmix64 cannot produce four zero words in a row. */
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
+/* splitmix64 (common.h) turns any seed, even 0 or a small counter, into well-mixed state words;
+ * xoshiro256** must not start from an all-zero state, and splitmix64 cannot produce four zero words in a
+ * row. */
 void pbs_rng_seed(pbs_rng *rng, uint64_t seed)
 {
     uint64_t sm = seed;
     for (int i = 0; i < 4; i++)
-        rng->s[i] = splitmix64(&sm);
+        rng->s[i] = pbs_splitmix64(&sm);
 }
 
 static inline uint64_t rotl64(uint64_t x, int k)

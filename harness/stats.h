@@ -26,11 +26,13 @@ extern "C" {
 
 /* ---- status codes -------------------------------------------------------------------------------- */
 
+/* The statistics' own range, -30001..-30099, apart from the library's and the harness's (model.h lists
+ * the ranges; pbh_error() maps these onto the harness's codes). */
 typedef enum pbs_status {
     PBS_OK = 0,
-    PBS_EINVAL = -1,  /* bad argument: NULL, n == 0 where data is needed, non-finite value, bad option */
-    PBS_ENOMEM = -2,  /* allocation failed */
-    PBS_EDOMAIN = -3, /* data outside the method's domain (e.g. a base median <= 0 for a ratio) */
+    PBS_EINVAL = -30001,  /* bad argument: NULL, n == 0 where data is needed, non-finite value, bad option */
+    PBS_ENOMEM = -30002,  /* allocation failed */
+    PBS_EDOMAIN = -30003, /* data outside the method's domain (e.g. a base median <= 0 for a ratio) */
 } pbs_status;
 
 /* Static English text for a pbs_status ("ok", "invalid argument", ...). */

@@ -1,7 +1,12 @@
 /*
- * store.h - the SQLite results store: every run, every raw sample, the floors and the run context.
+ * store.h - the results store: every run, every raw sample, the floors and the run context, behind one
+ * storage interface (pbh_store_vtab, in the style of the library's pb_backend and sqlite3_vfs) so that a
+ * second store (PostgreSQL) is a second implementation, not a second copy. SQLite (store_sqlite.c) is the
+ * first implementation and the default; store.c picks the implementation for a location and holds what
+ * every implementation shares. Nothing outside harness/ reads a store directly: scripts read the CLI's
+ * JSON (`poolbench runs/show/export/compare/history --format json`).
  *
- * Guarantees:
+ * Guarantees (every implementation gives them; the SQLite mechanism is named):
  *  - A file is only written when it is a poolbench store (application_id matches) or an empty file /
  *    no file at all. Anything else (not SQLite, another program's database, a newer schema) is refused
  *    with a message and left byte-identical: validation happens on a read-only connection before the
@@ -21,21 +26,75 @@
 
 #include "model.h"
 
-/* The schema this binary writes. Bump it by appending a step to the migrations list in store.c. */
+/* The schema this binary writes. Bump it by appending a step to the migrations list in store_sqlite.c. */
 #define PBH_SCHEMA_VERSION 3
 /* PRAGMA application_id of a poolbench store: "PBNC". */
 #define PBH_APPLICATION_ID 0x50424E43
-
-typedef struct pbh_store pbh_store;
 
 enum pbh_store_mode {
     PBH_STORE_READ,  /* read-only: the file must exist and be a poolbench store (or empty) */
     PBH_STORE_WRITE, /* read-write: created if missing, migrated if older */
 };
 
-/* Opens path. err receives a one-line message naming the file and the problem. Returns 0, PBH_EINPUT (no
- * such file for READ, not SQLite, not a poolbench store, unreadable), PBH_ESCHEMA (newer schema) or
- * PBH_EIO. */
+typedef struct pbh_store pbh_store;
+
+/* An interleaved A/B pair (`run --against`, abrun.h): a base run and a head run measured together, each
+ * with its own commit and context, linked with the schedule's seed and block size and the executables
+ * that measured them (so that `compare --confirm` can measure both sides again, interleaved). */
+typedef struct pbh_pair {
+    int64_t id;
+    int64_t base_run_id, head_run_id;
+    uint64_t seed;        /* the interleaving order's seed (pbh_ab_order) */
+    int block_reps;
+    char base_exe[4096];  /* the poolbench executables that measured each side */
+    char head_exe[4096];
+    char injected[300];   /* "GLOB:PCT" when a slowdown was injected into the head (validation), else "" */
+} pbh_pair;
+
+/* One storage implementation. Methods return 0 or PBH_E* with a one-line message in err. New methods are
+ * only appended, after a comment naming the version that added them; callers check version (or NULL)
+ * before calling an optional one. */
+typedef struct pbh_store_vtab {
+    int version; /* 2 (1: no pairs, no calibrations) */
+    const char *name;
+    /* 1 when location (a path, a URL) is for this implementation. */
+    int (*accepts)(const char *location);
+    /* Validates and connects; never writes to something that is not a poolbench store. A WRITE store is
+     * then brought to PBH_SCHEMA_VERSION with migrate (pbh_store_open does that). */
+    int (*open)(pbh_store **out, const char *location, enum pbh_store_mode mode, char *err, size_t errlen);
+    /* Migrates an open WRITE store up to schema `target`, atomically. */
+    int (*migrate)(pbh_store *st, int target, char *err, size_t errlen);
+    void (*close)(pbh_store *st);
+    int (*schema_version)(pbh_store *st);
+    int (*insert_run)(pbh_store *st, pbh_run *run, char *err, size_t errlen);
+    int (*load_run)(pbh_store *st, int64_t id, pbh_run **out, char *err, size_t errlen);
+    int (*list_runs)(pbh_store *st, pbh_run_info **out, size_t *n, char *err, size_t errlen);
+    int (*resolve)(pbh_store *st, const char *ref, int64_t *id, char *err, size_t errlen);
+    /* The runs a history series is built from, in time order (start time, then id); scenario / backend
+     * (NULL = all) may narrow them. Optional: NULL means store.c's generic list_runs + load_run. */
+    int (*history_runs)(pbh_store *st, const char *scenario, const char *backend, pbh_run ***runs, size_t *n,
+                        char *err, size_t errlen);
+    /* version 2: interleaved A/B pairs and calibrations (schema 3). Optional (NULL: not supported). */
+    int (*insert_pair)(pbh_store *st, pbh_run *base, pbh_run *head, pbh_pair *pair, char *err, size_t errlen);
+    int (*find_pair)(pbh_store *st, int64_t run_id, pbh_pair *out, char *err, size_t errlen);
+    int (*insert_calibration)(pbh_store *st, const pbh_context *machine, const char *suite, const char *json,
+                              int64_t *id, char *err, size_t errlen);
+    int (*latest_calibration)(pbh_store *st, const pbh_context *machine, const char *suite, char **json,
+                              int64_t *id, char *err, size_t errlen);
+} pbh_store_vtab;
+
+/* Every open store starts with this; an implementation's own struct embeds it first. */
+struct pbh_store {
+    const pbh_store_vtab *vt;
+};
+
+/* The implementations, the default (SQLite) first. */
+extern const pbh_store_vtab pbh_store_sqlite;
+
+/* Opens path with the implementation that accepts it (a path: SQLite); in WRITE mode migrates it to
+ * PBH_SCHEMA_VERSION. err receives a one-line message naming the file and the problem. Returns 0,
+ * PBH_EINPUT (no such file for READ, not SQLite, not a poolbench store, unreadable, no implementation
+ * for the location), PBH_ESCHEMA (newer schema) or PBH_EIO. */
 int pbh_store_open(pbh_store **out, const char *path, enum pbh_store_mode mode, char *err, size_t errlen);
 void pbh_store_close(pbh_store *st);
 
@@ -55,7 +114,29 @@ int pbh_store_resolve(pbh_store *st, const char *ref, int64_t *id, char *err, si
 /* Loads a whole run. */
 int pbh_store_load_run(pbh_store *st, int64_t id, pbh_run **out, char *err, size_t errlen);
 
-/* For tests and tools: the underlying connection. */
+/* The runs a history is built from (vtab history_runs), in time order; free with pbh_store_runs_free. */
+int pbh_store_history_runs(pbh_store *st, const char *scenario, const char *backend, pbh_run ***runs, size_t *n,
+                           char *err, size_t errlen);
+void pbh_store_runs_free(pbh_run **runs, size_t n);
+
+/* Inserts base, head and their link in ONE transaction (a pair is stored whole or not at all); sets the
+ * runs' ids and pair->id. */
+int pbh_store_insert_pair(pbh_store *st, pbh_run *base, pbh_run *head, pbh_pair *pair, char *err, size_t errlen);
+/* The pair run_id belongs to (as base or head). PBH_ENOTFOUND for a lone run, or a store without pairs
+ * (older than schema 3). */
+int pbh_store_find_pair(pbh_store *st, int64_t run_id, pbh_pair *out, char *err, size_t errlen);
+/* A calibration (calibrate.h) is kept as its JSON document with the machine it describes, so that the
+ * gate can look up what this machine can judge. */
+int pbh_store_insert_calibration(pbh_store *st, const pbh_context *machine, const char *suite, const char *json,
+                                 int64_t *id, char *err, size_t errlen);
+/* The latest calibration of a machine with this host, CPU model and core count (and suite, unless NULL):
+ * heap JSON in *json, or PBH_ENOTFOUND. */
+int pbh_store_latest_calibration(pbh_store *st, const pbh_context *machine, const char *suite, char **json,
+                                 int64_t *id, char *err, size_t errlen);
+
+/* ---- SQLite only (store_sqlite.c), for tests ---- */
+
+/* The underlying connection; NULL when st is not an SQLite store. */
 struct sqlite3 *pbh_store_db(pbh_store *st);
 
 /* For tests: creates (or migrates) the store at path up to exactly `version` (1..PBH_SCHEMA_VERSION),

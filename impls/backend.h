@@ -41,7 +41,8 @@ typedef struct pb__job {
     size_t index0;         /* the index of items[0] in the caller's map (for unordered delivery) */
     pb__batch *batch;      /* core bookkeeping: the map or future this chunk belongs to */
     uint64_t id;           /* unique within the pool, for wire protocols */
-    atomic_int state;      /* 0 queued, 1 claimed by a worker (pb__job_claim), 2 cancelled */
+    atomic_int state;      /* 0 queued, 1 claimed by a worker (pb__job_claim), 2 cancelled, 3 finished
+                            * without either (a future completed by terminate, a broken pool, ...) */
 } pb__job;
 
 struct pb_backend {
@@ -82,6 +83,7 @@ int pb__job_claim(pb_pool *pool, pb__job *job);
 /* Sets results[from..n) to `status` with `message` (results before `from` are kept), then pb__job_done. */
 void pb__job_fail(pb_pool *pool, pb__job *job, size_t from, int status, const char *message);
 const pb_options *pb__pool_options(const pb_pool *pool);
+void *pb__pool_impl(const pb_pool *pool); /* the backend's impl (tests' probes of backend internals) */
 
 enum pb__counter {
     PB__WORKERS_STARTED,

@@ -13,6 +13,20 @@
  *     (backend terminate: every held job ends TERMINATED), destroy,
  *   - counters.
  *
+ * Lifecycle calls from several threads (a watchdog terminating a pool that the main thread joins, two
+ * threads joining): `life` goes RUNNING -> STOPPING -> STOPPED under mu. The first join or terminate to
+ * find it RUNNING moves it to STOPPING and is the only caller of the backend's shutdown or terminate;
+ * every other join or terminate waits on cv until it is STOPPED, then returns 0 like the first. A
+ * terminate that arrives while a join waits for outstanding work takes over (the join then waits for it);
+ * one that arrives while a join already runs the backend's shutdown (nothing outstanding: it is short)
+ * waits for that shutdown. destroy must be the last call; live pools are remembered in a small registry
+ * so that destroying a pool twice is PB_EINVAL instead of a double free (best effort: it cannot tell a
+ * freed pool from a new one that got the same address).
+ *
+ * Timeouts (pb_future_wait): a negative timeout, an infinite one or one too large for a timespec waits
+ * forever, on the condvar without a deadline, so that it sleeps instead of spinning; NaN is PB_EINVAL;
+ * -0.0 equals 0 and is a poll.
+ *
  * Locking: one mutex per pool (mu) guards the batches, `outstanding` and the lifecycle flags; one condvar
  * (cv) is broadcast, after unlocking, when a job finish lets a waiter progress (its batch is complete, an
  * unordered chunk is ready, or nothing is outstanding) and someone waits (`waiters`). The core never holds mu
@@ -22,6 +36,7 @@
 #include "backend.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -51,6 +66,8 @@ struct pb_future {
     unsigned char input[];      /* the copied input */
 };
 
+enum pool_life { LIFE_RUNNING, LIFE_STOPPING, LIFE_STOPPED };
+
 struct pb_pool {
     const pb_backend *backend;
     void *impl;
@@ -59,12 +76,56 @@ struct pb_pool {
     pthread_cond_t cv;          /* CLOCK_MONOTONIC, for timed future waits */
     size_t waiters;
     size_t outstanding;         /* jobs dispatched and not yet done */
-    int closed, terminated, shut_down;
+    int closed, terminated;
+    enum pool_life life;        /* see "Lifecycle calls" above */
     atomic_uint_fast64_t next_job_id;
     atomic_uint_fast64_t submitted;
     atomic_uint_fast64_t by_status[PB_STATUS_COUNT];
     atomic_uint_fast64_t counters[PB__COUNTER_COUNT];
 };
+
+/* ---- live pools, so that a second destroy is an error rather than a double free ---- */
+
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static pb_pool **live;
+static size_t nlive, live_cap;
+
+static int live_add(pb_pool *pool) {
+    pthread_mutex_lock(&live_mu);
+    if (nlive == live_cap) {
+        size_t cap = live_cap ? 2 * live_cap : 16;
+        pb_pool **p = realloc(live, cap * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&live_mu);
+            return -ENOMEM;
+        }
+        live = p;
+        live_cap = cap;
+    }
+    live[nlive++] = pool;
+    pthread_mutex_unlock(&live_mu);
+    return 0;
+}
+
+/* 1 when pool was live (it no longer is), 0 when it was not. Compares pointers, never dereferences. */
+static int live_remove(const pb_pool *pool) {
+    int found = 0;
+    pthread_mutex_lock(&live_mu);
+    for (size_t i = 0; i < nlive; i++) {
+        if (live[i] == pool) {
+            live[i] = live[--nlive];
+            found = 1;
+            break;
+        }
+    }
+    if (nlive == 0) { /* give the array back when no pool is left, so leak checkers see nothing */
+        free(live);
+        live = NULL;
+        live_cap = 0;
+    }
+    pthread_mutex_unlock(&live_mu);
+    return found;
+}
 
 void pb_options_init(pb_options *o) {
     memset(o, 0, sizeof *o);
@@ -84,6 +145,7 @@ size_t pb_auto_chunksize(size_t n, int workers) {
 }
 
 const pb_options *pb__pool_options(const pb_pool *pool) { return &pool->opts; }
+void *pb__pool_impl(const pb_pool *pool) { return pool->impl; }
 const char *pb_pool_backend(const pb_pool *pool) { return pool ? pool->backend->name : NULL; }
 int pb_pool_workers(const pb_pool *pool) { return pool ? pool->opts.workers : PB_EINVAL; }
 
@@ -108,7 +170,10 @@ int pb_pool_create(pb_pool **out, const char *backend_name, const pb_options *us
         pb_options_init(&o);
     }
     if (o.workers <= 0) return pb__set_error(PB_EINVAL, "workers must be at least 1, got %d", o.workers);
+    if (isnan(o.task_timeout)) return pb__set_error(PB_EINVAL, "task_timeout is NaN");
     if (o.task_timeout < 0) return pb__set_error(PB_EINVAL, "task_timeout must be >= 0, got %g", o.task_timeout);
+    if (isinf(o.task_timeout) || o.task_timeout == 0) o.task_timeout = 0; /* forever is none; -0.0 is 0 */
+    if (isnan(o.crashloop_window)) return pb__set_error(PB_EINVAL, "crashloop_window is NaN");
     if (o.max_item_bytes == 0) o.max_item_bytes = PB_DEFAULT_MAX_ITEM;
     if (o.crashloop_deaths <= 0) o.crashloop_deaths = 20;
     if (o.crashloop_window <= 0) o.crashloop_window = 5.0;
@@ -131,7 +196,13 @@ int pb_pool_create(pb_pool **out, const char *backend_name, const pb_options *us
     pthread_cond_init(&pool->cv, &ca);
     pthread_condattr_destroy(&ca);
 
-    int rc = b->create(pool, &pool->opts, &pool->impl);
+    int rc = live_add(pool);
+    if (rc < 0) {
+        rc = pb__set_error(rc, "out of memory");
+    } else {
+        rc = b->create(pool, &pool->opts, &pool->impl);
+        if (rc < 0) live_remove(pool);
+    }
     if (rc < 0) {
         pthread_cond_destroy(&pool->cv);
         pthread_mutex_destroy(&pool->mu);
@@ -158,6 +229,10 @@ void pb__job_done(pb_pool *pool, pb__job *job) {
     pb_future_cb cb = NULL;
     void *cb_ud = NULL;
 
+    if (f) { /* finished: from now on a cancel says so, whether or not a worker ever claimed the job */
+        int queued = 0;
+        atomic_compare_exchange_strong(&job->state, &queued, 3);
+    }
     pthread_mutex_lock(&pool->mu);
     if (f) {
         atomic_store(&f->done, 1);
@@ -213,7 +288,9 @@ static int check_items(const pb_pool *pool, const pb_item *items, size_t n) {
 
 static const pb_task *find_task(const char *name) {
     const pb_task *t = pb_task_find(name);
-    if (!t) pb__set_error(PB_ENOTASK, "unknown task '%s'", name ? name : "(null)");
+    if (!t) /* a name may be any length: quote the start of it */
+        pb__set_error(PB_ENOTASK, "unknown task '%.200s%s'", name ? name : "(null)",
+                      name && strlen(name) > 200 ? "..." : "");
     return t;
 }
 
@@ -357,32 +434,41 @@ int pb_submit(pb_pool *pool, const char *task_name, const void *in, size_t len, 
     return 0;
 }
 
+/* The CLOCK_MONOTONIC time timeout_s (not NaN) from now into *ts: 1, or 0 for "forever" (negative,
+ * infinite, or so large that the deadline would not fit a timespec: past half of time_t's range, some
+ * 146 billion years, which also keeps every conversion below defined). */
+static int deadline_after(double timeout_s, struct timespec *ts) {
+    if (!(timeout_s >= 0)) return 0;
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    if (timeout_s >= (double)(INT64_MAX / 2) - (double)ts->tv_sec) return 0;
+    time_t whole = (time_t)timeout_s;
+    ts->tv_sec += whole;
+    ts->tv_nsec += (long)((timeout_s - (double)whole) * 1e9);
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+    return 1;
+}
+
 int pb_future_wait(pb_future *f, double timeout_s) {
     if (!f) return pb__set_error(PB_EINVAL, "future is NULL");
+    if (isnan(timeout_s)) return pb__set_error(PB_EINVAL, "pb_future_wait: the timeout is NaN");
     if (atomic_load(&f->done)) return 0;
     pb_pool *pool = f->pool;
     struct timespec deadline;
-    if (timeout_s >= 0) {
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        double whole = (double)(time_t)timeout_s;
-        deadline.tv_sec += (time_t)timeout_s;
-        deadline.tv_nsec += (long)((timeout_s - whole) * 1e9);
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
-    }
+    int timed = deadline_after(timeout_s, &deadline);
     /* Let the backend make progress in this thread first (see backend.h); whatever it did, the loop
      * below decides, and returns at once when the job is done or the deadline has passed. */
     const pb_backend *b = pool->backend;
     if (b->version >= 2 && b->wait_progress)
-        b->wait_progress(pool->impl, &f->job, timeout_s >= 0 ? pb__now() + timeout_s : -1.0);
+        b->wait_progress(pool->impl, &f->job, timed ? pb__now() + timeout_s : -1.0);
     int rc = 0;
     pthread_mutex_lock(&pool->mu);
     while (!atomic_load(&f->done)) {
         pool->waiters++;
-        int w = timeout_s >= 0 ? pthread_cond_timedwait(&pool->cv, &pool->mu, &deadline)
-                               : pthread_cond_wait(&pool->cv, &pool->mu);
+        int w = timed ? pthread_cond_timedwait(&pool->cv, &pool->mu, &deadline)
+                      : pthread_cond_wait(&pool->cv, &pool->mu);
         pool->waiters--;
         if (w == ETIMEDOUT && !atomic_load(&f->done)) {
             rc = PB_ETIMEDOUT;
@@ -423,7 +509,9 @@ int pb_future_cancel(pb_future *f) {
     if (!f) return pb__set_error(PB_EINVAL, "future is NULL");
     int expected = 0;
     if (!atomic_compare_exchange_strong(&f->job.state, &expected, 2))
-        return pb__set_error(PB_EINVAL, "the task has already started");
+        return pb__set_error(PB_EINVAL, "the task %s", expected == 1   ? "has already started"
+                                                       : expected == 2 ? "was already cancelled"
+                                                                       : "has already finished");
     /* The backend still holds the job: it completes it as CANCELLED when a worker reaches it
      * (pb__job_claim), which keeps the ownership rule simple. Mark the result now for the caller. */
     return 0;
@@ -457,13 +545,34 @@ static void wait_outstanding(pb_pool *pool) {
     pthread_mutex_unlock(&pool->mu);
 }
 
+/* mu held: the caller that found the pool RUNNING stops it (1); any other waits until it is stopped (0). */
+static int take_stop(pb_pool *pool) {
+    if (pool->life == LIFE_RUNNING) {
+        pool->life = LIFE_STOPPING;
+        return 1;
+    }
+    while (pool->life != LIFE_STOPPED) pthread_cond_wait(&pool->cv, &pool->mu);
+    return 0;
+}
+
+static void stopped(pb_pool *pool) {
+    pthread_mutex_lock(&pool->mu);
+    pool->life = LIFE_STOPPED;
+    pthread_mutex_unlock(&pool->mu);
+    pthread_cond_broadcast(&pool->cv);
+}
+
 int pb_pool_join(pb_pool *pool) {
     if (!pool) return pb__set_error(PB_EINVAL, "pool is NULL");
     pb_pool_close(pool);
-    if (pool->shut_down) return 0;
     wait_outstanding(pool);
-    pool->backend->shutdown(pool->impl);
-    pool->shut_down = 1;
+    pthread_mutex_lock(&pool->mu);
+    int mine = take_stop(pool);
+    pthread_mutex_unlock(&pool->mu);
+    if (mine) {
+        pool->backend->shutdown(pool->impl);
+        stopped(pool);
+    }
     return 0;
 }
 
@@ -472,22 +581,26 @@ int pb_pool_terminate(pb_pool *pool) {
     pthread_mutex_lock(&pool->mu);
     pool->closed = 1;
     pool->terminated = 1;
-    int already = pool->shut_down;
+    int mine = take_stop(pool);
     pthread_mutex_unlock(&pool->mu);
-    if (already) return 0;
-    pool->backend->terminate(pool->impl);
-    wait_outstanding(pool); /* terminate completed every held job */
-    pool->shut_down = 1;
+    if (mine) {
+        pool->backend->terminate(pool->impl);
+        wait_outstanding(pool); /* terminate completed every held job */
+        stopped(pool);
+    }
     return 0;
 }
 
-void pb_pool_destroy(pb_pool *pool) {
-    if (!pool) return;
-    if (!pool->shut_down) pb_pool_terminate(pool);
+int pb_pool_destroy(pb_pool *pool) {
+    if (!pool) return 0;
+    if (!live_remove(pool))
+        return pb__set_error(PB_EINVAL, "pb_pool_destroy: not a live pool (destroyed twice?)");
+    pb_pool_terminate(pool); /* returns at once when it was already joined or terminated */
     pool->backend->destroy(pool->impl);
     pthread_cond_destroy(&pool->cv);
     pthread_mutex_destroy(&pool->mu);
     free(pool);
+    return 0;
 }
 
 void pb_pool_counters(pb_pool *pool, pb_counters *out) {

@@ -99,25 +99,39 @@ typedef struct pb_task {
     pb_task_fn fn;
 } pb_task;
 
+#define PB_TASK_NAME_MAX 1024 /* the longest task name, in bytes (the process backends send names) */
+
 /* Registers fn under name (the string must outlive the registry; literals do). Re-registering the same
- * name with the same fn is a no-op; with another fn it is PB_EINVAL. */
+ * name with the same fn is a no-op; with another fn it is PB_EINVAL, and so is a name longer than
+ * PB_TASK_NAME_MAX. */
 int pb_task_register(const char *name, pb_task_fn fn);
 const pb_task *pb_task_find(const char *name); /* NULL when unknown */
 size_t pb_task_count(void);
 const pb_task *pb_task_at(size_t i);
 
 /* Registers a task before main() runs, in every program that links the file: this is what lets a
- * spawn worker (a fresh exec of the program) find the same tasks. */
-#define PB_TASK_DEFINE(name_literal, fn)                                               \
-    __attribute__((constructor(150))) static void pb__register_##fn(void) {            \
-        (void)pb_task_register(name_literal, fn);                                      \
-    }
+ * spawn worker (a fresh exec of the program) find the same tasks.
+ *
+ * Besides the registration constructor (priority 150) it puts in the object that uses it (the
+ * executable, or a shared library of the program) a late init-array entry (priority 65535) calling
+ * pb__spawn_worker_late_entry: outside a spawn worker it does nothing; in one, the last of these entries
+ * to run among all objects loaded at start-up enters the worker loop. That is after every PB_TASK_DEFINE
+ * of the program, in a static or a shared-library build (the loader runs a shared library's constructors
+ * before the executable's, so a constructor of libpoolbench.so alone would run too early). */
+void pb__spawn_worker_late_entry(void); /* internal: the late entry below */
+#define PB_TASK_DEFINE(name_literal, fn)                                                             \
+    __attribute__((constructor(150))) static void pb__register_##fn(void) {                          \
+        (void)pb_task_register(name_literal, fn);                                                    \
+    }                                                                                                \
+    __attribute__((section(".init_array.65535"), used)) static void (*pb__worker_entry_##fn)(void) = \
+        pb__spawn_worker_late_entry;
 
 /* Spawn workers are a fresh exec of the program (or of options.worker_program), and enter their worker
- * loop from a library constructor before main() runs, with every PB_TASK_DEFINE task registered. A
- * program that registers tasks at run time instead defines `const int pb_spawn_worker_manual = 1;` and
- * calls this after registering: it returns 0 at once when this process is not a spawned worker, else it
- * runs the worker loop and exits. */
+ * loop before main() runs, once every PB_TASK_DEFINE task is registered (above; a program without any
+ * enters from a library constructor). A program that registers tasks otherwise (with pb_task_register in
+ * main, from constructors without a priority, or in a dlopen'ed library) defines
+ * `const int pb_spawn_worker_manual = 1;` and calls this after registering: it returns 0 at once when
+ * this process is not a spawned worker, else it runs the worker loop and exits. */
 int pb_worker_main_if_requested(void);
 
 /* ---- pools ---- */
@@ -131,7 +145,8 @@ typedef struct pb_options {
     size_t chunksize;            /* default chunk for map; 0 = automatic */
     unsigned max_tasks_per_worker; /* process backends: recycle a worker after this many; 0 = never */
     size_t max_worker_rss;       /* process backends: recycle a worker above this RSS (bytes); 0 = never */
-    double task_timeout;         /* seconds; 0 = none. Needs a backend with PB_CAP_TIMEOUT */
+    double task_timeout;         /* seconds; 0 (or -0.0, or INFINITY) = none, NaN or < 0 = PB_EINVAL.
+                                    A finite one needs a backend with PB_CAP_TIMEOUT */
     const char *initializer;     /* task run once in every worker before its first task; NULL = none */
     const void *init_arg;        /* the initializer's input */
     size_t init_arg_len;
@@ -139,7 +154,8 @@ typedef struct pb_options {
                                     (or $POOLBENCH_WORKER_PROGRAM) */
     size_t max_item_bytes;       /* limit on one input or output; default 64 MiB */
     int crashloop_deaths;        /* breaker: more than this many worker deaths ... (default 20) */
-    double crashloop_window;     /* ... within this many seconds with no task finishing ok (default 5) */
+    double crashloop_window;     /* ... within this many seconds with no task finishing ok (default 5;
+                                    NaN = PB_EINVAL) */
 } pb_options;
 
 void pb_options_init(pb_options *o);
@@ -185,7 +201,9 @@ int pb_map_unordered(pb_pool *pool, const char *task, const pb_item *items, size
 
 /* Submits one task; the input is copied. */
 int pb_submit(pb_pool *pool, const char *task, const void *in, size_t len, pb_future **out);
-/* 0 when done; PB_ETIMEDOUT when timeout_s (< 0: forever) passed first (the task goes on). */
+/* 0 when done; PB_ETIMEDOUT when timeout_s passed first (the task goes on). A negative timeout, INFINITY,
+ * or one too large for a timespec (beyond ~1.4e11 years) waits forever, sleeping; 0 and -0.0 poll;
+ * NaN is PB_EINVAL. Any number of threads may wait on the same future. */
 int pb_future_wait(pb_future *f, double timeout_s);
 int pb_future_done(const pb_future *f);
 const pb_result *pb_future_result(const pb_future *f); /* NULL until done */
@@ -194,20 +212,30 @@ const pb_result *pb_future_result(const pb_future *f); /* NULL until done */
  * answer); keep it short and do not wait on the pool from it. Only one callback per future. */
 typedef void (*pb_future_cb)(void *ud, pb_future *f);
 int pb_future_on_done(pb_future *f, pb_future_cb cb, void *ud);
-/* Cancels a task that has not started: 0 if cancelled, PB_EINVAL if it already started or finished. */
+/* Cancels a task that has not started: 0 if cancelled; PB_EINVAL if it already started, finished (for
+ * any reason: run, terminated, broken pool, ...) or was cancelled before. */
 int pb_future_cancel(pb_future *f);
 /* Drops the caller's reference; the pool keeps the future alive until it completes. */
 void pb_future_release(pb_future *f);
 
+/* Lifecycle and threads (docs/pool-api.md). Submitting, mapping, waiting and reading counters may be done
+ * from any number of threads at once. close, join and terminate may also be called from any threads, at
+ * once and repeatedly: the first join or terminate does the work and the others wait until it is done,
+ * then every call returns 0 (a watchdog thread may terminate a pool the main thread is joining; the join
+ * then returns once the terminate has finished). Never call them, nor wait on the pool, from a task or a
+ * completion callback (they run on the pool's own threads). destroy comes last, once no other call on the
+ * pool can still be running or start; a second destroy of the same pool is PB_EINVAL (best effort: the
+ * pointer is only compared, never read). */
+
 /* No new work is accepted; queued work still runs. */
 int pb_pool_close(pb_pool *pool);
-/* Closes, waits for all work to finish and for every worker to exit and be reaped. */
+/* Closes, waits for all work to finish and for every worker to exit and be reaped. Again: 0 at once. */
 int pb_pool_join(pb_pool *pool);
 /* Stops now: queued and running tasks end as TERMINATED, workers are killed (processes) or abandoned
- * at their next task boundary (threads), and reaped. Returns promptly. */
+ * at their next task boundary (threads), and reaped. Returns promptly. Again, or after join: 0 at once. */
 int pb_pool_terminate(pb_pool *pool);
-/* Terminates if not yet joined, then frees. NULL is a no-op. */
-void pb_pool_destroy(pb_pool *pool);
+/* Terminates if not yet joined, then frees. 0; NULL is a no-op (0); a pool already destroyed, PB_EINVAL. */
+int pb_pool_destroy(pb_pool *pool);
 
 typedef struct pb_counters {
     uint64_t tasks_submitted;              /* items accepted by map, map_unordered and submit */

@@ -44,6 +44,14 @@ void pb__proc_terminate(void *impl);
 void pb__proc_destroy(void *impl);
 void pb__proc_wait_progress(void *impl, pb__job *job, double deadline); /* a waiting caller reads its answer */
 
+/* Protocol buffers (a worker's and the pool's buffers for it) larger than this are given back once the
+ * frame that grew them has passed, so one huge payload does not stay pinned for the pool's life. */
+#define PB_PROC_BUFFER_KEEP (4u << 20)
+/* Probes for tests: the bytes of protocol buffers the pool holds for its workers (pool side), and those
+ * the calling worker process holds (worker side; 0 outside a worker). */
+size_t pb__proc_buffer_bytes(pb_pool *pool);
+size_t pb__worker_buffer_bytes(void);
+
 /* ---- worker side (worker.c) ---- */
 /* The worker loop on fds in (requests) and out (results): reads INIT, runs the initializer, answers
  * READY, then serves REQUEST frames until EOF on in (a clean exit, 0) or until it retires. Returns the

@@ -37,9 +37,19 @@
  *  - Results. A worker answers a unit with RESULT frames (one per chunk normally; one per item in
  *    per-item mode). Results are decoded straight into the job's result array; when a job has no item
  *    left without a result it is handed back with pb__job_done().
- *  - Deaths. EOF on a worker's result pipe means it is gone: it is SIGKILLed (a no-op if it is already
- *    exiting; it stops a worker that merely closed the pipe) and reaped with waitpid() on its own pid,
- *    never waitpid(-1), so other children of the host program are left alone. Items it had already
+ *  - Deaths. A worker is gone when its result pipe reaches EOF or when its process exits: each worker's
+ *    pidfd (pidfd_open, Linux >= 5.3) sits in the poll() set (and in a borrower's), because EOF never
+ *    comes while a child that a task fork()ed still holds the pipes. Where pidfd_open fails, the I/O
+ *    thread (and a borrower) instead asks every PB_PROC_ALIVE_CHECK_S whether the worker has exited
+ *    (waitid WNOHANG|WNOWAIT, which leaves the status to reap; no SIGCHLD handler, which belongs to the
+ *    host). On either sign, every complete frame the worker sent is read and handled first (an answer
+ *    and a RETIRE may sit in the buffer or the pipe beside the EOF: a recycle is not a death), only then
+ *    is the worker judged. The worker is SIGKILLed (a no-op if it is already exiting; it stops a worker
+ *    that merely closed the pipe) and reaped with waitpid() on its own pid, never waitpid(-1), so other
+ *    children of the host program are left alone. When waitpid fails (a host that ignores SIGCHLD has
+ *    the kernel reap its children), the loss says so and the cause stays unknown (no signal, exit code
+ *    -1): it is never taken for a clean exit. Workers also close their pipe ends in any child a task
+ *    fork()s (pthread_atfork, worker.c), so that EOF still comes in the common case. Items it had already
  *    reported keep their results. Of the rest, if the unit ran in per-item mode the first unreported item
  *    is exactly the one that was running (so is the only unreported item of any unit): it fails as
  *    WORKER_DIED (with the signal or exit code) and the rest of the unit is queued again. If the unit ran
@@ -68,6 +78,8 @@
  *    waiting for a request that never comes, and the message names the call); EINTR and EAGAIN are
  *    retried; poll() failing (ENOMEM) is retried, and if it never recovers the pool breaks (poll_failed)
  *    instead of leaving jobs waiting for a thread that can no longer wait.
+ *  - Buffers. A worker's input and output buffers grow to the largest frame; once empty again, any over
+ *    PB_PROC_BUFFER_KEEP is freed, so one huge payload is not pinned (twice) for the pool's life.
  *  - Stop. shutdown() closes every request pipe (EOF: workers exit 0) and reaps them, killing any that
  *    outstays PB_PROC_CLOSE_S. terminate() SIGKILLs and reaps every worker and completes what is held as
  *    TERMINATED (keeping the results already received).
@@ -107,6 +119,7 @@
 #define PB_PROC_READ_CHUNK (64u * 1024u)
 #define PB_PROC_POLL_RETRIES 100 /* consecutive poll() failures (10 ms apart) before the pool gives up */
 #define PB_PROC_LEND_SPIN_S 50e-6 /* how long the I/O thread yields to callers reading lent workers */
+#define PB_PROC_ALIVE_CHECK_S 0.2 /* without a pidfd: how often a worker is checked for having exited */
 
 /* A pjob is the backend's view of one core job: the number of its items still without a result. */
 typedef struct pjob {
@@ -136,6 +149,8 @@ typedef enum wstate {
 typedef struct worker {
     wstate state;
     pid_t pid;
+    int pidfd;           /* readable once pid has exited; -1 when pidfd_open failed (see Deaths) */
+    unsigned gen;        /* bumped when the process is reaped: poll() results for an older one are stale */
     int req_fd;          /* parent's write end of the request pipe, non-blocking */
     int resp_fd;         /* parent's read end of the result pipe, non-blocking */
     double deadline;     /* STARTING: handshake; BUSY with timeouts: current item; CLOSING: exit; EMPTY: retry */
@@ -190,6 +205,7 @@ typedef struct proc_pool {
     double *deaths; /* ring of the last crashloop_deaths + 1 death times since the last ok item */
     int ndeaths, death_pos, death_cap;
     pjob *done_head; /* jobs to hand back, outside any lock */
+    double next_alive_check; /* workers without a pidfd: when to check them next (see Deaths) */
 } proc_pool;
 
 /* ---- small helpers ---- */
@@ -206,6 +222,14 @@ static pid_t waitpid_retry(pid_t pid, int *status) {
     do r = pb__sys.waitpid(pid, status, 0);
     while (r < 0 && errno == EINTR);
     return r;
+}
+
+/* 1 when pid (our unreaped child) has exited, without reaping it; for workers without a pidfd. */
+static int exited_unreaped(pid_t pid) {
+    siginfo_t si;
+    si.si_pid = 0;
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0) return si.si_pid != 0;
+    return errno == ECHILD; /* reaped by the kernel already (the host ignores SIGCHLD) */
 }
 
 /* "was killed by signal 11 (SIGSEGV)" / "exited with code 3" into buf; sets *sig and *code. */
@@ -402,6 +426,7 @@ static int start_worker(proc_pool *pp, worker *w, double now) {
     if (rc != 0) goto fail;
 
     w->pid = pid;
+    w->pidfd = pb__sys.pidfd_open(pid, 0); /* -1: watched by exited_unreaped() instead (see Deaths) */
     w->req_fd = req[1];
     w->resp_fd = resp[0];
     w->state = W_STARTING;
@@ -439,21 +464,25 @@ fail:
     return rc ? rc : PB_ESPAWN;
 }
 
-/* Kills (when kill_it) and reaps w's process, closes its pipes. Returns the wait status. */
-static int reap_worker(worker *w, int kill_it) {
-    int st = 0;
+/* Kills (when kill_it) and reaps w's process, closes its pipes and pidfd. Returns 0 with the wait
+ * status in *st, or the errno of a waitpid that failed (then the status is unknown, never "exited 0"). */
+static int reap_worker(worker *w, int kill_it, int *st) {
+    int err = 0;
+    *st = 0;
     if (w->pid > 0) {
         if (kill_it) kill(w->pid, SIGKILL);
-        if (waitpid_retry(w->pid, &st) < 0) st = 0;
+        if (waitpid_retry(w->pid, st) < 0) err = errno ? errno : ECHILD;
     }
     w->pid = -1;
+    w->gen++;
     w->pending_loss = 0;
     w->pending_why = NULL;
+    close_fd(&w->pidfd);
     close_fd(&w->req_fd);
     close_fd(&w->resp_fd);
     w->out.len = w->out_pos = 0;
     w->in.len = w->in_pos = 0;
-    return st;
+    return err;
 }
 
 /* What to do with the unit a lost worker held. status/msg/sig/code describe the loss. */
@@ -497,18 +526,23 @@ static void replace_worker(proc_pool *pp, worker *w, double now, int is_loss) {
 static void lose_worker(proc_pool *pp, worker *w, double now, const char *proto_why) {
     wstate was = w->state;
     pid_t pid = w->pid;
-    int st = reap_worker(w, 1);
+    int st;
+    int wait_err = reap_worker(w, 1, &st);
     char how[160], msg[400];
-    int sig, code;
-    describe_status(st, how, sizeof how, &sig, &code);
+    int sig = 0, code = -1;
+    if (wait_err)
+        snprintf(how, sizeof how, "was lost; how it ended is unknown (waitpid: %s)", strerror(wait_err));
+    else
+        describe_status(st, how, sizeof how, &sig, &code);
     /* After a failed read or write we SIGKILLed it: say why, unless it had died of something else. */
-    int killed_by_us = w->io_why[0] && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+    int killed_by_us = !wait_err && w->io_why[0] && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
 
     if (was == W_CLOSING) { /* shutdown: expected */
         w->state = W_EMPTY;
         return;
     }
-    if (was == W_RETIRING && !proto_why && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+    /* It said RETIRE and closed its pipe: a recycle, unless its exit status (when known) says otherwise. */
+    if (was == W_RETIRING && !proto_why && (wait_err || (WIFEXITED(st) && WEXITSTATUS(st) == 0))) {
         pb__count(pp->pool, PB__WORKERS_RECYCLED, 1);
         settle_lost_unit(pp, w, PB_STATUS_OK, NULL, 0, -1);
         replace_worker(pp, w, now, 0);
@@ -600,6 +634,7 @@ static int write_pending(proc_pool *pp, worker *w, double now, int user_thread) 
         }
     }
     w->out.len = w->out_pos = 0;
+    pb__wbuf_trim(&w->out, PB_PROC_BUFFER_KEEP);
     /* The first item starts when the worker can read the whole request. */
     if (w->state == W_BUSY && pp->opts->task_timeout > 0) w->deadline = now + pp->opts->task_timeout;
     return 0;
@@ -791,12 +826,32 @@ enum read_end {
 };
 
 /* Reads what w sent and handles every complete frame, mu held. On READ_LOST, *why is the reason (NULL when
- * w->io_why already says it). With until_answered (a caller that has w on loan, see "Lending") it stops
- * as soon as w's unit is answered: anything after that (RETIRE, EOF) is the I/O thread's, which polls the
+ * w->io_why already says it). Every complete frame already in the buffer is handled before the pipe is
+ * read again, so an EOF is only ever judged after everything the worker sent before it (an answer and a
+ * RETIRE read in one go, by a borrower or by this thread, make a recycle, not a death). With
+ * until_answered (a caller that has w on loan, see "Lending") it reads no more once w's unit is answered
+ * (frames already read are still handled): anything after that (EOF) is the I/O thread's, which polls the
  * pipe anyway, and the read() that would only say EAGAIN is saved. */
 static enum read_end read_frames(proc_pool *pp, worker *w, double now, int until_answered, const char **why) {
     *why = NULL;
     for (;;) {
+        /* Handle every complete frame already read. */
+        while (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
+            pb_wire_header h;
+            if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, why) != 0)
+                return READ_LOST;
+            size_t frame = PB_WIRE_HEADER + (size_t)h.body_len;
+            if (w->in.len - w->in_pos < frame) break;
+            *why = handle_frame(pp, w, &h, w->in.data + w->in_pos + PB_WIRE_HEADER, now);
+            w->in_pos += frame;
+            if (*why) return READ_LOST;
+        }
+        if (w->in_pos == w->in.len) {
+            w->in.len = w->in_pos = 0;
+            pb__wbuf_trim(&w->in, PB_PROC_BUFFER_KEEP); /* a huge frame has passed: give its room back */
+        }
+        if (until_answered && w->state != W_BUSY) return READ_DRAINED;
+
         /* Make room: at least one read chunk, and the whole of a frame whose header we hold. */
         size_t want = PB_PROC_READ_CHUNK;
         if (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
@@ -826,19 +881,6 @@ static enum read_end read_frames(proc_pool *pp, worker *w, double now, int until
             return READ_LOST;
         }
         w->in.len += (size_t)n;
-        /* Handle every complete frame. */
-        while (w->in.len - w->in_pos >= PB_WIRE_HEADER) {
-            pb_wire_header h;
-            if (pb__wire_header_decode(w->in.data + w->in_pos, pp->max_frame, &h, why) != 0)
-                return READ_LOST;
-            size_t frame = PB_WIRE_HEADER + (size_t)h.body_len;
-            if (w->in.len - w->in_pos < frame) break;
-            *why = handle_frame(pp, w, &h, w->in.data + w->in_pos + PB_WIRE_HEADER, now);
-            w->in_pos += frame;
-            if (*why) return READ_LOST;
-            if (until_answered && w->state != W_BUSY) return READ_DRAINED;
-        }
-        if (w->in_pos == w->in.len) w->in.len = w->in_pos = 0;
     }
 }
 
@@ -851,6 +893,14 @@ static int read_worker(proc_pool *pp, worker *w, double now) {
     case READ_EOF: lose_worker(pp, w, now, w->in.len > w->in_pos ? "truncated frame" : NULL); return 1;
     default: lose_worker(pp, w, now, why); return 1;
     }
+}
+
+/* w's process has exited (its pidfd, or exited_unreaped()): the pipe may still be open (a child of its
+ * task holds it), so no EOF is coming. Handle everything it wrote before it went, then lose it as if at
+ * EOF. I/O thread, mu held. */
+static void worker_exited(proc_pool *pp, worker *w, double now) {
+    if (read_worker(pp, w, now)) return; /* EOF or a loss: already dealt with */
+    lose_worker(pp, w, now, w->in.len > w->in_pos ? "truncated frame" : NULL);
 }
 
 /* read_worker() for a caller that has w on loan (see "Lending"), mu held: handles every complete frame
@@ -890,7 +940,9 @@ void pb__proc_wait_progress(void *impl, pb__job *job, double deadline) {
         return;
     }
     pjob *pj = w->cur.pj;
-    int fd = w->resp_fd; /* stays open while lent: only the I/O thread closes it, and not while lent */
+    /* Both stay open while lent: only the I/O thread closes them, and not while lent. */
+    int fd = w->resp_fd, pidfd = w->pidfd;
+    pid_t pid = w->pid;
     atomic_store(&w->lent, 1);
     pp->nlent++;
     for (;;) {
@@ -900,13 +952,22 @@ void pb__proc_wait_progress(void *impl, pb__job *job, double deadline) {
             if (left <= 0) break;
             ms = left > 3600.0 ? 3600000 : (int)(left * 1000.0) + 1;
         }
+        if (pidfd < 0 && (ms < 0 || ms > PB_PROC_ALIVE_CHECK_S * 1000)) ms = (int)(PB_PROC_ALIVE_CHECK_S * 1000);
         pthread_mutex_unlock(&pp->mu);
-        struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = pp->recall_fd, .events = POLLIN}};
-        int r = poll(p, 2, ms); /* not pb__sys.poll: injected poll failures are the I/O thread's story */
+        struct pollfd p[3] = {{.fd = fd, .events = POLLIN},
+                              {.fd = pp->recall_fd, .events = POLLIN},
+                              {.fd = pidfd, .events = POLLIN}};
+        /* not pb__sys.poll: injected poll failures are the I/O thread's story */
+        int r = poll(p, pidfd >= 0 ? 3 : 2, ms);
         int e = errno;
+        /* The worker exited (a child of its task may hold the pipe open, so EOF may never come): read
+         * what it sent, then hand it back for the I/O thread to judge (see Deaths). */
+        int exited = r > 0 ? pidfd >= 0 && p[2].revents : r == 0 && pidfd < 0 && exited_unreaped(pid);
         pthread_mutex_lock(&pp->mu);
         if (pp->no_lend || (r < 0 && e != EINTR)) break;
-        if (r > 0 && p[0].revents && lent_read(pp, w, pb__now())) break;
+        if ((r > 0 && p[0].revents) || exited) {
+            if (lent_read(pp, w, pb__now()) || exited) break;
+        }
         if (w->state != W_BUSY || w->cur.pj != pj) break; /* the job is done here (or the worker retires) */
     }
     /* Hand w back. The I/O thread polls its pipe all along, so it needs a wake-up only for what it cannot
@@ -941,7 +1002,8 @@ static void worker_deadline(proc_pool *pp, worker *w, double now) {
         if (pp->starting) {
             set_startup_error(pp, PB_ESPAWN, "%s did not answer the start-up handshake within %.0f s",
                               pp->birth->describe(pp->ctx), PB_PROC_HANDSHAKE_S);
-            reap_worker(w, 1);
+            int st;
+            reap_worker(w, 1, &st);
             w->state = W_EMPTY;
         } else {
             lose_worker(pp, w, now, "no answer to the start-up handshake");
@@ -952,7 +1014,8 @@ static void worker_deadline(proc_pool *pp, worker *w, double now) {
         if (read_worker(pp, w, now)) return;
         if (w->state != W_BUSY || !w->cur.pj || now < w->deadline) return;
         pid_t pid = w->pid;
-        reap_worker(w, 1);
+        int st;
+        reap_worker(w, 1, &st);
         char msg[200];
         snprintf(msg, sizeof msg, "task ran past the %.3g s timeout; its %s worker (pid %d) was killed",
                  pp->opts->task_timeout, pp->birth->kind, (int)pid);
@@ -961,10 +1024,12 @@ static void worker_deadline(proc_pool *pp, worker *w, double now) {
         replace_worker(pp, w, now, 1);
         break;
     }
-    case W_CLOSING:
-        reap_worker(w, 1);
+    case W_CLOSING: {
+        int st;
+        reap_worker(w, 1, &st);
         w->state = W_EMPTY;
         break;
+    }
     case W_EMPTY:
         replace_worker(pp, w, now, w->replacing); /* clears the deadline; a failed start sets a new one */
         break;
@@ -1028,7 +1093,10 @@ static void kill_and_reap_all(proc_pool *pp) {
     for (int i = 0; i < pp->nworkers; i++)
         if (pp->w[i].pid > 0) kill(pp->w[i].pid, SIGKILL);
     for (int i = 0; i < pp->nworkers; i++)
-        if (pp->w[i].pid > 0) reap_worker(&pp->w[i], 0); /* already signalled */
+        if (pp->w[i].pid > 0) {
+            int st;
+            reap_worker(&pp->w[i], 0, &st); /* already signalled */
+        }
 }
 
 /* terminate(): kill everything and complete all held work with status (TERMINATED, or BROKEN). */
@@ -1074,13 +1142,21 @@ static int any_alive(const proc_pool *pp) {
     return 0;
 }
 
+/* What an entry of the I/O thread's poll() set watches. */
+enum slot_kind { SLOT_WAKE, SLOT_RESULTS, SLOT_REQUESTS, SLOT_EXIT };
+typedef struct slot {
+    enum slot_kind kind;
+    int worker;   /* index in pp->w (not SLOT_WAKE) */
+    unsigned gen; /* the worker's gen when the set was built: a reaped process's entries are stale */
+} slot;
+
 /* After poll(), without mu: did only result pipes of lent workers wake us? Their callers were woken by
- * the same answers and read them. */
-static int only_lent_woke(proc_pool *pp, const struct pollfd *pfd, const int *who, int np) {
+ * the same answers and read them. (A worker's exit is never left to its borrower alone.) */
+static int only_lent_woke(proc_pool *pp, const struct pollfd *pfd, const slot *sl, int np) {
     int any = 0;
     for (int j = 0; j < np; j++) {
         if (!pfd[j].revents) continue;
-        if (who[j] < 0 || pfd[j].events != POLLIN || !atomic_load(&pp->w[who[j]].lent)) return 0;
+        if (sl[j].kind != SLOT_RESULTS || !atomic_load(&pp->w[sl[j].worker].lent)) return 0;
         any = 1;
     }
     return any;
@@ -1088,12 +1164,12 @@ static int only_lent_woke(proc_pool *pp, const struct pollfd *pfd, const int *wh
 
 /* ... then give those callers a moment to hand their workers back, still without mu: taking mu now would
  * only make the callers (and their next submit) wait for this thread. 1 when all were handed back. */
-static int lent_returned(proc_pool *pp, const struct pollfd *pfd, const int *who, int np) {
+static int lent_returned(proc_pool *pp, const struct pollfd *pfd, const slot *sl, int np) {
     double until = pb__now() + PB_PROC_LEND_SPIN_S;
     for (;;) {
         int still = 0;
         for (int j = 0; j < np && !still; j++)
-            if (pfd[j].revents && who[j] >= 0 && atomic_load(&pp->w[who[j]].lent)) still = 1;
+            if (pfd[j].revents && sl[j].kind == SLOT_RESULTS && atomic_load(&pp->w[sl[j].worker].lent)) still = 1;
         if (!still) return 1;
         if (pb__now() >= until) return 0;
         sched_yield();
@@ -1103,9 +1179,9 @@ static int lent_returned(proc_pool *pp, const struct pollfd *pfd, const int *who
 static void *io_main(void *arg) {
     proc_pool *pp = arg;
     int n = pp->nworkers;
-    struct pollfd *pfd = calloc((size_t)(2 * n + 1), sizeof *pfd);
-    int *who = calloc((size_t)(2 * n + 1), sizeof *who);
-    if (!pfd || !who) {
+    struct pollfd *pfd = calloc((size_t)(3 * n + 1), sizeof *pfd);
+    slot *sl = calloc((size_t)(3 * n + 1), sizeof *sl);
+    if (!pfd || !sl) {
         pthread_mutex_lock(&pp->mu);
         set_startup_error(pp, -ENOMEM, "out of memory starting the I/O thread");
         pthread_mutex_unlock(&pp->mu);
@@ -1136,20 +1212,26 @@ static void *io_main(void *arg) {
         }
         flush_done(pp);
 
-        /* Poll set: the wake fd, every live worker's result pipe, pending request writes. */
+        /* Poll set: the wake fd, every live worker's result pipe and pidfd, pending request writes. */
         int np = 0;
         double next = INFINITY;
         pfd[np] = (struct pollfd){.fd = pp->wake_fd, .events = POLLIN};
-        who[np++] = -1;
+        sl[np++] = (slot){SLOT_WAKE, -1, 0};
         for (int i = 0; i < n; i++) {
             worker *w = &pp->w[i];
             if (w->resp_fd >= 0) {
                 pfd[np] = (struct pollfd){.fd = w->resp_fd, .events = POLLIN};
-                who[np++] = i;
+                sl[np++] = (slot){SLOT_RESULTS, i, w->gen};
             }
             if (w->req_fd >= 0 && w->out_pos < w->out.len) {
                 pfd[np] = (struct pollfd){.fd = w->req_fd, .events = POLLOUT};
-                who[np++] = i;
+                sl[np++] = (slot){SLOT_REQUESTS, i, w->gen};
+            }
+            if (w->pidfd >= 0) {
+                pfd[np] = (struct pollfd){.fd = w->pidfd, .events = POLLIN};
+                sl[np++] = (slot){SLOT_EXIT, i, w->gen};
+            } else if (w->pid > 0 && pp->next_alive_check < next) {
+                next = pp->next_alive_check; /* no pidfd: look at it now and then (see Deaths) */
             }
             if (has_deadline(pp, w) && w->deadline < next) next = w->deadline;
         }
@@ -1174,7 +1256,7 @@ static void *io_main(void *arg) {
              * a loss or queued work for the idle worker, writes wake_fd, since `sleeping` is still set;
              * bytes it left in the pipe make poll() return at once), so sleep again with the same set,
              * and the deadline it had. */
-            if (r <= 0 || !only_lent_woke(pp, pfd, who, np) || !lent_returned(pp, pfd, who, np)) break;
+            if (r <= 0 || !only_lent_woke(pp, pfd, sl, np) || !lent_returned(pp, pfd, sl, np)) break;
             if (next != INFINITY) {
                 double ms = (next - pb__now()) * 1000.0;
                 timeout = ms <= 0 ? 0 : ms > 3600e3 ? 3600000 : (int)ms + 1;
@@ -1202,20 +1284,30 @@ static void *io_main(void *arg) {
 
         for (int j = 0; r > 0 && j < np; j++) {
             if (!pfd[j].revents) continue;
-            if (who[j] < 0) {
+            if (sl[j].kind == SLOT_WAKE) {
                 uint64_t v;
                 ssize_t rd = read(pp->wake_fd, &v, sizeof v);
                 (void)rd;
                 continue;
             }
-            worker *w = &pp->w[who[j]];
-            if (pfd[j].fd == w->req_fd && (pfd[j].events & POLLOUT)) {
+            worker *w = &pp->w[sl[j].worker];
+            if (sl[j].gen != w->gen) continue; /* that process was reaped meanwhile (its fds may be reused) */
+            if (sl[j].kind == SLOT_REQUESTS) {
                 write_pending(pp, w, now, 0);
-            } else if (pfd[j].fd == w->resp_fd) {
-                wait_lent(pp, w);
-                /* the caller found it lost (handled below), or it was replaced meanwhile */
-                if (w->pending_loss || pfd[j].fd != w->resp_fd) continue;
-                read_worker(pp, w, now);
+                continue;
+            }
+            wait_lent(pp, w);
+            /* the caller found it lost (handled below), or it was replaced meanwhile */
+            if (w->pending_loss || sl[j].gen != w->gen) continue;
+            if (sl[j].kind == SLOT_RESULTS) read_worker(pp, w, now);
+            else worker_exited(pp, w, now);
+        }
+        if (now >= pp->next_alive_check) { /* workers without a pidfd (see Deaths) */
+            pp->next_alive_check = now + PB_PROC_ALIVE_CHECK_S;
+            for (int i = 0; i < n; i++) {
+                worker *w = &pp->w[i];
+                if (w->pid > 0 && w->pidfd < 0 && !w->lent && !w->pending_loss && exited_unreaped(w->pid))
+                    worker_exited(pp, w, now);
             }
         }
         for (int i = 0; i < n; i++) { /* losses found by a caller that had the worker on loan */
@@ -1245,7 +1337,7 @@ static void *io_main(void *arg) {
     }
     pthread_mutex_unlock(&pp->mu);
     free(pfd);
-    free(who);
+    free(sl);
     return NULL;
 }
 
@@ -1323,7 +1415,7 @@ int pb__proc_create(pb_pool *pool, const pb_options *opts, const pb__proc_birth 
     }
     for (int i = 0; i < pp->nworkers; i++) {
         pp->w[i].pid = -1;
-        pp->w[i].req_fd = pp->w[i].resp_fd = -1;
+        pp->w[i].req_fd = pp->w[i].resp_fd = pp->w[i].pidfd = -1;
     }
     if ((rc = encode_init(pp)) != 0) {
         rc = pb__set_error(rc, "cannot encode the worker start-up frame");
@@ -1445,6 +1537,15 @@ static void stop_and_join(proc_pool *pp, int how) {
         pthread_join(pp->io, NULL);
         pp->io_running = 0;
     }
+}
+
+size_t pb__proc_buffer_bytes(pb_pool *pool) {
+    proc_pool *pp = pb__pool_impl(pool);
+    size_t bytes = 0;
+    pthread_mutex_lock(&pp->mu);
+    for (int i = 0; i < pp->nworkers; i++) bytes += pp->w[i].in.cap + pp->w[i].out.cap;
+    pthread_mutex_unlock(&pp->mu);
+    return bytes;
 }
 
 void pb__proc_shutdown(void *impl) { stop_and_join(impl, 1); }

@@ -8,10 +8,11 @@
  * The worker program. By default the running program re-executes itself (/proc/self/exe): any program
  * linking libpoolbench has the worker loop and, through PB_TASK_DEFINE constructors, the same tasks. The
  * program can be overridden by pb_options.worker_program, else $POOLBENCH_WORKER_PROGRAM. The parent puts
- * POOLBENCH_WORKER=<protocol>:<parent pid> in the worker's environment only; a library constructor that
- * runs after every task constructor (priority 60000 > 150) sees it, removes it at once (so programs the
- * worker's tasks start are not workers), sets PR_SET_PDEATHSIG, runs the worker loop and _exit()s before
- * main(). A program that registers tasks at run time instead defines
+ * POOLBENCH_WORKER=<protocol>:<parent pid> in the worker's environment only; the worker sees it once
+ * every PB_TASK_DEFINE task of every object loaded at start-up is registered (static and shared builds
+ * alike: see "worker mode" below), removes it at once (so programs the worker's tasks start are not
+ * workers), sets PR_SET_PDEATHSIG, runs the worker loop and _exit()s before main(). A program that
+ * registers tasks at run time instead defines
  *     const int pb_spawn_worker_manual = 1;
  * and calls pb_worker_main_if_requested() once its tasks are registered (see proc.h).
  *
@@ -28,7 +29,9 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <link.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,12 +126,71 @@ static int spawn_create(pb_pool *pool, const pb_options *opts, void **impl) {
     return pb__proc_create(pool, opts, &spawn_birth, c, impl);
 }
 
-/* Worker mode: see the header comment. Runs after every PB_TASK_DEFINE constructor (priority 150). */
+/* ---- worker mode: entering the worker loop once every start-up task is registered ----
+ *
+ * Constructor priorities order constructors only within one linked object (GNU ld sorts .init_array.NNNNN
+ * per output file); across objects the dynamic loader runs a library's constructors before those of the
+ * objects that need it, and the executable's last. So in a shared-library build a constructor of
+ * libpoolbench.so runs before the PB_TASK_DEFINE constructors of the program, whatever its priority.
+ *
+ * PB_TASK_DEFINE therefore puts, next to each registration constructor (priority 150), a pointer to
+ * pb__spawn_worker_late_entry in .init_array.65535 of the user's own object: it runs after every
+ * registration of that object. A spawn worker must enter its loop at the last of these calls, when every
+ * object loaded at start-up (the executable, its shared libraries, libraries linked statically into
+ * either) has registered its tasks, whatever order the loader chose. All those objects are mapped and
+ * relocated before the first constructor runs, so the number of such pointers in their init arrays is
+ * known at the first call: count them once, enter at the last one. Outside worker mode a call is one
+ * getenv(). A program that holds no such pointer (no PB_TASK_DEFINE anywhere: it registers its tasks
+ * otherwise, or has none) enters from the library constructor below, as every program did before. */
+
+/* The program asked to enter the loop itself (pb_worker_main_if_requested in main, see poolbench.h). */
 extern const int pb_spawn_worker_manual __attribute__((weak));
 
-__attribute__((constructor(60000))) static void spawn_worker_entry(void) {
-    if (&pb_spawn_worker_manual != NULL && pb_spawn_worker_manual) return;
+static int worker_mode_automatic(void) {
+    if (&pb_spawn_worker_manual != NULL && pb_spawn_worker_manual) return 0;
+    return getenv(PB_PROC_WORKER_ENV) != NULL;
+}
+
+/* dl_iterate_phdr callback: adds to *count the entries of this object's init array that are
+ * pb__spawn_worker_late_entry. DT_INIT_ARRAY is not relocated in place by the loader: add the base. */
+static int count_late_entries_in_object(struct dl_phdr_info *info, size_t size, void *count) {
+    for (size_t i = 0; i < info->dlpi_phnum; i++) {
+        if (info->dlpi_phdr[i].p_type != PT_DYNAMIC) continue;
+        uintptr_t array = 0;
+        size_t bytes = 0;
+        for (const ElfW(Dyn) *d = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+             d->d_tag != DT_NULL; d++) {
+            if (d->d_tag == DT_INIT_ARRAY) array = info->dlpi_addr + d->d_un.d_ptr;
+            else if (d->d_tag == DT_INIT_ARRAYSZ) bytes = d->d_un.d_val;
+        }
+        if (!array) continue;
+        const uintptr_t *entry = (const uintptr_t *)array;
+        for (size_t k = 0; k < bytes / sizeof *entry; k++)
+            if (entry[k] == (uintptr_t)pb__spawn_worker_late_entry) ++*(size_t *)count;
+    }
+    return 0;
+}
+
+/* How many PB_TASK_DEFINE late entries the objects loaded at start-up hold; counted on first use. */
+static size_t late_entries_in_program(void) {
+    static size_t count;
+    static int counted;
+    if (!counted) {
+        dl_iterate_phdr(count_late_entries_in_object, &count);
+        counted = 1;
+    }
+    return count;
+}
+
+void pb__spawn_worker_late_entry(void) {
+    static size_t calls;
+    if (!worker_mode_automatic()) return;
+    if (++calls < late_entries_in_program()) return;
     pb_worker_main_if_requested();
+}
+
+__attribute__((constructor(60000))) static void spawn_worker_entry(void) {
+    if (worker_mode_automatic() && late_entries_in_program() == 0) pb_worker_main_if_requested();
 }
 
 const pb_backend pb_backend_spawn = {

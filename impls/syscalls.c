@@ -27,7 +27,8 @@ typedef struct fault {
 static fault faults[PB__SYS_COUNT];
 
 static const char *const names[PB__SYS_COUNT] = {"fork",  "pipe2",   "posix_spawn", "read",  "write",
-                                                 "poll",  "eventfd", "waitpid",     "fcntl", "pthread_create"};
+                                                 "poll",  "eventfd", "waitpid",     "fcntl", "pthread_create",
+                                                 "pidfd_open"};
 
 /* Counts a call of id; returns the errno to fail it with, or 0 to make the real call. */
 static int hit(int id) {
@@ -136,8 +137,17 @@ static int h_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn
     return pthread_create(t, attr, fn, arg);
 }
 
-pb__syscalls pb__sys = {h_fork, h_pipe2, h_posix_spawn, h_read,    h_write,
-                        h_poll, h_eventfd, h_waitpid,   h_fcntl, h_pthread_create};
+static int h_pidfd_open(pid_t pid, unsigned int flags) {
+    int e = hit(PB__SYS_PIDFD_OPEN);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return pb__pidfd_open(pid, flags);
+}
+
+pb__syscalls pb__sys = {h_fork, h_pipe2,   h_posix_spawn, h_read,  h_write,          h_poll,
+                        h_eventfd, h_waitpid, h_fcntl,    h_pthread_create, h_pidfd_open};
 
 const char *pb__sys_name(int id) { return id >= 0 && id < PB__SYS_COUNT ? names[id] : "?"; }
 

@@ -18,6 +18,9 @@
  * read()/write() (an eventfd counter cannot overflow here, so they cannot fail; an injected failure would
  * only lose a wake-up that nothing could ever lose), and the calls a fork child makes before the worker
  * loop (async-signal-safe setup that already ends in _exit(127) on failure).
+ *
+ * pidfd_open is called through syscall() (glibc added a wrapper only in 2.36): a kernel before 5.3 says
+ * ENOSYS, and the pool falls back to checking its workers periodically (procpool.c, "Deaths").
  */
 #ifndef POOLBENCH_SYSCALLS_H
 #define POOLBENCH_SYSCALLS_H
@@ -27,9 +30,17 @@
 #include <pthread.h>
 #include <spawn.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434 /* the same number on every architecture */
+#endif
+
+/* A file descriptor that becomes readable when process pid exits (Linux >= 5.3); always close-on-exec. */
+static inline int pb__pidfd_open(pid_t pid, unsigned int flags) { return (int)syscall(SYS_pidfd_open, pid, flags); }
 
 typedef struct pb__syscalls {
     pid_t (*fork)(void);
@@ -43,6 +54,7 @@ typedef struct pb__syscalls {
     pid_t (*waitpid)(pid_t pid, int *status, int options);
     int (*fcntl)(int fd, int cmd, ...);
     int (*pthread_create)(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+    int (*pidfd_open)(pid_t pid, unsigned int flags);
 } pb__syscalls;
 
 #ifdef POOLBENCH_FAULT_INJECTION
@@ -61,6 +73,7 @@ typedef enum pb__sys_id {
     PB__SYS_WAITPID,
     PB__SYS_FCNTL,
     PB__SYS_PTHREAD_CREATE,
+    PB__SYS_PIDFD_OPEN,
     PB__SYS_COUNT
 } pb__sys_id;
 
@@ -80,8 +93,8 @@ void pb__fault_reset(void);               /* disarms everything and zeroes the c
 #else /* the default: direct calls */
 
 /* Folded into direct calls by the compiler: the table is constant and its values are known here. */
-static const pb__syscalls pb__sys = {fork, pipe2, posix_spawn, read, write, poll, eventfd, waitpid, fcntl,
-                                     pthread_create};
+static const pb__syscalls pb__sys = {fork,  pipe2, posix_spawn,    read,          write, poll, eventfd,
+                                     waitpid, fcntl, pthread_create, pb__pidfd_open};
 
 #endif
 #endif

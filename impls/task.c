@@ -30,6 +30,9 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int pb_task_register(const char *name, pb_task_fn fn) {
     if (!name || !*name || !fn) return pb__set_error(PB_EINVAL, "pb_task_register: NULL or empty name or function");
+    if (strnlen(name, PB_TASK_NAME_MAX + 1) > PB_TASK_NAME_MAX)
+        return pb__set_error(PB_EINVAL, "task name of %zu characters is over the limit of %d", strlen(name),
+                             PB_TASK_NAME_MAX);
     int rc = 0;
     pthread_mutex_lock(&registry_lock);
     size_t n = atomic_load_explicit(&registry_count, memory_order_relaxed);

@@ -43,6 +43,10 @@ void pb__wbuf_free(pb_wbuf *b) {
     b->len = b->cap = 0;
 }
 
+void pb__wbuf_trim(pb_wbuf *b, size_t keep) {
+    if (b->len == 0 && b->cap > keep) pb__wbuf_free(b);
+}
+
 long pb__wire_begin(pb_wbuf *b, int type, int flags, uint64_t id) {
     if (pb__wbuf_reserve(b, PB_WIRE_HEADER) != 0) return -ENOMEM;
     long off = (long)b->len;

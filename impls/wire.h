@@ -47,7 +47,7 @@
 #define PB_WIRE_HEADER 24
 #define PB_WIRE_SLACK (128u * 1024u) /* room for headers, names and messages beside one maximal item */
 #define PB_WIRE_MSG_MAX 4000u        /* messages are truncated to this on the wire */
-#define PB_WIRE_NAME_MAX 1024u       /* task names */
+#define PB_WIRE_NAME_MAX ((unsigned)PB_TASK_NAME_MAX) /* task names (longer ones cannot be registered) */
 #define PB_WIRE_FLUSH (64u * 1024u)  /* the worker sends its RESULT frame once it holds this many bytes */
 
 typedef enum pb_wire_type {
@@ -85,6 +85,8 @@ typedef struct pb_wbuf {
 
 int pb__wbuf_reserve(pb_wbuf *b, size_t extra); /* 0 or -ENOMEM */
 void pb__wbuf_free(pb_wbuf *b);
+/* Frees an empty buffer whose capacity is over keep (a huge frame grew it), so it does not stay pinned. */
+void pb__wbuf_trim(pb_wbuf *b, size_t keep);
 
 /* ---- encoding: begin a frame, append fields, end it (which patches body_len and count) ---- */
 /* Starts a frame at b->len and returns its offset (for pb__wire_end), or -ENOMEM. */

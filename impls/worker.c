@@ -14,7 +14,12 @@
  * own, so the parent knows exactly which item was running when the worker died or overran.
  *
  * Anything unexpected from the parent (a bad frame, a short read) ends the worker with exit code 2; the
- * parent treats that like any other death. The worker always leaves with _exit() (via its caller) after
+ * parent treats that like any other death.
+ *
+ * A task may fork(): the child would hold the worker's pipe ends, and the pool would then see no EOF
+ * when the worker dies. A pthread_atfork child handler closes them in any such child (the pool also
+ * watches the worker process itself, for forks that skip the handlers). The request and result buffers
+ * are given back after a frame over PB_PROC_BUFFER_KEEP, so one huge payload does not stay pinned. The worker always leaves with _exit() (via its caller) after
  * flushing stdio, so a forked worker never runs the host program's atexit handlers.
  */
 #include "proc.h"
@@ -23,6 +28,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +106,11 @@ typedef struct wstate {
     const pb_task *task; /* the last task looked up (names repeat, lookups do not) */
 } wstate;
 
+/* The running worker's state, for pb__worker_buffer_bytes (a worker is single-threaded). */
+static const wstate *current;
+
+size_t pb__worker_buffer_bytes(void) { return current ? current->req.cap + current->res.cap : 0; }
+
 /* Reads one whole frame: header into h, body into w->req. 1 ok, 0 clean EOF, -1 error. */
 static int read_frame(wstate *w, pb_wire_header *h, size_t max_frame) {
     unsigned char hdr[PB_WIRE_HEADER];
@@ -138,9 +149,14 @@ static int add_result(wstate *w, uint64_t id, uint32_t index, const pb_result *r
     return 0;
 }
 
-/* Sends RETIRE (after any pending results); the caller exits. */
+/* Sends RETIRE after any pending results, in the same write (one system call, and the pool sees the
+ * answer and the RETIRE together); the caller exits. */
 static int retire(wstate *w, int reason) {
-    if (flush_results(w) != 0) return -1;
+    if (w->res_off >= 0) { /* close the open RESULT frame without writing it yet */
+        pb__wire_end(&w->res, w->res_off, w->res_count);
+        w->res_off = -1;
+        w->res_count = 0;
+    }
     long off = pb__wire_begin(&w->res, PB_WIRE_RETIRE, 0, 0);
     if (off < 0 || pb__wbuf_reserve(&w->res, 1) != 0) return -1;
     pb__wire_put_u8(&w->res, (uint8_t)reason);
@@ -243,8 +259,16 @@ static int serve(wstate *w, const pb_wire_header *h) {
     return flush_results(w) == 0 ? 0 : -1;
 }
 
+/* In a child that a task fork()s: the worker's pipe ends are not the child's to hold (see above). */
+static void close_protocol_fds_in_child(void) {
+    close(PB_PROC_REQ_FD);
+    close(PB_PROC_RESP_FD);
+}
+
 int pb__worker_main(int in, int out) {
     wstate w = {.in = in, .out = out, .res_off = -1};
+    current = &w;
+    if (in == PB_PROC_REQ_FD && out == PB_PROC_RESP_FD) pthread_atfork(NULL, NULL, close_protocol_fds_in_child);
     int code;
     int hs = handshake(&w);
     if (hs < 0) {
@@ -260,8 +284,12 @@ int pb__worker_main(int in, int out) {
             int s = serve(&w, &h);
             if (s > 0) { code = 0; break; }
             if (s < 0) { code = EXIT_PROTO; break; }
+            w.req.len = 0;
+            pb__wbuf_trim(&w.req, PB_PROC_BUFFER_KEEP);
+            pb__wbuf_trim(&w.res, PB_PROC_BUFFER_KEEP);
         }
     }
+    current = NULL;
     pb__wbuf_free(&w.req);
     pb__wbuf_free(&w.res);
     /* Tasks may have printed: do not lose their output to _exit(). */

@@ -36,16 +36,16 @@ static void fill_text(unsigned char *buf, size_t len, uint64_t seed) {
     char vocab[256][12];
     uint64_t vs = 0xC0FFEEull;
     for (int i = 0; i < 256; i++) {
-        int wl = 2 + (int)(pbs__rng(&vs) % 9);
+        int wl = 2 + (int)(pbs_splitmix64(&vs) % 9);
         for (int j = 0; j < wl; j++)
-            vocab[i][j] = (char)('a' + pbs__rng(&vs) % 26);
+            vocab[i][j] = (char)('a' + pbs_splitmix64(&vs) % 26);
         vocab[i][wl] = ' ';
         vocab[i][wl + 1] = '\0';
     }
     size_t off = 0;
     uint64_t st = seed;
     while (off < len) {
-        uint64_t r = pbs__rng(&st);
+        uint64_t r = pbs_splitmix64(&st);
         for (int k = 0; k < 8 && off < len; k++, r >>= 8) {
             const char *word = vocab[r & 0xFF];
             size_t wl = strlen(word);
@@ -147,7 +147,7 @@ static int generate(const pb_scenario *s, const pb_params *p, uint64_t seed, pb_
     uint32_t bytes = (uint32_t)p->v[P_KIB] * 1024u, level = (uint32_t)p->v[P_LEVEL];
     for (size_t i = 0; i < n; i++) {
         unsigned char *rec = w->buf + i * IN_LEN;
-        pbs__put_u64(rec, pbs__rng(&st));
+        pbs__put_u64(rec, pbs_splitmix64(&st));
         memcpy(rec + 8, &bytes, 4);
         memcpy(rec + 12, &level, 4);
     }

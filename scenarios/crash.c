@@ -82,7 +82,7 @@ static int generate(const pb_scenario *s, const pb_params *p, uint64_t seed, pb_
     for (size_t i = 0; i < n; i++)
         order[i] = i;
     for (size_t i = 0; i < k; i++) { /* partial Fisher-Yates: a uniform k-subset */
-        size_t j = i + (size_t)(pbs__rng(&st) % (n - i));
+        size_t j = i + (size_t)(pbs_splitmix64(&st) % (n - i));
         size_t t = order[i];
         order[i] = order[j];
         order[j] = t;
@@ -90,7 +90,7 @@ static int generate(const pb_scenario *s, const pb_params *p, uint64_t seed, pb_
     for (size_t i = 0; i < n; i++) {
         unsigned char *rec = w->buf + i * IN_LEN;
         uint32_t zero = 0;
-        pbs__put_u64(rec, 1 + pbs__rng(&st) % 0x7FFFFFFFull);
+        pbs__put_u64(rec, 1 + pbs_splitmix64(&st) % 0x7FFFFFFFull);
         pbs__put_u64(rec + 8, ns);
         memcpy(rec + 16, &zero, 4);
         memcpy(rec + 20, &how, 4);

@@ -58,10 +58,10 @@ static double batched(int reps, int (*ops)(void *ctx, int n), void *ctx) {
     int nb = reps < BATCHES ? reps : BATCHES, per = (reps + nb - 1) / nb;
     double v[BATCHES];
     for (int b = 0; b < nb; b++) {
-        double t0 = pbs__now();
+        double t0 = pbs_now();
         if (ops(ctx, per) != 0)
             return -1;
-        v[b] = (pbs__now() - t0) / per;
+        v[b] = (pbs_now() - t0) / per;
     }
     qsort(v, (size_t)nb, sizeof v[0], cmp_double);
     return nb % 2 ? v[nb / 2] : (v[nb / 2 - 1] + v[nb / 2]) / 2;
@@ -342,10 +342,10 @@ static int sleep_ops(void *ctx, int n) {
     double *sum = ctx;
     for (int i = 0; i < n; i++) {
         struct timespec req = {0, SLEEP_REQUEST_NS}, rem;
-        double t0 = pbs__now();
+        double t0 = pbs_now();
         while (clock_nanosleep(CLOCK_MONOTONIC, 0, &req, &rem) == EINTR)
             req = rem;
-        *sum += pbs__now() - t0 - SLEEP_REQUEST_NS * 1e-9;
+        *sum += pbs_now() - t0 - SLEEP_REQUEST_NS * 1e-9;
     }
     return 0;
 }

@@ -47,9 +47,9 @@ static void fill_stream(unsigned char *out, size_t len, uint64_t seed) {
     uint64_t st = seed;
     size_t i = 0;
     for (; i + 8 <= len; i += 8)
-        pbs__put_u64(out + i, pbs__rng(&st));
+        pbs__put_u64(out + i, pbs_splitmix64(&st));
     if (i < len) {
-        uint64_t r = pbs__rng(&st);
+        uint64_t r = pbs_splitmix64(&st);
         memcpy(out + i, &r, len - i);
     }
 }
@@ -108,10 +108,10 @@ static int verify(const pb_scenario *s, const pb_params *p, const pb_workload *w
         uint64_t st = h;
         size_t j = 0;
         for (; j + 8 <= outb; j += 8)
-            if (pbs__get_u64(o + 8 + j) != pbs__rng(&st))
+            if (pbs__get_u64(o + 8 + j) != pbs_splitmix64(&st))
                 return pbs__fail(msg, msglen, "item %zu: output differs at byte %zu", i, 8 + j);
         if (j < outb) {
-            uint64_t r = pbs__rng(&st);
+            uint64_t r = pbs_splitmix64(&st);
             if (memcmp(o + 8 + j, &r, outb - j) != 0)
                 return pbs__fail(msg, msglen, "item %zu: output differs at byte %zu", i, 8 + j);
         }

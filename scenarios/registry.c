@@ -45,12 +45,6 @@ const pb_scenario *pb_scenario_find(const char *name) {
 
 /* ---- helpers ---- */
 
-double pbs__now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static double injected_slowdown; /* fraction; set once, before any execution, by the exec verb */
 
 void pb_scenario_inject_slowdown(double pct) {
@@ -58,12 +52,12 @@ void pb_scenario_inject_slowdown(double pct) {
 }
 
 double pbs__measured_end(double t_start) {
-    double end = pbs__now();
+    double end = pbs_now();
     if (injected_slowdown > 0) {
         /* Busy, not asleep: a sleep would add the scheduler's wake-up latency on top, and a slower build
          * burns CPU rather than idling. The phase ends when (1 + f) x its own duration has passed. */
         double until = end + injected_slowdown * (end - t_start);
-        while ((end = pbs__now()) < until) {
+        while ((end = pbs_now()) < until) {
         }
     }
     return end;
@@ -201,7 +195,7 @@ static int same_params(const pb_scenario *s, const pb_params *a, const pb_params
 static double serial_pass(const pb_task *task, const pb_workload *w) {
     pb_options o;
     pb_options_init(&o);
-    double t0 = pbs__now();
+    double t0 = pbs_now();
     for (size_t i = 0; i < w->n; i++) {
         pb_result r;
         memset(&r, 0, sizeof r);
@@ -211,7 +205,7 @@ static double serial_pass(const pb_task *task, const pb_workload *w) {
         if (st != PB_STATUS_OK)
             return -1;
     }
-    return pbs__now() - t0;
+    return pbs_now() - t0;
 }
 
 double pbs__calibrate(const pb_scenario *s, const pb_params *p) {
@@ -325,9 +319,9 @@ int pb_scenario_map_execute(const pb_scenario *s, const pb_params *p, const char
         return -ENOMEM;
     }
     pb_pool *pool = NULL;
-    double t0 = pbs__now();
+    double t0 = pbs_now();
     rc = pb_pool_create(&pool, backend, &o);
-    double t1 = pbs__now();
+    double t1 = pbs_now();
     if (rc < 0) {
         snprintf(res->message, sizeof res->message, "pool create on '%s' failed: %s (%s)", backend,
                  pb_strerror(rc), pb_last_error());
@@ -335,7 +329,7 @@ int pb_scenario_map_execute(const pb_scenario *s, const pb_params *p, const char
     }
     res->startup_s = t1 - t0;
 
-    double t2 = pbs__now();
+    double t2 = pbs_now();
     rc = pb_map(pool, s->task, w.items, w.n, w.chunksize, results);
     double t3 = pbs__measured_end(t2);
     if (rc < 0) {

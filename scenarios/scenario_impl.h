@@ -7,6 +7,7 @@
 #ifndef POOLBENCH_SCENARIO_IMPL_H
 #define POOLBENCH_SCENARIO_IMPL_H
 
+#include "common.h"
 #include "scenario.h"
 
 #include <stdarg.h>
@@ -22,18 +23,10 @@ extern const pb_scenario pbs__skew;
 extern const pb_scenario pbs__crash;
 extern const pb_scenario pbs__startup;
 
-/* splitmix64: a tiny, well-mixed, seedable generator. Same seed = same sequence on every machine. */
-static inline uint64_t pbs__rng(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-/* Uniform in [0, 1). */
-static inline double pbs__rng_unit(uint64_t *state) { return (double)(pbs__rng(state) >> 11) * 0x1.0p-53; }
+/* Uniform in [0, 1), from splitmix64 (common.h, with the monotonic clock pbs_now). */
+static inline double pbs__rng_unit(uint64_t *state) { return (double)(pbs_splitmix64(state) >> 11) * 0x1.0p-53; }
 
-double pbs__now(void);          /* CLOCK_MONOTONIC, seconds */
-/* The end of a measured phase that started at t_start: pbs__now(), after the injected slowdown (if any,
+/* The end of a measured phase that started at t_start: pbs_now(), after the injected slowdown (if any,
  * see pb_scenario_inject_slowdown) has been spent busy-waiting. Every scenario ends its timed phase so. */
 double pbs__measured_end(double t_start);
 void pbs__sleep_s(double s);    /* sleeps at least s seconds (absolute deadline, EINTR-proof) */

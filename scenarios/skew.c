@@ -61,7 +61,7 @@ static int generate(const pb_scenario *s, const pb_params *p, uint64_t seed, pb_
     uint64_t xs = seed, ls = LENGTH_SEED;
     for (size_t i = 0; i < n; i++) {
         unsigned char *rec = w->buf + i * 16;
-        pbs__put_u64(rec, 1 + pbs__rng(&xs) % 0x7FFFFFFFull);
+        pbs__put_u64(rec, 1 + pbs_splitmix64(&xs) % 0x7FFFFFFFull);
         pbs__put_u64(rec + 8, next_length_ns(p, &ls));
     }
     return 0;

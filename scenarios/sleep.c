@@ -39,7 +39,7 @@ static int generate(const pb_scenario *s, const pb_params *p, uint64_t seed, pb_
     uint64_t st = seed, ns = (uint64_t)llround(p->v[P_MS] * 1e6);
     for (size_t i = 0; i < n; i++) {
         unsigned char *rec = w->buf + i * 16;
-        pbs__put_u64(rec, 1 + pbs__rng(&st) % 0x7FFFFFFFull);
+        pbs__put_u64(rec, 1 + pbs_splitmix64(&st) % 0x7FFFFFFFull);
         pbs__put_u64(rec + 8, ns);
     }
     return 0;

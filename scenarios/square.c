@@ -34,7 +34,7 @@ static int generate(const pb_scenario *s, const pb_params *p, uint64_t seed, pb_
         return rc;
     uint64_t st = seed;
     for (size_t i = 0; i < n; i++)
-        pbs__put_u64(w->buf + i * 8, pbs__rng(&st) >> 32);
+        pbs__put_u64(w->buf + i * 8, pbs_splitmix64(&st) >> 32);
     return 0;
 }
 

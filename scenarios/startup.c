@@ -30,7 +30,7 @@ static int generate(const pb_scenario *s, const pb_params *p, uint64_t seed, pb_
     if (rc)
         return rc;
     uint64_t st = seed;
-    pbs__put_u64(w->buf, 1 + pbs__rng(&st) % 0x7FFFFFFFull);
+    pbs__put_u64(w->buf, 1 + pbs_splitmix64(&st) % 0x7FFFFFFFull);
     return 0;
 }
 
@@ -56,9 +56,9 @@ static int execute(const pb_scenario *s, const pb_params *p, const char *backend
 
     pb_pool *pool = NULL;
     pb_future *f = NULL;
-    double t0 = pbs__now();
+    double t0 = pbs_now();
     rc = pb_pool_create(&pool, backend, &o);
-    double t1 = pbs__now();
+    double t1 = pbs_now();
     if (rc < 0) {
         snprintf(res->message, sizeof res->message, "pool create on '%s' failed: %s (%s)", backend,
                  pb_strerror(rc), pb_last_error());
@@ -68,7 +68,7 @@ static int execute(const pb_scenario *s, const pb_params *p, const char *backend
     rc = pb_submit(pool, s->task, w.items[0].data, w.items[0].len, &f);
     if (rc == 0)
         rc = pb_future_wait(f, -1);
-    double t2 = pbs__now();
+    double t2 = pbs_now();
     if (rc == 0) {
         const pb_result *r = pb_future_result(f);
         res->tasks = 1;

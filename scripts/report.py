@@ -1,19 +1,19 @@
-"""report.py - renders a poolbench run from the SQLite store as PNG + SVG charts and one index.html.
+"""report.py - renders a poolbench run as PNG + SVG charts and one index.html.
 
-Run it through scripts/report, which finds a Python that has matplotlib. It reads the store strictly
-read-only (an SQLite URI with mode=ro, one read transaction, so a run being written meanwhile is either
-wholly in the report or not at all) and writes only into --out DIR: the charts as PNG and SVG and an
-index.html that shows them with the run's context, a table of its cases, the floor probes and, given a
-baseline, a comparison table (relative change of medians only: no significance test here; `poolbench
-compare` gives verdicts). Numbers follow the C harness's definitions (harness/model.c): type 7 quartiles,
-unscaled MAD, efficiency = median ideal / median wall, overhead x floor = ((median wall - ideal) / tasks)
-/ floor. Error bars are bootstrap 95 % intervals of the median (2000 resamples, a fixed seed per case), so
-the same store always gives the same charts. Change points on the history charts come from
-`poolbench history --format json` ($POOLBENCH_BIN, else build/poolbench); without it history is drawn
-without them and the page says why. See docs/report.md.
+Run it through scripts/report, which finds a Python that has matplotlib. It reads results only through
+the poolbench CLI's JSON ($POOLBENCH_BIN, else build/poolbench): `runs`, `export RUN`, `history` and
+`compare` with --format json. It never opens the store itself, so it reads whatever store the CLI reads
+(and a second store implementation needs no second reader here). It writes only into --out DIR: the
+charts as PNG and SVG and an index.html that shows them with the run's context, a table of its cases, the
+floor probes and, given a baseline, a comparison table (the change of medians, and the verdicts of
+`poolbench compare`). The per-case numbers (median, quartiles, MAD, efficiency, overhead x floor) are the
+CLI's (harness/model.c); this script only adds the chart decorations: error bars are bootstrap 95 %
+intervals of the median (2000 resamples, a fixed seed per case), so the same store always gives the same
+charts. Change points on the history charts come from `poolbench history --format json`. See
+docs/report.md.
 
-Exit codes: 0 report written, 2 bad input (no store, not a poolbench store, unknown run, bad option, an
-output directory that cannot be created), 1 anything else (an internal error, a failed write).
+Exit codes: 0 report written, 2 bad input (no CLI, no store, not a poolbench store, unknown run, bad option,
+an output directory that cannot be created), 1 anything else (an internal error, a failed write).
 """
 import argparse
 import html
@@ -22,11 +22,9 @@ import math
 import os
 import re
 import shlex
-import sqlite3
 import subprocess
 import sys
 import textwrap
-import urllib.parse
 import zlib
 
 import numpy as np
@@ -35,12 +33,9 @@ import numpy as np
 # answered in a fraction of a second, not after the second or so that importing pyplot takes.
 plt = Line2D = Patch = FixedLocator = FuncFormatter = LogLocator = MaxNLocator = NullFormatter = NullLocator = None
 
-SCHEMA_MAX = 3                 # the newest store schema this report understands (store.h; 3 only added
-                               # the pairs and calibrations tables, which the report does not read)
-APPLICATION_ID = 0x50424E43    # PRAGMA application_id of a poolbench store ("PBNC")
 BOOT_RESAMPLES = 2000
 BOOT_SEED = 0x706F6F6C         # "pool": per case, mixed with a CRC of the case name
-HISTORY_TIMEOUT_S = 120
+CLI_TIMEOUT_S = 120
 
 CHART_KINDS = ["scenario", "scaling", "distribution", "history", "hyperfine"]
 BACKEND_ORDER = ["serial", "threads", "fork", "spawn", "python"]
@@ -72,163 +67,124 @@ class InputError(Exception):
     """Bad input from the user: exit code 2."""
 
 
-# ---- the store (read-only) -------------------------------------------------------------------------------
+# ---- results, through the CLI's JSON ------------------------------------------------------------------
 
 class Case:
-    def __init__(self, row):
-        (self.id, self.run_id, self.ord, self.name, self.scenario, self.backend, self.workers, self.params,
-         self.status, self.reason, self.floor, self.measures) = row
-        self.workers = self.workers or 0
-        self.samples = []   # dicts: wall (per iteration), ideal, tasks
-        self.summary = None
+    """One case of an exported run (`poolbench export RUN --format json`)."""
+
+    def __init__(self, doc, floors):
+        self.name = doc["name"]
+        self.scenario, self.backend, self.params = doc.get("scenario"), doc.get("backend"), doc.get("params")
+        self.workers = doc.get("workers") or 0
+        self.status, self.reason = doc.get("status"), doc.get("reason")
+        self.floor, self.measures = doc.get("floor"), doc.get("measures")
+        # per iteration, as the CLI's summary (a gbench sample folds several iterations)
+        self.samples = [{"wall": x["wall_s"] / (x.get("iterations") or 1), "ideal": x.get("ideal_s") or 0.0,
+                         "tasks": x.get("tasks") or 0} for x in doc.get("samples", [])]
+        self.summary = summary_of(self, doc.get("summary") or {}, floors)
 
     @property
     def walls(self):
         return np.array([s["wall"] for s in self.samples], dtype=float)
 
 
-class Store:
-    def __init__(self, path):
-        self.path = path
-        self._check_file()
-        uri = "file:%s?mode=ro" % urllib.parse.quote(os.path.abspath(path))
+def summary_of(c, cs, floors):
+    """The CLI's case summary under the names the charts use, plus the bootstrap CI of the median."""
+    fl = cs.get("floor_s")
+    if fl is None and c.floor:  # the CLI says null for an unknown floor; keep what the run measured
+        fl = floors.get(c.floor)
+    s = {"n": cs.get("n", len(c.samples)), "floor_s": fl if fl and fl > 0 else None, "efficiency": None,
+         "overhead_x_floor": None, "ideal_s": 0.0}
+    if not c.samples or cs.get("median_s") is None:
+        return s
+    med = cs["median_s"]
+    s.update(median=med, q1=cs.get("q1_s"), q3=cs.get("q3_s"), mad=cs.get("mad_s"), mean=cs.get("mean_s"),
+             min=cs.get("min_s"), max=cs.get("max_s"), iqr_pct=cs.get("iqr_pct") if med > 0 else None,
+             mad_pct=cs.get("mad_pct") if med > 0 else None, ideal_s=cs.get("ideal_s") or 0.0,
+             tasks=cs.get("tasks") or 0, efficiency=cs.get("efficiency"),
+             overhead_x_floor=cs.get("overhead_x_floor"))
+    s["ci"] = bootstrap_median_ci(c.walls, c.name)
+    return s
+
+
+class Results:
+    """The store, read through the poolbench CLI (the only reader of the store)."""
+
+    def __init__(self, cli, store_path):
+        self.cli, self.path = cli, store_path
+        if not (os.path.isfile(cli) and os.access(cli, os.X_OK)):
+            raise InputError("the poolbench CLI was not found at %s: the report reads the store through it "
+                             "(build it, or set $POOLBENCH_BIN)" % cli)
+        self.runs = self.json("runs")["runs"]  # newest first; also validates the store
+        if not self.runs:
+            raise InputError("the store %s is empty: no runs to report (a `poolbench run` fills it)" % store_path)
+
+    def json(self, verb, *args, ok=(0,)):
+        """The JSON document `poolbench VERB ARGS --format json` prints for this store."""
+        cmd = [self.cli, verb, *[str(a) for a in args], "--format", "json"]
+        env = dict(os.environ, POOLBENCH_STORE=os.path.abspath(self.path))
         try:
-            self.db = sqlite3.connect(uri, uri=True, isolation_level=None)
-            app = self.db.execute("PRAGMA application_id").fetchone()[0]
-            self.version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            ntables = self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        except sqlite3.Error as e:
-            raise InputError("%s is not a readable poolbench store: %s" % (path, e))
-        if app == 0 and self.version == 0 and ntables == 0:
-            raise InputError("the store %s is empty: no runs to report (a `poolbench run` fills it)" % path)
-        if app != APPLICATION_ID:
-            raise InputError("%s is an SQLite database of another program (application_id %d), not a poolbench "
-                             "store" % (path, app))
-        if self.version > SCHEMA_MAX:
-            raise InputError("store %s has schema version %d; this report understands versions up to %d: use "
-                             "a newer poolbench" % (path, self.version, SCHEMA_MAX))
-        if self.version < 1:
-            raise InputError("%s has the poolbench application id but no schema version" % path)
-        self.db.execute("BEGIN")  # one snapshot for every query below
-
-    def _check_file(self):
-        p = self.path
-        if not os.path.exists(p):
-            raise InputError("no store at %s (a `poolbench run` creates it; or give --store PATH or "
-                             "$POOLBENCH_STORE)" % p)
-        if os.path.isdir(p):
-            raise InputError("store %s is a directory, not a file" % p)
+            p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=CLI_TIMEOUT_S, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise RuntimeError("`%s` failed: %s" % (" ".join(cmd[1:]), e))
+        msg = p.stderr.decode(errors="replace").strip().splitlines()
+        first = re.sub(r"^poolbench: ", "", msg[0]) if msg else ""
+        if p.returncode == 2:  # bad input, said by the CLI: no store, not a store, no such run
+            raise InputError(first or "`poolbench %s` refused its input" % verb)
+        if p.returncode not in ok:
+            raise RuntimeError("`poolbench %s` exited %d%s" % (" ".join(cmd[1:]), p.returncode,
+                                                               (": " + first) if first else ""))
         try:
-            with open(p, "rb") as f:
-                hdr = f.read(100)
-        except OSError as e:
-            raise InputError("cannot read store %s: %s" % (p, e.strerror))
-        if not hdr:
-            raise InputError("the store %s is empty: no runs to report" % p)
-        if not hdr.startswith(b"SQLite format 3\0"):
-            raise InputError("%s is not a poolbench store (not an SQLite database)" % p)
+            return json.loads(p.stdout.decode())
+        except ValueError as e:
+            raise RuntimeError("`poolbench %s` printed output this report does not understand (%s)" % (verb, e))
 
-    def q(self, sql, args=()):
-        return self.db.execute(sql, args).fetchall()
+    def default_run(self):
+        """The newest native run, else the newest run of any kind (RUN not given)."""
+        native = [r["id"] for r in self.runs if r.get("source") == "native"]
+        return str(max(native) if native else max(r["id"] for r in self.runs))
 
-    def source_expr(self, table=""):
-        """The SQL for a run's source: stores before schema 2 have only native runs."""
-        return table + "source" if self.version >= 2 else "'native'"
-
-    def resolve(self, ref):
-        """A run id, a label (its latest run) or 'latest' (as `poolbench`); None: the newest native run."""
-        if ref is None:
-            row = self.q("SELECT max(id) FROM runs WHERE %s = 'native'" % self.source_expr())[0][0]
-            if row is None:
-                row = self.q("SELECT max(id) FROM runs")[0][0]
-            if row is None:
-                raise InputError("the store %s has no runs" % self.path)
-            return row
-        if ref == "latest":
-            row = self.q("SELECT max(id) FROM runs")[0][0]
-        else:
-            row = None
-            if re.fullmatch(r"[0-9]+", ref) and int(ref) > 0:
-                r = self.q("SELECT id FROM runs WHERE id = ?", (int(ref),))
-                row = r[0][0] if r else None
-            if row is None:
-                row = self.q("SELECT max(id) FROM runs WHERE label = ?", (ref,))[0][0]
-        if row is None:
-            raise InputError("no run '%s' in %s (a run id, a label, or 'latest'; see `poolbench runs`)"
-                             % (ref, self.path))
-        return row
-
-    def load_run(self, run_id):
-        cols = ("id, %s, label, suite, status, started_at, started_unix, duration_s, git_commit, git_dirty, host,"
-                " cpu_model, cores, kernel, compiler, cflags, build_type, command_line, governor, version"
-                % self.source_expr())
-        row = self.q("SELECT %s FROM runs WHERE id = ?" % cols, (run_id,))[0]
-        names = [c.strip() for c in cols.split(",")]
-        names[1] = "source"
-        run = dict(zip(names, row))
-        cases = [Case(r) for r in self.q(
-            "SELECT id, run_id, ord, name, scenario, backend, workers, params, status, reason, floor, measures"
-            " FROM cases WHERE run_id = ? ORDER BY ord", (run_id,))]
-        by_id = {c.id: c for c in cases}
-        for cid, wall, ideal, tasks, it in self.q(
-                "SELECT s.case_id, s.wall_s, s.ideal_s, s.tasks, s.iterations FROM samples s"
-                " JOIN cases c ON c.id = s.case_id WHERE c.run_id = ? ORDER BY s.case_id, s.rep", (run_id,)):
-            it = it if it and it > 0 else 1
-            by_id[cid].samples.append({"wall": wall / it, "ideal": ideal or 0.0, "tasks": tasks or 0})
-        run["floors"] = {}
-        if self.version >= 2:
-            run["floors"] = {n: s for n, s in self.q("SELECT name, seconds FROM floors WHERE run_id = ?", (run_id,))}
-        for c in cases:
-            c.summary = summarize_case(c, run["floors"])
-        run["cases"] = cases
+    def load_run(self, ref):
+        """A run id, a label (its latest run) or 'latest', resolved by the CLI; a dict with the context flat."""
+        doc = self.json("export", ref)
+        run = {k: v for k, v in doc.items() if k not in ("context", "cases", "floors")}
+        run.update({k: v for k, v in (doc.get("context") or {}).items() if k != "imported"})
+        run["floors"] = {f["name"]: f["seconds"] for f in doc.get("floors", []) if f.get("seconds") is not None}
+        run["cases"] = [Case(c, run["floors"]) for c in doc.get("cases", [])]
         return run
 
     def latest_of_source(self, source):
-        if self.version < 2:
-            return None
-        return self.q("SELECT max(id) FROM runs WHERE source = ?", (source,))[0][0]
+        ids = [r["id"] for r in self.runs if r.get("source") == source]
+        return max(ids) if ids else None
 
     def history(self, source, names):
-        """All runs of `source` in time order, and per case name its median per run: {name: {run_id: med}}."""
-        runs = self.q("SELECT id, started_unix, started_at, git_commit, label FROM runs WHERE %s = ?"
-                      " ORDER BY started_unix, id" % self.source_expr(), (source,))
-        walls = {}
+        """From `poolbench history`: the runs of `source` in time order as (id, None, started_at, commit,
+        label), per case name its median per run {name: {run_id: median}}, and per case name its change
+        points."""
+        runs = sorted((r for r in self.runs if r.get("source") == source), key=lambda r: (r["started_at"], r["id"]))
+        runs = [(r["id"], None, r["started_at"], r.get("git_commit"), r.get("label")) for r in runs]
+        ids = {r[0] for r in runs}
+        doc = self.json("history")
         wanted = set(names)
-        for rid, name, wall, it in self.q(
-                "SELECT c.run_id, c.name, s.wall_s, s.iterations FROM samples s JOIN cases c ON c.id = s.case_id"
-                " JOIN runs r ON r.id = c.run_id WHERE %s = ? AND c.status = 'ok'" % self.source_expr("r."),
-                (source,)):
-            if name in wanted:
-                walls.setdefault(name, {}).setdefault(rid, []).append(wall / (it if it and it > 0 else 1))
-        meds = {n: {rid: float(np.median(v)) for rid, v in d.items()} for n, d in walls.items()}
-        return runs, meds
+        meds, cps = {}, {}
+        for entry in doc.get("cases", []):
+            if not isinstance(entry, dict) or entry.get("case") not in wanted:
+                continue
+            pts = {p["run_id"]: p["median_s"] for p in entry.get("points", []) if p.get("run_id") in ids}
+            if pts:
+                meds[entry["case"]] = pts
+            cps[entry["case"]] = [cp for cp in entry.get("change_points", []) if isinstance(cp, dict)]
+        return runs, meds, cps
+
+    def compare(self, base_id, run_id):
+        """The `poolbench compare --format json` document (exit 1 = a regression: still a verdict)."""
+        doc = self.json("compare", base_id, run_id, ok=(0, 1))
+        doc["cases"] = [c for c in doc.get("cases", []) if isinstance(c, dict) and "case" in c]
+        return doc
 
 
-# ---- statistics (the C harness's definitions) ---------------------------------------------------------------
-
-def summarize_case(c, floors):
-    s = {"n": len(c.samples), "floor_s": None, "efficiency": None, "overhead_x_floor": None, "ideal_s": 0.0}
-    fl = floors.get(c.floor) if c.floor else None
-    if fl is not None and fl > 0:
-        s["floor_s"] = fl
-    if not c.samples:
-        return s
-    w = c.walls
-    med = float(np.median(w))
-    q1, q3 = (float(v) for v in np.percentile(w, [25, 75]))  # numpy's default is type 7
-    mad = float(np.median(np.abs(w - med)))
-    ideal = float(np.median([x["ideal"] for x in c.samples]))
-    tasks = c.samples[0]["tasks"]
-    s.update(median=med, q1=q1, q3=q3, mad=mad, mean=float(np.mean(w)), min=float(w.min()), max=float(w.max()),
-             iqr_pct=100 * (q3 - q1) / med if med > 0 else None, mad_pct=100 * mad / med if med > 0 else None,
-             ideal_s=ideal, tasks=tasks)
-    if med > 0 and ideal > 0:
-        s["efficiency"] = ideal / med
-        if tasks > 0 and s["floor_s"]:
-            s["overhead_x_floor"] = ((med - ideal) / tasks) / s["floor_s"]
-    s["ci"] = bootstrap_median_ci(w, c.name)
-    return s
-
+# ---- statistics for the charts -------------------------------------------------------------------------------
 
 def bootstrap_median_ci(x, key, conf=0.95):
     """Percentile bootstrap interval of the median; deterministic (seed from the case name)."""
@@ -804,55 +760,8 @@ def chart_hyperfine(out, hrun):
              % (hrun["id"], hrun["started_at"], short_commit(hrun["git_commit"])))
 
 
-# ---- history change points from the CLI ----------------------------------------------------------------------
-
 def find_cli(repo):
-    cand = os.environ.get("POOLBENCH_BIN") or os.path.join(repo, "build", "poolbench")
-    return cand
-
-
-def cli_change_points(cli, store_path):
-    """({case name: [change point]}, None) or (None, why not)."""
-    if not (os.path.isfile(cli) and os.access(cli, os.X_OK)):
-        return None, "the poolbench CLI was not found at %s (set $POOLBENCH_BIN)" % cli
-    env = dict(os.environ, POOLBENCH_STORE=os.path.abspath(store_path))
-    try:
-        p = subprocess.run([cli, "history", "--format", "json"], env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=HISTORY_TIMEOUT_S, check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return None, "`%s history --format json` failed: %s" % (cli, e)
-    if p.returncode != 0:
-        msg = p.stderr.decode(errors="replace").strip().splitlines()
-        return None, "`%s history --format json` exited %d%s" % (cli, p.returncode, (": " + msg[0]) if msg else "")
-    try:
-        doc = json.loads(p.stdout.decode())
-        out = {}
-        for entry in doc["cases"]:
-            out[entry["case"]] = [cp for cp in entry.get("change_points", []) if isinstance(cp, dict)]
-        return out, None
-    except (ValueError, KeyError, TypeError) as e:
-        return None, "`%s history --format json` printed output this report does not understand (%s)" % (cli, e)
-
-
-def cli_compare(cli, store_path, base_id, run_id):
-    """(the `poolbench compare --format json` document, None) or (None, why not)."""
-    if not (os.path.isfile(cli) and os.access(cli, os.X_OK)):
-        return None, "the poolbench CLI was not found at %s (set $POOLBENCH_BIN)" % cli
-    env = dict(os.environ, POOLBENCH_STORE=os.path.abspath(store_path))
-    try:
-        p = subprocess.run([cli, "compare", str(base_id), str(run_id), "--format", "json"], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=HISTORY_TIMEOUT_S, check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return None, "`%s compare` failed: %s" % (cli, e)
-    if p.returncode not in (0, 1):  # 1 = a regression was found: still a valid verdict
-        msg = p.stderr.decode(errors="replace").strip().splitlines()
-        return None, "`%s compare` exited %d%s" % (cli, p.returncode, (": " + msg[0]) if msg else "")
-    try:
-        doc = json.loads(p.stdout.decode())
-        doc["cases"] = [c for c in doc["cases"] if isinstance(c, dict) and "case" in c]
-        return doc, None
-    except (ValueError, KeyError, TypeError) as e:
-        return None, "`%s compare` printed output this report does not understand (%s)" % (cli, e)
+    return os.environ.get("POOLBENCH_BIN") or os.path.join(repo, "build", "poolbench")
 
 
 # ---- HTML ----------------------------------------------------------------------------------------------------
@@ -1046,7 +955,8 @@ def html_hyperfine(hrun):
     return "".join(h)
 
 
-def write_html(path, run, base, out, notes, store_path, cli):
+def write_html(path, run, base, out, notes, store_path, verdicts):
+    """verdicts: (the `poolbench compare` document, None) or (None, why there is none); None: no baseline."""
     title = "poolbench report: run #%d%s" % (run["id"], (" (%s)" % run["label"]) if run.get("label") else "")
     h = ["<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>%s</title>"
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>%s</style></head><body>"
@@ -1070,9 +980,9 @@ def write_html(path, run, base, out, notes, store_path, cli):
              "per-task cost beyond the ideal in units of the physical floor measured in the same run.</p>"
              + html_cases(run))
     if base:
-        verdicts, why = cli_compare(cli, store_path, base["id"], run["id"])
-        if verdicts is not None:
-            body = html_verdicts(verdicts, run, base)
+        doc, why = verdicts
+        if doc is not None:
+            body = html_verdicts(doc, run, base)
         else:
             body = '<p class="note">No statistical verdicts: %s. Showing the change of medians only.</p>' % esc(why)
             body += html_compare(run, base)
@@ -1140,9 +1050,9 @@ def main(argv):
                          % (",".join(sorted(kinds - set(CHART_KINDS))), ",".join(CHART_KINDS)))
     store_path = args.store or os.environ.get("POOLBENCH_STORE") or os.path.join("results", "poolbench.db")
 
-    st = Store(store_path)
-    run = st.load_run(st.resolve(args.run))
-    base = st.load_run(st.resolve(args.baseline)) if args.baseline else None
+    st = Results(find_cli(repo), store_path)
+    run = st.load_run(args.run if args.run is not None else st.default_run())
+    base = st.load_run(args.baseline) if args.baseline else None
     notes = []
     if args.run is None and run["source"] == "native":
         notes.append("RUN not given: reporting the newest native run, #%d." % run["id"])
@@ -1172,15 +1082,12 @@ def main(argv):
         jobs.append((chart_scaling, (out, run, groups)))
     if "distribution" in kinds:
         jobs += [(chart_distribution, (out, run, base, scen, cases)) for scen, cases in groups.items()]
-    hruns, meds = st.history(run["source"], [c.name for c in run["cases"]])
+    nsource = sum(1 for r in st.runs if r.get("source") == run["source"])
     if "history" not in kinds:
         pass
-    elif len(hruns) >= 2:
-        cps, why = cli_change_points(find_cli(repo), store_path)
-        if why:
-            notes.append("History is drawn without change points: " + why + ".")
-        else:
-            out.change_points = [(c.name, cp) for c in run["cases"] for cp in cps.get(c.name, [])]
+    elif nsource >= 2:
+        hruns, meds, cps = st.history(run["source"], [c.name for c in run["cases"]])
+        out.change_points = [(c.name, cp) for c in run["cases"] for cp in cps.get(c.name, [])]
         jobs += [(chart_history, (out, run, base, scen, cases, hruns, meds, cps))
                  for scen, cases in groups.items()]
     else:
@@ -1194,7 +1101,12 @@ def main(argv):
     else:
         out.hyperfine_run = run if hid == run["id"] else st.load_run(hid)
         jobs.append((chart_hyperfine, (out, out.hyperfine_run)))
-    st.db.close()
+    verdicts = None
+    if base:
+        try:
+            verdicts = (st.compare(base["id"], run["id"]), None)
+        except (RuntimeError, InputError) as e:
+            verdicts = (None, str(e))
 
     out.charts = [r for r in run_jobs(jobs) if r]
     if "scaling" in kinds and run["source"] == "native" and not any(c[0] == "scaling" for c in out.charts):
@@ -1205,7 +1117,7 @@ def main(argv):
         out.hyperfine_run = None
 
     index = os.path.join(args.out, "index.html")
-    write_html(index, run, base, out, notes, store_path, find_cli(repo))
+    write_html(index, run, base, out, notes, store_path, verdicts)
     print(os.path.abspath(index))
     return 0
 
@@ -1216,5 +1128,8 @@ if __name__ == "__main__":
     except InputError as e:
         print("report: %s" % e, file=sys.stderr)
         sys.exit(2)
+    except RuntimeError as e:  # the CLI failed in a way that is not the user's input
+        print("report: %s" % e, file=sys.stderr)
+        sys.exit(1)
     except BrokenPipeError:
         sys.exit(1)

@@ -7,7 +7,7 @@
  *
  * The binary is ${POOLBENCH_BINARY_DIR}/poolbench (ctest sets the variable). Crashes and hangs are
  * injected with the harness's test-only $POOLBENCH_TEST_FAULT (measure.h), the mid-write kill with
- * $POOLBENCH_TEST_STALL_WRITE (store.c): both act in the real processes; nothing here is mocked. No
+ * $POOLBENCH_TEST_STALL_WRITE (store_sqlite.c): both act in the real processes; nothing here is mocked. No
  * assertion depends on how fast the machine is.
  */
 #include <setjmp.h>

@@ -20,8 +20,10 @@
 #include <unistd.h>
 
 #include "compare.h"
+#include "format.h" /* the comparison and history exporters */
 #include "history.h"
 #include "store.h"
+#include "testutil.h"
 
 /* n samples around `median` with a deterministic +-1 % wobble */
 static void add_case(pbh_run *run, const char *name, const char *status, double median, size_t n) {
@@ -193,12 +195,7 @@ static void test_history_finds_planted_step(void **state) {
     assert_int_equal(h.ncases, 0);
     pbh_history_free(&h);
     pbh_store_close(st);
-    unlink(path);
-    char side[600];
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
+    tu_unlink_store(path);
 }
 
 int main(void) {

@@ -15,11 +15,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "poolbench.h"
@@ -438,6 +441,222 @@ static void test_bad_input(void **state) {
     pb_pool_destroy(p);
 }
 
+/* ---- waits, options and lifecycle calls that must never hang (issue 13) ---- */
+
+/* A test that could hang before its fix runs under alarm(): SIGALRM's default action ends the program,
+ * so a hang fails the test program (ctest reports "Alarm clock") instead of stalling until ctest's
+ * timeout. The bound only catches a hang; nothing here asserts speed. */
+#define HANG_GUARD_S 300
+
+static double thread_cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_THREAD, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* Waits with `timeout` on a fresh 300 ms task; returns pb_future_wait's code and the CPU it burned. */
+static int wait_on_sleeper(pb_pool *p, double timeout, double *cpu) {
+    int64_t ms = 300;
+    pb_future *f;
+    assert_int_equal(pb_submit(p, "conf.sleep_ms", &ms, sizeof ms, &f), 0);
+    double c0 = thread_cpu_s();
+    int rc = pb_future_wait(f, timeout);
+    *cpu = thread_cpu_s() - c0;
+    if (rc == 0) {
+        assert_true(pb_future_done(f));
+        assert_int_equal(pb_future_result(f)->status, PB_STATUS_OK);
+    }
+    assert_int_equal(pb_future_wait(f, -1), 0);
+    pb_future_release(f);
+    return rc;
+}
+
+/* INFINITY and timeouts too large for a timespec mean "forever", and waiting forever sleeps (a spinning
+ * wait burns the whole 300 ms of CPU; a sleeping one, microseconds); NaN is PB_EINVAL; -0.0 is 0. */
+static void test_future_wait_timeout_values(void **state) {
+    alarm(HANG_GUARD_S);
+    pb_pool *p = make_pool(state, 2);
+    int serial = !has_cap(state, PB_CAP_ASYNC); /* the task ran inside pb_submit: the wait is instant */
+    static const double forever[] = {INFINITY, 1e300, 1e19, (double)INT64_MAX, -INFINITY, -1.0};
+    for (size_t i = 0; i < sizeof forever / sizeof forever[0]; i++) {
+        double cpu;
+        assert_int_equal(wait_on_sleeper(p, forever[i], &cpu), 0);
+        if (cpu > 0.1) fail_msg("pb_future_wait(%g) burned %.3f s of CPU waiting for a 300 ms task", forever[i], cpu);
+    }
+    double cpu;
+    assert_int_equal(wait_on_sleeper(p, NAN, &cpu), PB_EINVAL);
+    assert_non_null(strstr(pb_last_error(), "NaN"));
+    assert_int_equal(wait_on_sleeper(p, -0.0, &cpu), serial ? 0 : PB_ETIMEDOUT); /* -0.0 == 0: a poll */
+    assert_int_equal(pb_future_wait(NULL, INFINITY), PB_EINVAL);
+    pb_pool_destroy(p);
+    alarm(0);
+}
+
+/* task_timeout and crashloop_window: NaN is refused; an infinite task_timeout is no timeout (so every
+ * backend accepts it, with or without PB_CAP_TIMEOUT); -0.0 is 0 (none). */
+static void test_option_timeout_values(void **state) {
+    pb_options o;
+    pb_pool *p = NULL;
+    pb_options_init(&o);
+    o.workers = 1;
+    o.task_timeout = NAN;
+    assert_int_equal(pb_pool_create(&p, backend_of(state), &o), PB_EINVAL);
+    assert_non_null(strstr(pb_last_error(), "task_timeout"));
+    assert_null(p);
+    pb_options_init(&o);
+    o.workers = 1;
+    o.crashloop_window = NAN;
+    assert_int_equal(pb_pool_create(&p, backend_of(state), &o), PB_EINVAL);
+    assert_non_null(strstr(pb_last_error(), "crashloop_window"));
+    static const double none[] = {INFINITY, -0.0};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        pb_options_init(&o);
+        o.workers = 1;
+        o.task_timeout = none[i];
+        int rc = pb_pool_create(&p, backend_of(state), &o);
+        if (rc < 0) fail_msg("task_timeout=%g: %s: %s", none[i], pb_strerror(rc), pb_last_error());
+        int64_t ms = 50;
+        pb_future *f;
+        assert_int_equal(pb_submit(p, "conf.sleep_ms", &ms, sizeof ms, &f), 0);
+        assert_int_equal(pb_future_wait(f, -1), 0);
+        assert_int_equal(pb_future_result(f)->status, PB_STATUS_OK);
+        pb_future_release(f);
+        pb_pool_destroy(p);
+    }
+}
+
+/* A future that is already finished cannot be cancelled, whatever finished it: a normal run, or the pool
+ * completing it without any worker claiming it (terminate). */
+static void test_cancel_finished_future(void **state) {
+    pb_pool *p = make_pool(state, 1);
+    int64_t x = 7;
+    pb_future *done;
+    assert_int_equal(pb_submit(p, "conf.square", &x, sizeof x, &done), 0);
+    assert_int_equal(pb_future_wait(done, -1), 0);
+    assert_int_equal(pb_future_cancel(done), PB_EINVAL);
+    assert_int_equal(pb_future_cancel(done), PB_EINVAL);
+    assert_int_equal(pb_future_result(done)->status, PB_STATUS_OK);
+    pb_future_release(done);
+    if (has_cap(state, PB_CAP_ASYNC)) { /* futures still queued at terminate end TERMINATED, unclaimed */
+        enum { N = 6 };
+        pb_future *fs[N];
+        int64_t ms = 200;
+        for (int i = 0; i < N; i++) assert_int_equal(pb_submit(p, "conf.sleep_ms", &ms, sizeof ms, &fs[i]), 0);
+        assert_int_equal(pb_pool_terminate(p), 0);
+        int terminated = 0;
+        for (int i = 0; i < N; i++) {
+            assert_true(pb_future_done(fs[i]));
+            terminated += pb_future_result(fs[i])->status == PB_STATUS_TERMINATED;
+            int rc = pb_future_cancel(fs[i]);
+            if (rc != PB_EINVAL) fail_msg("cancel of finished future %d (%s) returned %d", i,
+                                          pb_status_name(pb_future_result(fs[i])->status), rc);
+            assert_int_not_equal(pb_future_result(fs[i])->status, PB_STATUS_CANCELLED);
+            pb_future_release(fs[i]);
+        }
+        assert_true(terminated >= N - 2);
+    }
+    pb_pool_destroy(p);
+}
+
+/* Task names are bounded (PB_TASK_NAME_MAX): a 10,000-character name is a clear error on every backend,
+ * whether or not it is registered, never a crash or a result that differs by backend. */
+static char long_name[10001];
+static void test_long_task_name(void **state) {
+    memset(long_name, 'n', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    pb_pool *p = make_pool(state, 2);
+    int64_t x = 3;
+    pb_item item = {&x, sizeof x};
+    pb_result r;
+    pb_future *f = NULL;
+    assert_int_equal(pb_submit(p, long_name, &x, sizeof x, &f), PB_ENOTASK); /* not registered */
+    assert_true(strlen(pb_last_error()) < 2000);
+    assert_int_equal(pb_task_register(long_name, t_square), PB_EINVAL);
+    assert_non_null(strstr(pb_last_error(), "10000"));
+    assert_null(pb_task_find(long_name));
+    assert_int_equal(pb_submit(p, long_name, &x, sizeof x, &f), PB_ENOTASK);
+    assert_null(f);
+    assert_int_equal(pb_map(p, long_name, &item, 1, 0, &r), PB_ENOTASK);
+    assert_int_equal(pb_map(p, "conf.square", &item, 1, 0, &r), 0); /* the pool still works */
+    assert_true(result_int(&r) == 9);
+    pb_result_clear(&r);
+    pb_pool_destroy(p);
+}
+
+/* Lifecycle calls repeated: join, close and terminate again are no-ops that return 0 (join after
+ * terminate is the usual pairing); destroying a pool twice is PB_EINVAL, not a double free. */
+static void test_lifecycle_twice(void **state) {
+    alarm(HANG_GUARD_S);
+    pb_pool *p = make_pool(state, 2);
+    assert_int_equal(pb_pool_join(p), 0);
+    assert_int_equal(pb_pool_join(p), 0);
+    assert_int_equal(pb_pool_close(p), 0);
+    assert_int_equal(pb_pool_terminate(p), 0);
+    assert_int_equal(pb_pool_terminate(p), 0);
+    int64_t x = 1;
+    pb_future *f;
+    assert_int_equal(pb_submit(p, "conf.square", &x, sizeof x, &f), PB_ECLOSED);
+    assert_int_equal(pb_pool_destroy(p), 0);
+    assert_int_equal(pb_pool_destroy(p), PB_EINVAL); /* p is a dangling pointer: only compared, never read */
+    assert_non_null(strstr(pb_last_error(), "destroy"));
+
+    p = make_pool(state, 2);
+    assert_int_equal(pb_pool_terminate(p), 0);
+    assert_int_equal(pb_pool_terminate(p), 0);
+    assert_int_equal(pb_pool_join(p), 0);
+    assert_int_equal(pb_pool_destroy(p), 0);
+    assert_int_equal(pb_pool_destroy(NULL), 0);
+    alarm(0);
+}
+
+/* Lifecycle calls from two threads at once (a watchdog terminating a pool the main thread joins, two
+ * threads joining, ...): one does the work, the other waits for it, both return 0, no deadlock. */
+typedef struct lifecycle_arg {
+    pb_pool *pool;
+    int which; /* 0 join, 1 terminate, 2 close+join */
+    int rc;
+} lifecycle_arg;
+
+static void *lifecycle_thread(void *vp) {
+    lifecycle_arg *a = vp;
+    a->rc = a->which == 0 ? pb_pool_join(a->pool) : a->which == 1 ? pb_pool_terminate(a->pool)
+                                                                   : (pb_pool_close(a->pool), pb_pool_join(a->pool));
+    return NULL;
+}
+
+static void test_concurrent_lifecycle(void **state) {
+    alarm(HANG_GUARD_S);
+    int processes = has_cap(state, PB_CAP_CRASH_ISOLATION);
+    int iterations = processes ? 40 : 300;
+    static const int pairs[][2] = {{0, 1}, {1, 0}, {0, 0}, {1, 1}, {2, 1}};
+    for (int it = 0; it < iterations; it++) {
+        const int *pair = pairs[it % (int)(sizeof pairs / sizeof pairs[0])];
+        pb_pool *p = make_pool(state, 2);
+        pb_future *fs[4];
+        for (int i = 0; i < 4; i++) {
+            int64_t ms = i % 2 ? 2 : 0;
+            assert_int_equal(pb_submit(p, "conf.sleep_ms", &ms, sizeof ms, &fs[i]), 0);
+        }
+        lifecycle_arg a = {p, pair[0], -1}, b = {p, pair[1], -1};
+        pthread_t ta, tb;
+        assert_int_equal(pthread_create(&ta, NULL, lifecycle_thread, &a), 0);
+        assert_int_equal(pthread_create(&tb, NULL, lifecycle_thread, &b), 0);
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+        assert_int_equal(a.rc, 0);
+        assert_int_equal(b.rc, 0);
+        for (int i = 0; i < 4; i++) {
+            assert_true(pb_future_done(fs[i])); /* whichever call won, nothing is left pending */
+            int s = pb_future_result(fs[i])->status;
+            assert_true(s == PB_STATUS_OK || s == PB_STATUS_TERMINATED);
+            pb_future_release(fs[i]);
+        }
+        assert_int_equal(pb_pool_destroy(p), 0);
+    }
+    alarm(0);
+}
+
 static void test_create_destroy_cycles_leak_nothing(void **state) {
     /* warm-up: let libc and the test runner allocate whatever they keep for good */
     pb_pool_destroy(make_pool(state, 2));
@@ -460,6 +679,8 @@ static void test_create_destroy_cycles_leak_nothing(void **state) {
 
 int main(void) {
     int failed = 0;
+    /* $POOLBENCH_TEST_FILTER: run only the tests whose name matches this cmocka pattern ("test_*wait*") */
+    if (getenv("POOLBENCH_TEST_FILTER")) cmocka_set_test_filter(getenv("POOLBENCH_TEST_FILTER"));
     for (size_t b = 0; b < pb_backend_count(); b++) {
         void *name = (void *)pb_backend_name_at(b);
         const struct CMUnitTest tests[] = {
@@ -475,6 +696,12 @@ int main(void) {
             cmocka_unit_test_prestate(test_counters_add_up, name),
             cmocka_unit_test_prestate(test_initializer_once_per_worker, name),
             cmocka_unit_test_prestate(test_bad_input, name),
+            cmocka_unit_test_prestate(test_future_wait_timeout_values, name),
+            cmocka_unit_test_prestate(test_option_timeout_values, name),
+            cmocka_unit_test_prestate(test_cancel_finished_future, name),
+            cmocka_unit_test_prestate(test_long_task_name, name),
+            cmocka_unit_test_prestate(test_lifecycle_twice, name),
+            cmocka_unit_test_prestate(test_concurrent_lifecycle, name),
             cmocka_unit_test_prestate(test_create_destroy_cycles_leak_nothing, name),
         };
         char group[64];

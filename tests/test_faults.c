@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "poolbench.h"
@@ -67,6 +68,13 @@ static int t_crash_at(const void *in, size_t len, pb_output *out) {
 }
 PB_TASK_DEFINE("faults.crash_at", t_crash_at)
 
+/* Input: a path. A raw-forked grandchild (no pthread_atfork handlers) holds the worker's pipes, then the
+ * worker dies (tu_grandchild_then_die): without a pidfd only the pool's periodic check can notice. */
+static int t_rawfork_then_die(const void *in, size_t len, pb_output *out) {
+    return tu_grandchild_then_die(in, len, 1);
+}
+PB_TASK_DEFINE("faults.rawfork_then_die", t_rawfork_then_die)
+
 /* ---- the watchdog: a hang fails the test with the case's name instead of stalling ctest ---- */
 
 static char case_name[200];
@@ -97,7 +105,7 @@ static const kind kinds[] = {
     {PB__SYS_READ, EIO, 1},            {PB__SYS_READ, EINTR, 0},         {PB__SYS_READ, EAGAIN, 0},
     {PB__SYS_WRITE, EIO, 1},           {PB__SYS_WRITE, EPIPE, 1},        {PB__SYS_WRITE, EAGAIN, 0},
     {PB__SYS_WRITE, EINTR, 0},         {PB__SYS_POLL, ENOMEM, 1},        {PB__SYS_POLL, EINTR, 0},
-    {PB__SYS_WAITPID, EINTR, 0},
+    {PB__SYS_WAITPID, EINTR, 0},       {PB__SYS_PIDFD_OPEN, ENOSYS, 1},
 };
 #define NKINDS (sizeof kinds / sizeof kinds[0])
 
@@ -320,6 +328,43 @@ static void sweep(void **state) {
     }
 }
 
+/* pidfd_open unavailable (a kernel before 5.3): a worker that dies while a child of its task holds its
+ * pipes is still noticed, by the periodic liveness check, and only its item fails. */
+static void pidfd_fallback(void **state) {
+    const char *backend = *state;
+    snprintf(case_name, sizeof case_name, "%s: pidfd_open fails for good, a grandchild holds the pipes", backend);
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/poolbench-faults-grandchild-%d-%s", (int)getpid(), backend);
+    unlink(path);
+    int fds = tu_count_fds(), threads = tu_count_threads(), children = tu_count_children();
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    alarm(120);
+    pb__fault_reset();
+    assert_int_equal(pb__fault_arm(PB__SYS_PIDFD_OPEN, 1, ENOSYS, PB__FAULT_PERSIST), 0);
+    pb_options o = opts2();
+    o.workers = 1;
+    pb_pool *p = NULL;
+    assert_int_equal(pb_pool_create(&p, backend, &o), 0);
+    pb_future *f = NULL;
+    assert_int_equal(pb_submit(p, "faults.rawfork_then_die", path, strlen(path), &f), 0);
+    int rc = pb_future_wait(f, 60); /* bounds the hang of a pool that cannot notice */
+    pid_t grandchild = tu_reap_grandchild(path);
+    prctl(PR_SET_CHILD_SUBREAPER, 0);
+    assert_true(grandchild > 0);
+    assert_true(pb__fault_injected(PB__SYS_PIDFD_OPEN) >= 1);
+    if (rc != 0) fail_msg("the death went unnoticed for 60 s without pidfd");
+    assert_int_equal(pb_future_result(f)->status, PB_STATUS_WORKER_DIED);
+    assert_int_equal(pb_future_result(f)->exit_code, 5);
+    pb_future_release(f);
+    assert_true(run_map(p, "faults.square", AFTER_N, 0, "map after the death"));
+    pb_pool_destroy(p);
+    alarm(0);
+    pb__fault_reset();
+    if (!TU_EVENTUALLY(tu_count_children() == children, 10)) fail_msg("child processes left");
+    if (!TU_EVENTUALLY(tu_count_threads() == threads, 10)) fail_msg("threads left");
+    if (!TU_EVENTUALLY(tu_count_fds() == fds, 2)) fail_msg("fds left");
+}
+
 int main(void) {
     signal(SIGALRM, on_alarm);
     verbose = getenv("POOLBENCH_FAULTS_VERBOSE") != NULL;
@@ -332,6 +377,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_prestate(sweep, (void *)backends[0]),
         cmocka_unit_test_prestate(sweep, (void *)backends[1]),
+        cmocka_unit_test_prestate(pidfd_fallback, (void *)backends[0]),
+        cmocka_unit_test_prestate(pidfd_fallback, (void *)backends[1]),
     };
     int failed = cmocka_run_group_tests_name("faults", tests, NULL, NULL);
 

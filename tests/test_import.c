@@ -20,6 +20,7 @@
 #include "format.h"
 #include "import.h"
 #include "store.h"
+#include "testutil.h"
 
 static char fixture[1024];
 static const char *fixture_path(const char *name) {
@@ -166,6 +167,38 @@ static void test_malformed_files_refused(void **state) {
     assert_non_null(strstr(err, "/nonexistent/file.json"));
 }
 
+/* Google Benchmark writes repetition_index only for benchmarks run with repetitions: a file that mixes
+ * them (here BM_mix has two repeated entries and a plain one, in an order that collides with index 0)
+ * is read, with every entry kept as its own sample and a unique repetition number per case. */
+static void test_gbench_mixed_repetition_index(void **state) {
+    pbh_run *run;
+    char err[512];
+    int rc = pbh_import_file("gbench", fixture_path("gbench_mixed_repetitions.json"), &here, &run, err, sizeof err);
+    if (rc) fail_msg("%s", err);
+    const pbh_case *mix = find(run, "BM_mix");
+    assert_int_equal(mix->nsamples, 3);
+    for (size_t i = 0; i < mix->nsamples; i++)
+        for (size_t j = i + 1; j < mix->nsamples; j++) assert_int_not_equal(mix->samples[i].rep, mix->samples[j].rep);
+    assert_true(fabs(mix->samples[0].wall_s - 2e-9 * 100) < 1e-15); /* order kept: the plain entry first */
+    const pbh_case *rep = find(run, "BM_rep");
+    assert_int_equal(rep->nsamples, 2);
+    assert_int_equal(rep->samples[0].rep, 0);
+    assert_int_equal(rep->samples[1].rep, 1);
+    /* ... and it stores (the duplicate key used to fail here) */
+    char path[] = "/tmp/pb-mixed-rep-XXXXXX.db";
+    int fd = mkstemps(path, 3);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path);
+    pbh_store *st;
+    assert_int_equal(pbh_store_open(&st, path, PBH_STORE_WRITE, err, sizeof err), PBH_OK);
+    rc = pbh_store_insert_run(st, run, err, sizeof err);
+    if (rc) fail_msg("saving the imported run: %s", err);
+    pbh_store_close(st);
+    tu_unlink_store(path);
+    pbh_run_free(run);
+}
+
 static void test_own_json_round_trip(void **state) {
     pbh_run *run = pbh_run_new();
     pbh_set_str(&run->source, PBH_SOURCE_NATIVE);
@@ -230,6 +263,7 @@ int main(void) {
         cmocka_unit_test(test_lenient_json),
         cmocka_unit_test(test_malformed_files_refused),
         cmocka_unit_test(test_own_json_round_trip),
+        cmocka_unit_test(test_gbench_mixed_repetition_index),
     };
     int rc = cmocka_run_group_tests_name("import", tests, NULL, NULL);
     pbh_context_clear(&here);

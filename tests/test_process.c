@@ -23,12 +23,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "poolbench.h"
-#include "proc.h" /* PB_PROC_RESP_FD: the garbage task writes there */
+#include "proc.h" /* PB_PROC_RESP_FD: the garbage task writes there; the buffer probes */
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -165,6 +167,25 @@ static int t_hygiene(const void *in, size_t len, pb_output *out) {
     return pb_output_set(out, &bits, sizeof bits);
 }
 PB_TASK_DEFINE("proc.hygiene", t_hygiene)
+
+/* Input: a path. A grandchild holds the worker's pipes, then the worker dies (tu_grandchild_then_die):
+ * forked with fork() (the worker's pthread_atfork handler closes the pipes in the child) or raw. */
+static int t_fork_then_die(const void *in, size_t len, pb_output *out) { return tu_grandchild_then_die(in, len, 0); }
+PB_TASK_DEFINE("proc.fork_then_die", t_fork_then_die)
+static int t_rawfork_then_die(const void *in, size_t len, pb_output *out) {
+    return tu_grandchild_then_die(in, len, 1);
+}
+PB_TASK_DEFINE("proc.rawfork_then_die", t_rawfork_then_die)
+
+/* The worker's protocol buffers, in bytes (worker.c's probe). */
+static int t_worker_buffers(const void *in, size_t len, pb_output *out) {
+    int64_t bytes = (int64_t)pb__worker_buffer_bytes();
+    return pb_output_set(out, &bytes, sizeof bytes);
+}
+PB_TASK_DEFINE("proc.worker_buffers", t_worker_buffers)
+
+static int t_echo(const void *in, size_t len, pb_output *out) { return pb_output_set(out, in, len); }
+PB_TASK_DEFINE("proc.echo", t_echo)
 
 /* ---- helpers ---- */
 
@@ -593,6 +614,138 @@ static void test_workers_die_with_parent(void **state) {
     }
 }
 
+/* A recycle is never a death: with max_tasks_per_worker = 1 every answer is followed at once by RETIRE
+ * and EOF, often read in one go by the waiting caller (Lending). 300 round trips, not one death. */
+static void test_recycle_every_task_not_a_death(void **state) {
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = 1;
+    o.max_tasks_per_worker = 1;
+    pb_pool *p = pool_with(state, &o);
+    int n = running_under_valgrind() ? 40 : 300;
+    for (int i = 0; i < n; i++) {
+        pb_result r = run_one(p, "proc.square", i);
+        assert_int_equal(r.status, PB_STATUS_OK);
+        assert_int_equal(result_int(&r), (int64_t)i * i);
+        pb_result_clear(&r);
+    }
+    assert_int_equal(pb_pool_join(p), 0);
+    pb_counters c;
+    pb_pool_counters(p, &c);
+    if (c.worker_deaths || c.workers_respawned)
+        fail_msg("%d recycles: %llu counted as deaths (%llu respawns)", n, (unsigned long long)c.worker_deaths,
+                 (unsigned long long)c.workers_respawned);
+    assert_int_equal(c.workers_recycled, (uint64_t)n);
+    pb_pool_destroy(p);
+}
+
+/* Runs a grandchild-forking task (see grandchild_then_die) and reaps the grandchild, which this process
+ * adopts as a child subreaper. The item must fail as worker-died (exit code 5) and the pool go on. */
+static void grandchild_case(void **state, const char *task) {
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/poolbench-grandchild-%d-%s", (int)getpid(), backend_of(state));
+    unlink(path);
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    pb_pool *p = pool_n(state, 1);
+    pb_future *f = NULL;
+    assert_int_equal(pb_submit(p, task, path, strlen(path), &f), 0);
+    /* Generous: this only bounds the hang of a pool that cannot notice the death. */
+    int rc = pb_future_wait(f, 60);
+    pid_t grandchild = tu_reap_grandchild(path); /* whatever happened above */
+    prctl(PR_SET_CHILD_SUBREAPER, 0);
+    assert_true(grandchild > 0);
+    if (rc != 0) {
+        pb_pool_destroy(p);
+        pb_future_release(f);
+        fail_msg("%s: the worker's death went unnoticed for 60 s while its child held the pipes", task);
+    }
+    const pb_result *r = pb_future_result(f);
+    assert_int_equal(r->status, PB_STATUS_WORKER_DIED);
+    assert_int_equal(r->exit_code, 5);
+    pb_future_release(f);
+    assert_pool_alive(p);
+    pb_counters c;
+    pb_pool_counters(p, &c);
+    assert_int_equal(c.worker_deaths, 1);
+    pb_pool_destroy(p);
+}
+
+static void test_death_noticed_despite_forked_child(void **state) { grandchild_case(state, "proc.fork_then_die"); }
+static void test_death_noticed_despite_raw_forked_child(void **state) {
+    grandchild_case(state, "proc.rawfork_then_die");
+}
+
+/* With SIGCHLD ignored the kernel reaps the workers itself and waitpid() fails (ECHILD): a crash must not
+ * then pass for a clean exit with code 0. */
+static void test_crash_with_sigchld_ignored(void **state) {
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGCHLD, &ign, &old);
+    pb_pool *p = pool_n(state, 2);
+    pb_result r = run_one(p, "proc.abort", 0);
+    assert_int_equal(r.status, PB_STATUS_WORKER_DIED);
+    assert_int_equal(r.exit_code, -1); /* unknown, not 0 */
+    assert_non_null(r.message);
+    if (strstr(r.message, "exited with code 0")) fail_msg("a crash reported as a clean exit: %s", r.message);
+    assert_non_null(strstr(r.message, "waitpid"));
+    pb_result_clear(&r);
+    assert_pool_alive(p);
+    pb_pool_destroy(p);
+    sigaction(SIGCHLD, &old, NULL);
+}
+
+/* One huge payload must not pin twice its size in every worker for the pool's life: the parent's and the
+ * worker's protocol buffers shrink back once it has passed. */
+static void test_buffers_shrink_after_huge_payload(void **state) {
+    pb_pool *p = pool_n(state, 1);
+    size_t len = 40u << 20;
+    unsigned char *big = malloc(len);
+    assert_non_null(big);
+    memset(big, 0x5a, len);
+    pb_future *f;
+    assert_int_equal(pb_submit(p, "proc.echo", big, len, &f), 0);
+    assert_int_equal(pb_future_wait(f, 120), 0);
+    const pb_result *r = pb_future_result(f);
+    assert_int_equal(r->status, PB_STATUS_OK);
+    assert_true(r->len == len);
+    assert_memory_equal(pb_result_data(r), big, len);
+    pb_future_release(f);
+    free(big);
+    pb_result w = run_one(p, "proc.worker_buffers", 0);
+    int64_t worker_bytes = result_int(&w);
+    pb_result_clear(&w);
+    size_t parent_bytes = pb__proc_buffer_bytes(p);
+    if (worker_bytes < 0 || worker_bytes > 2 * (int64_t)PB_PROC_BUFFER_KEEP)
+        fail_msg("the worker still holds %lld bytes of buffers after a %zu-byte payload", (long long)worker_bytes, len);
+    if (parent_bytes > 2 * (size_t)PB_PROC_BUFFER_KEEP)
+        fail_msg("the pool still holds %zu bytes of buffers for its worker after a %zu-byte payload", parent_bytes, len);
+    pb_pool_destroy(p);
+}
+
+/* A pool the crash-loop breaker stopped completes new work as BROKEN without any worker claiming it:
+ * that finished future cannot be cancelled either. */
+static void test_cancel_broken_future(void **state) {
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = 1;
+    o.crashloop_deaths = 1;
+    o.crashloop_window = 600;
+    pb_pool *p = pool_with(state, &o);
+    for (int i = 0; i < 2; i++) {
+        pb_result r = run_one(p, "proc.always_crash", 0);
+        pb_result_clear(&r);
+    }
+    int64_t x = 2;
+    pb_future *f;
+    assert_int_equal(pb_submit(p, "proc.square", &x, sizeof x, &f), 0);
+    assert_int_equal(pb_future_wait(f, 60), 0);
+    assert_int_equal(pb_future_result(f)->status, PB_STATUS_BROKEN);
+    assert_int_equal(pb_future_cancel(f), PB_EINVAL);
+    assert_int_equal(pb_future_result(f)->status, PB_STATUS_BROKEN);
+    pb_future_release(f);
+    pb_pool_destroy(p);
+}
+
 /* spawn only: a worker program that cannot run is a clear error naming it, never a hang. */
 static void expect_spawn_failure(void **state, const char *program, const char *needle) {
     pb_options o;
@@ -641,6 +794,8 @@ static void test_spawn_env_override(void **state) {
 
 int main(void) {
     int failed = 0;
+    /* $POOLBENCH_TEST_FILTER: run only the tests whose name matches this cmocka pattern ("test_*wait*") */
+    if (getenv("POOLBENCH_TEST_FILTER")) cmocka_set_test_filter(getenv("POOLBENCH_TEST_FILTER"));
     /* One pool up and down first, so that helper threads a runtime starts on its first fork (TSan's)
      * exist before the first test takes its baseline. */
     pb_pool *warm = NULL;
@@ -666,6 +821,12 @@ int main(void) {
             cmocka_unit_test_prestate_setup_teardown(test_join_reaps, tu_leak_setup, tu_leak_teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_other_children_untouched, tu_leak_setup, tu_leak_teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_workers_die_with_parent, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_recycle_every_task_not_a_death, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_death_noticed_despite_forked_child, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_death_noticed_despite_raw_forked_child, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_crash_with_sigchld_ignored, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_buffers_shrink_after_huge_payload, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_cancel_broken_future, tu_leak_setup, tu_leak_teardown, st),
         };
         char group[64];
         snprintf(group, sizeof group, "process/%s", name);

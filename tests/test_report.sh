@@ -2,13 +2,15 @@
 # test_report.sh - renders the matplotlib report (scripts/report) from a fixture store and checks its output.
 #
 # The fixture store is built at test time by tests/fixtures/report/make_store.py from the schema in
-# harness/store.c (six native runs, a hyperfine import, a gbench import; see that file). Checks: every PNG
-# starts with the PNG signature, every SVG parses as XML with an <svg> root, index.html parses and
-# references every chart file written (and nothing that is missing), the expected charts and tables are
-# there, change points come from a stand-in `poolbench history --format json`, a missing CLI is said on the
-# page, a store without a hyperfine run skips that chart with a note, the store is byte-identical afterwards,
-# and bad input (missing store, not a store, another program's database, unknown run or baseline, no --out,
-# no Python with matplotlib) exits 2 with a message. With no Python that has matplotlib the test FAILS,
+# harness/store_sqlite.c (ten native runs, a hyperfine import, a gbench import; see that file). The report
+# reads the store only through the poolbench CLI's JSON, so the test needs the built CLI
+# ($POOLBENCH_BINARY_DIR/poolbench). Checks: every PNG starts with the PNG signature, every SVG parses as XML
+# with an <svg> root, index.html parses and references every chart file written (and nothing that is
+# missing), the expected charts and tables are there, change points come from the CLI's
+# `history --format json` (a stand-in that plants one, passing every other verb to the real CLI), a store
+# without a hyperfine run skips that chart with a note, the store is byte-identical afterwards, and bad
+# input (no CLI, missing store, not a store, another program's database, unknown run or baseline, no
+# --out, no Python with matplotlib) exits 2 with a message. With no Python that has matplotlib the test FAILS,
 # saying so: it never skips. Run by ctest (registered at the end of tests/CMakeLists.txt) or directly.
 set -uo pipefail
 src=${POOLBENCH_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -37,11 +39,18 @@ mkdir "$tmp/native" && "$py" "$src/tests/fixtures/report/make_store.py" --native
   { echo "FAIL: fixture store (native only)" >&2; exit 1; }
 sum_before=$(sha256sum "$tmp/store.db" | cut -d' ' -f1)
 
-# a stand-in CLI: `history --format json` prints the fixture's history with its planted change point
+bin=${POOLBENCH_BINARY_DIR:+$POOLBENCH_BINARY_DIR/poolbench}
+if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+  echo "FAIL: the report reads the store through the poolbench CLI, and none is built at '${bin:-\$POOLBENCH_BINARY_DIR/poolbench}'" >&2
+  exit 1
+fi
+
+# a stand-in CLI: `history --format json` prints the fixture's history with its planted change point;
+# every other verb is the real CLI's
 cat >"$tmp/fake-poolbench" <<EOF
 #!/bin/sh
 [ "\$1" = history ] && [ "\$2" = --format ] && [ "\$3" = json ] && exec cat "$tmp/history.json"
-echo "fake-poolbench: unexpected arguments: \$*" >&2; exit 2
+exec "$bin" "\$@"
 EOF
 chmod +x "$tmp/fake-poolbench"
 
@@ -130,46 +139,42 @@ elif [ "$(printf '%s\n' "$out1" | tail -n1)" != "$tmp/r1/index.html" ]; then
   fail "report did not print the path of index.html last (got: $out1)"
 elif check_output "$tmp/r1" file:scenario-sleep.png file:scenario-square.png file:scaling.png \
     file:distribution-sleep.png file:distribution-square.png file:history-sleep.png file:history-square.png \
-    file:hyperfine.png "run #10" "newest native run" "change of medians" "not a significance test" \
+    file:hyperfine.png "run #10" "newest native run" "change of medians" "Verdicts from" "regression" \
     "6ee34ae8593603cf605f570020c806ccb8e459eb" "dirty" "bench-vm" "Intel(R) Xeon(R) CPU @ 2.20GHz" \
     "Linux 6.1.0-13-amd64 x86_64" "GNU 12.2.0" "Release" "poolbench run --suite quick" "unsupported" "failed" \
-    "+15" "only in run #10" "6eaf654" "python3 scenarios/python/seed.py" "!without change points"; then
+    "+15" "not compared" "6eaf654" "python3 scenarios/python/seed.py" "!without change points"; then
   pass "default run vs baseline 'base': charts, page and comparison"
 else
   fail "report of the default run vs 'base' is incomplete (see above)"
 fi
 
 # 3. an imported run renders too (gbench: several iterations per sample)
-if POOLBENCH_BIN=/nonexistent "$report" 12 --store "$tmp/store.db" --out "$tmp/r3" >/dev/null &&
+if POOLBENCH_BIN="$bin" "$report" 12 --store "$tmp/store.db" --out "$tmp/r3" >/dev/null &&
    check_output "$tmp/r3" file:scenario-gbench.png "BM_submit_wait/fork"; then
   pass "a gbench run renders"
 else
   fail "report of the gbench run"
 fi
 
-# 4. 'latest', the store from $POOLBENCH_STORE, no CLI, no hyperfine run: said on the page, chart skipped
-if POOLBENCH_STORE="$tmp/native/store.db" POOLBENCH_BIN="$tmp/no-such-poolbench" "$report" latest --out "$tmp/r4" \
+# 4. 'latest', the store from $POOLBENCH_STORE, no hyperfine run: said on the page, chart skipped
+if POOLBENCH_STORE="$tmp/native/store.db" POOLBENCH_BIN="$bin" "$report" latest --out "$tmp/r4" \
      --charts history,hyperfine >/dev/null &&
-   check_output "$tmp/r4" file:history-sleep.png "run #10" "without change points" "no-such-poolbench" \
-     "No hyperfine run" && [ ! -e "$tmp/r4/hyperfine.png" ]; then
-  pass "latest via \$POOLBENCH_STORE; no CLI and no hyperfine run are said on the page"
+   check_output "$tmp/r4" file:history-sleep.png "run #10" "No hyperfine run" && [ ! -e "$tmp/r4/hyperfine.png" ]; then
+  pass "latest via \$POOLBENCH_STORE; no hyperfine run is said on the page"
 else
-  fail "report of 'latest' from \$POOLBENCH_STORE without a CLI or a hyperfine run"
+  fail "report of 'latest' from \$POOLBENCH_STORE without a hyperfine run"
 fi
 
 # 5. the store was only read
 sum_after=$(sha256sum "$tmp/store.db" | cut -d' ' -f1)
 [ "$sum_before" = "$sum_after" ] && pass "store unchanged" || fail "the store was modified by the report"
 
-# 6. the real CLI, when it is built: whatever its history verb does, the report must still be written
-bin=${POOLBENCH_BINARY_DIR:+$POOLBENCH_BINARY_DIR/poolbench}
-if [ -n "$bin" ] && [ -x "$bin" ]; then
-  if POOLBENCH_BIN="$bin" "$report" new --store "$tmp/store.db" --out "$tmp/r6" --charts history >/dev/null &&
-     check_output "$tmp/r6"; then
-    pass "with the real CLI $bin"
-  else
-    fail "report with the real CLI $bin"
-  fi
+# 6. the real CLI's own history (whatever change points it finds): the report is written
+if POOLBENCH_BIN="$bin" "$report" new --store "$tmp/store.db" --out "$tmp/r6" --charts history >/dev/null &&
+   check_output "$tmp/r6"; then
+  pass "with the real CLI $bin"
+else
+  fail "report with the real CLI $bin"
 fi
 
 # 7. bad input: exit 2 and a message on stderr
@@ -190,6 +195,8 @@ expect2() {
     pass "$what -> 2: $(head -n1 <<<"$err")"
   fi
 }
+export POOLBENCH_BIN="$bin"
+expect2 "no CLI" "CLI was not found" env POOLBENCH_BIN="$tmp/no-such-poolbench" "$report" --store "$tmp/store.db" --out "$tmp/bad"
 expect2 "missing store" "no store" "$report" --store "$tmp/nope.db" --out "$tmp/bad"
 expect2 "not SQLite" "not a poolbench store" "$report" --store "$tmp/text.db" --out "$tmp/bad"
 expect2 "another program's database" "not a poolbench store" "$report" --store "$tmp/other.db" --out "$tmp/bad"

@@ -184,6 +184,55 @@ static void test_create_and_reopen(void **state) {
     pbh_store_close(st);
 }
 
+/* A VFS whose files have no shared-memory methods (like some network filesystems' VFS): SQLite cannot
+ * use WAL there and `PRAGMA journal_mode = WAL` silently keeps the old mode. The store must notice and
+ * say so instead of running without the guarantees it relies on. */
+static sqlite3_vfs nowal_vfs;
+static sqlite3_vfs *real_vfs;
+static sqlite3_io_methods nowal_methods;
+
+static int nowal_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *out_flags) {
+    (void)vfs;
+    int rc = real_vfs->xOpen(real_vfs, name, file, flags, out_flags);
+    if (rc == SQLITE_OK && file->pMethods) {
+        nowal_methods = *file->pMethods;
+        nowal_methods.iVersion = 1; /* no xShmMap & co: no WAL */
+        nowal_methods.xShmMap = NULL;
+        nowal_methods.xShmLock = NULL;
+        nowal_methods.xShmBarrier = NULL;
+        nowal_methods.xShmUnmap = NULL;
+        file->pMethods = &nowal_methods;
+    }
+    return rc;
+}
+
+static void test_wal_must_take_effect(void **state) {
+    (void)state;
+    char path[512], err[512];
+    path_in_tmp(path, sizeof path, "nowal.db");
+    real_vfs = sqlite3_vfs_find(NULL);
+    assert_non_null(real_vfs);
+    nowal_vfs = *real_vfs;
+    nowal_vfs.zName = "poolbench-test-nowal";
+    nowal_vfs.xOpen = nowal_open;
+    assert_int_equal(sqlite3_vfs_register(&nowal_vfs, 1), SQLITE_OK); /* the default from now on */
+    pbh_store *st = NULL;
+    int rc = pbh_store_open(&st, path, PBH_STORE_WRITE, err, sizeof err);
+    sqlite3_vfs_unregister(&nowal_vfs);
+    sqlite3_vfs_register(real_vfs, 1);
+    if (rc == PBH_OK) {
+        pbh_store_close(st);
+        fail_msg("a store that could not switch to WAL was opened for writing");
+    }
+    assert_null(st);
+    assert_non_null(strstr(err, "WAL"));
+    assert_non_null(strstr(err, path));
+    /* the same path opens normally once WAL works */
+    unlink(path);
+    assert_int_equal(pbh_store_open(&st, path, PBH_STORE_WRITE, err, sizeof err), PBH_OK);
+    pbh_store_close(st);
+}
+
 static void test_read_missing_store(void **state) {
     (void)state;
     char path[512], err[512];
@@ -721,6 +770,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_and_reopen),
         cmocka_unit_test(test_read_missing_store),
+        cmocka_unit_test(test_wal_must_take_effect),
         cmocka_unit_test(test_migrate_v1),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_newer_schema_rejected),

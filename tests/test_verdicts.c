@@ -25,9 +25,10 @@
 #include "abrun.h"
 #include "calibrate.h"
 #include "compare.h"
+#include "format.h"
 #include "machine.h"
 #include "store.h"
-#include "store_pairs.h"
+#include "store.h"
 
 /* ---- the schedule ---- */
 

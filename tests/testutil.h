@@ -1,14 +1,20 @@
 /*
  * testutil.h - what the tests count through /proc to prove that nothing leaks: open fds, threads, child
- * processes (zombies included). Header-only so any test program can include it.
+ * processes (zombies included); plus the few helpers several test programs share (a worker's grandchild,
+ * removing a store with its WAL files). Header-only so any test program can include it.
  */
 #ifndef POOLBENCH_TESTUTIL_H
 #define POOLBENCH_TESTUTIL_H
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Entries in a /proc directory, not counting "." and "..". */
@@ -91,6 +97,59 @@ static inline int tu_leak_teardown(void **state) {
         ok = 0;
     }
     return ok ? 0 : -1;
+}
+
+/* Removes an SQLite store and its -wal and -shm files. */
+static inline void tu_unlink_store(const char *path) {
+    char side[1100];
+    unlink(path);
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
+}
+
+/* The body of a task (input: a path) that leaves a grandchild behind and kills its worker: the
+ * grandchild writes its pid to the path and sleeps, holding whatever the worker had open; then the worker
+ * exits with code 5. raw != 0 forks with the raw system call, which runs no pthread_atfork handlers, so
+ * the grandchild keeps the worker's pipes whatever the library does: only watching the worker process
+ * itself can notice its death. Never returns in the worker. */
+static inline int tu_grandchild_then_die(const void *in, size_t len, int raw) {
+    char path[256];
+    if (len == 0 || len >= sizeof path) return -1;
+    memcpy(path, in, len);
+    path[len] = '\0';
+    pid_t pid = raw ? (pid_t)syscall(SYS_fork) : fork();
+    if (pid == 0) {
+        char tmp[300], buf[32];
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int n = snprintf(buf, sizeof buf, "%d", (int)getpid());
+        if (fd >= 0 && write(fd, buf, (size_t)n) == n) rename(tmp, path);
+        if (fd >= 0) close(fd);
+        for (;;) pause(); /* until the test kills it */
+    }
+    _exit(5);
+}
+
+/* Waits (up to 30 s) for the pid that tu_grandchild_then_die wrote to path, removes the file, kills the
+ * grandchild and reaps it (the caller made itself a child subreaper, PR_SET_CHILD_SUBREAPER, so the
+ * orphan is its child). Returns the grandchild's pid, or 0 when it never wrote it. */
+static inline pid_t tu_reap_grandchild(const char *path) {
+    pid_t grandchild = 0;
+    if (TU_EVENTUALLY(access(path, F_OK) == 0, 30)) {
+        FILE *pf = fopen(path, "r");
+        int g = 0;
+        if (pf && fscanf(pf, "%d", &g) == 1) grandchild = (pid_t)g;
+        if (pf) fclose(pf);
+    }
+    unlink(path);
+    if (grandchild > 0) {
+        kill(grandchild, SIGKILL);
+        int st;
+        while (waitpid(grandchild, &st, 0) < 0 && errno == EINTR) {}
+    }
+    return grandchild;
 }
 
 #endif

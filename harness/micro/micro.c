@@ -36,6 +36,7 @@
  * Hygiene: every child is reaped (waitpid retried on EINTR), every fd is CLOEXEC and closed, a forked
  * child only makes async-signal-safe calls and dies with its parent (PR_SET_PDEATHSIG).
  */
+#include "common.h" /* pbs_now */
 #include "gbench_shim.h"
 #include "poolbench.h"
 #include "proc.h" /* PB_PROC_WORKER_ENV: see main() */
@@ -92,12 +93,6 @@ static int square_task(const void *in, size_t len, pb_output *out) {
 PB_TASK_DEFINE("micro.square", square_task)
 
 /* ---- helpers ---- */
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* Keeps the compiler from proving a result unused (Google Benchmark's DoNotOptimize, for C). */
 static inline void escape(const void *p) { __asm__ volatile("" : : "g"(p) : "memory"); }
@@ -427,7 +422,7 @@ static void bm_submit_wait(pbm_state *st, void *ud) {
     long npool = 0, nfloor = 0;
     double csw0 = process_vcsw();
     while (pool && pbm_keep_running(st)) {
-        double t0 = fk != FLOOR_NONE ? now_s() : 0;
+        double t0 = fk != FLOOR_NONE ? pbs_now() : 0;
         pb_future *f = NULL;
         int rc = pb_submit(pool, "micro.empty", NULL, 0, &f);
         if (rc < 0) {
@@ -444,15 +439,15 @@ static void bm_submit_wait(pbm_state *st, void *ud) {
         }
         pb_future_release(f);
         if (fk == FLOOR_NONE) continue;
-        pool_s += now_s() - t0;
+        pool_s += pbs_now() - t0;
         if (++npool % PAIR_BLOCK) continue;
         pbm_pause_timing(st);
-        double c0 = process_vcsw(), t1 = now_s();
+        double c0 = process_vcsw(), t1 = pbs_now();
         for (int i = 0; i < PAIR_BLOCK; i++) {
             if (fk == FLOOR_CONDVAR) cv_probe_trip(&cv);
             else if (pipe_probe_trip(&pp) < 0) e = errno ? errno : EIO;
         }
-        floor_s += now_s() - t1;
+        floor_s += pbs_now() - t1;
         floor_csw += process_vcsw() - c0;
         nfloor += PAIR_BLOCK;
         pbm_resume_timing(st);
@@ -579,9 +574,9 @@ static int (*start_floor(const char *backend))(int) {
 /* Runs the start-up floor once with the benchmark's timer paused, adding its wall time to *acc. */
 static int paused_floor(pbm_state *st, int (*floor_fn)(int), int n, double *acc) {
     pbm_pause_timing(st);
-    double t = now_s();
+    double t = pbs_now();
     int e = floor_fn(n);
-    *acc += now_s() - t;
+    *acc += pbs_now() - t;
     pbm_resume_timing(st);
     return e;
 }
@@ -602,9 +597,9 @@ static void bm_create_destroy(pbm_state *st, void *ud) {
         if (floor_fn && floor_first) e = paused_floor(st, floor_fn, workers, &floor_s);
         if (!e) {
             pb_pool *pool = NULL;
-            double t0 = now_s();
+            double t0 = pbs_now();
             int rc = pb_pool_create(&pool, backend, &o);
-            double t1 = now_s();
+            double t1 = pbs_now();
             if (rc < 0) {
                 pbm_skip_with_errorf(st, "%s: pool creation failed: %s: %s", backend, pb_strerror(rc),
                                      pb_last_error());
@@ -612,7 +607,7 @@ static void bm_create_destroy(pbm_state *st, void *ud) {
             }
             pb_pool_destroy(pool);
             create_s += t1 - t0;
-            pool_s += now_s() - t0;
+            pool_s += pbs_now() - t0;
         }
         if (!e && floor_fn && !floor_first) e = paused_floor(st, floor_fn, workers, &floor_s);
         if (e) {

@@ -1,5 +1,5 @@
 /*
- * cli_import.c - `poolbench import --format gbench|hyperfine|json FILE`: another tool's results (or a
+ * import.c - `poolbench import --format gbench|hyperfine|json FILE`: another tool's results (or a
  * poolbench run export) stored as a run. The file is parsed and checked completely before the store is
  * opened for writing, so a malformed file leaves the store byte-identical (exit 2).
  */

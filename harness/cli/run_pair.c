@@ -1,7 +1,7 @@
 /*
  * cli_run_pair.c - `poolbench run ... --against OTHER`: the same plan measured by another build's poolbench
  * (the base) and by this one (the head), interleaved block by block (abrun.h), stored as two runs linked
- * as a pair in one transaction (store_pairs.h).
+ * as a pair in one transaction (store.h).
  *
  * Before anything is measured, OTHER must prove it is a poolbench that speaks our case protocol:
  * `OTHER version --json` (schema, exec protocol, its commit and build), or, for builds older than the
@@ -13,10 +13,12 @@
  * injects into the matching case processes of the head side only (or of the run, without --against).
  */
 #include "abrun.h"
+#include "child.h"
 #include "cli.h"
-#include "cli_run_pair.h"
+#include "common.h"
+#include "run_pair.h"
 #include "format.h"
-#include "store_pairs.h"
+#include "store.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -27,13 +29,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Runs OTHER with args, stdout in *out; 1 when it exited 0. */
-static int ask(const char *exe, char *const argv[], char **out) {
-    int status;
-    char err[512];
-    if (pbh_child_capture(exe, argv, 30.0, out, &status, err, sizeof err) != 0)
-        return 0;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+/* Runs OTHER with args (30 s at most), stdout in out; 1 when it exited 0. */
+static int ask(const char *exe, char *const argv[], char *out, size_t cap) {
+    return pbh_child_capture(exe, argv, PBH_CHILD_OWN_GROUP | PBH_CHILD_STDERR_NULL, pbs_now() + 30.0, out, cap) == 0;
 }
 
 int pbh_cli_probe_other(const char *exe, pbh_context *base_ctx) {
@@ -47,9 +45,9 @@ int pbh_cli_probe_other(const char *exe, pbh_context *base_ctx) {
     char *saved_dirty = getenv("POOLBENCH_GIT_DIRTY") ? pbh_strdup(getenv("POOLBENCH_GIT_DIRTY")) : NULL;
     unsetenv("POOLBENCH_GIT_COMMIT");
     unsetenv("POOLBENCH_GIT_DIRTY");
-    char *out = NULL;
+    static char out[65536];
     char *version_argv[] = {"poolbench", "version", "--json", NULL};
-    int answered = ask(exe, version_argv, &out);
+    int answered = ask(exe, version_argv, out, sizeof out);
     if (saved_commit)
         setenv("POOLBENCH_GIT_COMMIT", saved_commit, 1);
     if (saved_dirty)
@@ -88,10 +86,8 @@ int pbh_cli_probe_other(const char *exe, pbh_context *base_ctx) {
             }
         }
     } else {
-        free(out);
-        out = NULL;
         char *help_argv[] = {"poolbench", "exec", "--help", NULL};
-        if (ask(exe, help_argv, &out) && strstr(out, "usage: poolbench exec")) {
+        if (ask(exe, help_argv, out, sizeof out) && strstr(out, "usage: poolbench exec")) {
             /* a poolbench from before `version`: exec protocol 1, commit as told (or unknown) */
             const char *commit = getenv("POOLBENCH_AGAINST_GIT_COMMIT");
             pbh_set_str(&base_ctx->git_commit, commit && *commit ? commit : NULL);
@@ -104,7 +100,6 @@ int pbh_cli_probe_other(const char *exe, pbh_context *base_ctx) {
         }
     }
     json_decref(v);
-    free(out);
     return ec;
 }
 

@@ -1,9 +1,10 @@
 /*
- * cli_history.c - `poolbench history`: change points per case over every run in the store (history.h),
+ * history.c - `poolbench history`: change points per case over every run in the store (history.h),
  * as a table or JSON (the JSON is what scripts/report marks on its history charts). Read-only.
  */
 #include "cli.h"
 #include "history.h"
+#include "format.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * cli_list.c - `poolbench list [scenarios|backends|suites|floors] [--format table|json]`: what can be
+ * list.c - `poolbench list [scenarios|backends|suites|floors] [--format table|json]`: what can be
  * run, straight from the registries (so the list can never disagree with what `run` accepts).
  */
 #include "cli.h"
@@ -186,8 +186,7 @@ int pbh_cmd_list(int argc, char **argv) {
     }
     if (strcmp(format, "json") == 0) {
         json_t *doc = json_all(s, b, su, f);
-        char *text = pbh_json_text(doc);
-        json_decref(doc);
+        char *text = pbh_json_text_release(doc);
         int rc = pbh_cli_write_output(NULL, text);
         free(text);
         return rc;

@@ -1,12 +1,9 @@
 /*
- * cli_exec.c - `poolbench exec`: one scenario execution (or a few), nothing stored. For hyperfine, the
+ * exec.c - `poolbench exec`: one scenario execution (or a few), nothing stored. For hyperfine, the
  * examples and debugging, and the runner's case child: the runner re-executes this binary as
- * `exec ... --reps R --warmup W --json --parent-pid PID`, and reads one JSON line per execution:
- *   {"type":"execution","rep":i,"warmup":bool,"ok":bool,"message":"...","wall_s":..,"user_s":..,
- *    "sys_s":..,"peak_rss_kb":..,"startup_s":..,"ideal_s":..,"tasks":..,"failed_tasks":..,
- *    "workers_started":..,"worker_deaths":..}
- * then {"type":"done","executions":N}. `exec --floors --json` prints {"type":"floor","name","seconds",
- * "reps"} lines instead. A failed execution ends the sequence (exit 3).
+ * `exec ... --reps R --warmup W --json --parent-pid PID`, and reads one JSON line per execution, then a
+ * "done" line (`exec --floors --json`: one "floor" line per probe); the lines are written and read by
+ * one codec, exec_line.h, which documents them. A failed execution ends the sequence (exit 3).
  * --parent-pid makes the process die with the runner (PR_SET_PDEATHSIG), so a SIGKILLed runner leaves
  * no case running.
  * --inject-slowdown PCT (a validation hook, docs/verdicts.md): every measured phase really takes PCT %
@@ -16,6 +13,7 @@
  * failed or could not run.
  */
 #include "cli.h"
+#include "exec_line.h"
 #include "format.h"
 #include "measure.h"
 #include "runner.h"
@@ -38,34 +36,22 @@ static const char usage[] =
     "execution. Exit 0 when every execution verified, 3 when one did not. --floors measures the floor probes.\n"
     "--inject-slowdown PCT (validation only) makes every measured phase really take PCT %% longer.\n";
 
-/* Floor probe repetitions: enough for a stable median, few enough that all probes take about a second. */
-static int floor_reps(const char *name) {
-    if (strstr(name, "fork") || strstr(name, "spawn"))
-        return 100;
-    if (strstr(name, "mib"))
-        return 20;
-    if (strstr(name, "nanosleep"))
-        return 200;
-    return 2000;
+/* Prints one protocol line (exec_line.h) and flushes: the runner keeps what came before a crash. */
+static void print_line(char *line) {
+    if (line) {
+        printf("%s\n", line);
+        free(line);
+    }
+    fflush(stdout);
 }
 
 static int do_floors(int json) {
     for (size_t i = 0; i < pb_floor_count(); i++) {
         const pb_floor *f = pb_floor_at(i);
-        int reps = floor_reps(f->name);
+        int reps = f->reps; /* what the probe declares (scenarios/floors.c): about 0.1-0.5 s each */
         double s = f->measure(reps);
         if (json) {
-            json_t *o = json_object();
-            json_object_set_new(o, "type", json_string("floor"));
-            json_object_set_new(o, "name", json_string(f->name));
-            json_object_set_new(o, "seconds", json_real(s));
-            json_object_set_new(o, "reps", json_integer(reps));
-            char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
-            json_decref(o);
-            if (line) {
-                printf("%s\n", line);
-                free(line);
-            }
+            print_line(pbh_exec_line_floor(f->name, s, reps));
         } else {
             char d[32];
             pbh_fmt_duration(s, d, sizeof d);
@@ -78,29 +64,8 @@ static int do_floors(int json) {
 
 static void print_json_line(int rep, int warmup, const pbh_sample *x, const pb_exec_result *res, int ok,
                             const char *msg) {
-    json_t *o = json_object();
-    json_object_set_new(o, "type", json_string("execution"));
-    json_object_set_new(o, "rep", json_integer(rep));
-    json_object_set_new(o, "warmup", json_boolean(warmup));
-    json_object_set_new(o, "ok", json_boolean(ok));
-    json_object_set_new(o, "message", json_string(msg ? msg : ""));
-    json_object_set_new(o, "wall_s", json_real(x->wall_s));
-    json_object_set_new(o, "user_s", json_real(x->user_s));
-    json_object_set_new(o, "sys_s", json_real(x->sys_s));
-    json_object_set_new(o, "peak_rss_kb", json_integer(x->peak_rss_kb));
-    json_object_set_new(o, "startup_s", json_real(x->startup_s));
-    json_object_set_new(o, "ideal_s", json_real(x->ideal_s));
-    json_object_set_new(o, "tasks", json_integer((json_int_t)x->tasks));
-    json_object_set_new(o, "failed_tasks", json_integer((json_int_t)x->failed_tasks));
-    json_object_set_new(o, "workers_started", json_integer((json_int_t)res->counters.workers_started));
-    json_object_set_new(o, "worker_deaths", json_integer((json_int_t)res->counters.worker_deaths));
-    char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    json_decref(o);
-    if (line) {
-        printf("%s\n", line);
-        free(line);
-    }
-    fflush(stdout); /* one line per execution, as it happens: the runner keeps what came before a crash */
+    print_line(pbh_exec_line_execution(rep, warmup, ok, msg, x, res->counters.workers_started,
+                                       res->counters.worker_deaths));
 }
 
 static void print_text_line(const char *name, int rep, int warmup, const pbh_sample *x, int ok, const char *msg) {
@@ -273,9 +238,7 @@ int pbh_cmd_exec(int argc, char **argv) {
             break;
         }
     }
-    if (json && exit_code == PBH_EXIT_OK) {
-        printf("{\"type\":\"done\",\"executions\":%ld}\n", total);
-        fflush(stdout);
-    }
+    if (json && exit_code == PBH_EXIT_OK)
+        print_line(pbh_exec_line_done(total));
     return exit_code;
 }

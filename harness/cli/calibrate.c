@@ -7,7 +7,7 @@
  */
 #include "calibrate.h"
 #include "cli.h"
-#include "store_pairs.h"
+#include "store.h"
 
 #include <getopt.h>
 #include <signal.h>

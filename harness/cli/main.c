@@ -1,6 +1,6 @@
 /*
  * main.c - the poolbench CLI entry point: finds the verb and hands it its arguments. Nothing else lives
- * here; each verb is in harness/cli_<verb>.c (see cli.h for how to add one).
+ * here; each verb is in harness/cli/<verb>.c (see cli.h for how to add one).
  */
 #include "cli.h"
 

@@ -1,5 +1,5 @@
 /*
- * cli_run.c - `poolbench run`: expands a suite or a matrix, runs every case in its own child process,
+ * run.c - `poolbench run`: expands a suite or a matrix, runs every case in its own child process,
  * stores the run with every raw sample in one transaction, and prints the run id and a table.
  *
  * Order matters for the guarantees: the flags and the plan are checked first and the store is opened
@@ -9,7 +9,7 @@
  * Progress (cases done of total, time left) goes to stderr when it is a TTY and --quiet is not given.
  */
 #include "cli.h"
-#include "cli_run_pair.h"
+#include "run_pair.h"
 #include "context.h"
 #include "format.h"
 #include "runner.h"

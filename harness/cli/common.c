@@ -1,5 +1,5 @@
 /*
- * cli_common.c - helpers shared by every verb: messages, exit codes, the store's path and opening it,
+ * common.c - helpers shared by every verb: messages, exit codes, the store's path and opening it,
  * number parsing, and writing an exporter's bytes to stdout or a file.
  *
  * Messages go to stderr prefixed with "poolbench: " and name the thing that is wrong (the path, the
@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,21 +17,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-void pbh_cli_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+static void say(const char *fmt, va_list ap) {
     fputs("poolbench: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+}
+
+void pbh_cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    say(fmt, ap);
     va_end(ap);
 }
 
 int pbh_cli_usage_error(const char *verb, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("poolbench: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    say(fmt, ap);
     va_end(ap);
     if (verb)
         fprintf(stderr, "try 'poolbench %s --help'\n", verb);
@@ -40,7 +43,7 @@ int pbh_cli_usage_error(const char *verb, const char *fmt, ...) {
 }
 
 int pbh_cli_exit_for(int rc) {
-    switch (rc) {
+    switch (pbh_error(rc)) {
     case PBH_OK:
         return PBH_EXIT_OK;
     case PBH_EINPUT:
@@ -179,4 +182,50 @@ int pbh_cli_parse_double(const char *s, double min, double max, double *out) {
         return -1;
     *out = v;
     return 0;
+}
+
+int pbh_cli_read_flags(int argc, char **argv, const char *verb, const char *usage, const char **store_flag,
+                       const char **format, const char **output) {
+    /* --output last, so that the table without it is the same table one entry shorter */
+    static const struct option with_output[] = {{"store", required_argument, NULL, 'd'},
+                                                {"format", required_argument, NULL, 'f'},
+                                                {"help", no_argument, NULL, 'h'},
+                                                {"output", required_argument, NULL, 'o'},
+                                                {0}};
+    static const struct option without_output[] = {{"store", required_argument, NULL, 'd'},
+                                                   {"format", required_argument, NULL, 'f'},
+                                                   {"help", no_argument, NULL, 'h'},
+                                                   {0}};
+    int c;
+    while ((c = getopt_long(argc, argv, output ? "f:o:h" : "f:h", output ? with_output : without_output, NULL)) !=
+           -1) {
+        switch (c) {
+        case 'd':
+            *store_flag = optarg;
+            break;
+        case 'f':
+            *format = optarg;
+            break;
+        case 'o':
+            *output = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return PBH_EXIT_OK;
+        default:
+            return pbh_cli_usage_error(verb, "bad arguments to %s", verb);
+        }
+    }
+    return -1;
+}
+
+int pbh_cli_load_stored_run(const char *store_flag, const char *ref, pbh_run **out) {
+    pbh_store *st;
+    *out = NULL;
+    int ec = pbh_cli_open_store(store_flag, PBH_STORE_READ, &st);
+    if (ec != PBH_EXIT_OK)
+        return ec;
+    ec = pbh_cli_load_run(st, ref, out);
+    pbh_store_close(st);
+    return ec;
 }

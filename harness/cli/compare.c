@@ -1,5 +1,5 @@
 /*
- * cli_compare.c - `poolbench compare BASE NEW`: the regression verdict between two runs.
+ * compare.c - `poolbench compare BASE NEW`: the regression verdict between two runs.
  *
  * BASE and NEW are run references (id, label, `latest`) in the store, or paths to a run exported as JSON
  * (`export --format json`, e.g. a committed results/baseline.json). With --confirm N every suspected
@@ -8,11 +8,12 @@
  */
 #include "cli.h"
 #include "compare.h"
+#include "format.h"
 #include "import.h"
 #include "runner.h"
 #include "abrun.h"
 #include "calibrate.h"
-#include "store_pairs.h"
+#include "store.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -1,0 +1,44 @@
+/*
+ * runs.c - `poolbench runs [--store PATH] [--format table|json]`: the stored runs, newest first.
+ * Opens the store read-only: a read verb can never change it.
+ */
+#include "cli.h"
+#include "format.h"
+
+#include <getopt.h> /* optind */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: poolbench runs [--store PATH] [--format table|json]\n"
+    "Lists the stored runs, newest first.\n";
+
+int pbh_cmd_runs(int argc, char **argv) {
+    const char *store_flag = NULL, *format = "table";
+    int ec = pbh_cli_read_flags(argc, argv, "runs", usage, &store_flag, &format, NULL);
+    if (ec >= 0)
+        return ec;
+    if (optind < argc)
+        return pbh_cli_usage_error("runs", "unexpected argument '%s'", argv[optind]);
+    if (strcmp(format, "table") != 0 && strcmp(format, "json") != 0)
+        return pbh_cli_usage_error("runs", "unknown --format '%s' (table or json)", format);
+    pbh_store *st;
+    ec = pbh_cli_open_store(store_flag, PBH_STORE_READ, &st);
+    if (ec != PBH_EXIT_OK)
+        return ec;
+    pbh_run_info *infos;
+    size_t n;
+    char err[1024];
+    int rc = pbh_store_list_runs(st, &infos, &n, err, sizeof err);
+    pbh_store_close(st);
+    if (rc != PBH_OK) {
+        pbh_cli_error("%s", err);
+        return pbh_cli_exit_for(rc);
+    }
+    char *text = strcmp(format, "json") == 0 ? pbh_format_runs_json(infos, n) : pbh_format_runs_table(infos, n);
+    pbh_run_infos_free(infos, n);
+    ec = pbh_cli_write_output(NULL, text);
+    free(text);
+    return ec;
+}
