@@ -72,7 +72,8 @@ typedef struct pbh_calibration {
     pbh_calibrate_opts opts;
     pbh_calib_case *cases;
     size_t ncases;
-    int sessions;                        /* sessions run */
+    int sessions;                        /* sessions completed */
+    int interrupted;                     /* 1 when cut short (SIGINT/SIGTERM): the figures cover `sessions` */
     int aa_sessions, aa_gate_failures;   /* pure A/A sessions, and those with a confirmed regression */
     int aa_verdicts, aa_flagged;         /* case verdicts in pure A/A sessions; flagged without confirmation */
     int inj_sessions;                    /* injected sessions */
@@ -89,8 +90,9 @@ typedef struct pbh_calibration {
 /* Progress: a line per session. */
 typedef void (*pbh_calibrate_progress_fn)(void *ud, int session, int sessions, const char *what, double elapsed_s);
 
-/* Runs the calibration of plan with this binary (self_exe) on both sides. 0, PBH_ENOMEM, or PBH_EINPUT
- * when interrupted (nothing to store). */
+/* Runs the calibration of plan with this binary (self_exe) on both sides. 0 or PBH_ENOMEM. Interrupted
+ * (pbh_runner_interrupt), it stops after the current session, which is dropped, and sets out->interrupted:
+ * the sessions completed still stand. */
 int pbh_calibrate_run(const pbh_plan *plan, const pbh_calibrate_opts *o, pbh_calibration *out,
                       pbh_calibrate_progress_fn progress, void *ud);
 void pbh_calibration_free(pbh_calibration *c);
@@ -99,7 +101,7 @@ void pbh_calibration_free(pbh_calibration *c);
  * there are fewer than 3. Exposed for tests. */
 double pbh_calibrate_min_detectable(const pbh_calib_obs *obs, size_t nobs, const pbs_compare_opts *cmp, int confirm);
 
-/* Exporters (format.h's rule: heap text). The JSON is also what the store keeps. */
+/* Exporters (format_calibration.c; format.h's rule: heap text). The JSON is also what the store keeps. */
 char *pbh_calibration_format_json(const pbh_calibration *c);
 char *pbh_calibration_format_table(const pbh_calibration *c);
 char *pbh_calibration_format_markdown(const pbh_calibration *c);

@@ -27,7 +27,8 @@ static const char usage[] =
     "Per case: run-to-run noise, false alarms, detection rate, minimum detectable slowdown (>= 95%% power).\n"
     "Stored in the store; the gate then says which cases this machine can judge.\n"
     "--validate: 20 A/A pairs, +10%% in 20 trials per case, +3%% in 5, one plain run; prints the goals table.\n"
-    "Takes long: each session is two runs of the suite. Exit: 0 done, 2 bad input, 3 interrupted.\n";
+    "Takes long: each session is two runs of the suite. Ctrl-C stops after the current session and reports (and\n"
+    "stores) the sessions completed. Exit: 0 done, 2 bad input, 3 interrupted.\n";
 
 static void on_signal(int sig) {
     (void)sig;
@@ -179,8 +180,10 @@ int pbh_cmd_calibrate(int argc, char **argv) {
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     pbh_plan_free(&plan);
+    if (rc == PBH_OK && cal.interrupted && cal.sessions == 0)
+        rc = PBH_EINPUT;
     if (rc != PBH_OK) {
-        pbh_cli_error(pbh_runner_interrupted() ? "interrupted: nothing was stored" : "out of memory");
+        pbh_cli_error(rc == PBH_EINPUT ? "interrupted before a session completed: nothing was stored" : "out of memory");
         pbh_calibration_free(&cal);
         pbh_store_close(st);
         return PBH_EXIT_FAILED;
@@ -210,7 +213,10 @@ int pbh_cmd_calibrate(int argc, char **argv) {
                                                    : pbh_calibration_format_table(&cal);
     ec = pbh_cli_write_output(output, text);
     if (ec == PBH_EXIT_OK && strcmp(format, "json") != 0)
-        fprintf(output ? stdout : stderr, "stored as calibration %lld\n", (long long)cal.id);
+        fprintf(output ? stdout : stderr, "stored as calibration %lld%s\n", (long long)cal.id,
+                cal.interrupted ? " (interrupted: it covers the sessions completed)" : "");
+    if (ec == PBH_EXIT_OK && cal.interrupted)
+        ec = PBH_EXIT_FAILED;
     free(text);
     free(json);
     pbh_calibration_free(&cal);
