@@ -27,11 +27,17 @@ void pbh_plan_free(pbh_plan *plan) {
     memset(plan, 0, sizeof *plan);
 }
 
-static void known_backends(char *buf, size_t len) {
-    size_t off = 0;
-    buf[0] = '\0';
+void pbh_backend_unavailable(const char *name, char *buf, size_t len) {
+    const char *why = pb_backend_not_built_reason(name);
+    if (why) {
+        snprintf(buf, len, "backend '%s' is not built in (%s)", name, why);
+        return;
+    }
+    size_t off = (size_t)snprintf(buf, len, "unknown backend '%s' (known: ", name);
     for (size_t i = 0; i < pb_backend_count() && off < len; i++)
         off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", pb_backend_name_at(i));
+    if (off < len)
+        snprintf(buf + off, len - off, ")");
 }
 
 static void known_scenarios(char *buf, size_t len) {
@@ -204,10 +210,10 @@ static int expand_item(const pbh_request *rq, const pbh_suite *suite, const pbh_
         if (item && rq->nbackends && !in_list(rq->backends, rq->nbackends, backends[b]))
             continue;
         int caps = pb_backend_caps(backends[b]);
+        if (caps < 0 && item && item->backends && pb_backend_not_built_reason(backends[b]))
+            continue; /* a suite names the reference backends; a build without their library skips them */
         if (caps < 0) {
-            char known[256];
-            known_backends(known, sizeof known);
-            pbh_seterr(err, errlen, "unknown backend '%s' (known: %s)", backends[b], known);
+            pbh_backend_unavailable(backends[b], err, errlen);
             rc = PBH_EINPUT;
             break;
         }
@@ -263,8 +269,7 @@ int pbh_plan_build(const pbh_request *rq, pbh_plan *plan, char *err, size_t errl
     }
     for (size_t i = 0; i < rq->nbackends; i++) {
         if (pb_backend_caps(rq->backends[i]) < 0) {
-            known_backends(known, sizeof known);
-            pbh_seterr(err, errlen, "unknown backend '%s' (known: %s)", rq->backends[i], known);
+            pbh_backend_unavailable(rq->backends[i], err, errlen);
             return PBH_EINPUT;
         }
     }

@@ -65,6 +65,10 @@ typedef struct pbh_request {
 
 void pbh_request_init(pbh_request *rq);
 
+/* Why `name` cannot be run: "backend 'glib' is not built in (GLib was not found at configure time)" for a
+ * reference backend this build lacks, else "unknown backend 'x' (known: ...)". */
+void pbh_backend_unavailable(const char *name, char *buf, size_t len);
+
 /* Expands rq into plan. PBH_EINPUT with a message for unknown names, bad params or an empty plan.
  * Backends that run tasks inline (no PB_CAP_ASYNC: serial) get one case at workers=1 whatever the
  * workers list says: their result does not depend on it. */

@@ -73,6 +73,10 @@ extern const pb_backend pb_backend_serial;
 extern const pb_backend pb_backend_threads;
 extern const pb_backend pb_backend_fork;
 extern const pb_backend pb_backend_spawn;
+/* Reference backends: each exists only when its library was found at configure time (registry.c). */
+extern const pb_backend pb_backend_glib;
+extern const pb_backend pb_backend_libuv;
+extern const pb_backend pb_backend_openmp;
 const pb_backend *pb__backend_find(const char *name);
 
 /* Core services for backends (pool.c). */

@@ -6,6 +6,8 @@
  *   "threads" a pthread pool in this process
  *   "fork"    pre-forked worker processes talking a framed protocol over pipes
  *   "spawn"   posix_spawn'ed worker processes (same protocol, fresh exec)
+ * and, when their library was found at configure time, the reference backends "glib" (GThreadPool),
+ * "libuv" (uv_queue_work) and "openmp" (parallel for): the pools people would otherwise use.
  *
  * Work is expressed as named tasks: a function from input bytes to output bytes plus a status. Only the
  * task name and the bytes reach a worker, so the same task code runs unchanged on every backend. Tasks are
@@ -173,6 +175,12 @@ const char *pb_backend_name_at(size_t i);
 const char *pb_backend_description(const char *name); /* NULL when unknown */
 int pb_backend_caps(const char *name);                /* PB_CAP_* bits, or PB_ENOBACKEND */
 const char *pb_backend_default(void);                 /* "threads" */
+/* Backends this build knows by name but lacks: the reference backends whose library (GLib, libuv,
+ * OpenMP) was not found or was switched off at configure time. The reason reads "GLib was not found at
+ * configure time"; NULL when the name is built in or unknown. */
+size_t pb_backend_not_built_count(void);
+const char *pb_backend_not_built_at(size_t i);
+const char *pb_backend_not_built_reason(const char *name);
 
 /* Creates a pool on the named backend (NULL = default). opts may be NULL for defaults. */
 int pb_pool_create(pb_pool **out, const char *backend, const pb_options *opts);

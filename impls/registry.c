@@ -1,6 +1,12 @@
 /*
  * registry.c - the backends, found by name. Adding a backend is one line in `backends` below.
  * The first entry named by PB_DEFAULT_BACKEND is what a NULL backend name means.
+ *
+ * The reference backends (glib, libuv, openmp) are compiled in only when their library was found
+ * (impls/reference-backends.cmake); a build without one still knows its name and why it is missing, so
+ * `--backend glib` can say "not built in (GLib was not found at configure time)" instead of "unknown".
+ * openmp comes last: libgomp is not fork-safe once its threads exist, and the conformance table runs the
+ * backends in this order in one process, so no fork-based backend runs after it there.
  */
 #include "backend.h"
 
@@ -13,6 +19,32 @@ static const pb_backend *const backends[] = {
     &pb_backend_threads,
     &pb_backend_fork,
     &pb_backend_spawn,
+#ifdef POOLBENCH_HAVE_GLIB
+    &pb_backend_glib,
+#endif
+#ifdef POOLBENCH_HAVE_LIBUV
+    &pb_backend_libuv,
+#endif
+#ifdef POOLBENCH_HAVE_OPENMP
+    &pb_backend_openmp,
+#endif
+};
+
+/* The reference backends this build lacks, and why (the text comes from CMake). */
+static const struct {
+    const char *name;
+    const char *why;
+} not_built[] = {
+#ifdef POOLBENCH_MISSING_GLIB
+    {"glib", POOLBENCH_MISSING_GLIB},
+#endif
+#ifdef POOLBENCH_MISSING_LIBUV
+    {"libuv", POOLBENCH_MISSING_LIBUV},
+#endif
+#ifdef POOLBENCH_MISSING_OPENMP
+    {"openmp", POOLBENCH_MISSING_OPENMP},
+#endif
+    {NULL, NULL},
 };
 
 #define BACKEND_COUNT (sizeof backends / sizeof backends[0])
@@ -39,3 +71,13 @@ int pb_backend_caps(const char *name) {
 }
 
 const char *pb_backend_default(void) { return PB_DEFAULT_BACKEND; }
+
+size_t pb_backend_not_built_count(void) { return sizeof not_built / sizeof not_built[0] - 1; }
+
+const char *pb_backend_not_built_at(size_t i) { return i < pb_backend_not_built_count() ? not_built[i].name : NULL; }
+
+const char *pb_backend_not_built_reason(const char *name) {
+    for (size_t i = 0; name && not_built[i].name; i++)
+        if (strcmp(not_built[i].name, name) == 0) return not_built[i].why;
+    return NULL;
+}

@@ -38,11 +38,17 @@ BOOT_SEED = 0x706F6F6C         # "pool": per case, mixed with a CRC of the case 
 CLI_TIMEOUT_S = 120
 
 CHART_KINDS = ["scenario", "scaling", "distribution", "history", "hyperfine"]
-BACKEND_ORDER = ["serial", "threads", "fork", "spawn", "python"]
+BACKEND_ORDER = ["serial", "threads", "fork", "spawn", "glib", "libuv", "openmp",
+                 "python", "python-process-executor", "python-thread-pool"]
 BACKEND_COLORS = {"serial": "#7f7f7f", "threads": "#1f77b4", "fork": "#ff7f0e", "spawn": "#2ca02c",
-                  "python": "#9467bd"}
-EXTRA_COLORS = ["#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728", "#393b79", "#637939"]
-BACKEND_LABELS = {"python": "Python Pool"}
+                  "glib": "#8c564b", "libuv": "#17becf", "openmp": "#bcbd22",
+                  "python": "#9467bd", "python-process-executor": "#e377c2", "python-thread-pool": "#393b79"}
+EXTRA_COLORS = ["#d62728", "#637939", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354"]
+BACKEND_LABELS = {"python": "Python Pool", "python-process-executor": "Python\nProcessPool-\nExecutor",
+                  "python-thread-pool": "Python\nThreadPool"}  # several lines: they stand side by side as tick labels
+# seed.py --pool X -> the backend name its hyperfine row carries (hyperfine/<group>/python-X)
+PYTHON_POOLS = {"pool": "python", "process-executor": "python-process-executor",
+                "thread-pool": "python-thread-pool"}
 
 RC = {
     "figure.dpi": 100, "savefig.dpi": 130, "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
@@ -243,7 +249,8 @@ def backend_sort_key(b):
 
 
 def case_backend(c):
-    """The backend of a case; for imported commands: --backend B, or 'python' for a Python program."""
+    """The backend of a case; for imported commands: --backend B, or 'python' (Pool), 'python-process-executor'
+    or 'python-thread-pool' for a Python program (seed.py --pool)."""
     if c.backend:
         return "python" if c.backend in ("python", "python-pool") else c.backend
     try:
@@ -256,6 +263,9 @@ def case_backend(c):
         if a.startswith("--backend="):
             return a.split("=", 1)[1]
     if argv and re.match(r"python[0-9.]*$", os.path.basename(argv[0])):
+        for i, a in enumerate(argv):
+            if a == "--pool" and i + 1 < len(argv):
+                return PYTHON_POOLS.get(argv[i + 1], "python")
         return "python"
     return "other"
 

@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "poolbench.h"
+
 extern char **environ;
 
 static char bin[1024];
@@ -504,9 +506,67 @@ static void test_list_and_exec(void **state) {
     free(out);
 }
 
+/* The reference backends: a build with the library lists them with their real capabilities (async only:
+ * crash is unsupported, as on threads) and runs them; a build without it says why, exit 2, on exec and run. */
+static void test_reference_backends(void **state) {
+    (void)state;
+    static const char *const names[] = {"glib", "libuv", "openmp"};
+    static const char *const libraries[] = {"GLib", "libuv", "OpenMP"};
+    char *out;
+    const char *list[] = {"list", "backends", "--format", "json", NULL};
+    assert_int_equal(run_pb(list, NULL, &out, NULL), 0);
+    json_t *doc = parse(out);
+    free(out);
+    for (size_t i = 0; i < 3; i++) {
+        const char *name = names[i];
+        const char *why = pb_backend_not_built_reason(name);
+        json_t *listed = NULL, *missing = NULL, *o;
+        size_t k;
+        json_array_foreach(json_object_get(doc, "backends"), k, o)
+            if (strcmp(json_string_value(json_object_get(o, "name")), name) == 0) listed = o;
+        json_array_foreach(json_object_get(doc, "backends_not_built"), k, o)
+            if (strcmp(json_string_value(json_object_get(o, "name")), name) == 0) missing = o;
+        if (why) {
+            print_message("      %s is not built in: %s\n", name, why);
+            assert_null(listed);
+            assert_non_null(missing);
+            assert_string_equal(json_string_value(json_object_get(missing, "reason")), why);
+            char expected[256], not_found[128];
+            snprintf(expected, sizeof expected, "backend '%s' is not built in (%s)", name, why);
+            snprintf(not_found, sizeof not_found, "%s was not found at configure time", libraries[i]);
+            assert_true(strcmp(why, not_found) == 0 || strstr(why, "switched off") != NULL);
+            const char *exec[] = {"exec", "--scenario", "sleep", "--backend", name, NULL};
+            expect_usage(exec, expected);
+            const char *run[] = {"run", "--scenario", "sleep", "--backend", name, "--store", "/nonexistent/x.db", NULL};
+            expect_usage(run, expected);
+            continue;
+        }
+        assert_non_null(listed);
+        assert_null(missing);
+        json_t *caps = json_object_get(listed, "caps");
+        assert_int_equal(json_array_size(caps), 1); /* async, and nothing it cannot deliver */
+        assert_string_equal(json_string_value(json_array_get(caps, 0)), "async");
+        const char *exec[] = {"exec", "--scenario", "sleep", "--backend", name, "--workers", "2", "--param", "items=4",
+                              "--param", "ms=1", "--json", NULL};
+        assert_int_equal(run_pb(exec, NULL, &out, NULL), 0);
+        char *nl = strchr(out, '\n');
+        assert_non_null(nl);
+        *nl = '\0';
+        json_t *r = parse(out);
+        assert_true(json_is_true(json_object_get(r, "ok")));
+        assert_int_equal(json_integer_value(json_object_get(r, "tasks")), 4);
+        json_decref(r);
+        free(out);
+        const char *crash[] = {"exec", "--scenario", "crash", "--backend", name, NULL};
+        expect_usage(crash, "not supported");
+    }
+    json_decref(doc);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_list_and_exec),
+        cmocka_unit_test(test_reference_backends),
         cmocka_unit_test(test_run_then_read_verbs),
         cmocka_unit_test(test_bad_input_exit_2),
         cmocka_unit_test(test_bad_stores_untouched),

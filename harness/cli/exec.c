@@ -185,7 +185,9 @@ int pbh_cmd_exec(int argc, char **argv) {
     if (!backend)
         backend = pb_backend_default();
     if (pb_backend_caps(backend) < 0) {
-        pbh_cli_error("unknown backend '%s' (see `poolbench list backends`)", backend);
+        char why[512];
+        pbh_backend_unavailable(backend, why, sizeof why);
+        pbh_cli_error("%s (see `poolbench list backends`)", why);
         return PBH_EXIT_USAGE;
     }
     if (!pb_scenario_supported(s, backend)) {

@@ -64,6 +64,10 @@ static void text_backends(FILE *f) {
         caps_text(pb_backend_caps(n), caps, sizeof caps);
         fprintf(f, "  %-10s %s [%s]\n", n, pb_backend_description(n) ? pb_backend_description(n) : "", caps);
     }
+    for (size_t i = 0; i < pb_backend_not_built_count(); i++) {
+        const char *n = pb_backend_not_built_at(i);
+        fprintf(f, "  %-10s not built in (%s)\n", n, pb_backend_not_built_reason(n));
+    }
 }
 
 static void text_suites(FILE *f) {
@@ -124,6 +128,15 @@ static json_t *json_all(int what_s, int what_b, int what_su, int what_f) {
             json_array_append_new(arr, o);
         }
         json_object_set_new(doc, "backends", arr);
+        json_t *missing = json_array();
+        for (size_t i = 0; i < pb_backend_not_built_count(); i++) {
+            const char *n = pb_backend_not_built_at(i);
+            json_t *o = json_object();
+            json_object_set_new(o, "name", json_string(n));
+            json_object_set_new(o, "reason", json_string(pb_backend_not_built_reason(n)));
+            json_array_append_new(missing, o);
+        }
+        json_object_set_new(doc, "backends_not_built", missing);
     }
     if (what_su) {
         json_t *arr = json_array();

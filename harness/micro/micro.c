@@ -391,12 +391,15 @@ static void bm_raw_spawn(pbm_state *st, void *ud) {
 
 /* ---- pool benchmarks, one set per backend; ud is the backend's name ---- */
 
-/* Which floor a backend's round trip is paired with: threads hand off through condvars, the process
- * backends through pipes; serial has no hand-off at all. Unknown backends get no pairing. */
+/* Which floor a backend's round trip is paired with: threads and the in-process reference backends
+ * (glib, libuv, openmp) hand off between threads, whose cheapest form is a condvar; the process backends
+ * hand off through pipes; serial has no hand-off at all. Unknown backends get no pairing. */
 enum floor_kind { FLOOR_NONE, FLOOR_CONDVAR, FLOOR_PIPE };
 
 static enum floor_kind roundtrip_floor(const char *backend) {
-    if (strcmp(backend, "threads") == 0) return FLOOR_CONDVAR;
+    if (strcmp(backend, "threads") == 0 || strcmp(backend, "glib") == 0 || strcmp(backend, "libuv") == 0 ||
+        strcmp(backend, "openmp") == 0)
+        return FLOOR_CONDVAR;
     if (strcmp(backend, "fork") == 0 || strcmp(backend, "spawn") == 0) return FLOOR_PIPE;
     return FLOOR_NONE;
 }
@@ -869,6 +872,11 @@ int main(int argc, char **argv) {
                 PB_PROC_WORKER_ENV);
         return 127;
     }
+    /* libuv's threadpool is sized once per process, at its first use (impls/libuv.c): make it large enough
+     * for the largest pool measured here, unless the user chose a size. */
+    char size[16];
+    snprintf(size, sizeof size, "%d", START_WORKERS);
+    setenv("UV_THREADPOOL_SIZE", size, 0);
     ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
     self_exe[n > 0 ? n : 0] = '\0';
 
