@@ -30,11 +30,6 @@ static const char usage[] =
     "Takes long: each session is two runs of the suite. Ctrl-C stops after the current session and reports (and\n"
     "stores) the sessions completed. Exit: 0 done, 2 bad input, 3 interrupted.\n";
 
-static void on_signal(int sig) {
-    (void)sig;
-    pbh_runner_interrupt();
-}
-
 static void show(void *ud, int i, int n, const char *what, double elapsed) {
     (void)ud;
     fprintf(stderr, "calibrate: session %d/%d (%s), %d:%02d elapsed\n", i, n, what, (int)elapsed / 60,
@@ -169,16 +164,11 @@ int pbh_cmd_calibrate(int argc, char **argv) {
         pbh_plan_free(&plan);
         return ec;
     }
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    struct sigaction old_handlers[2];
+    pbh_cli_catch_interrupts(old_handlers);
     pbh_calibration cal;
     rc = pbh_calibrate_run(&plan, &co, &cal, show, NULL);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    pbh_cli_restore_interrupts(old_handlers);
     pbh_plan_free(&plan);
     if (rc == PBH_OK && cal.interrupted && cal.sessions == 0)
         rc = PBH_EINPUT;

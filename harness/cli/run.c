@@ -69,11 +69,6 @@ static void show_progress(void *ud, size_t i, size_t n, const pbh_case *c, doubl
     fflush(stderr);
 }
 
-static void on_signal(int sig) {
-    (void)sig;
-    pbh_runner_interrupt();
-}
-
 /* Appends the pieces of a comma list to list (pointers into arg, which is modified). */
 static int add_list(char *arg, const char **list, size_t *n) {
     for (char *tok = strtok(arg, ","); tok; tok = strtok(NULL, ",")) {
@@ -262,12 +257,8 @@ int pbh_cmd_run(int argc, char **argv) {
     run->suite = plan.suite ? pbh_strdup(plan.suite->name) : NULL;
     run->source = pbh_strdup(PBH_SOURCE_NATIVE);
 
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    struct sigaction old_handlers[2];
+    pbh_cli_catch_interrupts(old_handlers);
 
     progress prog = {.on = !quiet && isatty(STDERR_FILENO), .width = 0};
     if (pair.other) { /* --against: an interleaved A/B pair (cli_run_pair.c) */
@@ -276,8 +267,7 @@ int pbh_cmd_run(int argc, char **argv) {
         if (!label)
             pbh_set_str(&run->label, "head");
         ec = pbh_cli_run_pair(&plan, st, run, &pair, show_progress, &prog);
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
+        pbh_cli_restore_interrupts(old_handlers);
         pbh_plan_free(&plan);
         pbh_store_close(st);
         pbh_run_free(run);
@@ -287,8 +277,7 @@ int pbh_cmd_run(int argc, char **argv) {
         fprintf(stderr, "running %zu cases%s%s (floors first)\n", plan.n, plan.suite ? " of suite " : "",
                 plan.suite ? plan.suite->name : "");
     rc = pbh_runner_run(&plan, &ex, run, show_progress, &prog);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    pbh_cli_restore_interrupts(old_handlers);
     pbh_plan_free(&plan);
 
     if (pbh_runner_interrupted()) {
