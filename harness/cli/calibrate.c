@@ -186,8 +186,10 @@ int pbh_cmd_calibrate(int argc, char **argv) {
     ctx.cores = cal.cores;
     ctx.kernel = cal.kernel;
     pbh_context head_ctx;
-    if (pbh_context_collect(&head_ctx, 0, NULL) == 0)
+    if (pbh_context_collect(&head_ctx, 0, NULL) == 0) {
         ctx.git_commit = head_ctx.git_commit;
+        ctx.machine = head_ctx.machine; /* the key compare finds it by ($POOLBENCH_MACHINE, else derived) */
+    }
     rc = json ? pbh_store_insert_calibration(st, &ctx, cal.suite, json, &cal.id, err, sizeof err) : PBH_ENOMEM;
     pbh_context_clear(&head_ctx);
     pbh_store_close(st);
