@@ -238,3 +238,30 @@ void pbh_describe_wait_status(int status, char *buf, size_t len) {
         snprintf(buf, len, "ended with wait status 0x%x", status);
     }
 }
+
+typedef struct captured {
+    char *out;
+    size_t len, cap;
+} captured;
+
+static void capture_line(void *ud, const char *line) {
+    captured *c = ud;
+    /* keep reading past the cap (the child must never block on a full pipe), keep only what fits */
+    size_t n = strlen(line);
+    for (size_t i = 0; i <= n && c->len + 1 < c->cap; i++)
+        c->out[c->len++] = i < n ? line[i] : '\n';
+    c->out[c->len] = '\0';
+}
+
+int pbh_child_capture(const char *exe, char *const argv[], int flags, double deadline, char *out, size_t cap) {
+    out[0] = '\0';
+    pbh_child ch;
+    char err[256];
+    if (pbh_child_spawn(&ch, exe, argv, flags, err, sizeof err) != 0)
+        return -1;
+    captured c = {out, 0, cap};
+    int status;
+    if (pbh_child_finish(&ch, deadline, NULL, capture_line, &c, &status) != PBH_CHILD_EXITED)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

@@ -58,6 +58,12 @@ enum pbh_child_end pbh_child_finish(pbh_child *ch, double deadline, int (*interr
 /* The last non-empty line of the child's stderr tail (empty when none). */
 void pbh_child_last_err_line(const pbh_child *ch, char *out, size_t len);
 
+/* Spawns exe (flags as pbh_child_spawn), waits for it (until deadline, pbs_now() seconds; < 0: no limit)
+ * and returns its stdout, up to cap-1 bytes, in out (the rest is read and dropped, so the child never
+ * blocks on a full pipe). Returns its exit status 0..255, or -1 when it could not run, was killed or
+ * ran out of time. For short questions to other programs: `git rev-parse`, `OTHER version --json`. */
+int pbh_child_capture(const char *exe, char *const argv[], int flags, double deadline, char *out, size_t cap);
+
 /* "killed by signal 9 (Killed)" / "exited with status 3" for a wait status. */
 void pbh_describe_wait_status(int status, char *buf, size_t len);
 

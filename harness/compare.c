@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "machine.h"
+
 static int compare_cases(const pbh_case *base, const pbh_case *new_, const pbs_compare_opts *opts,
                          pbs_comparison *out) {
     double *b = pbh_case_times(base), *n = pbh_case_times(new_);
@@ -72,6 +74,45 @@ int pbh_compare_runs(const pbh_run *base, const pbh_run *new_, const pbs_compare
         cc->match = PBH_MATCH_ONLY_NEW;
     }
     pbh_compare_tally(out);
+    out->other_machine = pbh_machine_differs(base, new_, out->machine_why, sizeof out->machine_why);
+    return 0;
+}
+
+/* One confirmation round's verdict on a case: a regression again, or not. */
+static int round_holds(const pbh_case *base, const pbh_case *fresh, const pbs_compare_opts *opts) {
+    pbs_comparison again;
+    return pbh_case_is_ok(base) && pbh_case_is_ok(fresh) && compare_cases(base, fresh, opts, &again) == PBS_OK &&
+           again.verdict == PBS_VERDICT_REGRESSION;
+}
+
+static void settle(pbh_case_cmp *cc) {
+    if (cc->confirm_held < cc->confirm_rounds) {
+        cc->verdict = PBS_VERDICT_WITHIN_NOISE;
+        cc->unconfirmed = 1;
+    }
+}
+
+int pbh_compare_confirm_pair(pbh_comparison *cmp, int rounds, pbh_remeasure_pair_fn remeasure, void *ud) {
+    cmp->confirm = rounds;
+    cmp->paired = 1;
+    if (rounds <= 0 || !remeasure) return 0;
+    for (size_t i = 0; i < cmp->ncases; i++) {
+        pbh_case_cmp *cc = &cmp->cases[i];
+        if (cc->match != PBH_MATCH_BOTH || cc->verdict != PBS_VERDICT_REGRESSION) continue;
+        for (int r = 0; r < rounds; r++) {
+            pbh_case fresh_base = {0}, fresh_new = {0};
+            int rc = remeasure(ud, cc->base, cc->new_, &fresh_base, &fresh_new);
+            if (rc >= 0) {
+                cc->confirm_rounds++;
+                cc->confirm_held += round_holds(&fresh_base, &fresh_new, &cmp->opts);
+            }
+            pbh_case_clear(&fresh_base);
+            pbh_case_clear(&fresh_new);
+            if (rc < 0) break; /* cannot be re-measured here: the verdict stands as it is */
+        }
+        settle(cc);
+    }
+    pbh_compare_tally(cmp);
     return 0;
 }
 
@@ -89,16 +130,10 @@ int pbh_compare_confirm(pbh_comparison *cmp, int rounds, pbh_remeasure_fn remeas
                 break;
             }
             cc->confirm_rounds++;
-            pbs_comparison again;
-            if (pbh_case_is_ok(&fresh) && compare_cases(cc->base, &fresh, &cmp->opts, &again) == PBS_OK &&
-                again.verdict == PBS_VERDICT_REGRESSION)
-                cc->confirm_held++;
+            cc->confirm_held += round_holds(cc->base, &fresh, &cmp->opts);
             pbh_case_clear(&fresh);
         }
-        if (cc->confirm_held < cc->confirm_rounds) {
-            cc->verdict = PBS_VERDICT_WITHIN_NOISE;
-            cc->unconfirmed = 1;
-        }
+        settle(cc);
     }
     pbh_compare_tally(cmp);
     return 0;
@@ -107,4 +142,8 @@ int pbh_compare_confirm(pbh_comparison *cmp, int rounds, pbh_remeasure_fn remeas
 void pbh_comparison_free(pbh_comparison *cmp) {
     free(cmp->cases);
     memset(cmp, 0, sizeof *cmp);
+}
+
+int pbh_compare_can_judge(const pbh_comparison *cmp, const pbh_case_cmp *cc) {
+    return !(cc->min_detectable > 0) || cc->min_detectable <= 2 * cmp->opts.threshold;
 }

@@ -35,6 +35,7 @@ typedef struct pbh_case_cmp {
     int confirm_held;            /* rounds that also said "regression" */
     pbs_verdict verdict;         /* final: a regression not held in every round becomes WITHIN_NOISE */
     int unconfirmed;             /* 1 when --confirm overturned a regression */
+    double min_detectable;       /* calibrated minimum detectable slowdown on this machine (fraction); 0 unknown */
 } pbh_case_cmp;
 
 typedef struct pbh_comparison {
@@ -44,6 +45,10 @@ typedef struct pbh_comparison {
     pbh_case_cmp *cases;
     size_t ncases;
     int regressions, improvements, unchanged, within_noise, too_few, unmatched;
+    int paired;                  /* base and new are an interleaved A/B pair (abrun.h); confirm re-measured both */
+    int other_machine;           /* the runs come from different machines (machine.h) */
+    char machine_why[1024];      /* what differs */
+    int64_t calibration_id;      /* the calibration min_detectable came from (0: none) */
 } pbh_comparison;
 
 /* Matches and compares; out borrows base and new_ (keep them alive). 0 or PBH_ENOMEM. */
@@ -57,9 +62,22 @@ typedef int (*pbh_remeasure_fn)(void *ud, const pbh_case *c, pbh_case *fresh);
 /* --confirm: for every regression, `rounds` times: remeasure and compare against the base again. */
 int pbh_compare_confirm(pbh_comparison *cmp, int rounds, pbh_remeasure_fn remeasure, void *ud);
 
+/* --confirm on an interleaved pair: re-measures BOTH sides of a case, interleaved again, into fresh_base
+ * and fresh_new (status "ok" when they ran). Negative: cannot be re-measured here. */
+typedef int (*pbh_remeasure_pair_fn)(void *ud, const pbh_case *base, const pbh_case *new_, pbh_case *fresh_base,
+                                     pbh_case *fresh_new);
+
+/* --confirm for a pair: every suspected regression is measured again on both sides `rounds` times, and
+ * each round compares the fresh base with the fresh new; it stands only if every round agrees. */
+int pbh_compare_confirm_pair(pbh_comparison *cmp, int rounds, pbh_remeasure_pair_fn remeasure, void *ud);
+
 /* Recounts the totals from the cases' verdicts. */
 void pbh_compare_tally(pbh_comparison *cmp);
 
 void pbh_comparison_free(pbh_comparison *cmp);
+
+/* 1 when this machine's calibration says the case can be judged at the comparison's threshold (or when
+ * there is no calibration for it): a slowdown of twice the threshold is detected with >= 95 % power. */
+int pbh_compare_can_judge(const pbh_comparison *cmp, const pbh_case_cmp *cc);
 
 #endif

@@ -60,33 +60,11 @@ static void rtrim(char *s) {
         s[--n] = '\0';
 }
 
-typedef struct captured {
-    char *out;
-    size_t len, cap;
-} captured;
-
-static void capture_line(void *ud, const char *line) {
-    captured *c = ud;
-    /* keep reading past the cap (the child must never block on a full pipe), keep only what fits */
-    size_t n = strlen(line);
-    for (size_t i = 0; i <= n && c->len + 1 < c->cap; i++)
-        c->out[c->len++] = i < n ? line[i] : '\n';
-    c->out[c->len] = '\0';
-}
-
 /* Runs argv (PATH lookup, no shell) and returns its stdout (up to cap-1 bytes) in out; its exit status
  * (0..255) or -1 when it could not run. The child's stderr goes to /dev/null so that "not a git
  * repository" noise never reaches the user. */
 static int capture(char *const argv[], char *out, size_t cap) {
-    out[0] = '\0';
-    pbh_child ch;
-    char err[256];
-    if (pbh_child_spawn(&ch, argv[0], argv, PBH_CHILD_SEARCH_PATH | PBH_CHILD_STDERR_NULL, err, sizeof err) != 0)
-        return -1;
-    captured c = {out, 0, cap};
-    int status;
-    pbh_child_finish(&ch, -1, NULL, capture_line, &c, &status);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return pbh_child_capture(argv[0], argv, PBH_CHILD_SEARCH_PATH | PBH_CHILD_STDERR_NULL, -1, out, cap);
 }
 
 static void collect_git(pbh_context *ctx) {

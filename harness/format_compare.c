@@ -88,6 +88,39 @@ static void write_summary_line(FILE *out, const pbh_comparison *cmp, int markdow
             100 * cmp->opts.confidence, cmp->confirm ? ", suspected regressions re-measured" : "");
 }
 
+/* What the verdicts rest on: interleaved or not, same machine or not, what the calibration says. */
+static void write_notes(FILE *out, const pbh_comparison *cmp, int markdown) {
+    const char *li = markdown ? "- " : "";
+    if (cmp->paired || cmp->base->ctx.host)
+        fprintf(out, "%s%s\n", li,
+                cmp->paired ? (cmp->confirm ? "Base and new were measured as an interleaved A/B pair on one machine; "
+                                              "--confirm re-measured both sides."
+                                            : "Base and new were measured as an interleaved A/B pair on one machine.")
+                            : "Base and new are separate runs: a difference between them includes whatever "
+                              "changed on the machine in between (an interleaved pair, `run --against`, does not).");
+    if (cmp->other_machine)
+        fprintf(out, "%s%sThe two runs come from different machines%s (or one machine under very different load): "
+                     "%s. A difference here measures the machines, not the code; the gate does not fail on it unless "
+                     "--allow-other-machine.\n",
+                li, markdown ? "**" : "", markdown ? "**" : "", cmp->machine_why);
+    if (!cmp->calibration_id)
+        return;
+    int shown = 0;
+    for (size_t i = 0; i < cmp->ncases; i++) {
+        const pbh_case_cmp *cc = &cmp->cases[i];
+        if (cc->match != PBH_MATCH_BOTH || pbh_compare_can_judge(cmp, cc))
+            continue;
+        if (!shown++)
+            fprintf(out, "%sCalibration %lld of this machine: cases too noisy here to judge %g%%:\n", li,
+                    (long long)cmp->calibration_id, 100 * cmp->opts.threshold);
+        fprintf(out, "%s%s%s%s: detectable from %.0f%%\n", markdown ? "  - " : "  ", markdown ? "`" : "", cc->name,
+                markdown ? "`" : "", 100 * cc->min_detectable);
+    }
+    if (!shown)
+        fprintf(out, "%sCalibration %lld of this machine: every compared case can be judged at %g%%.\n", li,
+                (long long)cmp->calibration_id, 100 * cmp->opts.threshold);
+}
+
 static void write_table(FILE *out, const void *arg) {
     const pbh_comparison *cmp = arg;
     int w = 4;
@@ -107,6 +140,7 @@ static void write_table(FILE *out, const void *arg) {
                 t.ci, t.p, t.verdict);
     }
     write_summary_line(out, cmp, 0);
+    write_notes(out, cmp, 0);
 }
 
 static void write_markdown(FILE *out, const void *arg) {
@@ -118,7 +152,8 @@ static void write_markdown(FILE *out, const void *arg) {
             cmp->base->ctx.git_commit ? cmp->base->ctx.git_commit : "unknown commit", (long long)cmp->new_->id,
             cmp->new_->label ? " " : "", cmp->new_->label ? cmp->new_->label : "",
             cmp->new_->ctx.git_commit ? cmp->new_->ctx.git_commit : "unknown commit");
-    fprintf(out, "| case | base | new | change | 95%% CI | p | verdict |\n|---|---:|---:|---:|---|---:|---|\n");
+    write_notes(out, cmp, 1);
+    fprintf(out, "\n| case | base | new | change | 95%% CI | p | verdict |\n|---|---:|---:|---:|---|---:|---|\n");
     for (size_t i = 0; i < cmp->ncases; i++) {
         row_text t;
         row_fill(&cmp->cases[i], &t);
@@ -139,6 +174,10 @@ static json_t *build_json(const pbh_comparison *cmp) {
     json_object_set_new(root, "confidence", json_real(cmp->opts.confidence));
     json_object_set_new(root, "min_samples", json_integer((json_int_t)cmp->opts.min_samples));
     json_object_set_new(root, "confirm", json_integer(cmp->confirm));
+    json_object_set_new(root, "paired", json_boolean(cmp->paired));
+    json_object_set_new(root, "other_machine", json_boolean(cmp->other_machine));
+    if (cmp->other_machine) json_object_set_new(root, "machine_differences", json_string(cmp->machine_why));
+    if (cmp->calibration_id) json_object_set_new(root, "calibration", json_integer(cmp->calibration_id));
     json_t *summary = json_object();
     json_object_set_new(summary, "regressions", json_integer(cmp->regressions));
     json_object_set_new(summary, "improvements", json_integer(cmp->improvements));
@@ -172,6 +211,10 @@ static json_t *build_json(const pbh_comparison *cmp) {
             }
             json_object_set_new(o, "confirm_rounds", json_integer(cc->confirm_rounds));
             json_object_set_new(o, "confirm_held", json_integer(cc->confirm_held));
+            if (cc->min_detectable > 0) {
+                json_object_set_new(o, "min_detectable", json_real(cc->min_detectable));
+                json_object_set_new(o, "can_judge", json_boolean(pbh_compare_can_judge(cmp, cc)));
+            }
         } else {
             json_object_set_new(o, "verdict", json_string("not_compared"));
             if (cc->base) json_object_set_new(o, "base_status", json_string(cc->base->status));

@@ -19,6 +19,7 @@
 #include "common.h"
 #include "exec_line.h"
 
+#include <fnmatch.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,7 +91,7 @@ static int run_case_process(pbh_child_executor *ce, const pbh_case_spec *spec, p
     snprintf(params, sizeof params, "%s", spec->params_str);
     char *pieces[PB_MAX_PARAMS];
     size_t np = pbh_split(params, ',', pieces, PB_MAX_PARAMS);
-    char *argv[40];
+    char *argv[44];
     int a = 0;
     argv[a++] = "poolbench";
     argv[a++] = "exec";
@@ -113,6 +114,12 @@ static int run_case_process(pbh_child_executor *ce, const pbh_case_spec *spec, p
     argv[a++] = "--parent-pid";
     argv[a++] = ppid;
     argv[a++] = "--json";
+    char inject[32];
+    if (ce->inject_pct > 0 && fnmatch(ce->inject_glob, spec->name, 0) == 0) { /* validation hook (runner.h) */
+        snprintf(inject, sizeof inject, "%g", ce->inject_pct);
+        argv[a++] = "--inject-slowdown";
+        argv[a++] = inject;
+    }
     argv[a] = NULL;
 
     char msg[2048];
@@ -191,6 +198,7 @@ static void child_measure_floors(void *ud, pbh_run *run) {
 }
 
 void pbh_child_executor_init(pbh_child_executor *ce, pbh_executor *ex) {
+    memset(ce, 0, sizeof *ce);
     ssize_t n = readlink("/proc/self/exe", ce->self_exe, sizeof ce->self_exe - 1);
     if (n <= 0)
         snprintf(ce->self_exe, sizeof ce->self_exe, "poolbench");
@@ -201,7 +209,32 @@ void pbh_child_executor_init(pbh_child_executor *ce, pbh_executor *ex) {
     ex->ud = ce;
 }
 
+void pbh_child_executor_init_exe(pbh_child_executor *ce, pbh_executor *ex, const char *exe) {
+    pbh_child_executor_init(ce, ex);
+    snprintf(ce->self_exe, sizeof ce->self_exe, "%s", exe);
+}
+
 /* ---- the run ------------------------------------------------------------------------------------- */
+
+void pbh_case_describe(pbh_case *c, const pbh_case_spec *spec) {
+    c->name = pbh_strdup(spec->name);
+    c->scenario = pbh_strdup(spec->scenario->name);
+    c->backend = pbh_strdup(spec->backend);
+    c->workers = spec->workers;
+    c->params = pbh_strdup(spec->params_str);
+    c->reps = spec->reps;
+    c->warmup = spec->warmup;
+    c->floor = pbh_strdup(spec->scenario->floor);
+    c->measures = pbh_strdup(spec->scenario->measures);
+}
+
+void pbh_case_mark_unsupported(pbh_case *c, const pbh_case_spec *spec) {
+    char why[256];
+    snprintf(why, sizeof why, "backend '%s' lacks a capability scenario '%s' needs (e.g. crash isolation)",
+             spec->backend, spec->scenario->name);
+    pbh_set_str(&c->status, PBH_STATUS_UNSUPPORTED);
+    pbh_set_str(&c->reason, why);
+}
 
 int pbh_runner_run(const pbh_plan *plan, const pbh_executor *ex, pbh_run *run, pbh_progress_fn progress,
                    void *progress_ud) {
@@ -214,24 +247,12 @@ int pbh_runner_run(const pbh_plan *plan, const pbh_executor *ex, pbh_run *run, p
         pbh_case *c = pbh_run_add_case(run);
         if (!c)
             return PBH_ENOMEM;
-        c->name = pbh_strdup(spec->name);
-        c->scenario = pbh_strdup(spec->scenario->name);
-        c->backend = pbh_strdup(spec->backend);
-        c->workers = spec->workers;
-        c->params = pbh_strdup(spec->params_str);
-        c->reps = spec->reps;
-        c->warmup = spec->warmup;
-        c->floor = pbh_strdup(spec->scenario->floor);
-        c->measures = pbh_strdup(spec->scenario->measures);
+        pbh_case_describe(c, spec);
         double c0 = pbs_now();
         if (progress)
             progress(progress_ud, i + 1, plan->n, c, c0 - t0); /* starting: c->status is still NULL */
         if (!spec->supported) {
-            char why[256];
-            snprintf(why, sizeof why, "backend '%s' lacks a capability scenario '%s' needs (e.g. crash isolation)",
-                     spec->backend, spec->scenario->name);
-            c->status = pbh_strdup(PBH_STATUS_UNSUPPORTED);
-            c->reason = pbh_strdup(why);
+            pbh_case_mark_unsupported(c, spec);
         } else {
             ex->run_case(ex->ud, spec, c);
             if (!c->status)

@@ -36,13 +36,29 @@ typedef struct pbh_executor {
 /* The real executor: re-executes self_exe (normally /proc/self/exe) as `exec ... --json`, one child per
  * case, in its own process group, killed with SIGKILL (group) after the case's time limit. */
 typedef struct pbh_child_executor {
-    char self_exe[4096];
+    char self_exe[4096];    /* the poolbench that runs the cases: this one, or OTHER of `run --against` */
+    /* A/B validation hook (docs/verdicts.md): case processes whose case name matches inject_glob (fnmatch)
+     * get `--inject-slowdown inject_pct`. Zeroed by init: no injection. */
+    char inject_glob[256];
+    double inject_pct;
 } pbh_child_executor;
 void pbh_child_executor_init(pbh_child_executor *ce, pbh_executor *ex);
+/* The same executor running the cases with another poolbench executable (`run --against OTHER`). */
+void pbh_child_executor_init_exe(pbh_child_executor *ce, pbh_executor *ex, const char *exe);
+
 
 /* Progress: called twice per case, i counting from 1: before it runs (c->status is NULL) and after it
  * ran (c->status set). elapsed_s is the time since the run started. */
 typedef void (*pbh_progress_fn)(void *ud, size_t i, size_t n, const pbh_case *c, double elapsed_s);
+
+/* A case's descriptive fields (name, scenario, backend, workers, params, reps, warm-up, floor, measures)
+ * from its spec; and the status of a pair the backend cannot run. */
+void pbh_case_describe(pbh_case *c, const pbh_case_spec *spec);
+void pbh_case_mark_unsupported(pbh_case *c, const pbh_case_spec *spec);
+
+/* The version of the line protocol between the runner and its `exec --json` case processes (cli_exec.c).
+ * `run --against OTHER` refuses an OTHER that speaks another one. */
+#define PBH_EXEC_PROTOCOL 1
 
 /* Runs plan: floors first, then every case in order; fills run (which the caller created and gave a
  * context, label, suite). run->status is "failed" when any case failed or timed out. Returns 0, or

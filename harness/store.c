@@ -7,6 +7,7 @@
  * line in `stores` below (before SQLite, which takes every location without "://").
  */
 #include "store.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,4 +122,39 @@ int pbh_store_history_runs(pbh_store *st, const pbh_history_filter *filter, pbh_
     if (st->vt->history_runs)
         return st->vt->history_runs(st, filter, runs, n, err, errlen);
     return generic_history_runs(st, filter ? filter->machine : NULL, runs, n, err, errlen);
+}
+
+/* ---- pairs and calibrations (vtab version 2) ---- */
+
+static int unsupported(pbh_store *st, const char *what, char *err, size_t errlen) {
+    pbh_seterr(err, errlen, "the %s store keeps no %s", st->vt->name, what);
+    return PBH_EINPUT;
+}
+
+int pbh_store_insert_pair(pbh_store *st, pbh_run *base, pbh_run *head, pbh_pair *pair, char *err, size_t errlen) {
+    if (st->vt->version < 2 || !st->vt->insert_pair)
+        return unsupported(st, "A/B pairs", err, errlen);
+    return st->vt->insert_pair(st, base, head, pair, err, errlen);
+}
+
+int pbh_store_find_pair(pbh_store *st, int64_t run_id, pbh_pair *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    if (st->vt->version < 2 || !st->vt->find_pair)
+        return PBH_ENOTFOUND; /* no pairs here: every run is a lone run */
+    return st->vt->find_pair(st, run_id, out, err, errlen);
+}
+
+int pbh_store_insert_calibration(pbh_store *st, const pbh_context *machine, const char *suite, const char *json,
+                                 int64_t *id, char *err, size_t errlen) {
+    if (st->vt->version < 2 || !st->vt->insert_calibration)
+        return unsupported(st, "calibrations", err, errlen);
+    return st->vt->insert_calibration(st, machine, suite, json, id, err, errlen);
+}
+
+int pbh_store_latest_calibration(pbh_store *st, const pbh_context *machine, const char *suite, char **json,
+                                 int64_t *id, char *err, size_t errlen) {
+    *json = NULL;
+    if (st->vt->version < 2 || !st->vt->latest_calibration)
+        return PBH_ENOTFOUND;
+    return st->vt->latest_calibration(st, machine, suite, json, id, err, errlen);
 }

@@ -28,8 +28,9 @@
 #include "model.h"
 
 /* The schema this binary writes. Bump it by appending a step to the migrations lists in store_sqlite.c and
- * store_pg.c. Version 3 added runs.uuid (a run's identity across stores) and runs.machine. */
-#define PBH_SCHEMA_VERSION 3
+ * store_pg.c. Version 3 added runs.uuid (a run's identity across stores) and runs.machine; version 4 the
+ * pairs and calibrations tables (interleaved A/B runs, calibrate). */
+#define PBH_SCHEMA_VERSION 4
 /* PRAGMA application_id of a poolbench store: "PBNC". */
 #define PBH_APPLICATION_ID 0x50424E43
 
@@ -46,11 +47,24 @@ typedef struct pbh_history_filter {
     const char *scenario, *backend, *machine, *case_name;
 } pbh_history_filter;
 
+/* An interleaved A/B pair (`run --against`, abrun.h): a base run and a head run measured together, each
+ * with its own commit and context, linked with the schedule's seed and block size and the executables
+ * that measured them (so that `compare --confirm` can measure both sides again, interleaved). */
+typedef struct pbh_pair {
+    int64_t id;
+    int64_t base_run_id, head_run_id;
+    uint64_t seed;        /* the interleaving order's seed (pbh_ab_order) */
+    int block_reps;
+    char base_exe[4096];  /* the poolbench executables that measured each side */
+    char head_exe[4096];
+    char injected[300];   /* "GLOB:PCT" when a slowdown was injected into the head (validation), else "" */
+} pbh_pair;
+
 /* One storage implementation. Methods return 0 or PBH_E* with a one-line message in err. New methods are
  * only appended, after a comment naming the version that added them; callers check version (or NULL)
  * before calling an optional one. */
 typedef struct pbh_store_vtab {
-    int version; /* 1 */
+    int version; /* 2 (1: no pairs, no calibrations) */
     const char *name;
     /* 1 when location (a path, a URL) is for this implementation. */
     int (*accepts)(const char *location);
@@ -75,6 +89,13 @@ typedef struct pbh_store_vtab {
     /* Consistency checks: one line per problem into report (or "ok"); the number of problems, or a PBH_E*
      * (< 0) when they could not run. Optional (NULL: no checks beyond what opening does). */
     int (*check)(pbh_store *st, char *report, size_t len);
+    /* version 2: interleaved A/B pairs and calibrations (schema 4). Optional (NULL: not supported). */
+    int (*insert_pair)(pbh_store *st, pbh_run *base, pbh_run *head, pbh_pair *pair, char *err, size_t errlen);
+    int (*find_pair)(pbh_store *st, int64_t run_id, pbh_pair *out, char *err, size_t errlen);
+    int (*insert_calibration)(pbh_store *st, const pbh_context *machine, const char *suite, const char *json,
+                              int64_t *id, char *err, size_t errlen);
+    int (*latest_calibration)(pbh_store *st, const pbh_context *machine, const char *suite, char **json,
+                              int64_t *id, char *err, size_t errlen);
 } pbh_store_vtab;
 
 /* Every open store starts with this; an implementation's own struct embeds it first. */
@@ -121,6 +142,21 @@ int pbh_store_history_runs(pbh_store *st, const pbh_history_filter *filter, pbh_
  * or a PBH_E* (< 0) with the reason in report. */
 int pbh_store_check(pbh_store *st, char *report, size_t len);
 void pbh_store_runs_free(pbh_run **runs, size_t n);
+
+/* Inserts base, head and their link in ONE transaction (a pair is stored whole or not at all); sets the
+ * runs' ids and pair->id. */
+int pbh_store_insert_pair(pbh_store *st, pbh_run *base, pbh_run *head, pbh_pair *pair, char *err, size_t errlen);
+/* The pair run_id belongs to (as base or head). PBH_ENOTFOUND for a lone run, or a store without pairs
+ * (older than schema 4). */
+int pbh_store_find_pair(pbh_store *st, int64_t run_id, pbh_pair *out, char *err, size_t errlen);
+/* A calibration (calibrate.h) is kept as its JSON document with the machine it describes, so that the
+ * gate can look up what this machine can judge. */
+int pbh_store_insert_calibration(pbh_store *st, const pbh_context *machine, const char *suite, const char *json,
+                                 int64_t *id, char *err, size_t errlen);
+/* The latest calibration of this machine (its machine key; and suite, unless NULL):
+ * heap JSON in *json, or PBH_ENOTFOUND. */
+int pbh_store_latest_calibration(pbh_store *st, const pbh_context *machine, const char *suite, char **json,
+                                 int64_t *id, char *err, size_t errlen);
 
 /* ---- SQLite only (store_sqlite.c), for tests ---- */
 

@@ -63,8 +63,51 @@ const pbh_sql_check pbh_sql_checks[] = {
     {"cases whose samples are not numbered 0..n-1",
      "SELECT count(*) FROM (SELECT case_id FROM samples GROUP BY case_id HAVING min(rep) <> 0 OR"
      " max(rep) <> count(*) - 1) d"},
+    {"pairs whose base or head run does not exist",
+     "SELECT count(*) FROM pairs p WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = p.base_run_id) OR"
+     " NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = p.head_run_id)"},
 };
 const size_t pbh_sql_nchecks = sizeof pbh_sql_checks / sizeof pbh_sql_checks[0];
+
+/* ---- A/B pairs and calibrations (version 4) ----------------------------------------------------------- */
+
+void pbh_sql_bind_pair(pbh_sql_params *p, const pbh_pair *pair, int64_t base_run_id, int64_t head_run_id) {
+    p->integer(p, 1, base_run_id);
+    p->integer(p, 2, head_run_id);
+    p->integer(p, 3, (int64_t)pair->seed); /* the bits of the seed, read back as uint64_t */
+    p->integer(p, 4, pair->block_reps);
+    p->text(p, 5, *pair->base_exe ? pair->base_exe : NULL);
+    p->text(p, 6, *pair->head_exe ? pair->head_exe : NULL);
+    p->text(p, 7, *pair->injected ? pair->injected : NULL);
+}
+
+static void copy_text(const pbh_sql_row *r, int col, char *dst, size_t len) {
+    const char *t = r->text(r, col);
+    snprintf(dst, len, "%s", t ? t : "");
+}
+
+void pbh_sql_read_pair(const pbh_sql_row *r, pbh_pair *out) {
+    out->id = r->integer(r, 0);
+    out->base_run_id = r->integer(r, 1);
+    out->head_run_id = r->integer(r, 2);
+    out->seed = (uint64_t)r->integer(r, 3);
+    out->block_reps = (int)r->integer(r, 4);
+    copy_text(r, 5, out->base_exe, sizeof out->base_exe);
+    copy_text(r, 6, out->head_exe, sizeof out->head_exe);
+    copy_text(r, 7, out->injected, sizeof out->injected);
+}
+
+void pbh_sql_bind_calibration(pbh_sql_params *p, const pbh_context *ctx, const char *suite, const char *json) {
+    p->text(p, 1, ctx->machine ? ctx->machine : "");
+    p->text(p, 2, ctx->started_at ? ctx->started_at : "");
+    p->text(p, 3, ctx->host);
+    p->text(p, 4, ctx->cpu_model);
+    p->integer(p, 5, ctx->cores);
+    p->text(p, 6, ctx->kernel);
+    p->text(p, 7, suite);
+    p->text(p, 8, ctx->git_commit);
+    p->text(p, 9, json);
+}
 
 /* ---- history ---------------------------------------------------------------------------------------- */
 
@@ -390,6 +433,8 @@ int pbh_sql_run_checks(pbh_sql_query_id query_id, void *store, int version, char
     for (size_t i = 0; i < pbh_sql_nchecks; i++) {
         if (version < 3 && strstr(pbh_sql_checks[i].sql, "uuid"))
             continue; /* no uuids before schema 3 */
+        if (version < 4 && strstr(pbh_sql_checks[i].sql, "pairs"))
+            continue; /* no pairs before schema 4 */
         int64_t n = 0;
         int rc = query_id(store, pbh_sql_checks[i].sql, NULL, &n);
         if (rc == PBH_ENOTFOUND)

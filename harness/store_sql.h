@@ -7,7 +7,7 @@
  * Each store supplies two small adapters (pbh_sql_params to bind, pbh_sql_row to read one result row);
  * the column lists, their order and the meaning of NULL live here once.
  *
- * Logical schema (version 3; store_sqlite.c holds SQLite's DDL and migrations, store_pg.c PostgreSQL's):
+ * Logical schema (version 4; store_sqlite.c holds SQLite's DDL and migrations, store_pg.c PostgreSQL's):
  *   runs    (id, uuid UNIQUE, machine, source, label, suite, status, started_at, started_unix, duration_s,
  *            git_commit, git_dirty, host, cpu_model, cores, kernel, compiler, cflags, build_type,
  *            command_line, governor, version, context_json)
@@ -16,6 +16,10 @@
  *   samples (case_id -> cases, rep, wall_s, user_s, sys_s, peak_rss_kb, startup_s, ideal_s, tasks,
  *            failed_tasks, iterations)
  *   floors  (run_id -> runs, name, seconds, reps)
+ *   pairs   (id, base_run_id -> runs UNIQUE, head_run_id -> runs UNIQUE, seed, block_reps, base_exe,
+ *            head_exe, injected)                                                        (version 4)
+ *   calibrations (id, machine, started_at, host, cpu_model, cores, kernel, suite, git_commit,
+ *            result_json)                                                               (version 4)
  * A run's uuid is its identity across stores (push copies it; inserting a uuid already present stores
  * nothing); id is local to one store.
  */
@@ -65,6 +69,23 @@
     " s.ideal_s, s.tasks, s.failed_tasks, s.iterations"                                                        \
     " FROM cases c LEFT JOIN samples s ON s.case_id = c.id WHERE c.run_id = $1 ORDER BY c.ord, s.rep"
 
+/* Interleaved A/B pairs (version 4): the link is written in the same transaction as its two runs. */
+#define PBH_SQL_INSERT_PAIR                                                                                    \
+    "INSERT INTO pairs (base_run_id, head_run_id, seed, block_reps, base_exe, head_exe, injected)"           \
+    " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id"
+/* The pair run $1 belongs to; columns as pbh_sql_read_pair reads them. */
+#define PBH_SQL_FIND_PAIR                                                                                      \
+    "SELECT id, base_run_id, head_run_id, seed, block_reps, base_exe, head_exe, injected FROM pairs"         \
+    " WHERE base_run_id = $1 OR head_run_id = $1"
+
+/* Calibrations (version 4), found again by the machine key they describe (and the suite, $2 NULL = any). */
+#define PBH_SQL_INSERT_CALIBRATION                                                                             \
+    "INSERT INTO calibrations (machine, started_at, host, cpu_model, cores, kernel, suite, git_commit,"       \
+    " result_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id"
+#define PBH_SQL_LATEST_CALIBRATION                                                                             \
+    "SELECT id, result_json FROM calibrations WHERE machine = $1 AND (CAST($2 AS TEXT) IS NULL OR suite = $2)" \
+    " ORDER BY id DESC LIMIT 1"
+
 #define PBH_SQL_LOAD_FLOORS "SELECT name, seconds, reps FROM floors WHERE run_id = $1 ORDER BY name"
 
 /* SELECT of one run's row (WHERE id = $1) / of the runs list (newest first; $1 a machine to keep, NULL for
@@ -106,6 +127,13 @@ void pbh_sql_bind_run(pbh_sql_params *p, const pbh_run *run);
 void pbh_sql_bind_case(pbh_sql_params *p, int64_t run_id, size_t ord, const pbh_case *k);
 void pbh_sql_bind_sample(pbh_sql_params *p, int64_t case_id, const pbh_sample *s);
 void pbh_sql_bind_floor(pbh_sql_params *p, int64_t run_id, const pbh_floor *f);
+
+/* Binds PBH_SQL_INSERT_PAIR's parameters (the runs' ids already known). */
+void pbh_sql_bind_pair(pbh_sql_params *p, const pbh_pair *pair, int64_t base_run_id, int64_t head_run_id);
+/* Row of PBH_SQL_FIND_PAIR into out. */
+void pbh_sql_read_pair(const pbh_sql_row *r, pbh_pair *out);
+/* Binds PBH_SQL_INSERT_CALIBRATION's parameters: the machine it describes (ctx->machine must be set). */
+void pbh_sql_bind_calibration(pbh_sql_params *p, const pbh_context *ctx, const char *suite, const char *json);
 
 /* Row of pbh_sql_select_run into run (run must be fresh from pbh_run_new). 0 or PBH_ENOMEM. */
 int pbh_sql_read_run(const pbh_sql_row *r, pbh_run *run);

@@ -20,7 +20,7 @@
  *  The statements both stores run, binding and row decoding are shared (store_sql.h); what is SQLite's
  *  own is here: the file checks, the DDL and its migrations, transactions and the statement adapters.
  *
- *  Schema (version 3):
+ *  Schema (version 4; 3 added runs.uuid and runs.machine, 4 pairs and calibrations):
  *    runs    (id, uuid UNIQUE, machine, source native|gbench|hyperfine, label, suite, status, started_at, started_unix,
  *             duration_s, git_commit, git_dirty, host, cpu_model, cores, kernel, compiler, cflags,
  *             build_type, command_line, governor, version, context_json)
@@ -29,6 +29,8 @@
  *    samples (case_id -> cases, rep, wall_s, user_s, sys_s, peak_rss_kb, startup_s, ideal_s, tasks,
  *             failed_tasks, iterations)
  *    floors  (run_id -> runs, name, seconds, reps)
+ *    pairs   (id, base_run_id -> runs, head_run_id -> runs, seed, block_reps, base_exe, head_exe, injected)
+ *    calibrations (id, started_at, host, cpu_model, cores, kernel, suite, git_commit, result_json)
  *  Times in seconds, memory in KiB. Doubles are stored as SQLite REAL, i.e. bit-exact IEEE 754.
  */
 #include "store.h"
@@ -106,6 +108,19 @@ static const char *const migrations[] = {
     "UPDATE runs SET machine = coalesce(host, 'unknown');"
     "CREATE INDEX runs_machine ON runs(machine, id);"
     "CREATE INDEX cases_name ON cases(name, run_id);",
+    /* 3 -> 4: interleaved A/B pairs (two runs measured together, store.h's pbh_pair) and calibrations (this
+     * machine's measured false-alarm rate and detection power, calibrate.h) */
+    "CREATE TABLE pairs ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  base_run_id INTEGER NOT NULL UNIQUE REFERENCES runs(id) ON DELETE CASCADE,"
+    "  head_run_id INTEGER NOT NULL UNIQUE REFERENCES runs(id) ON DELETE CASCADE,"
+    "  seed INTEGER NOT NULL, block_reps INTEGER NOT NULL,"
+    "  base_exe TEXT, head_exe TEXT, injected TEXT);"
+    "CREATE TABLE calibrations ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  machine TEXT NOT NULL, started_at TEXT NOT NULL, host TEXT, cpu_model TEXT, cores INTEGER, kernel TEXT,"
+    "  suite TEXT, git_commit TEXT, result_json TEXT NOT NULL);"
+    "CREATE INDEX calibrations_machine ON calibrations(machine, id);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == PBH_SCHEMA_VERSION,
@@ -520,7 +535,9 @@ static int sqlite_insert_run(pbh_store *base, pbh_run *run, char *err, size_t er
     }
     sqlite3 *db = st->db;
     char msg[512];
-    if (exec_sql(db, "BEGIN IMMEDIATE", msg, sizeof msg) != PBH_OK) {
+    /* A caller that holds a transaction (a pair: two runs and their link) commits it. */
+    int own_tx = sqlite3_get_autocommit(db);
+    if (own_tx && exec_sql(db, "BEGIN IMMEDIATE", msg, sizeof msg) != PBH_OK) {
         pbh_seterr(err, errlen, "cannot lock store %s: %s", st->path, msg);
         return PBH_EIO;
     }
@@ -545,7 +562,8 @@ static int sqlite_insert_run(pbh_store *base, pbh_run *run, char *err, size_t er
         sqlite3_finalize(qcase);
         sqlite3_finalize(qsample);
         sqlite3_finalize(qfloor);
-        exec_sql(db, "ROLLBACK", NULL, 0);
+        if (own_tx)
+            exec_sql(db, "ROLLBACK", NULL, 0);
         int64_t existing;
         if (query_id(st, PBH_SQL_RUN_ID_BY_UUID, run->uuid, &existing) == PBH_OK)
             run->id = existing;
@@ -581,7 +599,7 @@ static int sqlite_insert_run(pbh_store *base, pbh_run *run, char *err, size_t er
     sqlite3_finalize(qcase);
     sqlite3_finalize(qsample);
     sqlite3_finalize(qfloor);
-    if (exec_sql(db, "COMMIT", msg, sizeof msg) != PBH_OK) {
+    if (own_tx && exec_sql(db, "COMMIT", msg, sizeof msg) != PBH_OK) {
         pbh_seterr(err, errlen, "cannot commit the run to %s: %s", st->path, msg);
         exec_sql(db, "ROLLBACK", NULL, 0);
         return PBH_EIO;
@@ -595,7 +613,8 @@ fail:
     sqlite3_finalize(qcase);
     sqlite3_finalize(qsample);
     sqlite3_finalize(qfloor);
-    exec_sql(db, "ROLLBACK", NULL, 0);
+    if (own_tx)
+        exec_sql(db, "ROLLBACK", NULL, 0);
     for (size_t i = 0; i < run->ncases; i++)
         run->cases[i].id = 0;
     return PBH_EIO;
@@ -845,8 +864,128 @@ static int sqlite_history_runs(pbh_store *base, const pbh_history_filter *filter
     return PBH_OK;
 }
 
+/* ---- A/B pairs and calibrations (schema 4; the link is written in the runs' transaction) ------------ */
+
+static int sqlite_insert_pair(pbh_store *base, pbh_run *brun, pbh_run *hrun, pbh_pair *pair, char *err,
+                              size_t errlen) {
+    sqlite_store *st = as_sqlite(base);
+    if (st->readonly) {
+        pbh_seterr(err, errlen, "store opened read-only");
+        return PBH_EINPUT;
+    }
+    sqlite3 *db = st->db;
+    char msg[512];
+    if (exec_sql(db, "BEGIN IMMEDIATE", msg, sizeof msg) != PBH_OK) {
+        pbh_seterr(err, errlen, "cannot lock store %s: %s", st->path, msg);
+        return PBH_EIO;
+    }
+    /* insert_run sees the open transaction and leaves the commit to us: the pair is stored whole or not */
+    int rc = sqlite_insert_run(base, brun, err, errlen);
+    if (rc == PBH_OK)
+        rc = sqlite_insert_run(base, hrun, err, errlen);
+    if (rc == PBH_OK) {
+        sqlite3_stmt *s = NULL;
+        rc = PBH_EIO;
+        if (sqlite3_prepare_v2(db, PBH_SQL_INSERT_PAIR, -1, &s, NULL) == SQLITE_OK) {
+            stmt_params p = params_for(s);
+            pbh_sql_bind_pair(&p.base, pair, brun->id, hrun->id);
+            if (insert_row(s, &pair->id) == 1)
+                rc = PBH_OK;
+        }
+        if (rc != PBH_OK)
+            pbh_seterr(err, errlen, "writing the pair to %s failed: %s", st->path, sqlite3_errmsg(db));
+        sqlite3_finalize(s);
+    }
+    if (rc == PBH_OK && exec_sql(db, "COMMIT", msg, sizeof msg) != PBH_OK) {
+        pbh_seterr(err, errlen, "cannot commit the pair to %s: %s", st->path, msg);
+        rc = PBH_EIO;
+    }
+    if (rc != PBH_OK) {
+        exec_sql(db, "ROLLBACK", NULL, 0);
+        brun->id = hrun->id = pair->id = 0;
+        return rc;
+    }
+    pair->base_run_id = brun->id;
+    pair->head_run_id = hrun->id;
+    return PBH_OK;
+}
+
+/* Prepares one of the shared pair/calibration statements, or says why not. */
+static sqlite3_stmt *prepare_or_say(sqlite_store *st, const char *sql, const char *what, char *err, size_t errlen) {
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+        pbh_seterr(err, errlen, "%s %s failed: %s", what, st->path, sqlite3_errmsg(st->db));
+        sqlite3_finalize(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int sqlite_find_pair(pbh_store *base, int64_t run_id, pbh_pair *out, char *err, size_t errlen) {
+    sqlite_store *st = as_sqlite(base);
+    if (st->version < 4)
+        return PBH_ENOTFOUND;
+    sqlite3_stmt *s = prepare_or_say(st, PBH_SQL_FIND_PAIR, "reading the pairs of", err, errlen);
+    if (!s)
+        return PBH_EIO;
+    sqlite3_bind_int64(s, 1, run_id);
+    int step = sqlite3_step(s);
+    int rc = step == SQLITE_ROW ? PBH_OK : step == SQLITE_DONE ? PBH_ENOTFOUND : PBH_EIO;
+    if (rc == PBH_OK) {
+        pbh_sql_row row = row_of(s);
+        pbh_sql_read_pair(&row, out);
+    } else if (rc == PBH_EIO) {
+        pbh_seterr(err, errlen, "reading the pairs of %s failed: %s", st->path, sqlite3_errmsg(st->db));
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static int sqlite_insert_calibration(pbh_store *base, const pbh_context *ctx, const char *suite, const char *json,
+                                     int64_t *id, char *err, size_t errlen) {
+    sqlite_store *st = as_sqlite(base);
+    if (st->readonly) {
+        pbh_seterr(err, errlen, "store opened read-only");
+        return PBH_EINPUT;
+    }
+    sqlite3_stmt *s = prepare_or_say(st, PBH_SQL_INSERT_CALIBRATION, "writing the calibration to", err, errlen);
+    if (!s)
+        return PBH_EIO;
+    stmt_params p = params_for(s);
+    pbh_sql_bind_calibration(&p.base, ctx, suite, json);
+    int rc = insert_row(s, id) == 1 ? PBH_OK : PBH_EIO;
+    if (rc != PBH_OK)
+        pbh_seterr(err, errlen, "writing the calibration to %s failed: %s", st->path, sqlite3_errmsg(st->db));
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static int sqlite_latest_calibration(pbh_store *base, const pbh_context *machine, const char *suite, char **json,
+                                     int64_t *id, char *err, size_t errlen) {
+    sqlite_store *st = as_sqlite(base);
+    if (st->version < 4)
+        return PBH_ENOTFOUND;
+    sqlite3_stmt *s = prepare_or_say(st, PBH_SQL_LATEST_CALIBRATION, "reading the calibrations of", err, errlen);
+    if (!s)
+        return PBH_EIO;
+    stmt_params p = params_for(s);
+    p.base.text(&p.base, 1, machine->machine ? machine->machine : "");
+    p.base.text(&p.base, 2, suite);
+    int step = sqlite3_step(s);
+    int rc = step == SQLITE_ROW ? PBH_OK : step == SQLITE_DONE ? PBH_ENOTFOUND : PBH_EIO;
+    if (rc == PBH_OK) {
+        *id = sqlite3_column_int64(s, 0);
+        if (!(*json = strdup((const char *)sqlite3_column_text(s, 1))))
+            rc = PBH_ENOMEM;
+    } else if (rc == PBH_EIO) {
+        pbh_seterr(err, errlen, "reading the calibrations of %s failed: %s", st->path, sqlite3_errmsg(st->db));
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 const pbh_store_vtab pbh_store_sqlite = {
-    .version = 1,
+    .version = 2,
     .name = "sqlite",
     .accepts = sqlite_accepts,
     .open = sqlite_open,
@@ -859,4 +998,8 @@ const pbh_store_vtab pbh_store_sqlite = {
     .resolve = sqlite_resolve,
     .history_runs = sqlite_history_runs,
     .check = sqlite_check,
+    .insert_pair = sqlite_insert_pair,
+    .find_pair = sqlite_find_pair,
+    .insert_calibration = sqlite_insert_calibration,
+    .latest_calibration = sqlite_latest_calibration,
 };

@@ -48,6 +48,24 @@ const pb_scenario *pb_scenario_find(const char *name) {
 
 /* ---- helpers ---- */
 
+static double injected_slowdown; /* fraction; set once, before any execution, by the exec verb */
+
+void pb_scenario_inject_slowdown(double pct) {
+    injected_slowdown = pct > 0 ? pct / 100.0 : 0.0;
+}
+
+double pbs__measured_end(double t_start) {
+    double end = pbs_now();
+    if (injected_slowdown > 0) {
+        /* Busy, not asleep: a sleep would add the scheduler's wake-up latency on top, and a slower build
+         * burns CPU rather than idling. The phase ends when (1 + f) x its own duration has passed. */
+        double until = end + injected_slowdown * (end - t_start);
+        while ((end = pbs_now()) < until) {
+        }
+    }
+    return end;
+}
+
 void pbs__sleep_s(double s) {
     if (!(s > 0))
         return;
@@ -427,7 +445,7 @@ int pb_scenario_map_execute(const pb_scenario *s, const pb_params *p, const char
 
     double t2 = pbs_now();
     rc = pb_map(pool, s->task, w.items, w.n, w.chunksize, results);
-    double t3 = pbs_now();
+    double t3 = pbs__measured_end(t2);
     if (rc < 0) {
         snprintf(res->message, sizeof res->message, "map of %zu items failed: %s (%s)", w.n, pb_strerror(rc),
                  pb_last_error());

@@ -120,6 +120,13 @@ int pb_scenario_execute(const pb_scenario *s, const pb_params *p, const char *ba
 /* 1 when backend has every capability the scenario needs (0 also for an unknown backend). */
 int pb_scenario_supported(const pb_scenario *s, const char *backend);
 
+/* Validation hook (`poolbench exec --inject-slowdown PCT`): from now on, every measured phase of this
+ * process really takes pct % longer. At the end of the phase the process busy-waits for pct % of the time
+ * the phase just took, inside the timed window, so the slowdown meets the machine's real noise (it is
+ * never arithmetic on a stored number). 0 turns it off; only for checking that verdicts detect what they
+ * should. */
+void pb_scenario_inject_slowdown(double pct);
+
 /* The common execute: generate, ideal, create (timed: startup_s), pb_map (timed: wall_s), verify, join,
  * counters, destroy. */
 int pb_scenario_map_execute(const pb_scenario *s, const pb_params *p, const char *backend, int workers,

@@ -26,6 +26,9 @@ extern const pb_scenario pbs__startup;
 /* Uniform in [0, 1), from splitmix64 (common.h, with the monotonic clock pbs_now). */
 static inline double pbs__rng_unit(uint64_t *state) { return (double)(pbs_splitmix64(state) >> 11) * 0x1.0p-53; }
 
+/* The end of a measured phase that started at t_start: pbs_now(), after the injected slowdown (if any,
+ * see pb_scenario_inject_slowdown) has been spent busy-waiting. Every scenario ends its timed phase so. */
+double pbs__measured_end(double t_start);
 void pbs__sleep_s(double s);    /* sleeps at least s seconds (absolute deadline, EINTR-proof) */
 int pbs__online_cpus(void);     /* >= 1 */
 /* The parallelism CPU-bound work can really get: min(workers, online CPUs), at least 1. */

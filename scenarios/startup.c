@@ -89,7 +89,7 @@ static int execute(const pb_scenario *s, const pb_params *p, const char *backend
     pb_pool_join(pool);
     pb_pool_counters(pool, &res->counters);
     pb_pool_destroy(pool);
-    double t3 = pbs_now();
+    double t3 = pbs__measured_end(t0);
 
     res->startup_s = t1 - t0;
     res->wall_s = t3 - t0;

@@ -23,6 +23,7 @@
 #include "store.h"
 #include "store_pg.h"
 #include "store_sql.h"
+#include "util.h"
 #include "store_fixture.h"
 #include "testutil.h"
 
@@ -283,6 +284,79 @@ static void t_history_by_machine(const backend *b) {
     pbh_store_close(st);
 }
 
+/* An interleaved A/B pair (schema 4): both runs and the link in one transaction, found from either run;
+ * a pair whose head cannot be stored leaves neither run behind. Calibrations found by machine key. */
+static void t_pairs_and_calibrations(const backend *b) {
+    char name[512], err[1024];
+    b->fresh(name, sizeof name);
+    pbh_store *st = open_ok(name, PBH_STORE_WRITE);
+    pbh_run *base = tf_make_run("base", "runner-7"), *head = tf_make_run("head", "runner-7");
+    pbh_pair pair;
+    memset(&pair, 0, sizeof pair);
+    pair.seed = UINT64_C(0xfedcba9876543210); /* the top bit set: stored as its 64 bits */
+    pair.block_reps = 5;
+    snprintf(pair.base_exe, sizeof pair.base_exe, "/opt/base/poolbench");
+    snprintf(pair.head_exe, sizeof pair.head_exe, "/opt/head/poolbench");
+    assert_int_equal(pbh_store_insert_pair(st, base, head, &pair, err, sizeof err), PBH_OK);
+    assert_true(pair.id > 0 && base->id > 0 && head->id > 0 && base->id != head->id);
+    pbh_store_close(st);
+
+    st = open_ok(name, PBH_STORE_READ);
+    for (int side = 0; side < 2; side++) {
+        pbh_pair p;
+        assert_int_equal(pbh_store_find_pair(st, side ? head->id : base->id, &p, err, sizeof err), PBH_OK);
+        assert_int_equal(p.id, pair.id);
+        assert_int_equal(p.base_run_id, base->id);
+        assert_int_equal(p.head_run_id, head->id);
+        assert_true(p.seed == pair.seed);
+        assert_int_equal(p.block_reps, 5);
+        assert_string_equal(p.base_exe, "/opt/base/poolbench");
+        assert_string_equal(p.head_exe, "/opt/head/poolbench");
+        assert_string_equal(p.injected, "");
+    }
+    pbh_run *out;
+    assert_int_equal(pbh_store_load_run(st, head->id, &out, err, sizeof err), PBH_OK);
+    tf_assert_same_run(head, out);
+    pbh_run_free(out);
+    pbh_pair none;
+    assert_int_equal(pbh_store_find_pair(st, head->id + 1000, &none, err, sizeof err), PBH_ENOTFOUND);
+    pbh_store_close(st);
+    assert_int_equal(count_runs(name, NULL), 2);
+
+    /* the head's uuid is taken (by its own base): the whole pair is rolled back */
+    pbh_run *b2 = tf_make_run("base2", "runner-7"), *h2 = tf_make_run("head2", "runner-7");
+    char u[37];
+    assert_int_equal(pbh_uuid_new(u), 0);
+    b2->uuid = strdup(u);
+    h2->uuid = strdup(u);
+    st = open_ok(name, PBH_STORE_WRITE);
+    assert_int_not_equal(pbh_store_insert_pair(st, b2, h2, &pair, err, sizeof err), PBH_OK);
+
+    /* calibrations: the latest of this machine key (and suite) */
+    int64_t c1, c2, got;
+    char *json;
+    assert_int_equal(pbh_store_insert_calibration(st, &base->ctx, "quick", "{\"n\": 1}", &c1, err, sizeof err),
+                     PBH_OK);
+    assert_int_equal(pbh_store_insert_calibration(st, &base->ctx, "quick", "{\"n\": 2}", &c2, err, sizeof err),
+                     PBH_OK);
+    assert_true(c2 > c1);
+    assert_int_equal(pbh_store_latest_calibration(st, &head->ctx, "quick", &json, &got, err, sizeof err), PBH_OK);
+    assert_int_equal(got, c2);
+    assert_string_equal(json, "{\"n\": 2}");
+    free(json);
+    assert_int_equal(pbh_store_latest_calibration(st, &head->ctx, "default", &json, &got, err, sizeof err),
+                     PBH_ENOTFOUND);
+    pbh_set_str(&h2->ctx.machine, "runner-8");
+    assert_int_equal(pbh_store_latest_calibration(st, &h2->ctx, NULL, &json, &got, err, sizeof err), PBH_ENOTFOUND);
+    pbh_store_close(st);
+    assert_int_equal(count_runs(name, NULL), 2);
+    assert_check_ok(name);
+    pbh_run_free(b2);
+    pbh_run_free(h2);
+    pbh_run_free(base);
+    pbh_run_free(head);
+}
+
 static void t_newer_schema_refused(const backend *b) {
     char name[512], err[1024];
     b->fresh(name, sizeof name);
@@ -465,6 +539,7 @@ static const table_test table[] = {
     {"insert_twice_stores_once", t_insert_twice_stores_once},
     {"machine_filter", t_machine_filter},
     {"history_by_machine", t_history_by_machine},
+    {"pairs_and_calibrations", t_pairs_and_calibrations},
     {"newer_schema_refused", t_newer_schema_refused},
     {"foreign_refused", t_foreign_refused},
     {"concurrent_writers", t_concurrent_writers},

@@ -14,6 +14,7 @@
 #ifndef POOLBENCH_HARNESS_CLI_H
 #define POOLBENCH_HARNESS_CLI_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "store.h"
@@ -36,6 +37,13 @@ int pbh_cmd_history(int argc, char **argv);
 int pbh_cmd_import(int argc, char **argv);
 int pbh_cmd_push(int argc, char **argv);
 int pbh_cmd_store(int argc, char **argv);
+int pbh_cmd_version(int argc, char **argv);
+int pbh_cmd_calibrate(int argc, char **argv);
+
+/* SIGINT/SIGTERM stop a measuring verb after the current case (pbh_runner_interrupt); old[2] keeps the
+ * previous handlers for pbh_cli_restore_interrupts. */
+void pbh_cli_catch_interrupts(struct sigaction old[2]);
+void pbh_cli_restore_interrupts(const struct sigaction old[2]);
 
 /* "poolbench: <message>" on stderr. */
 void pbh_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -6,6 +6,7 @@
  * flag, the accepted values); results go to stdout, so `poolbench show 3 --format json | jq` works.
  */
 #include "cli.h"
+#include "runner.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -228,4 +229,23 @@ int pbh_cli_load_stored_run(const char *store_flag, const char *ref, pbh_run **o
     ec = pbh_cli_load_run(st, ref, out);
     pbh_store_close(st);
     return ec;
+}
+
+static void on_interrupt(int sig) {
+    (void)sig;
+    pbh_runner_interrupt();
+}
+
+void pbh_cli_catch_interrupts(struct sigaction old[2]) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old[0]);
+    sigaction(SIGTERM, &sa, &old[1]);
+}
+
+void pbh_cli_restore_interrupts(const struct sigaction old[2]) {
+    sigaction(SIGINT, &old[0], NULL);
+    sigaction(SIGTERM, &old[1], NULL);
 }

@@ -6,6 +6,9 @@
  * one codec, exec_line.h, which documents them. A failed execution ends the sequence (exit 3).
  * --parent-pid makes the process die with the runner (PR_SET_PDEATHSIG), so a SIGKILLed runner leaves
  * no case running.
+ * --inject-slowdown PCT (a validation hook, docs/verdicts.md): every measured phase really takes PCT %
+ * longer (a busy-wait inside the timed window, scenario.h). The runner passes it to the case processes of
+ * one side of an A/B pair only (POOLBENCH_INJECT_SLOWDOWN, `calibrate`).
  * Exit: 0 every execution verified; 2 usage error, unknown name or unsupported pair; 3 an execution
  * failed or could not run.
  */
@@ -26,11 +29,12 @@
 
 static const char usage[] =
     "usage: poolbench exec --scenario S [--backend B] [--workers N] [--param k=v]... [--print] [--json]\n"
-    "                      [--reps R] [--warmup W] [--seed N] [--format table|json]\n"
+    "                      [--reps R] [--warmup W] [--seed N] [--format table|json] [--inject-slowdown PCT]\n"
     "       poolbench exec --floors [--json]\n"
     "Runs one execution of a scenario on a backend (more with --reps) and stores nothing. Silent by default;\n"
     "--print (or --format table) prints a line per execution, --json (or --format json) a JSON line per\n"
-    "execution. Exit 0 when every execution verified, 3 when one did not. --floors measures the floor probes.\n";
+    "execution. Exit 0 when every execution verified, 3 when one did not. --floors measures the floor probes.\n"
+    "--inject-slowdown PCT (validation only) makes every measured phase really take PCT %% longer.\n";
 
 /* Prints one protocol line (exec_line.h) and flushes: the runner keeps what came before a crash. */
 static void print_line(char *line) {
@@ -85,7 +89,7 @@ int pbh_cmd_exec(int argc, char **argv) {
         {"reps", required_argument, NULL, 'r'},     {"warmup", required_argument, NULL, 'W'},
         {"seed", required_argument, NULL, 'S'},     {"floors", no_argument, NULL, 'F'},
         {"parent-pid", required_argument, NULL, 'X'}, {"format", required_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
+        {"inject-slowdown", required_argument, NULL, 'I'}, {"help", no_argument, NULL, 'h'},
         {0}};
     const char *scenario = NULL, *backend = NULL;
     const char *params[PBH_MAX_LIST];
@@ -143,6 +147,13 @@ int pbh_cmd_exec(int argc, char **argv) {
             else
                 return pbh_cli_usage_error("exec", "unknown --format '%s' (table or json)", optarg);
             break;
+        case 'I': {
+            double pct;
+            if (pbh_cli_parse_double(optarg, 0, 1000, &pct))
+                return pbh_cli_usage_error("exec", "bad --inject-slowdown '%s': expected a percentage 0..1000", optarg);
+            pb_scenario_inject_slowdown(pct);
+            break;
+        }
         case 'X':
             if (pbh_cli_parse_int(optarg, 1, 1L << 30, &parent))
                 return pbh_cli_usage_error("exec", "bad --parent-pid '%s'", optarg);

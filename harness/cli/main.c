@@ -23,6 +23,8 @@ static const struct verb {
     {"export", pbh_cmd_export, "export one run as JSON or Google Benchmark JSON"},
     {"push", pbh_cmd_push, "copy runs into another store (e.g. a team's PostgreSQL); pushing twice stores once"},
     {"store", pbh_cmd_store, "store init (create the schema) or store check (consistency checks)"},
+    {"calibrate", pbh_cmd_calibrate, "measure this machine's false alarms and detectable slowdown per case"},
+    {"version", pbh_cmd_version, "this build: version, store schema, exec protocol, commit"},
 };
 
 static void usage(FILE *f) {

@@ -8,6 +8,8 @@
  * Each run is copied in one transaction of the target; the local store is only read. A push killed at any
  * point leaves every run either wholly in the target or not at all, and repeating it completes the copy.
  * The target is opened first: an unreachable server or refused login fails before anything is read.
+ * Pairs and calibrations stay local (docs/stores.md): a pair's link names executables on this machine,
+ * a calibration this machine's noise; the two runs of a pair are pushed as ordinary runs.
  */
 #include "cli.h"
 #include "store_sql.h"
@@ -21,7 +23,8 @@ static const char usage[] =
     "usage: poolbench push RUN... --to STORE [--store PATH]\n"
     "       poolbench push --all --to STORE [--store PATH]\n"
     "Copies runs (RUN: a run id, a uuid, a label, or 'latest') from the local store into STORE (a path or a\n"
-    "postgresql:// URI). A run already there (same uuid) is skipped: pushing twice stores it once.\n";
+    "postgresql:// URI). A run already there (same uuid) is skipped: pushing twice stores it once.\n"
+    "The link of an A/B pair (run --against) and calibrations stay in the local store.\n";
 
 /* Pushes one run of src; prints what happened. Exit code. */
 static int push_one(pbh_store *src, pbh_store *dst, const char *dst_name, int64_t id) {

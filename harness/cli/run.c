@@ -9,6 +9,7 @@
  * Progress (cases done of total, time left) goes to stderr when it is a TTY and --quiet is not given.
  */
 #include "cli.h"
+#include "run_pair.h"
 #include "context.h"
 #include "format.h"
 #include "runner.h"
@@ -30,6 +31,10 @@ static const char usage[] =
     "results/poolbench.db). With --suite, --scenario/--backend filter the suite and --workers/--param/--reps/\n"
     "--warmup override it. A comma list in --param sweeps the values. --quiet prints only the run id.\n"
     "--processes P spreads a case's repetitions over P case processes (default 1), each with its own warm-up.\n"
+    "--against OTHER [--against-label L] [--block N] [--order-seed N]: measure every case with OTHER (another\n"
+    "build's poolbench: the base) and this build (the head), their repetitions interleaved in blocks of N\n"
+    "(default 5) in a seeded random order; stores two runs linked as a pair (labels: base / head by default).\n"
+    "POOLBENCH_INJECT_SLOWDOWN='CASE-GLOB:PCT' (validation) slows matching cases of this build by PCT %%.\n"
     "Exit: 0 ok, 2 bad input or store, 3 a case failed or timed out (the run is still stored).\n";
 
 typedef struct progress {
@@ -65,11 +70,6 @@ static void show_progress(void *ud, size_t i, size_t n, const pbh_case *c, doubl
     fflush(stderr);
 }
 
-static void on_signal(int sig) {
-    (void)sig;
-    pbh_runner_interrupt();
-}
-
 /* Appends the pieces of a comma list to list (pointers into arg, which is modified). */
 static int add_list(char *arg, const char **list, size_t *n) {
     for (char *tok = strtok(arg, ","); tok; tok = strtok(NULL, ",")) {
@@ -90,12 +90,15 @@ int pbh_cmd_run(int argc, char **argv) {
         {"format", required_argument, NULL, 'f'},  {"quiet", no_argument, NULL, 'q'},
         {"case-timeout", required_argument, NULL, 't'}, {"seed", required_argument, NULL, 'e'},
         {"processes", required_argument, NULL, 'P'}, {"machine", required_argument, NULL, 'M'},
+        {"against", required_argument, NULL, 'A'}, {"against-label", required_argument, NULL, 'B'},
+        {"block", required_argument, NULL, 'K'},   {"order-seed", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},          {0}};
     pbh_request rq;
     pbh_request_init(&rq);
     const char *machine = NULL;
     const char *label = NULL, *store_flag = NULL, *json_file = NULL, *format = "table";
     int quiet = 0;
+    pbh_cli_pair_opts pair = {.base_label = "base", .order_seed = pbh_cli_fresh_seed()}; /* --against */
     int c;
     while ((c = getopt_long(argc, argv, "s:b:w:p:r:l:qh", opts, NULL)) != -1) {
         long v;
@@ -176,6 +179,24 @@ int pbh_cmd_run(int argc, char **argv) {
                 return pbh_cli_usage_error("run", "bad --seed '%s'", optarg);
             break;
         }
+        case 'A':
+            pair.other = optarg;
+            break;
+        case 'B':
+            pair.base_label = optarg;
+            break;
+        case 'K':
+            if (pbh_cli_parse_int(optarg, 1, 100000, &v))
+                return pbh_cli_usage_error("run", "bad --block '%s': expected 1..100000 repetitions", optarg);
+            pair.block_reps = (int)v;
+            break;
+        case 'O': {
+            char *end;
+            pair.order_seed = strtoull(optarg, &end, 0);
+            if (!*optarg || *end)
+                return pbh_cli_usage_error("run", "bad --order-seed '%s'", optarg);
+            break;
+        }
         case 'h':
             fputs(usage, stdout);
             return PBH_EXIT_OK;
@@ -196,6 +217,22 @@ int pbh_cmd_run(int argc, char **argv) {
     if (rc != PBH_OK) {
         pbh_cli_error("%s", err);
         return pbh_cli_exit_for(rc);
+    }
+    pbh_child_executor ce;
+    pbh_executor ex;
+    pbh_child_executor_init(&ce, &ex);
+    if (!pair.other && (rc = pbh_cli_injection_from_env(&plan, &ce)) != PBH_EXIT_OK) {
+        pbh_plan_free(&plan);
+        return rc;
+    }
+    if (pair.other) { /* OTHER must prove it is a compatible poolbench before the store is touched */
+        pbh_context probe = {0};
+        rc = pbh_cli_probe_other(pair.other, &probe);
+        pbh_context_clear(&probe);
+        if (rc != PBH_EXIT_OK) {
+            pbh_plan_free(&plan);
+            return rc;
+        }
     }
     pbh_store *st = NULL;
     int ec = pbh_cli_open_store(store_flag, PBH_STORE_WRITE, &st);
@@ -230,23 +267,27 @@ int pbh_cmd_run(int argc, char **argv) {
     run->suite = plan.suite ? pbh_strdup(plan.suite->name) : NULL;
     run->source = pbh_strdup(PBH_SOURCE_NATIVE);
 
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    struct sigaction old_handlers[2];
+    pbh_cli_catch_interrupts(old_handlers);
 
-    pbh_child_executor ce;
-    pbh_executor ex;
-    pbh_child_executor_init(&ce, &ex);
     progress prog = {.on = !quiet && isatty(STDERR_FILENO), .width = 0};
+    if (pair.other) { /* --against: an interleaved A/B pair (cli_run_pair.c) */
+        pair.quiet = quiet;
+        pair.format = format;
+        if (!label)
+            pbh_set_str(&run->label, "head");
+        ec = pbh_cli_run_pair(&plan, st, run, &pair, show_progress, &prog);
+        pbh_cli_restore_interrupts(old_handlers);
+        pbh_plan_free(&plan);
+        pbh_store_close(st);
+        pbh_run_free(run);
+        return ec;
+    }
     if (prog.on)
         fprintf(stderr, "running %zu cases%s%s (floors first)\n", plan.n, plan.suite ? " of suite " : "",
                 plan.suite ? plan.suite->name : "");
     rc = pbh_runner_run(&plan, &ex, run, show_progress, &prog);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    pbh_cli_restore_interrupts(old_handlers);
     pbh_plan_free(&plan);
 
     if (pbh_runner_interrupted()) {

@@ -1,0 +1,115 @@
+/*
+ * calibrate.h - how good are poolbench's verdicts on this machine and suite? (`poolbench calibrate`)
+ *
+ * A calibration runs sessions: each session is the whole plan measured as an interleaved A/B pair of this
+ * build against itself (abrun.h), then compared exactly as the gate compares (compare.h: Mann-Whitney +
+ * bootstrap CI, then --confirm rounds that re-measure both sides). Two kinds of session:
+ *  - A/A: nothing injected. Every flagged case is a false alarm; a confirmed regression is a gate failure.
+ *  - injected: a real slowdown of PCT % (exec --inject-slowdown: a busy-wait inside the measured phase) in
+ *    the head side of a group of cases. Cases are split into `groups` interleaved groups (case i belongs to
+ *    group i mod groups) and session t injects group t mod groups, so every case is injected in one session
+ *    of `groups` and serves as an A/A observation ("no other case flagged") in the others.
+ *
+ * Per case it reports: the A/A observations, the run-to-run noise (standard deviation of the measured
+ * change between the two sides of A/A observations), false alarms without and with confirmation, the
+ * detection rate per injected size (confirmed regressions / trials), and the minimum detectable slowdown:
+ * the smallest slowdown that the gate's rule (alpha, threshold, confirm rounds) would detect with >= 95 %
+ * power, estimated from the case's own A/A observations by slowing their head samples by a trial factor
+ * and re-deciding (power of one round ^ (1 + confirm rounds), as every round must agree). The injected
+ * trials check that estimate against real slowdowns.
+ */
+#ifndef POOLBENCH_HARNESS_CALIBRATE_H
+#define POOLBENCH_HARNESS_CALIBRATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compare.h"
+#include "runner.h"
+
+#define PBH_CALIBRATE_MAX_SIZES 8
+#define PBH_CALIBRATE_DEFAULT_PAIRS 10
+#define PBH_CALIBRATE_DEFAULT_GROUPS 2
+
+typedef struct pbh_calibrate_opts {
+    int aa_pairs;                            /* A/A sessions */
+    double sizes[PBH_CALIBRATE_MAX_SIZES];   /* injected slowdowns, percent */
+    size_t nsizes;
+    int trials[PBH_CALIBRATE_MAX_SIZES];     /* injected trials per case, per size (sessions = trials x groups) */
+    int groups;                              /* cases injected per session: one group of `groups` */
+    pbs_compare_opts cmp;                    /* the gate's rule */
+    int confirm;                             /* the gate's confirmation rounds */
+    int block_reps;                          /* abrun block size (<= 0 default) */
+    uint64_t seed;                           /* first session's order seed; session s uses seed + s */
+    int measure_plain_run;                   /* also time one plain run of the plan (the gate's wall-time goal) */
+} pbh_calibrate_opts;
+
+void pbh_calibrate_opts_default(pbh_calibrate_opts *o);
+
+/* One A/A observation of a case: the per-iteration times of both sides. */
+typedef struct pbh_calib_obs {
+    double *base, *head;
+    size_t nb, nh;
+} pbh_calib_obs;
+
+typedef struct pbh_calib_case {
+    char *name;
+    int runnable;                        /* 0: unsupported here, nothing measured */
+    int aa_obs;                          /* A/A observations (A/A sessions + sessions where it was not injected) */
+    int aa_flagged;                      /* ... flagged (regression or improvement) without confirmation */
+    int aa_confirmed;                    /* ... a regression that survived confirmation (a gate failure) */
+    double noise;                        /* stddev of the A/A change (fraction) */
+    double spread;                       /* median within-run MAD / median of the head side (fraction) */
+    int trials[PBH_CALIBRATE_MAX_SIZES]; /* injected trials per size */
+    int detected[PBH_CALIBRATE_MAX_SIZES];        /* ... confirmed regressions */
+    int improvement[PBH_CALIBRATE_MAX_SIZES];     /* ... reported as an improvement (never right) */
+    double min_detectable;               /* fraction; 0 when there are too few A/A observations */
+    pbh_calib_obs *obs;                  /* the A/A observations' samples, for the estimate */
+    size_t nobs;
+} pbh_calib_case;
+
+typedef struct pbh_calibration {
+    pbh_calibrate_opts opts;
+    pbh_calib_case *cases;
+    size_t ncases;
+    int sessions;                        /* sessions completed */
+    int interrupted;                     /* 1 when cut short (SIGINT/SIGTERM): the figures cover `sessions` */
+    int aa_sessions, aa_gate_failures;   /* pure A/A sessions, and those with a confirmed regression */
+    int aa_verdicts, aa_flagged;         /* case verdicts in pure A/A sessions; flagged without confirmation */
+    int inj_sessions;                    /* injected sessions */
+    int inj_other_verdicts;              /* verdicts of the cases NOT injected in injected sessions */
+    int inj_other_flagged, inj_other_confirmed; /* ... flagged without confirmation; confirmed */
+    double plain_run_s;                  /* one plain run of the plan (0: not measured) */
+    double session_s_median;             /* an A/A session: pair + confirmation, the gate's measuring time */
+    double duration_s;
+    int64_t id;                          /* store id once stored */
+    char *started_at, *host, *cpu_model, *kernel, *suite;
+    int cores;
+} pbh_calibration;
+
+/* Progress: a line per session. */
+typedef void (*pbh_calibrate_progress_fn)(void *ud, int session, int sessions, const char *what, double elapsed_s);
+
+/* Runs the calibration of plan with this binary (self_exe) on both sides. 0 or PBH_ENOMEM. Interrupted
+ * (pbh_runner_interrupt), it stops after the current session, which is dropped, and sets out->interrupted:
+ * the sessions completed still stand. */
+int pbh_calibrate_run(const pbh_plan *plan, const pbh_calibrate_opts *o, pbh_calibration *out,
+                      pbh_calibrate_progress_fn progress, void *ud);
+void pbh_calibration_free(pbh_calibration *c);
+
+/* The minimum detectable slowdown (fraction) of a case from its A/A observations (see above); 0 when
+ * there are fewer than 3. Exposed for tests. */
+double pbh_calibrate_min_detectable(const pbh_calib_obs *obs, size_t nobs, const pbs_compare_opts *cmp, int confirm);
+
+/* Exporters (format_calibration.c; format.h's rule: heap text). The JSON is also what the store keeps. */
+char *pbh_calibration_format_json(const pbh_calibration *c);
+char *pbh_calibration_format_table(const pbh_calibration *c);
+char *pbh_calibration_format_markdown(const pbh_calibration *c);
+/* The validation report (`calibrate --validate`): the goals and what was measured. */
+char *pbh_calibration_format_goals(const pbh_calibration *c, int markdown);
+
+/* The gate's use: fills every compared case's min_detectable from a stored calibration's JSON and sets
+ * cmp->calibration_id. Cases the calibration does not know stay 0. */
+void pbh_calibration_annotate(pbh_comparison *cmp, const char *calibration_json, int64_t id);
+
+#endif

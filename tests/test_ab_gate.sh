@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# test_ab_gate.sh - verdicts that hold on any machine, end to end through the CLI (issue 14):
+#  - `exec --inject-slowdown` really stretches the measured phase (a lower bound only: never flaky);
+#  - `run --against` stores two runs linked as a pair; `compare RUN` of one of them compares the pair;
+#  - the injection hook: POOLBENCH_INJECT_SLOWDOWN='CASE-GLOB:PCT' slows only the matching case of the
+#    head side: a +50 % injection into a 20 ms sleep case is a confirmed regression, the other cases are
+#    not (a 10x margin over the 5 % threshold, interleaved, confirmed twice on both sides: loose enough);
+#  - a baseline from another machine is said so and does not fail the gate without --allow-other-machine
+#    (doctored exports: deterministic);
+#  - calibrate stores a calibration and compare then says what this machine can judge;
+#  - bad input (OTHER not a poolbench, an injection matching no case, an unknown --base REF): exit 2, a
+#    message, the store byte-identical.
+set -euo pipefail
+pb="${POOLBENCH_BINARY_DIR:?}/poolbench"
+src="${POOLBENCH_SOURCE_DIR:?}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export POOLBENCH_STORE="$tmp/store.db"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+py=/usr/bin/python3; [ -x "$py" ] || py=python3
+sleep_args=(--scenario sleep --backend threads,serial --workers 2 --param items=4 --param ms=20 --reps 8 --warmup 1)
+
+# the hook itself: the measured phase takes at least 1.5x the sleep it contains
+"$pb" exec --scenario sleep --backend threads --workers 2 --param items=2 --param ms=20 --inject-slowdown 50 --json \
+  > "$tmp/exec.json"
+"$py" - "$tmp/exec.json" <<'PY' || fail "exec --inject-slowdown 50 did not stretch the phase: $(cat "$tmp/exec.json")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ex = [l for l in lines if l["type"] == "execution"]
+assert ex and ex[0]["ok"] and ex[0]["wall_s"] >= 0.020 * 1.5, ex
+PY
+
+"$pb" version --json | "$py" -c "import json,sys; d=json.load(sys.stdin); assert d['program']=='poolbench' and d['schema']>=3 and d['exec_protocol']==1, d" \
+  || fail "version --json"
+
+# an interleaved pair, the slowdown injected into one case of the head side
+read -r base_id head_id < <(POOLBENCH_INJECT_SLOWDOWN='sleep/threads/*:50' "$pb" run "${sleep_args[@]}" \
+  --against "$pb" --order-seed 99 --quiet 2>"$tmp/run.err")
+[ -n "$head_id" ] && [ "$head_id" -eq $((base_id + 1)) ] || fail "run --against printed '$base_id $head_id'"
+grep -q "validation hook" "$tmp/run.err" || fail "the injection was not announced: $(cat "$tmp/run.err")"
+"$pb" runs --format json > "$tmp/runs.json"
+"$py" - "$tmp/runs.json" "$base_id" "$head_id" <<'PY' || fail "the pair's runs: $(cat "$tmp/runs.json")"
+import json, sys
+runs = {r["id"]: r for r in json.load(open(sys.argv[1]))["runs"]}
+b, h = runs[int(sys.argv[2])], runs[int(sys.argv[3])]
+assert b["label"] == "base" and h["label"] == "head", (b, h)
+PY
+set +e
+"$pb" compare "$head_id" --confirm 2 --format json > "$tmp/pair.json"; rc=$?
+set -e
+[ "$rc" -eq 1 ] || fail "a +50 % injection must fail the gate (exit 1), got $rc: $(cat "$tmp/pair.json")"
+"$py" - "$tmp/pair.json" "$base_id" "$head_id" <<'PY' || fail "pair compare: $(cat "$tmp/pair.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["paired"] is True and d["other_machine"] is False, d
+assert d["base_run"] == int(sys.argv[2]) and d["new_run"] == int(sys.argv[3]), d
+v = {c["case"]: c for c in d["cases"]}
+inj = v["sleep/threads/w2/items=4,ms=20"]
+assert inj["verdict"] == "regression" and inj["confirm_held"] == 2 and inj["change"] > 0.3, inj
+other = v["sleep/serial/w1/items=4,ms=20"]
+assert other["verdict"] != "regression", other
+PY
+# the pair's two runs named explicitly: the same pair
+"$pb" compare "$base_id" "$head_id" --format json > "$tmp/pair2.json" || true
+"$py" -c "import json,sys; assert json.load(open(sys.argv[1]))['paired'] is True" "$tmp/pair2.json" \
+  || fail "compare BASE HEAD of a pair did not see the pair"
+
+# another machine: a baseline whose host differs and whose times are 30 % faster
+"$pb" run --scenario sleep --backend threads --workers 2 --param items=4 --param ms=20 --reps 8 --label lone --quiet >/dev/null
+"$pb" export lone --format json --output "$tmp/lone.json"
+"$py" - "$tmp/lone.json" "$tmp/elsewhere.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc["context"]["host"] = "another-machine"
+# the machine key decides when both runs have one (machine.h): another host derives another key
+doc["context"]["machine"] = "another-machine-0a1b2c3d"
+for c in doc["cases"]:
+    for s in c["samples"]:
+        s["wall_s"] *= 0.7
+json.dump(doc, open(sys.argv[2], "w"))
+PY
+"$pb" compare "$tmp/elsewhere.json" lone > "$tmp/other.txt" 2> "$tmp/other.err" \
+  || fail "a regression against another machine's baseline must not fail without --allow-other-machine"
+grep -q "different machines" "$tmp/other.txt" || fail "compare did not say so: $(cat "$tmp/other.txt")"
+grep -q "another-machine" "$tmp/other.txt" || fail "compare did not name the difference: $(cat "$tmp/other.txt")"
+set +e
+"$pb" compare "$tmp/elsewhere.json" lone --allow-other-machine > /dev/null 2>&1; rc=$?
+set -e
+[ "$rc" -eq 1 ] || fail "--allow-other-machine must let the regression fail (exit 1), got $rc"
+
+# calibrate: a tiny one (3 A/A pairs, one +50 % trial); stored; compare then uses it
+"$pb" calibrate --suite quick --scenario sleep --backend threads --reps 6 --pairs 3 --inject 50 --trials 1 \
+  --groups 1 --format json > "$tmp/cal.json" 2> "$tmp/cal.err" || fail "calibrate: $(cat "$tmp/cal.err")"
+"$py" - "$tmp/cal.json" <<'PY' || fail "calibration JSON: $(cat "$tmp/cal.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["format"] == "poolbench-calibration" and d["summary"]["aa_sessions"] == 3, d["summary"]
+cases = [c for c in d["cases"] if c["runnable"]]
+assert len(cases) == 1, cases
+for c in cases:
+    assert c["aa_observations"] == 3, c
+    assert c["injected"][0]["trials"] == 1, c
+    assert c["min_detectable"] > 0, c
+PY
+"$pb" compare "$head_id" --format json > "$tmp/cal_cmp.json" || true
+"$py" -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['calibration'] >= 1, d; assert any('min_detectable' in c for c in d['cases']), d" \
+  "$tmp/cal_cmp.json" || fail "compare did not use the calibration: $(cat "$tmp/cal_cmp.json")"
+
+# bad input: exit 2, a message, the store byte-identical
+sum_before=$(sha256sum "$POOLBENCH_STORE" | cut -d' ' -f1)
+expect2() { set +e; "$@" >/dev/null 2>"$tmp/err"; local rc=$?; set -e
+  [ "$rc" -eq 2 ] || fail "'$*' exited $rc, expected 2"; [ -s "$tmp/err" ] || fail "'$*' printed no message"; }
+expect2 "$pb" run "${sleep_args[@]}" --against /bin/true
+expect2 "$pb" run "${sleep_args[@]}" --against "$tmp/no-such-poolbench"
+printf '#!/bin/sh\necho "{\\"program\\":\\"poolbench\\",\\"schema\\":3,\\"exec_protocol\\":99}"\n' > "$tmp/future"
+chmod +x "$tmp/future"
+expect2 "$pb" run "${sleep_args[@]}" --against "$tmp/future"
+grep -q "protocol 99" "$tmp/err" || fail "a different exec protocol was not named: $(cat "$tmp/err")"
+POOLBENCH_INJECT_SLOWDOWN='cpu/*:10' expect2 "$pb" run "${sleep_args[@]}" --against "$pb"
+POOLBENCH_INJECT_SLOWDOWN='sleep/*' expect2 "$pb" run "${sleep_args[@]}"
+expect2 "$pb" compare "$tmp/lone.json"
+expect2 "$pb" calibrate --pairs nope
+sum_after=$(sha256sum "$POOLBENCH_STORE" | cut -d' ' -f1)
+[ "$sum_before" = "$sum_after" ] || fail "bad input changed the store"
+
+# the gate with a REF that does not exist: exit 2 before anything is built
+expect2 "$src/scripts/ci-perf-check" --base no-such-ref-for-poolbench-tests --build "$tmp/never-built"
+grep -q "no-such-ref-for-poolbench-tests" "$tmp/err" || fail "ci-perf-check did not name the REF: $(cat "$tmp/err")"
+[ ! -e "$tmp/never-built" ] || fail "ci-perf-check built something for an unknown REF"
+echo "test_ab_gate: all checks passed"
