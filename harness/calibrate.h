@@ -105,6 +105,10 @@ double pbh_calibrate_min_detectable(const pbh_calib_obs *obs, size_t nobs, const
 char *pbh_calibration_format_json(const pbh_calibration *c);
 char *pbh_calibration_format_table(const pbh_calibration *c);
 char *pbh_calibration_format_markdown(const pbh_calibration *c);
+/* The inverse of pbh_calibration_format_json, for a stored calibration (`calibrate --show`): fills out
+ * (pbh_calibration_free it) without the A/A samples, which the JSON does not keep. PBH_EINPUT when text is
+ * not a calibration document, PBH_ENOMEM. */
+int pbh_calibration_parse_json(const char *text, pbh_calibration *out);
 /* The validation report (`calibrate --validate`): the goals and what was measured. */
 char *pbh_calibration_format_goals(const pbh_calibration *c, int markdown);
 

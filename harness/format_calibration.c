@@ -1,7 +1,7 @@
 /*
  * format_calibration.c - a calibration (calibrate.h) as a terminal table, Markdown, JSON (also what the
- * store keeps), and the validation report: the issue's goals next to what was measured. Only serializes:
- * the figures are calibrate.c's.
+ * store keeps) and back from that JSON (`calibrate --show` prints a stored one), and the validation report:
+ * the issue's goals next to what was measured. Only serializes: the figures are calibrate.c's.
  */
 #include "format.h"
 
@@ -50,6 +50,9 @@ char *pbh_calibration_format_json(const pbh_calibration *c) {
     json_object_set_new(sum, "interrupted", json_boolean(c->interrupted));
     json_object_set_new(sum, "aa_sessions", json_integer(c->aa_sessions));
     json_object_set_new(sum, "aa_gate_failures", json_integer(c->aa_gate_failures));
+    json_object_set_new(sum, "aa_verdicts", json_integer(c->aa_verdicts));
+    json_object_set_new(sum, "aa_flagged", json_integer(c->aa_flagged));
+    json_object_set_new(sum, "injected_sessions_other_verdicts", json_integer(c->inj_other_verdicts));
     json_object_set_new(sum, "injected_sessions", json_integer(c->inj_sessions));
     json_object_set_new(sum, "injected_sessions_other_flagged", json_integer(c->inj_other_flagged));
     json_object_set_new(sum, "injected_sessions_other_confirmed", json_integer(c->inj_other_confirmed));
@@ -88,6 +91,86 @@ char *pbh_calibration_format_json(const pbh_calibration *c) {
     char *text = pbh_json_text(root);
     json_decref(root);
     return text;
+}
+
+static char *dup_or_null(json_t *v) {
+    return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+}
+
+static int int_of(json_t *o, const char *key) {
+    return (int)json_integer_value(json_object_get(o, key));
+}
+
+int pbh_calibration_parse_json(const char *text, pbh_calibration *out) {
+    memset(out, 0, sizeof *out);
+    json_t *root = json_loads(text, 0, NULL);
+    json_t *fmt = root ? json_object_get(root, "format") : NULL;
+    if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "poolbench-calibration") != 0) {
+        json_decref(root);
+        return PBH_EINPUT;
+    }
+    json_t *m = json_object_get(root, "machine"), *st = json_object_get(root, "settings"),
+           *sum = json_object_get(root, "summary"), *cases = json_object_get(root, "cases");
+    out->started_at = dup_or_null(json_object_get(root, "started_at"));
+    out->suite = dup_or_null(json_object_get(root, "suite"));
+    out->host = dup_or_null(json_object_get(m, "host"));
+    out->cpu_model = dup_or_null(json_object_get(m, "cpu_model"));
+    out->kernel = dup_or_null(json_object_get(m, "kernel"));
+    out->cores = int_of(m, "cores");
+    out->opts.cmp.alpha = json_number_value(json_object_get(st, "alpha"));
+    out->opts.cmp.threshold = json_number_value(json_object_get(st, "threshold"));
+    out->opts.confirm = int_of(st, "confirm");
+    out->opts.block_reps = int_of(st, "block_reps");
+    out->opts.aa_pairs = int_of(st, "aa_pairs");
+    out->opts.groups = int_of(st, "groups");
+    json_t *sizes = json_object_get(st, "injected_pct"), *trials = json_object_get(st, "trials");
+    for (size_t k = 0; k < json_array_size(sizes) && k < PBH_CALIBRATE_MAX_SIZES; k++) {
+        out->opts.sizes[k] = json_number_value(json_array_get(sizes, k));
+        out->opts.trials[k] = (int)json_integer_value(json_array_get(trials, k));
+        out->opts.nsizes = k + 1;
+    }
+    out->sessions = int_of(sum, "sessions");
+    out->interrupted = json_is_true(json_object_get(sum, "interrupted"));
+    out->aa_sessions = int_of(sum, "aa_sessions");
+    out->aa_gate_failures = int_of(sum, "aa_gate_failures");
+    out->aa_verdicts = int_of(sum, "aa_verdicts");
+    out->aa_flagged = int_of(sum, "aa_flagged");
+    out->inj_sessions = int_of(sum, "injected_sessions");
+    out->inj_other_verdicts = int_of(sum, "injected_sessions_other_verdicts");
+    out->inj_other_flagged = int_of(sum, "injected_sessions_other_flagged");
+    out->inj_other_confirmed = int_of(sum, "injected_sessions_other_confirmed");
+    out->plain_run_s = json_number_value(json_object_get(sum, "plain_run_s"));
+    out->session_s_median = json_number_value(json_object_get(sum, "aa_session_s_median"));
+    out->duration_s = json_number_value(json_object_get(sum, "duration_s"));
+    size_t n = json_array_size(cases);
+    out->cases = calloc(n ? n : 1, sizeof *out->cases);
+    int ok = out->cases != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        json_t *o = json_array_get(cases, i);
+        pbh_calib_case *k = &out->cases[out->ncases++];
+        k->name = strdup(json_is_string(json_object_get(o, "case")) ? json_string_value(json_object_get(o, "case")) : "?");
+        ok = k->name != NULL;
+        k->runnable = json_is_true(json_object_get(o, "runnable"));
+        k->aa_obs = int_of(o, "aa_observations");
+        k->aa_flagged = int_of(o, "aa_flagged");
+        k->aa_confirmed = int_of(o, "aa_confirmed");
+        k->noise = json_number_value(json_object_get(o, "noise"));
+        k->spread = json_number_value(json_object_get(o, "spread"));
+        k->min_detectable = json_number_value(json_object_get(o, "min_detectable"));
+        json_t *inj = json_object_get(o, "injected");
+        for (size_t s = 0; s < json_array_size(inj) && s < out->opts.nsizes; s++) {
+            json_t *x = json_array_get(inj, s);
+            k->trials[s] = int_of(x, "trials");
+            k->detected[s] = int_of(x, "detected");
+            k->improvement[s] = int_of(x, "reported_improvement");
+        }
+    }
+    json_decref(root);
+    if (!ok) {
+        pbh_calibration_free(out);
+        return PBH_ENOMEM;
+    }
+    return PBH_OK;
 }
 
 static void pct_or_dash(double v, char *buf, size_t len) {

@@ -193,6 +193,14 @@ char *pbh_format_runs_json(const pbh_run_info *runs, size_t n) {
         json_object_set_new(o, "host", jstr(r->host));
         json_object_set_new(o, "uuid", jstr(r->uuid));
         json_object_set_new(o, "machine", jstr(r->machine));
+        if (r->pair_id) { /* a side of an interleaved A/B pair (`run --against`); lone runs have none */
+            json_t *pair = json_object();
+            json_object_set_new(pair, "id", json_integer(r->pair_id));
+            json_object_set_new(pair, "side", json_string(r->pair_is_head ? "head" : "base"));
+            json_object_set_new(o, "pair", pair);
+        } else {
+            json_object_set_new(o, "pair", json_null());
+        }
         json_array_append_new(arr, o);
     }
     json_t *doc = json_object();

@@ -119,6 +119,8 @@ typedef struct pbh_run_info {
     int git_dirty;
     double duration_s;
     int ncases, nfailed;
+    int64_t pair_id;  /* the interleaved A/B pair this run is a side of (0: a lone run) */
+    int pair_is_head; /* 1: the pair's head side, 0: its base side (when pair_id != 0) */
 } pbh_run_info;
 
 /* What a results table shows about one case (computed from the samples with stats.h). */

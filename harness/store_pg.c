@@ -711,7 +711,7 @@ static int pg_list_runs(pg_store *pg, const char *machine, pbh_run_info **out, s
     *n = 0;
     if (pg->version == 0)
         return PBH_OK;
-    char sql[1024], msg[1024];
+    char sql[2048], msg[1024];
     text_params t;
     text_params_init(&t);
     if (machine)

@@ -37,13 +37,17 @@ const char *pbh_sql_select_run(char *buf, size_t len, int version) {
 const char *pbh_sql_list_runs(char *buf, size_t len, int version) {
     /* before version 3 there is no machine column: a machine filter matches nothing */
     const char *machine = version >= 3 ? "r.machine" : "NULL";
+    /* the pair a run is a side of, through the pairs table's unique indexes on base_run_id and head_run_id */
+    const char *pair = version >= 4 ? "(SELECT p.id FROM pairs p WHERE p.base_run_id = r.id),"
+                                      " (SELECT p.id FROM pairs p WHERE p.head_run_id = r.id)"
+                                    : "NULL, NULL";
     snprintf(buf, len,
              "SELECT r.id, %s, %s, %s, r.label, r.suite, r.status, r.started_at, r.git_commit, r.host,"
              " r.git_dirty, r.duration_s,"
              " (SELECT count(*) FROM cases c WHERE c.run_id = r.id),"
-             " (SELECT count(*) FROM cases c WHERE c.run_id = r.id AND c.status IN ('failed', 'timeout'))"
+             " (SELECT count(*) FROM cases c WHERE c.run_id = r.id AND c.status IN ('failed', 'timeout')), %s"
              " FROM runs r WHERE (CAST($1 AS TEXT) IS NULL OR %s = $1) ORDER BY r.id DESC",
-             version >= 3 ? "r.uuid" : "NULL", machine, version >= 2 ? "r.source" : "'native'", machine);
+             version >= 3 ? "r.uuid" : "NULL", machine, version >= 2 ? "r.source" : "'native'", pair, machine);
     return buf;
 }
 
@@ -353,6 +357,12 @@ int pbh_sql_read_run_info(const pbh_sql_row *r, pbh_run_info *info) {
     info->duration_s = r->real(r, 11);
     info->ncases = (int)r->integer(r, 12);
     info->nfailed = (int)r->integer(r, 13);
+    if (!r->is_null(r, 14)) {
+        info->pair_id = r->integer(r, 14);
+    } else if (!r->is_null(r, 15)) {
+        info->pair_id = r->integer(r, 15);
+        info->pair_is_head = 1;
+    }
     return ok ? PBH_OK : PBH_ENOMEM;
 }
 

@@ -629,7 +629,7 @@ static int sqlite_list_runs(pbh_store *base, const char *machine, pbh_run_info *
     *n = 0;
     if (st->version == 0)
         return PBH_OK; /* an empty store has no runs */
-    char sql[1024];
+    char sql[2048];
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(st->db, pbh_sql_list_runs(sql, sizeof sql, st->version), -1, &s, NULL) != SQLITE_OK) {
         pbh_seterr(err, errlen, "reading runs from %s failed: %s", st->path, sqlite3_errmsg(st->db));

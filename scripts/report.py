@@ -6,7 +6,9 @@ the poolbench CLI's JSON ($POOLBENCH_BIN, else build/poolbench): `runs`, `export
 (and a second store implementation needs no second reader here). It writes only into --out DIR: the
 charts as PNG and SVG and an index.html that shows them with the run's context, a table of its cases, the
 floor probes and, given a baseline, a comparison table (the change of medians, and the verdicts of
-`poolbench compare`). The per-case numbers (median, quartiles, MAD, efficiency, overhead x floor) are the
+`poolbench compare`); and one page per machine of the store (machine-KEY.html: its history charts with
+the change points, its latest interleaved A/B pair with the verdicts, its calibrated noise per case from
+`poolbench calibrate --show`), linked from the index's Machines table. The per-case numbers (median, quartiles, MAD, efficiency, overhead x floor) are the
 CLI's (harness/model.c); this script only adds the chart decorations: error bars are bootstrap 95 %
 intervals of the median (2000 resamples, a fixed seed per case), so the same store always gives the same
 charts. Change points on the history charts come from `poolbench history --format json`. See
@@ -201,6 +203,25 @@ class Results:
                 meds[entry["case"]] = pts
             cps[entry["case"]] = [cp for cp in entry.get("change_points", []) if isinstance(cp, dict)]
         return runs, meds, cps
+
+    def calibration(self, machine):
+        """The latest calibration stored for machine (`poolbench calibrate --show`), or None when there is none
+        (or the store predates calibrations)."""
+        try:
+            return self.json("calibrate", "--show", "--machine", machine)
+        except InputError:
+            return None
+
+    def latest_pair(self, machine):
+        """(base run, head run) of the newest interleaved A/B pair measured on machine, or None."""
+        heads = [r for r in self.runs if r.get("machine") == machine and (r.get("pair") or {}).get("side") == "head"]
+        if not heads:
+            return None
+        head = max(heads, key=lambda r: r["id"])
+        pid = head["pair"]["id"]
+        base = next((r for r in self.runs if (r.get("pair") or {}).get("id") == pid and r["pair"]["side"] == "base"),
+                    None)
+        return (base, head) if base else None
 
     def compare(self, base_id, run_id):
         """The `poolbench compare --format json` document (exit 1 = a regression: still a verdict)."""
@@ -663,8 +684,9 @@ def chart_distribution(out, run, base, scen, cases):
                 if base else ""))
 
 
-def chart_history(out, run, base, scen, cases, runs, meds, cps):
-    """Each case's median over the runs in time order; change points marked with their commit."""
+def chart_history(out, run, base, scen, cases, runs, meds, cps, section="history", prefix=""):
+    """Each case's median over the runs in time order; change points marked with their commit. section and
+    prefix place the chart on a machine's page (machine-M.html) instead of the index."""
     cases = [c for c in cases if c.name in meds]
     if not cases:
         return False
@@ -729,7 +751,7 @@ def chart_history(out, run, base, scen, cases, runs, meds, cps):
     fig.suptitle("%s: median of each case per run" % scen, x=0.01, y=fig.pb_top, ha="left", va="top",
                  fontsize=10)
     fig.supxlabel("run, in time order (labelled by commit)", fontsize=9, y=0.01, va="bottom")
-    return out.save(fig, "history", "history-%s" % slug(scen), "History: %s" % scen,
+    return out.save(fig, section, "%shistory-%s" % (prefix, slug(scen)), "History: %s" % scen,
              "Median of each case of %s over every %s run in the store, oldest first (x: the run's commit)."
              " The star is this report's run%s%s."
              % (scen, run["source"], "; the square the baseline" if base else "",
@@ -900,8 +922,12 @@ def html_verdicts(doc, run, base):
          '<p><b>%d regression(s)</b>, %d improvement(s), %d within noise, %d no change, %d with too few samples, '
          '%d not compared.</p>' % (sm.get("regressions", 0), sm.get("improvements", 0), sm.get("within_noise", 0),
                                    sm.get("no_change", 0), sm.get("too_few_samples", 0), sm.get("not_compared", 0)),
-         "<table><tr><th>case</th><th>baseline median</th><th>new median</th><th>change</th><th>95 % CI</th>"
-         "<th>p</th><th>verdict</th></tr>"]
+         "<table><tr><th>case</th><th>baseline median</th><th>new median</th><th>change</th><th>95 %% CI</th>"
+         "<th>p</th><th>verdict</th>%s</tr>" % ("<th>min. detectable here</th>" if doc.get("calibration") else "")]
+    if doc.get("calibration"):
+        h.insert(2, "<p>The last column is this machine's calibration (#%s, <code>poolbench calibrate</code>): the "
+                    "smallest slowdown of the case that the gate detects here with &ge; 95 %% power.</p>"
+                 % esc(doc["calibration"]))
     for c in doc["cases"]:
         verdict = c.get("verdict", "")
         bad = verdict == "regression"
@@ -916,6 +942,10 @@ def html_verdicts(doc, run, base):
                      fmt_time(c.get("new_median_s")), signed_pct(c.get("change")),
                      ci, ("%.2g" % p) if p is not None else "–",
                      "slower" if bad else "faster" if good else "", esc(verdict.replace("_", " "))))
+        if doc.get("calibration"):
+            md = c.get("min_detectable") or 0
+            h[-1] = h[-1][:-len("</tr>")] + '<td class="num">%s</td></tr>' % (
+                ("%s%s" % (fmt_pct(100 * md), "" if c.get("can_judge") else " (too noisy to judge)")) if md > 0 else "–")
     h.append("</table>")
     return "".join(h)
 
@@ -990,7 +1020,7 @@ def html_hyperfine(hrun):
     return "".join(h)
 
 
-def write_html(path, run, base, out, notes, store_path, verdicts):
+def write_html(path, run, base, out, notes, store_path, verdicts, views=()):
     """verdicts: (the `poolbench compare` document, None) or (None, why there is none); None: no baseline."""
     title = "poolbench report: run #%d%s" % (run["id"], (" (%s)" % run["label"]) if run.get("label") else "")
     h = ["<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>%s</title>"
@@ -1005,8 +1035,9 @@ def write_html(path, run, base, out, notes, store_path, verdicts):
     sections = [("scenarios", "Per scenario"), ("scaling", "Scaling"), ("distribution", "Distributions"),
                 ("history", "History"), ("hyperfine", "hyperfine: Python's Pool beside poolbench")]
     h.append("<p>Contents: <a href=\"#context\">context</a> · <a href=\"#cases\">cases</a>%s · "
-             "<a href=\"#floors\">floors</a> · %s</p>" % (
+             "<a href=\"#floors\">floors</a> · %s%s</p>" % (
                  " · <a href=\"#compare\">comparison</a>" if base else "",
+                 "<a href=\"#machines\">machines</a> · " if views else "",
                  " · ".join("<a href=\"#%s\">%s</a>" % (k, esc(t)) for k, t in sections
                             if any(ch[0] == k for ch in out.charts))))
     h.append("<h2 id=\"context\">Context</h2>" + html_context(run, base))
@@ -1023,6 +1054,8 @@ def write_html(path, run, base, out, notes, store_path, verdicts):
             body += html_compare(run, base)
         h.append("<h2 id=\"compare\">Comparison with baseline #%d</h2>" % base["id"] + body)
     h.append("<h2 id=\"floors\">Floor probes</h2>" + html_floors(run))
+    if views:
+        h.append("<h2 id=\"machines\">Machines</h2>" + html_machines_index(views, store_path))
     for key, stitle in sections:
         charts = [c for c in out.charts if c[0] == key]
         if not charts:
@@ -1039,6 +1072,177 @@ def write_html(path, run, base, out, notes, store_path, verdicts):
     h.append("<hr><p style=\"font-size:.8em;color:#666\">Generated by scripts/report from the poolbench store; "
              "error bars are bootstrap 95 %% intervals (%d resamples, fixed seed).</p></body></html>\n"
              % BOOT_RESAMPLES)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write("".join(h))
+    os.replace(tmp, path)
+
+
+# ---- machines: one page per machine of the store (a fleet's view) ----------------------------------------------
+
+def machine_page_name(machine):
+    return "machine-%s.html" % slug(machine)
+
+
+def machines_of(runs):
+    """{machine key: its runs, newest first}, for the runs that carry a machine key."""
+    ms = {}
+    for r in runs:
+        if r.get("machine"):
+            ms.setdefault(r["machine"], []).append(r)
+    return ms
+
+
+class MachineView:
+    """What one machine's page shows: its history charts (jobs until rendered), the change points of its
+    newest native run's cases, its latest A/B pair with the verdicts, its latest calibration."""
+
+    def __init__(self, key, runs):
+        self.key, self.runs = key, runs
+        native = [r for r in runs if r.get("source") == "native"]
+        self.latest_native = max(native, key=lambda r: r["id"]) if native else None
+        self.nnative = len(native)
+        self.chart_section = "machine:" + key
+        self.charts = []           # (section, stem, title, caption), filled after the jobs ran
+        self.change_points = None  # [(case, change point)]
+        self.pair = None           # (base run info, head run info)
+        self.pair_doc = None       # `poolbench compare` of the pair
+        self.pair_error = None
+        self.calibration = None    # `poolbench calibrate --show --machine KEY` document
+        self.notes = []
+
+
+def plan_machine(st, out, view, kinds, index_run, index_history):
+    """Fills view's pair, verdicts and calibration; returns the chart jobs of its history (none when the
+    index's own history charts are this machine's: the page then shows those)."""
+    jobs = []
+    view.pair = st.latest_pair(view.key)
+    if view.pair:
+        try:
+            view.pair_doc = st.compare(view.pair[0]["id"], view.pair[1]["id"])
+        except (RuntimeError, InputError) as e:
+            view.pair_error = str(e)
+    view.calibration = st.calibration(view.key)
+    mrun_info = view.latest_native
+    if "history" not in kinds:
+        return jobs
+    if mrun_info is None or view.nnative < 2:
+        view.notes.append("History is not drawn: the store has %s native run%s of this machine." %
+                          ("one" if view.nnative == 1 else "no", "" if view.nnative == 1 else "s"))
+        return jobs
+    if index_history and mrun_info["id"] == index_run["id"]:
+        view.chart_section = "history"  # the index's history charts are this machine's: shown again here
+        return jobs
+    mrun = st.load_run(str(mrun_info["id"]))
+    hruns, meds, cps = st.history("native", [c.name for c in mrun["cases"]], view.key)
+    view.change_points = [(c.name, cp) for c in mrun["cases"] for cp in cps.get(c.name, [])]
+    view.history_run = mrun
+    prefix = "m-%s-" % slug(view.key)
+    jobs += [(chart_history, (out, mrun, None, scen, cases, hruns, meds, cps,
+                              view.chart_section, prefix)) for scen, cases in scenario_groups(mrun).items()]
+    return jobs
+
+
+def html_calibration(cal):
+    """The calibrated noise per case (`poolbench calibrate`): what this machine's gate can judge."""
+    st, sm = cal.get("settings") or {}, cal.get("summary") or {}
+    thr = 100 * (st.get("threshold") or 0)
+    h = ["<p>Calibration of suite <code>%s</code> started %s: %d sessions (%d A/A pairs, %d with a slowdown "
+         "injected)%s; gate settings alpha %g, threshold %g %%, --confirm %d, blocks of %d repetitions. "
+         "<b>noise</b> = standard deviation of the A/A change of medians; <b>min. detectable</b> = the smallest "
+         "slowdown the gate detects here with &ge; 95 %% power. %d A/A pair(s) failed the gate.</p>" % (
+             esc(cal.get("suite")), esc(cal.get("started_at")), sm.get("sessions", 0), sm.get("aa_sessions", 0),
+             sm.get("injected_sessions", 0), " (interrupted)" if sm.get("interrupted") else "",
+             st.get("alpha", 0), thr, st.get("confirm", 0), st.get("block_reps", 0), sm.get("aa_gate_failures", 0)),
+         "<table><tr><th>case</th><th>A/A obs</th><th>noise</th><th>spread</th><th>false alarms</th>"
+         "<th>min. detectable</th><th>judges %g %%</th></tr>" % thr]
+    for c in cal.get("cases", []):
+        if not c.get("runnable"):
+            h.append('<tr><td>%s</td><td colspan="6">unsupported here</td></tr>' % esc(c.get("case")))
+            continue
+        md = c.get("min_detectable") or 0
+        judge = ("yes" if c.get("can_judge_threshold") else
+                 "too noisy: from %.0f %%" % (100 * md) if md > 0 else "too few A/A observations")
+        h.append('<tr%s><td>%s</td><td class="num">%d</td><td class="num">%s</td><td class="num">%s</td>'
+                 '<td class="num">%d</td><td class="num">%s</td><td>%s</td></tr>' % (
+                     "" if c.get("can_judge_threshold") else ' class="bad"', esc(c.get("case")),
+                     c.get("aa_observations", 0), fmt_pct(100 * c["noise"]) if c.get("noise") else "–",
+                     fmt_pct(100 * c["spread"]) if c.get("spread") else "–", c.get("aa_flagged", 0),
+                     fmt_pct(100 * md) if md > 0 else "–", esc(judge)))
+    h.append("</table>")
+    return "".join(h)
+
+
+def html_machines_index(views, store_path):
+    h = ["<p>Every machine of the store (its machine key: <code>--machine</code>, <code>$POOLBENCH_MACHINE</code>, "
+         "else derived from host, CPU, cores, memory and kernel). A history never mixes two machines; each has "
+         "its page with its history, its latest A/B pair and its calibrated noise.</p>"
+         "<table><tr><th>machine</th><th>runs</th><th>latest run</th><th>latest A/B pair</th>"
+         "<th>calibration</th></tr>"]
+    for v in views:
+        latest = max(v.runs, key=lambda r: r["id"])
+        pair = "–"
+        if v.pair:
+            pair = "#%d / #%d" % (v.pair[0]["id"], v.pair[1]["id"])
+            if v.pair_doc:
+                pair += ": %d regression(s)" % v.pair_doc.get("summary", {}).get("regressions", 0)
+        cal = "–"
+        if v.calibration:
+            cases = [c for c in v.calibration.get("cases", []) if c.get("runnable")]
+            cal = "%s: %d of %d cases judgeable" % (v.calibration.get("started_at", "?")[:10],
+                                                    sum(1 for c in cases if c.get("can_judge_threshold")), len(cases))
+        h.append('<tr><td><a href="%s">%s</a></td><td class="num">%d</td><td>#%d %s</td><td>%s</td><td>%s</td></tr>'
+                 % (esc(machine_page_name(v.key)), esc(v.key), len(v.runs), latest["id"],
+                    esc((latest.get("started_at") or "")[:10]), esc(pair), esc(cal)))
+    h.append("</table>")
+    return "".join(h)
+
+
+def figures_html(charts):
+    return "".join(
+        "<figure><a href=\"%s.svg\"><img src=\"%s.png\" alt=\"%s\"></a><figcaption><b>%s.</b> %s "
+        "(<a href=\"%s.svg\">SVG</a>, <a href=\"%s.png\">PNG</a>)</figcaption></figure>" % (
+            esc(stem), esc(stem), esc(ctitle), esc(ctitle), esc(caption), esc(stem), esc(stem))
+        for _, stem, ctitle, caption in charts)
+
+
+def write_machine_page(path, v, store_path):
+    latest = max(v.runs, key=lambda r: r["id"])
+    title = "poolbench: machine %s" % v.key
+    h = ["<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>%s</title>"
+         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>%s</style></head><body>"
+         % (esc(title), CSS),
+         "<h1>%s</h1><p><a href=\"index.html\">&larr; the report</a> · store <code>%s</code> · %d run(s), the "
+         "latest #%d on host %s, %s.</p>" % (esc(title), esc(redact(store_location(store_path))), len(v.runs),
+                                             latest["id"], esc(latest.get("host")),
+                                             esc(latest.get("started_at")))]
+    for n in v.notes:
+        h.append('<div class="note">%s</div>' % esc(n))
+    h.append("<h2 id=\"history\">History</h2>")
+    if v.charts:
+        h.append("<p>The cases of run #%d over every native run of this machine, oldest first.</p>"
+                 % v.latest_native["id"] + figures_html(v.charts))
+        if v.change_points is not None:
+            h.append(html_change_points(v.change_points))
+    else:
+        h.append("<p>No history chart for this machine.</p>")
+    h.append("<h2 id=\"pair\">Latest A/B pair</h2>")
+    if v.pair and v.pair_doc:
+        b, hd = v.pair
+        h.append("<p>Base run #%d (commit <code>%s</code>) and head run #%d (commit <code>%s</code>), measured "
+                 "interleaved on this machine (<code>poolbench run --against</code>).</p>" % (
+                     b["id"], esc(short_commit(b.get("git_commit"))), hd["id"], esc(short_commit(hd.get("git_commit")))))
+        h.append(html_verdicts(v.pair_doc, hd, b))
+    elif v.pair:
+        h.append('<p class="note">The pair #%d / #%d could not be compared: %s.</p>'
+                 % (v.pair[0]["id"], v.pair[1]["id"], esc(v.pair_error)))
+    else:
+        h.append("<p>No interleaved A/B pair was measured on this machine (<code>poolbench run --against "
+                 "OTHER</code>, or <code>scripts/ci-perf-check --base REF</code>, makes one).</p>")
+    h.append("<h2 id=\"calibration\">Calibrated noise</h2>")
+    h.append(html_calibration(v.calibration) if v.calibration else
+             "<p>No calibration of this machine in the store (<code>poolbench calibrate</code> measures one).</p>")
+    h.append("</body></html>\n")
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write("".join(h))
@@ -1148,6 +1352,12 @@ def main(argv):
         except (RuntimeError, InputError) as e:
             verdicts = (None, str(e))
 
+    # one page per machine of the store: its history, its latest A/B pair, its calibrated noise
+    views = [MachineView(k, rs) for k, rs in sorted(machines_of(st.runs).items())]
+    index_history = any(j[0] is chart_history for j in jobs)
+    for v in views:
+        jobs += plan_machine(st, out, v, kinds, run, index_history)
+
     out.charts = [r for r in run_jobs(jobs) if r]
     if "scaling" in kinds and run["source"] == "native" and not any(c[0] == "scaling" for c in out.charts):
         notes.append("No scaling chart: no backend of this run was measured at two or more worker counts "
@@ -1156,8 +1366,13 @@ def main(argv):
         notes.append("The latest hyperfine run (#%d) has no samples: its chart is skipped." % hid)
         out.hyperfine_run = None
 
+    for v in views:
+        v.charts = [c for c in out.charts if c[0] == v.chart_section]
+        if v.chart_section == "history":
+            v.change_points = out.change_points
+        write_machine_page(os.path.join(args.out, machine_page_name(v.key)), v, store_path)
     index = os.path.join(args.out, "index.html")
-    write_html(index, run, base, out, notes, store_path, verdicts)
+    write_html(index, run, base, out, notes, store_path, verdicts, views)
     print(os.path.abspath(index))
     return 0
 

@@ -44,6 +44,7 @@ import json, sys
 runs = {r["id"]: r for r in json.load(open(sys.argv[1]))["runs"]}
 b, h = runs[int(sys.argv[2])], runs[int(sys.argv[3])]
 assert b["label"] == "base" and h["label"] == "head", (b, h)
+assert b["pair"]["side"] == "base" and h["pair"]["side"] == "head" and b["pair"]["id"] == h["pair"]["id"], (b, h)
 PY
 set +e
 "$pb" compare "$head_id" --confirm 2 --format json > "$tmp/pair.json"; rc=$?
@@ -102,6 +103,10 @@ for c in cases:
     assert c["injected"][0]["trials"] == 1, c
     assert c["min_detectable"] > 0, c
 PY
+# --show prints the stored calibration without measuring; a machine without one is bad input (exit 2)
+"$pb" calibrate --show --format json > "$tmp/cal_show.json" || fail "calibrate --show"
+cmp -s "$tmp/cal.json" "$tmp/cal_show.json" || fail "calibrate --show did not print the stored calibration"
+"$pb" calibrate --show | grep -q "A/A pairs: 3" || fail "calibrate --show as a table"
 "$pb" compare "$head_id" --format json > "$tmp/cal_cmp.json" || true
 "$py" -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['calibration'] >= 1, d; assert any('min_detectable' in c for c in d['cases']), d" \
   "$tmp/cal_cmp.json" || fail "compare did not use the calibration: $(cat "$tmp/cal_cmp.json")"
@@ -120,6 +125,8 @@ POOLBENCH_INJECT_SLOWDOWN='cpu/*:10' expect2 "$pb" run "${sleep_args[@]}" --agai
 POOLBENCH_INJECT_SLOWDOWN='sleep/*' expect2 "$pb" run "${sleep_args[@]}"
 expect2 "$pb" compare "$tmp/lone.json"
 expect2 "$pb" calibrate --pairs nope
+expect2 "$pb" calibrate --show --machine no-such-machine
+grep -q "no calibration is stored for machine no-such-machine" "$tmp/err" || fail "calibrate --show: $(cat "$tmp/err")"
 sum_after=$(sha256sum "$POOLBENCH_STORE" | cut -d' ' -f1)
 [ "$sum_before" = "$sum_after" ] || fail "bad input changed the store"
 

@@ -92,35 +92,44 @@ class P(HTMLParser):
                 self.refs.add(v)
     def handle_data(self, data):
         self.text.append(data)
-html_path = os.path.join(d, "index.html")
-if not os.path.exists(html_path):
+texts = {}
+refs_all = set()
+if not os.path.exists(os.path.join(d, "index.html")):
     bad.append("index.html missing")
-else:
+for page in [f for f in files if f.endswith(".html")]:  # index.html and the machine pages it links
     p = P()
-    with open(html_path, encoding="utf-8") as fh:
+    with open(os.path.join(d, page), encoding="utf-8") as fh:
         doc = fh.read()
     p.feed(doc)
     p.close()
     if not doc.lstrip().lower().startswith("<!doctype html>") or "</html>" not in doc:
-        bad.append("index.html is not a complete HTML document")
-    for f in charts:
-        if f not in p.refs:
-            bad.append("index.html does not reference %s" % f)
+        bad.append("%s is not a complete HTML document" % page)
     for r in p.refs:
         if "://" in r:
-            bad.append("index.html references a remote resource %s (must be self-contained)" % r)
+            bad.append("%s references a remote resource %s (must be self-contained)" % (page, r))
         elif not os.path.exists(os.path.join(d, r)):
-            bad.append("index.html references %s, which does not exist" % r)
-    text = " ".join(p.text)
-    for e in extra:
-        if e.startswith("file:"):
-            if e[5:] not in files:
-                bad.append("expected chart file %s missing" % e[5:])
-        elif e.startswith("!"):
-            if e[1:] in text:
-                bad.append("page unexpectedly says %r" % e[1:])
-        elif e not in text:
-            bad.append("page does not say %r" % e)
+            bad.append("%s references %s, which does not exist" % (page, r))
+    refs_all |= p.refs
+    texts[page] = " ".join(p.text)
+for f in charts:
+    if f not in refs_all:
+        bad.append("no page references %s" % f)
+for e in extra:
+    page = "index.html"
+    if e.startswith("@"):  # @PAGE:TEXT checks another page, e.g. a machine page
+        page, e = e[1:].split(":", 1)
+        if page not in texts:
+            bad.append("page %s missing" % page)
+            continue
+    text = texts.get(page, "")
+    if e.startswith("file:"):
+        if e[5:] not in files:
+            bad.append("expected chart file %s missing" % e[5:])
+    elif e.startswith("!"):
+        if e[1:] in text:
+            bad.append("%s unexpectedly says %r" % (page, e[1:]))
+    elif e not in text:
+        bad.append("%s does not say %r" % (page, e))
 for b in bad:
     print("  " + b, file=sys.stderr)
 print("  %d chart files checked" % len(charts))
@@ -177,7 +186,24 @@ else
   fail "report with the real CLI $bin"
 fi
 
-# 7. bad input: exit 2 and a message on stderr
+# 7. a fleet: two machines, each with its page (history, latest A/B pair with its verdicts, calibrated
+#    noise), linked from the index's Machines table; the page of a machine without pair or calibration says so
+mkdir "$tmp/fleet" && "$py" "$src/tests/fixtures/report/make_store.py" --fleet "$src" "$tmp/fleet/store.db" >/dev/null ||
+  fail "fixture store (fleet)"
+m1=machine-bench-vm-0a1b2c3d.html m2=machine-ci-runner-7.html
+if POOLBENCH_BIN="$bin" "$report" new --baseline base --store "$tmp/fleet/store.db" --out "$tmp/r7" >/dev/null &&
+   check_output "$tmp/r7" file:history-sleep.png file:m-ci-runner-7-history-sleep.png "Machines" \
+     "bench-vm-0a1b2c3d" "ci-runner-7" "#16 / #17: 3 regression(s)" "1 of 10 cases judgeable" \
+     "@$m2:Latest A/B pair" "@$m2:Base run #16" "@$m2:head run #17" "@$m2:3 regression(s)" "@$m2:regression" \
+     "@$m2:min. detectable here" "@$m2:too noisy: from 11 %" "@$m2:Calibrated noise" "@$m2:unsupported here" \
+     "@$m2:History: sleep" "@$m1:History: sleep" "@$m1:History: square" "@$m1:No interleaved A/B pair" \
+     "@$m1:No calibration of this machine"; then
+  pass "fleet: one page per machine with its history, latest A/B pair and calibrated noise"
+else
+  fail "fleet report (see above)"
+fi
+
+# 8. bad input: exit 2 and a message on stderr
 printf 'not a database, just text\n%.0s' {1..20} >"$tmp/text.db"
 "$py" -c 'import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); db.execute("CREATE TABLE t (x)"); db.commit()' \
   "$tmp/other.db"

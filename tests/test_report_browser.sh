@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_report_browser.sh - opens the rendered report in a real browser (Debian's headless Chromium).
 #
-# Renders the report of the fixture store (tests/fixtures/report/make_store.py) with scripts/report, opens
-# index.html through tests/browser_check.py (DevTools protocol on a pipe, fresh profile, --no-sandbox, a
+# Renders the report of the fleet fixture store (tests/fixtures/report/make_store.py --fleet: two machines,
+# an A/B pair, a calibration) with scripts/report, opens index.html and every machine page through
+# tests/browser_check.py (DevTools protocol on a pipe, fresh profile, --no-sandbox, a
 # time limit) and checks what a reader would see: every image loaded (complete, naturalWidth > 0), no
 # console error, no uncaught exception, no failed load, and a screenshot that is not a blank page (many
 # times the bytes of a blank page's screenshot, taken the same way). Two controls prove the checks can
@@ -27,9 +28,10 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_report_browser.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 unset POOLBENCH_STORE POOLBENCH_PYTHON
 
-"$py" "$src/tests/fixtures/report/make_store.py" "$src" "$tmp/store.db" >/dev/null || { echo "FAIL: fixture store" >&2; exit 1; }
+"$py" "$src/tests/fixtures/report/make_store.py" --fleet "$src" "$tmp/store.db" >/dev/null ||
+  { echo "FAIL: fixture store" >&2; exit 1; }
 bin=${POOLBENCH_BINARY_DIR:+$POOLBENCH_BINARY_DIR/poolbench}
-POOLBENCH_BIN=${bin:-/nonexistent} "$src/scripts/report" --baseline base --store "$tmp/store.db" --out "$tmp/report" >/dev/null ||
+POOLBENCH_BIN=${bin:-/nonexistent} "$src/scripts/report" new --baseline base --store "$tmp/store.db" --out "$tmp/report" >/dev/null ||
   { echo "FAIL: scripts/report did not render the fixture store" >&2; exit 1; }
 
 # look PAGE NAME: opens the page, writes NAME.json and NAME.png in $tmp
@@ -70,6 +72,20 @@ if look "$tmp/report/index.html" report && look "$tmp/blank.html" blank; then
     fail "screenshot looks blank: $rb bytes, ${rw}x${rh} (blank page: $bb bytes)"
   [ -n "${POOLBENCH_KEEP_SCREENSHOT:-}" ] && cp "$tmp/report.png" "$POOLBENCH_KEEP_SCREENSHOT"
 fi
+
+# every machine page (linked from the index's Machines table): its images load, no console error
+npages=0
+for page in "$tmp/report"/machine-*.html; do
+  [ -e "$page" ] || break
+  name=$(basename "$page" .html)
+  npages=$((npages + 1))
+  if look "$page" "$name"; then
+    problems=$(judge "$name")
+    [ -z "$problems" ] && pass "$name.html in Chromium: its images loaded, no console error" ||
+      fail "$name.html in Chromium: $problems"
+  fi
+done
+[ "$npages" -eq 2 ] || fail "expected a page for each of the fixture's 2 machines, found $npages"
 
 # controls: the same page with a missing image and a console error must fail on both counts
 sed -e 's|</body>|<img src="no-such-chart.png" alt="missing"><script>console.error("planted error")</script></body>|' \

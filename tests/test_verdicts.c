@@ -3,7 +3,8 @@
  * interleaved A/B schedule and its seed, the A/B case loop (with fake executors that record the order
  * they were called in), pairs in the store and the migration from schema 2 through 3 to 4, --confirm on a pair
  * re-measuring BOTH sides, machine-mismatch detection, the injection spec, the minimum detectable
- * slowdown estimate and the gate's use of a calibration.
+ * slowdown estimate and the gate's use of a calibration, a calibration's JSON read back, and the runs
+ * listing naming each run's pair.
  *
  * Nothing here measures time: samples are constructed, executors are fakes. The measured parts (a real
  * injected slowdown flagged, the CLI end to end, ci-perf-check's bad REF) are in test_verdicts.sh.
@@ -416,6 +417,27 @@ static void test_pair_storage_and_migration(void **state) {
         assert_string_equal(p.head_exe, "/opt/head/poolbench");
         assert_string_equal(p.injected, "sleep/*:10");
     }
+    /* the runs listing names each run's pair and side (the report finds a machine's latest pair by it) */
+    pbh_run_info *infos;
+    size_t ninfos;
+    assert_int_equal(pbh_store_list_runs(st, NULL, &infos, &ninfos, err, sizeof err), PBH_OK);
+    int seen = 0;
+    for (size_t i = 0; i < ninfos; i++) {
+        if (infos[i].id == base->id || infos[i].id == head->id) {
+            assert_int_equal((int)infos[i].pair_id, (int)pair.id);
+            assert_int_equal(infos[i].pair_is_head, infos[i].id == head->id);
+            seen++;
+        } else {
+            assert_int_equal((int)infos[i].pair_id, 0); /* the lone run */
+        }
+    }
+    assert_int_equal(seen, 2);
+    char *listing = pbh_format_runs_json(infos, ninfos);
+    assert_non_null(strstr(listing, "\"side\": \"head\""));
+    assert_non_null(strstr(listing, "\"pair\": null"));
+    free(listing);
+    pbh_run_infos_free(infos, ninfos);
+
     /* each run keeps its own commit */
     pbh_run *loaded;
     assert_int_equal(pbh_store_load_run(st, base->id, &loaded, err, sizeof err), PBH_OK);
@@ -556,6 +578,65 @@ static void test_min_detectable(void **state) {
     }
 }
 
+/* a stored calibration reads back as it was written (`calibrate --show` prints it in any format) */
+static void test_calibration_json_round_trip(void **state) {
+    (void)state;
+    pbh_calibration c;
+    memset(&c, 0, sizeof c);
+    pbh_calibrate_opts_default(&c.opts);
+    c.opts.nsizes = 2;
+    c.opts.sizes[0] = 10;
+    c.opts.trials[0] = 20;
+    c.opts.sizes[1] = 3;
+    c.opts.trials[1] = 5;
+    c.sessions = 71;
+    c.aa_sessions = 20;
+    c.aa_verdicts = 520;
+    c.aa_flagged = 3;
+    c.inj_sessions = 50;
+    c.inj_other_verdicts = 650;
+    c.inj_other_flagged = 2;
+    c.plain_run_s = 27.5;
+    c.session_s_median = 52.25;
+    c.duration_s = 6000;
+    c.started_at = strdup("2026-12-01T11:47:15Z");
+    c.host = strdup("vm");
+    c.cpu_model = strdup("AMD EPYC");
+    c.kernel = strdup("Linux 6.18");
+    c.suite = strdup("quick");
+    c.cores = 2;
+    c.ncases = 2;
+    c.cases = calloc(2, sizeof *c.cases);
+    c.cases[0].name = strdup("sleep/serial/w1/items=4,ms=20");
+    c.cases[0].runnable = 1;
+    c.cases[0].aa_obs = 45;
+    c.cases[0].aa_flagged = 1;
+    c.cases[0].noise = 0.004;
+    c.cases[0].spread = 0.001;
+    c.cases[0].min_detectable = 0.0625;
+    c.cases[0].trials[0] = 20;
+    c.cases[0].detected[0] = 19;
+    c.cases[0].trials[1] = 5;
+    c.cases[0].improvement[1] = 0;
+    c.cases[1].name = strdup("crash/threads/w2/items=16");
+    char *json = pbh_calibration_format_json(&c);
+    pbh_calibration back;
+    assert_int_equal(pbh_calibration_parse_json(json, &back), PBH_OK);
+    char *again = pbh_calibration_format_json(&back);
+    assert_string_equal(json, again); /* every field the JSON carries survived */
+    char *a = pbh_calibration_format_goals(&c, 1), *b = pbh_calibration_format_goals(&back, 1);
+    assert_string_equal(a, b); /* and the goals table (which needs the summary counts) is the same */
+    assert_non_null(strstr(b, "3 of 520 case verdicts"));
+    free(a);
+    free(b);
+    free(again);
+    free(json);
+    pbh_calibration_free(&back);
+    pbh_calibration_free(&c);
+    assert_int_equal(pbh_calibration_parse_json("{\"format\": \"something-else\"}", &back), PBH_EINPUT);
+    assert_int_equal(pbh_calibration_parse_json("not json", &back), PBH_EINPUT);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_is_balanced_seeded_and_interleaved),
@@ -565,6 +646,7 @@ int main(void) {
         cmocka_unit_test(test_pair_storage_and_migration),
         cmocka_unit_test(test_injection_spec),
         cmocka_unit_test(test_min_detectable),
+        cmocka_unit_test(test_calibration_json_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

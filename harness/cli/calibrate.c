@@ -3,7 +3,8 @@
  * suite (calibrate.h), stores the result in the store's calibrations table (the gate reads it back to say
  * which cases this machine can judge), and prints it. `--validate` runs the design that checks the
  * project's goals (docs/verdicts.md): 20 A/A pairs, +10 % injected in 20 trials per case, +3 % in 5, and
- * one plain run as the wall-time yardstick, and prints the goals table.
+ * one plain run as the wall-time yardstick, and prints the goals table. `--show` measures nothing: it prints
+ * the latest calibration stored for this machine (or --machine NAME), as the gate and the report read it.
  */
 #include "calibrate.h"
 #include "cli.h"
@@ -20,13 +21,15 @@ static const char usage[] =
     "usage: poolbench calibrate [--suite NAME] [--scenario S[,S]] [--backend B[,B]] [--reps R]\n"
     "                           [--pairs K] [--inject PCT[,PCT]] [--trials T] [--groups G] [--block N]\n"
     "                           [--alpha A] [--threshold PCT] [--confirm N] [--seed N] [--validate]\n"
-    "                           [--format table|json|markdown] [--store PATH] [--output FILE]\n"
+    "                           [--machine NAME] [--format table|json|markdown] [--store PATH] [--output FILE]\n"
+    "       poolbench calibrate --show [--machine NAME] [--format table|json|markdown] [--store PATH]\n"
     "Measures this machine's verdict quality: K A/A pairs (default 10) of this build against itself, run as\n"
     "interleaved pairs and judged as the gate judges (alpha 0.01, threshold 5%, --confirm 2), and sessions with a\n"
-    "real slowdown injected into one group of G cases at a time (default 5,10,20 %%, T=1 trial per case and size).\n"
-    "Per case: run-to-run noise, false alarms, detection rate, minimum detectable slowdown (>= 95%% power).\n"
-    "Stored in the store; the gate then says which cases this machine can judge.\n"
-    "--validate: 20 A/A pairs, +10%% in 20 trials per case, +3%% in 5, one plain run; prints the goals table.\n"
+    "real slowdown injected into one group of G cases at a time (default 5,10,20 %, T=1 trial per case and size).\n"
+    "Per case: run-to-run noise, false alarms, detection rate, minimum detectable slowdown (>= 95% power).\n"
+    "Stored in the store under this machine's key (--machine NAME, else $POOLBENCH_MACHINE, else derived); the\n"
+    "gate then says which cases this machine can judge. --show: print the latest stored one, measure nothing.\n"
+    "--validate: 20 A/A pairs, +10% in 20 trials per case, +3% in 5, one plain run; prints the goals table.\n"
     "Takes long: each session is two runs of the suite. Ctrl-C stops after the current session and reports (and\n"
     "stores) the sessions completed. Exit: 0 done, 2 bad input, 3 interrupted.\n";
 
@@ -48,6 +51,59 @@ static int parse_sizes(char *arg, pbh_calibrate_opts *o) {
     return o->nsizes ? 0 : -1;
 }
 
+/* `--show`: the latest calibration stored under this machine's key (or --machine's), in the chosen format. */
+static int show_latest(const char *store_flag, const char *machine, const char *format, const char *output) {
+    pbh_store *st = NULL;
+    int ec = pbh_cli_open_store(store_flag, PBH_STORE_READ, &st);
+    if (ec != PBH_EXIT_OK)
+        return ec;
+    pbh_context here;
+    if (pbh_context_collect(&here, 0, NULL) != 0) {
+        pbh_store_close(st);
+        pbh_cli_error("out of memory");
+        return PBH_EXIT_FAILED;
+    }
+    pbh_context key = {0};
+    key.machine = machine ? (char *)machine : here.machine;
+    char *json = NULL, err[1024] = "";
+    int64_t id = 0;
+    int rc = pbh_store_latest_calibration(st, &key, NULL, &json, &id, err, sizeof err);
+    pbh_store_close(st);
+    if (rc == PBH_ENOTFOUND) {
+        pbh_cli_error("no calibration is stored for machine %s (`poolbench calibrate` measures one)",
+                      key.machine ? key.machine : "?");
+        pbh_context_clear(&here);
+        return PBH_EXIT_USAGE;
+    }
+    pbh_context_clear(&here);
+    if (rc != PBH_OK) {
+        pbh_cli_error("%s", rc == PBH_ENOMEM ? "out of memory" : err);
+        return pbh_cli_exit_for(rc);
+    }
+    pbh_calibration cal;
+    char *text = NULL;
+    if (strcmp(format, "json") == 0) {
+        text = json;
+        json = NULL;
+    } else if (pbh_calibration_parse_json(json, &cal) == PBH_OK) {
+        cal.id = id;
+        text = strcmp(format, "markdown") == 0 ? pbh_calibration_format_markdown(&cal) : pbh_calibration_format_table(&cal);
+        pbh_calibration_free(&cal);
+    } else {
+        free(json);
+        pbh_cli_error("calibration %lld in the store is not a calibration document this build understands", (long long)id);
+        return PBH_EXIT_FAILED;
+    }
+    free(json);
+    if (!text) {
+        pbh_cli_error("out of memory");
+        return PBH_EXIT_FAILED;
+    }
+    ec = pbh_cli_write_output(output, text);
+    free(text);
+    return ec;
+}
+
 int pbh_cmd_calibrate(int argc, char **argv) {
     static const struct option opts[] = {
         {"suite", required_argument, 0, 'S'},     {"scenario", required_argument, 0, 's'},
@@ -59,13 +115,14 @@ int pbh_cmd_calibrate(int argc, char **argv) {
         {"seed", required_argument, 0, 'e'},      {"validate", no_argument, 0, 'V'},
         {"format", required_argument, 0, 'f'},    {"store", required_argument, 0, 'd'},
         {"output", required_argument, 0, 'o'},    {"help", no_argument, 0, 'h'},
+        {"show", no_argument, 0, 'w'},            {"machine", required_argument, 0, 'M'},
         {0, 0, 0, 0}};
     pbh_request rq;
     pbh_request_init(&rq);
     pbh_calibrate_opts co;
     pbh_calibrate_opts_default(&co);
-    const char *format = "table", *store = NULL, *output = NULL;
-    int validate = 0, trials = -1;
+    const char *format = "table", *store = NULL, *output = NULL, *machine = NULL;
+    int validate = 0, trials = -1, show_stored = 0;
     long v;
     double d;
     int c;
@@ -126,6 +183,13 @@ int pbh_cmd_calibrate(int argc, char **argv) {
             break;
         }
         case 'V': validate = 1; break;
+        case 'w': show_stored = 1; break;
+        case 'M':
+            if (!pbh_machine_name_valid(optarg))
+                return pbh_cli_usage_error("calibrate",
+                                           "--machine must be 1 to 128 printable characters without blanks, got '%s'", optarg);
+            machine = optarg;
+            break;
         case 'f':
             if (strcmp(optarg, "table") && strcmp(optarg, "json") && strcmp(optarg, "markdown"))
                 return pbh_cli_usage_error("calibrate", "--format must be table, json or markdown");
@@ -138,6 +202,8 @@ int pbh_cmd_calibrate(int argc, char **argv) {
         }
     }
     if (optind < argc) return pbh_cli_usage_error("calibrate", "unexpected argument '%s'", argv[optind]);
+    if (show_stored)
+        return show_latest(store, machine, format, output);
     if (!rq.suite && !rq.nscenarios) rq.suite = "quick";
     if (validate) { /* the goals' design (docs/verdicts.md); explicit flags given before still win below */
         co.aa_pairs = co.aa_pairs == PBH_CALIBRATE_DEFAULT_PAIRS ? 20 : co.aa_pairs;
@@ -188,7 +254,8 @@ int pbh_cmd_calibrate(int argc, char **argv) {
     pbh_context head_ctx;
     if (pbh_context_collect(&head_ctx, 0, NULL) == 0) {
         ctx.git_commit = head_ctx.git_commit;
-        ctx.machine = head_ctx.machine; /* the key compare finds it by ($POOLBENCH_MACHINE, else derived) */
+        /* the key compare finds it by (--machine, else $POOLBENCH_MACHINE, else derived) */
+        ctx.machine = machine ? (char *)machine : head_ctx.machine;
     }
     rc = json ? pbh_store_insert_calibration(st, &ctx, cal.suite, json, &cal.id, err, sizeof err) : PBH_ENOMEM;
     pbh_context_clear(&head_ctx);
