@@ -101,6 +101,10 @@ static int int_of(json_t *o, const char *key) {
     return (int)json_integer_value(json_object_get(o, key));
 }
 
+static double num_of(json_t *o, const char *key) {
+    return json_number_value(json_object_get(o, key));
+}
+
 int pbh_calibration_parse_json(const char *text, pbh_calibration *out) {
     memset(out, 0, sizeof *out);
     json_t *root = json_loads(text, 0, NULL);
@@ -117,8 +121,8 @@ int pbh_calibration_parse_json(const char *text, pbh_calibration *out) {
     out->cpu_model = dup_or_null(json_object_get(m, "cpu_model"));
     out->kernel = dup_or_null(json_object_get(m, "kernel"));
     out->cores = int_of(m, "cores");
-    out->opts.cmp.alpha = json_number_value(json_object_get(st, "alpha"));
-    out->opts.cmp.threshold = json_number_value(json_object_get(st, "threshold"));
+    out->opts.cmp.alpha = num_of(st, "alpha");
+    out->opts.cmp.threshold = num_of(st, "threshold");
     out->opts.confirm = int_of(st, "confirm");
     out->opts.block_reps = int_of(st, "block_reps");
     out->opts.aa_pairs = int_of(st, "aa_pairs");
@@ -139,9 +143,9 @@ int pbh_calibration_parse_json(const char *text, pbh_calibration *out) {
     out->inj_other_verdicts = int_of(sum, "injected_sessions_other_verdicts");
     out->inj_other_flagged = int_of(sum, "injected_sessions_other_flagged");
     out->inj_other_confirmed = int_of(sum, "injected_sessions_other_confirmed");
-    out->plain_run_s = json_number_value(json_object_get(sum, "plain_run_s"));
-    out->session_s_median = json_number_value(json_object_get(sum, "aa_session_s_median"));
-    out->duration_s = json_number_value(json_object_get(sum, "duration_s"));
+    out->plain_run_s = num_of(sum, "plain_run_s");
+    out->session_s_median = num_of(sum, "aa_session_s_median");
+    out->duration_s = num_of(sum, "duration_s");
     size_t n = json_array_size(cases);
     out->cases = calloc(n ? n : 1, sizeof *out->cases);
     int ok = out->cases != NULL;
@@ -154,9 +158,9 @@ int pbh_calibration_parse_json(const char *text, pbh_calibration *out) {
         k->aa_obs = int_of(o, "aa_observations");
         k->aa_flagged = int_of(o, "aa_flagged");
         k->aa_confirmed = int_of(o, "aa_confirmed");
-        k->noise = json_number_value(json_object_get(o, "noise"));
-        k->spread = json_number_value(json_object_get(o, "spread"));
-        k->min_detectable = json_number_value(json_object_get(o, "min_detectable"));
+        k->noise = num_of(o, "noise");
+        k->spread = num_of(o, "spread");
+        k->min_detectable = num_of(o, "min_detectable");
         json_t *inj = json_object_get(o, "injected");
         for (size_t s = 0; s < json_array_size(inj) && s < out->opts.nsizes; s++) {
             json_t *x = json_array_get(inj, s);

@@ -186,8 +186,7 @@ int pbh_cmd_calibrate(int argc, char **argv) {
         case 'w': show_stored = 1; break;
         case 'M':
             if (!pbh_machine_name_valid(optarg))
-                return pbh_cli_usage_error("calibrate",
-                                           "--machine must be 1 to 128 printable characters without blanks, got '%s'", optarg);
+                return pbh_cli_bad_machine("calibrate", optarg);
             machine = optarg;
             break;
         case 'f':

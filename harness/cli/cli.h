@@ -77,5 +77,7 @@ int pbh_cli_load_stored_run(const char *store_flag, const char *ref, pbh_run **o
 /* Parses a positive int / double; 0 on success. */
 int pbh_cli_parse_int(const char *s, long min, long max, long *out);
 int pbh_cli_parse_double(const char *s, double min, double max, double *out);
+/* The usage error for a --machine NAME that pbh_machine_name_valid refuses; returns PBH_EXIT_USAGE. */
+int pbh_cli_bad_machine(const char *verb, const char *name);
 
 #endif

@@ -185,6 +185,10 @@ int pbh_cli_parse_double(const char *s, double min, double max, double *out) {
     return 0;
 }
 
+int pbh_cli_bad_machine(const char *verb, const char *name) {
+    return pbh_cli_usage_error(verb, "--machine must be 1 to 128 printable characters without blanks, got '%s'", name);
+}
+
 int pbh_cli_read_flags(int argc, char **argv, const char *verb, const char *usage, const char **store_flag,
                        const char **format, const char **output) {
     /* --output last, so that the table without it is the same table one entry shorter */

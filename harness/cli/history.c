@@ -44,8 +44,7 @@ int pbh_cmd_history(int argc, char **argv) {
         case 'c': filter.case_name = optarg; break;
         case 'M':
             if (!pbh_machine_name_valid(optarg))
-                return pbh_cli_usage_error("history", "--machine must be 1 to 128 printable characters without "
-                                                      "blanks, got '%s'", optarg);
+                return pbh_cli_bad_machine("history", optarg);
             filter.machine = optarg;
             break;
         case 'p':

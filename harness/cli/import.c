@@ -34,8 +34,7 @@ int pbh_cmd_import(int argc, char **argv) {
         case 's': store = optarg; break;
         case 'M':
             if (!pbh_machine_name_valid(optarg))
-                return pbh_cli_usage_error("import", "--machine must be 1 to 128 printable characters without "
-                                                     "blanks, got '%s'", optarg);
+                return pbh_cli_bad_machine("import", optarg);
             machine = optarg;
             break;
         case 'h': fputs(usage, stdout); return PBH_EXIT_OK;

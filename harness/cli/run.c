@@ -149,8 +149,7 @@ int pbh_cmd_run(int argc, char **argv) {
             break;
         case 'M':
             if (!pbh_machine_name_valid(optarg))
-                return pbh_cli_usage_error("run", "--machine must be 1 to 128 printable characters without blanks, got '%s'",
-                                           optarg);
+                return pbh_cli_bad_machine("run", optarg);
             machine = optarg;
             break;
         case 'l':

@@ -29,8 +29,7 @@ int pbh_cmd_runs(int argc, char **argv) {
         case 'f': format = optarg; break;
         case 'M':
             if (!pbh_machine_name_valid(optarg))
-                return pbh_cli_usage_error("runs", "--machine must be 1 to 128 printable characters without "
-                                                   "blanks, got '%s'", optarg);
+                return pbh_cli_bad_machine("runs", optarg);
             machine = optarg;
             break;
         case 'h': fputs(usage, stdout); return PBH_EXIT_OK;
