@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "poolbench.h"
+#include "testutil.h"
 
 extern char **environ;
 
@@ -46,30 +47,12 @@ static int setup(void **state) {
         fprintf(stderr, "test_cli: no poolbench binary at %s (set POOLBENCH_BINARY_DIR)\n", bin);
         return -1;
     }
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pb_test_cli.XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tu_make_tmpdir(tmpdir, sizeof tmpdir, "pb_test_cli");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = calloc(1, (size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    if (len)
-        *len = got;
-    return buf;
+    return tu_remove_tmpdir(tmpdir);
 }
 
 /* environ plus the given "K=V" strings (NULL-terminated). */
@@ -121,7 +104,7 @@ static int run_pb(const char *const *args, const char *const *extra_env, char **
     snprintf(op, sizeof op, "%s/stdout", tmpdir);
     snprintf(ep, sizeof ep, "%s/stderr", tmpdir);
     int code = reap(start(args, extra_env, op, ep));
-    char *o = slurp(op, NULL), *e = slurp(ep, NULL);
+    char *o = tu_slurp(op, NULL), *e = tu_slurp(ep, NULL);
     if (out)
         *out = o;
     else
@@ -232,7 +215,7 @@ static void test_run_then_read_verbs(void **state) {
     tmp_path(gb, sizeof gb, "gb.json");
     const char *exp[] = {"export", "tiny", "--format", "gbench", "--output", gb, "--store", store, NULL};
     assert_int_equal(run_pb(exp, NULL, NULL, NULL), 0);
-    char *text = slurp(gb, NULL);
+    char *text = tu_slurp(gb, NULL);
     assert_non_null(text);
     doc = parse(text);
     free(text);
@@ -280,7 +263,7 @@ static void test_bad_input_exit_2(void **state) {
     tmp_path(store, sizeof store, "bad.db");
     assert_int_equal(tiny_run(store, "base", "serial", NULL, NULL, NULL), 0);
     size_t n0;
-    char *before = slurp(store, &n0);
+    char *before = tu_slurp(store, &n0);
 
     const char *noverb[] = {NULL};
     expect_usage(noverb, NULL);
@@ -314,7 +297,7 @@ static void test_bad_input_exit_2(void **state) {
     expect_usage(list, "widgets");
 
     size_t n1;
-    char *after = slurp(store, &n1);
+    char *after = tu_slurp(store, &n1);
     assert_int_equal(n0, n1);
     assert_memory_equal(before, after, n0);
     free(before);
@@ -344,7 +327,7 @@ static void test_bad_stores_untouched(void **state) {
     const char *show[] = {"show", "latest", "--store", path, NULL};
     expect_usage(show, "not a poolbench store");
     size_t n;
-    char *after = slurp(path, &n);
+    char *after = tu_slurp(path, &n);
     assert_int_equal(n, strlen(text));
     assert_memory_equal(after, text, n);
     free(after);
@@ -358,12 +341,12 @@ static void test_bad_stores_untouched(void **state) {
     assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 999", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     size_t n0, n1;
-    char *before = slurp(store, &n0);
+    char *before = tu_slurp(store, &n0);
     const char *run2[] = {"run", "--scenario", "sleep", "--param", "ms=1", "--reps", "1", "--store", store, NULL};
     expect_usage(run2, "schema version 999");
     const char *runs2[] = {"runs", "--store", store, NULL};
     expect_usage(runs2, "schema version 999");
-    after = slurp(store, &n1);
+    after = tu_slurp(store, &n1);
     assert_int_equal(n0, n1);
     assert_memory_equal(before, after, n0);
     free(before);
@@ -464,7 +447,7 @@ static void test_sigkill_inside_write(void **state) {
     /* wait until the run row is inserted and the transaction is open (the hook says so on stderr) */
     int inside = 0;
     for (int i = 0; i < 600 && !inside; i++) {
-        char *err = slurp(ep, NULL);
+        char *err = tu_slurp(ep, NULL);
         inside = err && strstr(err, "stalling inside the write transaction") != NULL;
         free(err);
         if (!inside)

@@ -37,34 +37,16 @@ static char tmpdir[256];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pb_test_store.XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tu_make_tmpdir(tmpdir, sizeof tmpdir, "pb_test_store");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tu_remove_tmpdir(tmpdir);
 }
 
 static void path_in_tmp(char *buf, size_t len, const char *name) {
     snprintf(buf, len, "%s/%s", tmpdir, name);
-}
-
-/* Whole file into a heap buffer (NULL when missing). */
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    *len = got;
-    return buf;
 }
 
 static void write_file(const char *path, const void *data, size_t len) {
@@ -274,12 +256,12 @@ static void test_newer_schema_rejected(void **state) {
     pbh_store_close(st);
 
     size_t n0, n1;
-    char *before = slurp(path, &n0);
+    char *before = tu_slurp(path, &n0);
     assert_non_null(before);
     assert_int_equal(pbh_store_open(&st, path, PBH_STORE_WRITE, err, sizeof err), PBH_ESCHEMA);
     assert_non_null(strstr(err, "99"));
     assert_int_equal(pbh_store_open(&st, path, PBH_STORE_READ, err, sizeof err), PBH_ESCHEMA);
-    char *after = slurp(path, &n1);
+    char *after = tu_slurp(path, &n1);
     assert_int_equal(n0, n1);
     assert_memory_equal(before, after, n0);
     free(before);
@@ -302,7 +284,7 @@ static void test_foreign_files_rejected(void **state) {
             assert_non_null(strstr(err, "not a poolbench store"));
         }
         size_t n;
-        char *after = slurp(path, &n);
+        char *after = tu_slurp(path, &n);
         assert_int_equal(n, strlen(texts[i]));
         assert_memory_equal(after, texts[i], n);
         free(after);
@@ -314,10 +296,10 @@ static void test_foreign_files_rejected(void **state) {
     assert_int_equal(sqlite3_exec(db, "CREATE TABLE t (x); INSERT INTO t VALUES (1);", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     size_t n0, n1;
-    char *before = slurp(path, &n0);
+    char *before = tu_slurp(path, &n0);
     assert_int_equal(pbh_store_open(&st, path, PBH_STORE_WRITE, err, sizeof err), PBH_EINPUT);
     assert_non_null(strstr(err, "another program"));
-    char *after = slurp(path, &n1);
+    char *after = tu_slurp(path, &n1);
     assert_int_equal(n0, n1);
     assert_memory_equal(before, after, n0);
     free(before);

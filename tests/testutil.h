@@ -17,6 +17,37 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* A fresh temporary directory /tmp/PREFIX.XXXXXX into dir (the tests' setup): 0 or -1. */
+static inline int tu_make_tmpdir(char *dir, size_t len, const char *prefix) {
+    snprintf(dir, len, "/tmp/%s.XXXXXX", prefix);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+/* Removes a directory made by tu_make_tmpdir and all it holds (the tests' teardown): 0 or -1. */
+static inline int tu_remove_tmpdir(const char *dir) {
+    if (strncmp(dir, "/tmp/", 5) != 0 || strchr(dir, '\'') != NULL)
+        return -1; /* only what tu_make_tmpdir made */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A whole file in a NUL-terminated heap buffer (NULL when it cannot be read); *len (if given) its size. */
+static inline char *tu_slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? calloc(1, (size_t)n + 1) : NULL;
+    size_t got = buf ? fread(buf, 1, (size_t)n, f) : 0;
+    fclose(f);
+    if (len)
+        *len = got;
+    return buf;
+}
+
 /* Entries in a /proc directory, not counting "." and "..". */
 static inline int tu_count_dir(const char *path) {
     DIR *d = opendir(path);
