@@ -8,8 +8,8 @@ charts as PNG and SVG and an index.html that shows them with the run's context, 
 floor probes and, given a baseline, a comparison table (the change of medians, and the verdicts of
 `poolbench compare`); and one page per machine of the store (machine-KEY.html: its history charts with
 the change points, its latest interleaved A/B pair with the verdicts, its calibrated noise per case from
-`poolbench calibrate --show`), linked from the index's Machines table. The per-case numbers (median, quartiles, MAD, efficiency, overhead x floor) are the
-CLI's (harness/model.c); this script only adds the chart decorations: error bars are bootstrap 95 %
+`poolbench calibrate --show`), linked from the index's Machines table. The per-case numbers (median,
+quartiles, MAD, efficiency, overhead x floor) are the CLI's (harness/model.c); this script only adds the chart decorations: error bars are bootstrap 95 %
 intervals of the median (2000 resamples, a fixed seed per case), so the same store always gives the same
 charts. Change points on the history charts come from `poolbench history --format json`. See
 docs/report.md.

@@ -92,7 +92,7 @@ static int show_latest(const char *store_flag, const char *machine, const char *
     } else {
         free(json);
         pbh_cli_error("calibration %lld in the store is not a calibration document this build understands", (long long)id);
-        return PBH_EXIT_FAILED;
+        return PBH_EXIT_USAGE; /* as a store of a newer schema: bad input, nothing changed */
     }
     free(json);
     if (!text) {
