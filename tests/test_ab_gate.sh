@@ -9,7 +9,7 @@
 #    (doctored exports: deterministic);
 #  - calibrate stores a calibration and compare then says what this machine can judge;
 #  - bad input (OTHER not a poolbench, an injection matching no case, an unknown --base REF): exit 2, a
-#    message, the store byte-identical.
+#    message, the store byte-identical; a --base REF that does not build: exit 2 with the build's last lines.
 set -euo pipefail
 pb="${POOLBENCH_BINARY_DIR:?}/poolbench"
 src="${POOLBENCH_SOURCE_DIR:?}"
@@ -134,4 +134,26 @@ sum_after=$(sha256sum "$POOLBENCH_STORE" | cut -d' ' -f1)
 expect2 "$src/scripts/ci-perf-check" --base no-such-ref-for-poolbench-tests --build "$tmp/never-built"
 grep -q "no-such-ref-for-poolbench-tests" "$tmp/err" || fail "ci-perf-check did not name the REF: $(cat "$tmp/err")"
 [ ! -e "$tmp/never-built" ] || fail "ci-perf-check built something for an unknown REF"
+# the gate with a REF that does not build: exit 2, the build's last lines shown, nothing measured. A
+# throwaway repository holds ci-perf-check, a stand-in scripts/setup (the checkout "builds" as this build's
+# poolbench) and a commit whose CMakeLists.txt fails at configure time, so no real build is needed.
+repo="$tmp/repo"
+mkdir -p "$repo/scripts"
+cp "$src/scripts/ci-perf-check" "$repo/scripts/"
+printf '#!/bin/sh
+mkdir -p "$1" && ln -sf "%s" "$1/poolbench"
+' "$pb" > "$repo/scripts/setup"
+chmod +x "$repo/scripts/setup"
+printf 'cmake_minimum_required(VERSION 3.13)
+project(broken C)
+message(FATAL_ERROR "this base does not build")
+' \
+  > "$repo/CMakeLists.txt"
+git -C "$repo" init -q && git -C "$repo" add -A &&
+  git -C "$repo" -c user.name=test -c user.email=test@localhost commit -qm broken || fail "the throwaway repository"
+POOLBENCH_BASE_CACHE="$tmp/base-cache" expect2 "$repo/scripts/ci-perf-check" --base HEAD --build "$tmp/repo-build" \
+  --store "$tmp/broken-base.db"
+grep -q "does not build" "$tmp/err" && grep -q "this base does not build" "$tmp/err" ||
+  fail "ci-perf-check did not say the base does not build: $(cat "$tmp/err")"
+[ ! -e "$tmp/broken-base.db" ] || fail "ci-perf-check measured something against a base that does not build"
 echo "test_ab_gate: all checks passed"
