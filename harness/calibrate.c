@@ -237,6 +237,44 @@ static void finish_case(pbh_calib_case *k, const pbh_calibrate_opts *o) {
     k->min_detectable = pbh_calibrate_min_detectable(k->obs, k->nobs, &o->cmp, o->confirm);
 }
 
+/* The settings sweep (calibrate.h): every case's A/A observations judged at each alpha x threshold, the
+ * confirmation rounds as the gate's. One round's verdicts: confirmation can only lower the false alarms. */
+void pbh_calibrate_sweep(pbh_calibration *out, const pbh_calibrate_opts *o) {
+    static const double alphas[] = {0.05, 0.01, 0.001}, thresholds[] = {0.02, 0.05, 0.10};
+    double *mds = calloc(out->ncases + 1, sizeof *mds);
+    if (!mds)
+        return;
+    out->nsweep = 0;
+    for (size_t a = 0; a < 3; a++) {
+        for (size_t t = 0; t < 3; t++) {
+            pbh_calib_setting *st = &out->sweep[out->nsweep++];
+            memset(st, 0, sizeof *st);
+            st->alpha = alphas[a];
+            st->threshold = thresholds[t];
+            pbs_compare_opts cmp = o->cmp;
+            cmp.alpha = alphas[a];
+            cmp.threshold = thresholds[t];
+            for (size_t i = 0; i < out->ncases; i++) {
+                const pbh_calib_case *k = &out->cases[i];
+                for (size_t j = 0; j < k->nobs; j++) {
+                    pbs_comparison c;
+                    if (pbs_compare(k->obs[j].base, k->obs[j].nb, k->obs[j].head, k->obs[j].nh, &cmp, &c) != PBS_OK)
+                        continue;
+                    st->aa_verdicts++;
+                    st->aa_flagged += is_flag(c.verdict);
+                }
+                double md = pbh_calibrate_min_detectable(k->obs, k->nobs, &cmp, o->confirm);
+                if (md > 0) {
+                    mds[st->cases++] = md;
+                    st->judgeable += md <= 2 * cmp.threshold + 1e-12;
+                }
+            }
+            st->median_min_detectable = st->cases ? pbs_median(mds, (size_t)st->cases) : 0;
+        }
+    }
+    free(mds);
+}
+
 int pbh_calibrate_run(const pbh_plan *plan, const pbh_calibrate_opts *o, pbh_calibration *out,
                       pbh_calibrate_progress_fn progress, void *ud) {
     memset(out, 0, sizeof *out);
@@ -334,6 +372,8 @@ int pbh_calibrate_run(const pbh_plan *plan, const pbh_calibrate_opts *o, pbh_cal
     free(aa_times);
     for (size_t i = 0; rc == PBH_OK && i < out->ncases; i++)
         finish_case(&out->cases[i], o);
+    if (rc == PBH_OK && out->sessions > 0)
+        pbh_calibrate_sweep(out, o);
     out->duration_s = pbs_now() - t0;
     return rc;
 }

@@ -68,8 +68,21 @@ typedef struct pbh_calib_case {
     size_t nobs;
 } pbh_calib_case;
 
+/* The A/A observations judged again at other settings (the settings sweep): what another alpha or
+ * threshold would cost in false alarms (before confirmation) and gain or lose in what can be judged, on
+ * this machine's own noise. The defaults are chosen from this table (docs/verdicts.md). */
+#define PBH_CALIBRATE_SWEEP 9
+typedef struct pbh_calib_setting {
+    double alpha, threshold;
+    int aa_verdicts, aa_flagged;  /* A/A observations, and those flagged (regression or improvement) */
+    int cases, judgeable;         /* cases with enough observations; those whose min. detectable <= 2 x threshold */
+    double median_min_detectable; /* over those cases (fraction) */
+} pbh_calib_setting;
+
 typedef struct pbh_calibration {
     pbh_calibrate_opts opts;
+    pbh_calib_setting sweep[PBH_CALIBRATE_SWEEP]; /* alpha 0.05/0.01/0.001 x threshold 2/5/10 % */
+    size_t nsweep;                                /* 0: not computed (no A/A observations) */
     pbh_calib_case *cases;
     size_t ncases;
     int sessions;                        /* sessions completed */
@@ -101,6 +114,9 @@ void pbh_calibration_free(pbh_calibration *c);
  * there are fewer than 3. Exposed for tests. */
 double pbh_calibrate_min_detectable(const pbh_calib_obs *obs, size_t nobs, const pbs_compare_opts *cmp, int confirm);
 
+/* Fills c->sweep from the cases' A/A observations (see pbh_calib_setting), with o's confirm rounds.
+ * Exposed for tests. */
+void pbh_calibrate_sweep(pbh_calibration *c, const pbh_calibrate_opts *o);
 /* Exporters (format_calibration.c; format.h's rule: heap text). The JSON is also what the store keeps. */
 char *pbh_calibration_format_json(const pbh_calibration *c);
 char *pbh_calibration_format_table(const pbh_calibration *c);

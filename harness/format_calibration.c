@@ -88,6 +88,20 @@ char *pbh_calibration_format_json(const pbh_calibration *c) {
         json_array_append_new(cases, o);
     }
     json_object_set_new(root, "cases", cases);
+    json_t *sweep = json_array();
+    for (size_t i = 0; i < c->nsweep; i++) {
+        const pbh_calib_setting *set = &c->sweep[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "alpha", json_real(set->alpha));
+        json_object_set_new(o, "threshold", json_real(set->threshold));
+        json_object_set_new(o, "aa_verdicts", json_integer(set->aa_verdicts));
+        json_object_set_new(o, "aa_flagged", json_integer(set->aa_flagged));
+        json_object_set_new(o, "cases", json_integer(set->cases));
+        json_object_set_new(o, "judgeable", json_integer(set->judgeable));
+        json_object_set_new(o, "median_min_detectable", json_real(set->median_min_detectable));
+        json_array_append_new(sweep, o);
+    }
+    json_object_set_new(root, "sweep", sweep);
     char *text = pbh_json_text(root);
     json_decref(root);
     return text;
@@ -168,6 +182,18 @@ int pbh_calibration_parse_json(const char *text, pbh_calibration *out) {
             k->detected[s] = int_of(x, "detected");
             k->improvement[s] = int_of(x, "reported_improvement");
         }
+    }
+    json_t *sweep = json_object_get(root, "sweep");
+    for (size_t i = 0; i < json_array_size(sweep) && i < PBH_CALIBRATE_SWEEP; i++) {
+        json_t *o = json_array_get(sweep, i);
+        pbh_calib_setting *set = &out->sweep[out->nsweep++];
+        set->alpha = num_of(o, "alpha");
+        set->threshold = num_of(o, "threshold");
+        set->aa_verdicts = int_of(o, "aa_verdicts");
+        set->aa_flagged = int_of(o, "aa_flagged");
+        set->cases = int_of(o, "cases");
+        set->judgeable = int_of(o, "judgeable");
+        set->median_min_detectable = num_of(o, "median_min_detectable");
     }
     json_decref(root);
     if (!ok) {
@@ -267,11 +293,40 @@ static void write_legend(FILE *out, int md) {
             md ? "\n" : "");
 }
 
+/* The settings sweep: the A/A observations judged again at other alphas and thresholds. */
+static void write_sweep(FILE *out, const pbh_calibration *c, int md) {
+    if (!c->nsweep)
+        return;
+    fprintf(out, "\n%sthe A/A observations judged again at other settings (one round, before confirmation; min. "
+                 "detectable with --confirm %d):%s\n\n",
+            md ? "**settings sweep**: " : "settings sweep: ", c->opts.confirm, md ? "" : "");
+    if (md)
+        fprintf(out, "| alpha | threshold | A/A flagged | cases judgeable (min. detectable <= 2 x threshold) | median "
+                     "min. detectable |\n|---:|---:|---:|---:|---:|\n");
+    else
+        fprintf(out, "%7s  %9s  %22s  %16s  %14s\n", "alpha", "threshold", "A/A flagged", "judgeable", "median min.det");
+    for (size_t i = 0; i < c->nsweep; i++) {
+        const pbh_calib_setting *st = &c->sweep[i];
+        int is_default = fabs(st->alpha - c->opts.cmp.alpha) < 1e-12 && fabs(st->threshold - c->opts.cmp.threshold) < 1e-12;
+        char flagged[64], judge[32], mdet[16], thr[24];
+        snprintf(flagged, sizeof flagged, "%d/%d (%.2f%%)", st->aa_flagged, st->aa_verdicts,
+                 st->aa_verdicts ? 100.0 * st->aa_flagged / st->aa_verdicts : 0.0);
+        snprintf(judge, sizeof judge, "%d of %d", st->judgeable, st->cases);
+        pct_or_dash(st->median_min_detectable, mdet, sizeof mdet);
+        snprintf(thr, sizeof thr, "%g%%%s", 100 * st->threshold, is_default ? (md ? " (default)" : "*") : "");
+        if (md)
+            fprintf(out, "| %g | %s | %s | %s | %s |\n", st->alpha, thr, flagged, judge, mdet);
+        else
+            fprintf(out, "%7g  %9s  %22s  %16s  %14s\n", st->alpha, thr, flagged, judge, mdet);
+    }
+}
+
 static void write_table(FILE *out, const void *arg) {
     const pbh_calibration *c = arg;
     write_summary(out, c, 0);
     write_cases(out, c, 0);
     write_legend(out, 0);
+    write_sweep(out, c, 0);
 }
 
 static void write_markdown(FILE *out, const void *arg) {
@@ -279,6 +334,7 @@ static void write_markdown(FILE *out, const void *arg) {
     write_summary(out, c, 1);
     write_cases(out, c, 1);
     write_legend(out, 1);
+    write_sweep(out, c, 1);
 }
 
 char *pbh_calibration_format_table(const pbh_calibration *c) {
@@ -375,6 +431,7 @@ static void write_goals(FILE *out, const void *arg) {
     fprintf(out, "\n");
     write_cases(out, c, md);
     write_legend(out, md);
+    write_sweep(out, c, md);
 }
 
 char *pbh_calibration_format_goals(const pbh_calibration *c, int markdown) {

@@ -549,6 +549,36 @@ static void test_min_detectable(void **state) {
     /* more confirmation rounds need more power per round: never a smaller slowdown */
     assert_true(pbh_calibrate_min_detectable(noisy, 10, &cmp, 4) >= n);
 
+    /* the settings sweep re-judges the same observations: a stricter alpha never flags more, a higher
+     * threshold never flags more, and the quiet case is judgeable at 5 % where the noisy one is not */
+    pbh_calibration cal;
+    memset(&cal, 0, sizeof cal);
+    pbh_calib_case cases2[2];
+    memset(cases2, 0, sizeof cases2);
+    cases2[0].obs = quiet;
+    cases2[0].nobs = 10;
+    cases2[1].obs = noisy;
+    cases2[1].nobs = 10;
+    cal.cases = cases2;
+    cal.ncases = 2;
+    pbh_calibrate_opts co;
+    pbh_calibrate_opts_default(&co);
+    pbh_calibrate_sweep(&cal, &co);
+    assert_int_equal((int)cal.nsweep, 9);
+    for (size_t i = 0; i < 9; i++) {
+        const pbh_calib_setting *st = &cal.sweep[i];
+        assert_int_equal(st->aa_verdicts, 20);
+        assert_int_equal(st->cases, 2);
+        if (i >= 3) /* alpha 0.01 after 0.05, 0.001 after 0.01, same threshold */
+            assert_true(st->aa_flagged <= cal.sweep[i - 3].aa_flagged);
+        if (i % 3)
+            assert_true(st->aa_flagged <= cal.sweep[i - 1].aa_flagged);
+    }
+    /* alpha 0.01, threshold 5 % (index 4): the quiet case (min. detectable just over 5 %) alone is judgeable */
+    assert_true(fabs(cal.sweep[4].alpha - 0.01) < 1e-12 && fabs(cal.sweep[4].threshold - 0.05) < 1e-12);
+    assert_int_equal(cal.sweep[4].judgeable, 1);
+    assert_true(cal.sweep[4].median_min_detectable > q);
+
     /* the gate reads it back per case */
     pbh_run *base = pbh_run_new(), *head = pbh_run_new();
     add_case(base, "quiet/case", 0.040, 20);
@@ -619,6 +649,8 @@ static void test_calibration_json_round_trip(void **state) {
     c.cases[0].trials[1] = 5;
     c.cases[0].improvement[1] = 0;
     c.cases[1].name = strdup("crash/threads/w2/items=16");
+    c.nsweep = 1;
+    c.sweep[0] = (pbh_calib_setting){0.05, 0.02, 520, 9, 26, 4, 0.125};
     char *json = pbh_calibration_format_json(&c);
     pbh_calibration back;
     assert_int_equal(pbh_calibration_parse_json(json, &back), PBH_OK);
