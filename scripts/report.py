@@ -752,9 +752,9 @@ def chart_history(out, run, base, scen, cases, runs, meds, cps, section="history
                  fontsize=10)
     fig.supxlabel("run, in time order (labelled by commit)", fontsize=9, y=0.01, va="bottom")
     return out.save(fig, section, "%shistory-%s" % (prefix, slug(scen)), "History: %s" % scen,
-             "Median of each case of %s over every %s run in the store, oldest first (x: the run's commit)."
+             "Median of each case of %s over every %s run %s, oldest first (x: the run's commit)."
              " The star is this report's run%s%s."
-             % (scen, run["source"], "; the square the baseline" if base else "",
+             % (scen, run["source"], "of this machine" if prefix else "in the store", "; the square the baseline" if base else "",
                 "; red dashed lines are change points found by `poolbench history`" if any_cp else ""))
 
 
