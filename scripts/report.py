@@ -1055,7 +1055,7 @@ def write_html(path, run, base, out, notes, store_path, verdicts, views=()):
         h.append("<h2 id=\"compare\">Comparison with baseline #%d</h2>" % base["id"] + body)
     h.append("<h2 id=\"floors\">Floor probes</h2>" + html_floors(run))
     if views:
-        h.append("<h2 id=\"machines\">Machines</h2>" + html_machines_index(views, store_path))
+        h.append("<h2 id=\"machines\">Machines</h2>" + html_machines_index(views))
     for key, stitle in sections:
         charts = [c for c in out.charts if c[0] == key]
         if not charts:
@@ -1136,7 +1136,6 @@ def plan_machine(st, out, view, kinds, index_run, index_history):
     mrun = st.load_run(str(mrun_info["id"]))
     hruns, meds, cps = st.history("native", [c.name for c in mrun["cases"]], view.key)
     view.change_points = [(c.name, cp) for c in mrun["cases"] for cp in cps.get(c.name, [])]
-    view.history_run = mrun
     prefix = "m-%s-" % slug(view.key)
     jobs += [(chart_history, (out, mrun, None, scen, cases, hruns, meds, cps,
                               view.chart_section, prefix)) for scen, cases in scenario_groups(mrun).items()]
@@ -1173,7 +1172,7 @@ def html_calibration(cal):
     return "".join(h)
 
 
-def html_machines_index(views, store_path):
+def html_machines_index(views):
     h = ["<p>Every machine of the store (its machine key: <code>--machine</code>, <code>$POOLBENCH_MACHINE</code>, "
          "else derived from host, CPU, cores, memory and kernel). A history never mixes two machines; each has "
          "its page with its history, its latest A/B pair and its calibrated noise.</p>"
