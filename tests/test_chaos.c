@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -113,28 +114,51 @@ static pb_pool *pool_n(void **state, int workers, double timeout) {
     return p;
 }
 
+/* The killer thread below scans /proc while the pool's I/O thread forks workers, so these two helpers
+ * never touch the allocator or stdio (open/getdents64/read into stack buffers): a fork child inherits
+ * the allocator's locks in whatever state the other threads hold them, and GCC 12's ASan allocator,
+ * unlike glibc's malloc, does not take its locks around fork(). opendir()'s 32 KiB buffer being refilled
+ * at the moment of a fork left a worker blocked for ever in its first large malloc (seen under ASan:
+ * the worker never answered, so the killer, which only shoots workers that have answered, never freed
+ * it, and the map waited for ever). */
+
+/* Reads up to len - 1 bytes of path into buf, NUL-terminated; the length, or -1. */
+static ssize_t read_small_file(const char *path, char *buf, size_t len) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    if (n < 0) return -1;
+    buf[n] = 0;
+    return n;
+}
+
 /* Children of `parent` right now (by /proc/<pid>/stat), at most max; returns how many. */
 static int children_of(pid_t parent, pid_t *out, int max) {
-    DIR *d = opendir("/proc");
-    if (!d) return 0;
+    int dir = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return 0;
     int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < max) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        char path[300], buf[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[len] = 0;
-        const char *rp = strrchr(buf, ')');
-        char state;
-        int ppid;
-        if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == parent && state != 'Z')
-            out[n++] = (pid_t)atoi(e->d_name);
+    char ents[8192] __attribute__((aligned(8)));
+    long got;
+    while (n < max && (got = syscall(SYS_getdents64, dir, ents, sizeof ents)) > 0) {
+        for (long off = 0; off < got && n < max;) {
+            /* struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name */
+            unsigned short reclen;
+            memcpy(&reclen, ents + off + 16, sizeof reclen);
+            const char *name = ents + off + 19;
+            off += reclen;
+            if (name[0] < '0' || name[0] > '9') continue;
+            char path[64], buf[512];
+            snprintf(path, sizeof path, "/proc/%s/stat", name);
+            if (read_small_file(path, buf, sizeof buf) < 0) continue;
+            const char *rp = strrchr(buf, ')');
+            char state;
+            int ppid;
+            if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == parent && state != 'Z')
+                out[n++] = (pid_t)atoi(name);
+        }
     }
-    closedir(d);
+    close(dir);
     return n;
 }
 
@@ -142,11 +166,7 @@ static int children_of(pid_t parent, pid_t *out, int max) {
 static long write_calls(pid_t pid) {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/io", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = 0;
+    if (read_small_file(path, buf, sizeof buf) < 0) return -1;
     const char *p = strstr(buf, "syscw:");
     return p ? atol(p + 6) : -1;
 }
