@@ -200,6 +200,63 @@ static void *killer_main(void *arg) {
     return NULL;
 }
 
+/* A map that has not returned after WATCH_FIRST_S prints what every process of the pool is doing (and
+ * again every WATCH_AGAIN_S): a hang in CI then leaves evidence in the log instead of only ctest's
+ * timeout. It only prints; the test never fails on time. Like the killer, it keeps off the allocator. */
+enum { WATCH_FIRST_S = 120, WATCH_AGAIN_S = 300 };
+
+typedef struct watchdog {
+    pthread_t thread;
+    atomic_int stop;
+    pb_pool *pool;
+    const killer *k;
+} watchdog;
+
+static void print_proc_line(const char *who, pid_t pid) {
+    char path[64], stat[512], wchan[64] = "?";
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (read_small_file(path, stat, sizeof stat) < 0) return;
+    snprintf(path, sizeof path, "/proc/%d/wchan", (int)pid);
+    if (read_small_file(path, wchan, sizeof wchan) < 0) wchan[0] = 0;
+    const char *rp = strrchr(stat, ')');
+    char state = rp && rp[1] == ' ' ? rp[2] : '?';
+    fprintf(stderr, "  watchdog: %s %d state %c wchan %s writes %ld\n", who, (int)pid, state, wchan,
+            write_calls(pid));
+}
+
+static void *watchdog_main(void *arg) {
+    watchdog *wd = arg;
+    double start = now_s(), next = start + WATCH_FIRST_S;
+    while (!atomic_load(&wd->stop)) {
+        sleep_us(100000);
+        if (now_s() < next) continue;
+        next = now_s() + WATCH_AGAIN_S;
+        pb_counters c;
+        pb_pool_counters(wd->pool, &c);
+        fprintf(stderr,
+                "  watchdog: the map has run %.0f s: %llu of %llu items done, %llu deaths, %llu respawns, "
+                "%d kills\n",
+                now_s() - start, (unsigned long long)c.tasks_done, (unsigned long long)c.tasks_submitted,
+                (unsigned long long)c.worker_deaths, (unsigned long long)c.workers_respawned, wd->k->kills);
+        pid_t kids[64];
+        int n = children_of(getpid(), kids, 64);
+        for (int i = 0; i < n; i++) print_proc_line("worker", kids[i]);
+        int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        char ents[4096] __attribute__((aligned(8)));
+        long got;
+        while (dir >= 0 && (got = syscall(SYS_getdents64, dir, ents, sizeof ents)) > 0)
+            for (long off = 0; off < got;) {
+                unsigned short reclen;
+                memcpy(&reclen, ents + off + 16, sizeof reclen);
+                const char *name = ents + off + 19;
+                off += reclen;
+                if (name[0] >= '0' && name[0] <= '9') print_proc_line("host thread", (pid_t)atoi(name));
+            }
+        if (dir >= 0) close(dir);
+    }
+    return NULL;
+}
+
 static int kills_per_backend[3];
 
 static void test_random_kills(void **state) {
@@ -215,9 +272,13 @@ static void test_random_kills(void **state) {
     }
     killer k = {.seed = (unsigned)time(NULL) ^ (unsigned)getpid()};
     assert_int_equal(pthread_create(&k.thread, NULL, killer_main, &k), 0);
+    watchdog wd = {.pool = p, .k = &k};
+    assert_int_equal(pthread_create(&wd.thread, NULL, watchdog_main, &wd), 0);
     int rc = pb_map(p, "chaos.slow_square", items, N, 0, res);
     atomic_store(&k.stop, 1);
+    atomic_store(&wd.stop, 1);
     pthread_join(k.thread, NULL);
+    pthread_join(wd.thread, NULL);
     if (rc < 0) fail_msg("pb_map: %s: %s", pb_strerror(rc), pb_last_error());
 
     int died = 0;
