@@ -341,7 +341,8 @@ int pbh_calibrate_run(const pbh_plan *plan, const pbh_calibrate_opts *o, pbh_cal
         pbh_run *plain = pbh_run_new();
         if (!plain)
             rc = PBH_ENOMEM;
-        else if ((rc = pbh_runner_run(plan, &s.head_ex, plain, NULL, NULL)) == PBH_OK && !pbh_runner_interrupted())
+        else if ((rc = pbh_runner_run(o->plain_plan ? o->plain_plan : plan, &s.head_ex, plain, NULL, NULL)) == PBH_OK &&
+                 !pbh_runner_interrupted())
             out->plain_run_s = plain->duration_s;
         pbh_run_free(plain);
     }

@@ -41,7 +41,8 @@ typedef struct pbh_calibrate_opts {
     int confirm;                             /* the gate's confirmation rounds */
     int block_reps;                          /* abrun block size (<= 0 default) */
     uint64_t seed;                           /* first session's order seed; session s uses seed + s */
-    int measure_plain_run;                   /* also time one plain run of the plan (the gate's wall-time goal) */
+    int measure_plain_run;                   /* also time one plain run (the gate's wall-time goal) */
+    const pbh_plan *plain_plan;              /* that run's plan (the suite's own repetitions); NULL: the plan */
 } pbh_calibrate_opts;
 
 void pbh_calibrate_opts_default(pbh_calibrate_opts *o);

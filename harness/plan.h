@@ -58,6 +58,7 @@ typedef struct pbh_request {
     const char *params[PBH_MAX_LIST];  /* "k=v" or a sweep "k=v1,v2" */
     size_t nparams;
     int reps, warmup;                  /* < 0: the suite's or the default */
+    int pair;                          /* for an A/B pair: the suite's pair_reps per side (suites.h) */
     int processes;                     /* <= 0: PBH_DEFAULT_PROCESSES (at most reps) */
     double case_timeout_s;             /* <= 0: the suite's or the default */
     uint64_t seed;

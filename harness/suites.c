@@ -6,7 +6,9 @@
  *
  *  quick    every scenario at small sizes on every backend, 2 workers, 20 repetitions (compare's
  *           Mann-Whitney test needs samples more than the cases need size): the CI suite, at most 60 s
- *           on 2 cores in total.
+ *           on 2 cores in total. As an A/B pair (the CI gate) 15 per side: every side runs its
+ *           repetitions in blocks, each block a fresh process with its own warm-up, so 20 per side made
+ *           the pair 2.4x one plain run; 15 (3 blocks of 5) keep it at 1.8x (docs/verdicts.md).
  *  default  what README command 1 runs: the seed (sleep items=4 ms=2000) at 4 and 8 workers on every
  *           backend, plus every other scenario at a moderate size. The seed's cases take 2 s (8 s on
  *           serial) per repetition, so they get 5 repetitions (serial 3) and no warm-up (a sleep has
@@ -56,11 +58,12 @@ static const pbh_suite_item full_items[] = {
 
 static const pbh_suite suites[] = {
     {"quick", "every scenario at small sizes on every backend, 2 workers: the CI suite (<= 60 s on 2 cores)",
-     "about 21 s on the 2-core reference VM with 4 backends; the 3 reference backends add about 15 s (estimate)", 20, 1, 30.0, quick_items, N(quick_items)},
+     "about 31 s on a quiet 2-core VM of the reference kind with 4 backends (stop 14); every backend: not re-measured", 20, 1, 30.0, quick_items, N(quick_items),
+     15 /* per side of an A/B pair: 3 blocks of 5 keep the gate within 2x one run (docs/verdicts.md) */},
     {"default", "the seed (sleep 4 x 2 s at 4 and 8 workers) on every backend + every scenario at a moderate size",
-     "about 1 min 50 s on the 2-core reference VM with 4 backends; the 3 reference backends add about 1 min (estimate)", 10, 1, 120.0, default_items, N(default_items)},
+     "about 1 min 50 s on the 2-core reference VM with 4 backends; the 3 reference backends add about 1 min (estimate)", 10, 1, 120.0, default_items, N(default_items), 0},
     {"full", "every scenario at default and larger sizes, 1/2/4/8 workers, 20 repetitions",
-     "about 11 min on the 2-core reference VM", 20, 2, 600.0, full_items, N(full_items)},
+     "about 11 min on the 2-core reference VM", 20, 2, 600.0, full_items, N(full_items), 0},
 };
 
 size_t pbh_suite_count(void) {

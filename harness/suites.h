@@ -26,6 +26,7 @@ typedef struct pbh_suite {
     double case_timeout_s;
     const pbh_suite_item *items;
     size_t nitems;
+    int pair_reps; /* repetitions per side of an A/B pair (run --against, calibrate); 0: reps */
 } pbh_suite;
 
 size_t pbh_suite_count(void);

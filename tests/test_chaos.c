@@ -303,6 +303,7 @@ static void test_random_kills(void **state) {
            "workers_respawned %llu\n",
            backend_of(state), k.kills, died, N - died, (unsigned long long)c.worker_deaths,
            (unsigned long long)c.workers_respawned);
+    fflush(stdout); /* ctest reads a pipe: without this, a hang further on would hide that the map ended */
     assert_true(k.kills > 0);                /* or the test tested nothing */
     assert_true(died <= k.kills);            /* only a killed worker's item may fail */
     assert_true(c.worker_deaths >= 1);

@@ -504,6 +504,41 @@ static void test_suites_expand(void **state) {
     pbh_plan_free(&plan);
 }
 
+/* An A/B pair measures the suite's pair repetitions per side (quick: 15 of its 20, docs/verdicts.md); a
+ * suite item's own repetitions and --reps still win; a suite without pair_reps keeps its reps. */
+static void test_pair_repetitions(void **state) {
+    (void)state;
+    char err[512];
+    pbh_plan plan;
+    int expect[][3] = {/* pair, --reps, expected reps per case */ {0, -1, 20}, {1, -1, 15}, {1, 9, 9}};
+    for (size_t k = 0; k < sizeof expect / sizeof expect[0]; k++) {
+        pbh_request rq;
+        pbh_request_init(&rq);
+        rq.suite = "quick";
+        rq.pair = expect[k][0];
+        rq.reps = expect[k][1];
+        assert_int_equal(pbh_plan_build(&rq, &plan, err, sizeof err), PBH_OK);
+        for (size_t i = 0; i < plan.n; i++)
+            if (plan.cases[i].reps != expect[k][2])
+                fail_msg("quick, pair %d, --reps %d: %s has %d repetitions, expected %d", expect[k][0], expect[k][1],
+                         plan.cases[i].name, plan.cases[i].reps, expect[k][2]);
+        pbh_plan_free(&plan);
+    }
+    /* default: its seed items carry their own 5 (serial 3); the others take the suite's 10, pair or not */
+    pbh_request rq;
+    pbh_request_init(&rq);
+    rq.suite = "default";
+    rq.pair = 1;
+    assert_int_equal(pbh_plan_build(&rq, &plan, err, sizeof err), PBH_OK);
+    for (size_t i = 0; i < plan.n; i++) {
+        int seed = strstr(plan.cases[i].name, "items=4,ms=2000") != NULL;
+        int want = !seed ? 10 : strcmp(plan.cases[i].backend, "serial") == 0 ? 3 : 5;
+        if (plan.cases[i].reps != want)
+            fail_msg("default as a pair: %s has %d repetitions, expected %d", plan.cases[i].name, plan.cases[i].reps, want);
+    }
+    pbh_plan_free(&plan);
+}
+
 /* ---- runner with a fake executor ---- */
 
 typedef struct fake {
@@ -657,6 +692,7 @@ int main(void) {
         cmocka_unit_test(test_plan_matrix),
         cmocka_unit_test(test_plan_bad_input),
         cmocka_unit_test(test_suites_expand),
+        cmocka_unit_test(test_pair_repetitions),
         cmocka_unit_test(test_runner_fake),
         cmocka_unit_test(test_child_executor),
     };

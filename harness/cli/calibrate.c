@@ -217,16 +217,29 @@ int pbh_cmd_calibrate(int argc, char **argv) {
         for (size_t k = 0; k < co.nsizes; k++) co.trials[k] = trials;
 
     char err[1024];
-    pbh_plan plan;
+    pbh_plan plan, plain_plan;
+    /* The sessions are A/B pairs, so the suite's pair repetitions per side (suites.h); the wall-time
+     * yardstick is one plain run as `poolbench run --suite` makes it. */
+    rq.pair = 1;
     int rc = pbh_plan_build(&rq, &plan, err, sizeof err);
     if (rc != PBH_OK) {
         pbh_cli_error("%s", err);
         return pbh_cli_exit_for(rc);
     }
+    rq.pair = 0;
+    if (co.measure_plain_run) {
+        if ((rc = pbh_plan_build(&rq, &plain_plan, err, sizeof err)) != PBH_OK) {
+            pbh_plan_free(&plan);
+            pbh_cli_error("%s", err);
+            return pbh_cli_exit_for(rc);
+        }
+        co.plain_plan = &plain_plan;
+    }
     pbh_store *st = NULL;
     int ec = pbh_cli_open_store(store, PBH_STORE_WRITE, &st);
     if (ec != PBH_EXIT_OK) {
         pbh_plan_free(&plan);
+        if (co.plain_plan) pbh_plan_free(&plain_plan);
         return ec;
     }
     struct sigaction old_handlers[2];
@@ -235,6 +248,7 @@ int pbh_cmd_calibrate(int argc, char **argv) {
     rc = pbh_calibrate_run(&plan, &co, &cal, show, NULL);
     pbh_cli_restore_interrupts(old_handlers);
     pbh_plan_free(&plan);
+    if (co.plain_plan) pbh_plan_free(&plain_plan);
     if (rc == PBH_OK && cal.interrupted && cal.sessions == 0)
         rc = PBH_EINPUT;
     if (rc != PBH_OK) {

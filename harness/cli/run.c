@@ -34,6 +34,7 @@ static const char usage[] =
     "--against OTHER [--against-label L] [--block N] [--order-seed N]: measure every case with OTHER (another\n"
     "build's poolbench: the base) and this build (the head), their repetitions interleaved in blocks of N\n"
     "(default 5) in a seeded random order; stores two runs linked as a pair (labels: base / head by default).\n"
+    "A pair measures the suite's pair repetitions per side (quick: 15 of its 20) unless --reps is given.\n"
     "POOLBENCH_INJECT_SLOWDOWN='CASE-GLOB:PCT' (validation) slows matching cases of this build by PCT %%.\n"
     "Exit: 0 ok, 2 bad input or store, 3 a case failed or timed out (the run is still stored).\n";
 
@@ -212,6 +213,7 @@ int pbh_cmd_run(int argc, char **argv) {
 
     char err[1024];
     pbh_plan plan;
+    rq.pair = pair.other != NULL; /* a pair measures the suite's pair_reps per side (suites.h) */
     int rc = pbh_plan_build(&rq, &plan, err, sizeof err);
     if (rc != PBH_OK) {
         pbh_cli_error("%s", err);
