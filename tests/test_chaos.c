@@ -176,7 +176,7 @@ static long write_calls(pid_t pid) {
 typedef struct killer {
     pthread_t thread;
     atomic_int stop;
-    int kills;
+    atomic_int kills; /* read by the watchdog while the killer counts */
     unsigned seed;
 } killer;
 
@@ -195,7 +195,7 @@ static void *killer_main(void *arg) {
         for (int i = 0; i < n; i++)
             if (write_calls(kids[i]) >= 2) ready[m++] = kids[i];
         if (m == 0) continue;
-        if (kill(ready[rand_r(&k->seed) % (unsigned)m], SIGKILL) == 0) k->kills++;
+        if (kill(ready[rand_r(&k->seed) % (unsigned)m], SIGKILL) == 0) atomic_fetch_add(&k->kills, 1);
     }
     return NULL;
 }
@@ -237,7 +237,7 @@ static void *watchdog_main(void *arg) {
                 "  watchdog: the map has run %.0f s: %llu of %llu items done, %llu deaths, %llu respawns, "
                 "%d kills\n",
                 now_s() - start, (unsigned long long)c.tasks_done, (unsigned long long)c.tasks_submitted,
-                (unsigned long long)c.worker_deaths, (unsigned long long)c.workers_respawned, wd->k->kills);
+                (unsigned long long)c.worker_deaths, (unsigned long long)c.workers_respawned, atomic_load(&wd->k->kills));
         pid_t kids[64];
         int n = children_of(getpid(), kids, 64);
         for (int i = 0; i < n; i++) print_proc_line("worker", kids[i]);
