@@ -199,7 +199,7 @@ static int expand_item(const pbh_request *rq, const pbh_suite *suite, const pbh_
         pb_options_init(&o);
         workers[nw++] = o.workers;
     }
-    int suite_reps = suite && rq->pair && suite->pair_reps > 0 ? suite->pair_reps : suite ? suite->reps : PBH_DEFAULT_REPS;
+    int suite_reps = !suite ? PBH_DEFAULT_REPS : rq->pair ? pbh_suite_pair_reps(suite) : suite->reps;
     int reps = rq->reps >= 0 ? rq->reps : (item && item->reps > 0) ? item->reps : suite_reps;
     int warmup = rq->warmup >= 0 ? rq->warmup
                  : (item && item->warmup >= 0) ? item->warmup

@@ -74,6 +74,8 @@ const pbh_suite *pbh_suite_at(size_t i) {
     return i < N(suites) ? &suites[i] : NULL;
 }
 
+int pbh_suite_pair_reps(const pbh_suite *s) { return s->pair_reps > 0 ? s->pair_reps : s->reps; }
+
 const pbh_suite *pbh_suite_find(const char *name) {
     for (size_t i = 0; name && i < N(suites); i++)
         if (strcmp(suites[i].name, name) == 0)

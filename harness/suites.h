@@ -32,5 +32,6 @@ typedef struct pbh_suite {
 size_t pbh_suite_count(void);
 const pbh_suite *pbh_suite_at(size_t i);
 const pbh_suite *pbh_suite_find(const char *name); /* NULL when unknown */
+int pbh_suite_pair_reps(const pbh_suite *s);        /* repetitions per side of an A/B pair */
 
 #endif

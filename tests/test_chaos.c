@@ -23,7 +23,6 @@
 
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -133,33 +132,49 @@ static ssize_t read_small_file(const char *path, char *buf, size_t len) {
     return n;
 }
 
-/* Children of `parent` right now (by /proc/<pid>/stat), at most max; returns how many. */
-static int children_of(pid_t parent, pid_t *out, int max) {
-    int dir = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0) return 0;
-    int n = 0;
+/* Calls fn(id, ud) for every numeric entry of dirpath (/proc, /proc/self/task) until fn returns 0. */
+static void each_numeric_entry(const char *dirpath, int (*fn)(pid_t id, void *ud), void *ud) {
+    int dir = open(dirpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return;
     char ents[8192] __attribute__((aligned(8)));
     long got;
-    while (n < max && (got = syscall(SYS_getdents64, dir, ents, sizeof ents)) > 0) {
-        for (long off = 0; off < got && n < max;) {
+    int more = 1;
+    while (more && (got = syscall(SYS_getdents64, dir, ents, sizeof ents)) > 0) {
+        for (long off = 0; off < got && more;) {
             /* struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name */
             unsigned short reclen;
             memcpy(&reclen, ents + off + 16, sizeof reclen);
             const char *name = ents + off + 19;
             off += reclen;
-            if (name[0] < '0' || name[0] > '9') continue;
-            char path[64], buf[512];
-            snprintf(path, sizeof path, "/proc/%s/stat", name);
-            if (read_small_file(path, buf, sizeof buf) < 0) continue;
-            const char *rp = strrchr(buf, ')');
-            char state;
-            int ppid;
-            if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == parent && state != 'Z')
-                out[n++] = (pid_t)atoi(name);
+            if (name[0] >= '0' && name[0] <= '9') more = fn((pid_t)atoi(name), ud);
         }
     }
     close(dir);
-    return n;
+}
+
+typedef struct child_list {
+    pid_t parent, *out;
+    int n, max;
+} child_list;
+
+static int add_if_child(pid_t pid, void *ud) {
+    child_list *cl = ud;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (read_small_file(path, buf, sizeof buf) < 0) return 1;
+    const char *rp = strrchr(buf, ')');
+    char state;
+    int ppid;
+    if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == cl->parent && state != 'Z')
+        cl->out[cl->n++] = pid;
+    return cl->n < cl->max;
+}
+
+/* Children of `parent` right now (by /proc/<pid>/stat), at most max; returns how many. */
+static int children_of(pid_t parent, pid_t *out, int max) {
+    child_list cl = {parent, out, 0, max};
+    if (max > 0) each_numeric_entry("/proc", add_if_child, &cl);
+    return cl.n;
 }
 
 /* Write system calls the process has made (/proc/<pid>/io), or -1. */
@@ -224,6 +239,12 @@ static void print_proc_line(const char *who, pid_t pid) {
             write_calls(pid));
 }
 
+static int print_host_thread(pid_t tid, void *ud) {
+    (void)ud;
+    print_proc_line("host thread", tid);
+    return 1;
+}
+
 static void *watchdog_main(void *arg) {
     watchdog *wd = arg;
     double start = now_s(), next = start + WATCH_FIRST_S;
@@ -241,18 +262,7 @@ static void *watchdog_main(void *arg) {
         pid_t kids[64];
         int n = children_of(getpid(), kids, 64);
         for (int i = 0; i < n; i++) print_proc_line("worker", kids[i]);
-        int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        char ents[4096] __attribute__((aligned(8)));
-        long got;
-        while (dir >= 0 && (got = syscall(SYS_getdents64, dir, ents, sizeof ents)) > 0)
-            for (long off = 0; off < got;) {
-                unsigned short reclen;
-                memcpy(&reclen, ents + off + 16, sizeof reclen);
-                const char *name = ents + off + 19;
-                off += reclen;
-                if (name[0] >= '0' && name[0] <= '9') print_proc_line("host thread", (pid_t)atoi(name));
-            }
-        if (dir >= 0) close(dir);
+        each_numeric_entry("/proc/self/task", print_host_thread, NULL);
     }
     return NULL;
 }

@@ -147,7 +147,7 @@ static json_t *json_all(int what_s, int what_b, int what_su, int what_f) {
             json_object_set_new(o, "description", json_string(s->description));
             json_object_set_new(o, "duration", json_string(s->duration));
             json_object_set_new(o, "reps", json_integer(s->reps));
-            json_object_set_new(o, "pair_reps", json_integer(s->pair_reps > 0 ? s->pair_reps : s->reps));
+            json_object_set_new(o, "pair_reps", json_integer(pbh_suite_pair_reps(s)));
             json_object_set_new(o, "warmup", json_integer(s->warmup));
             json_object_set_new(o, "case_timeout_s", json_real(s->case_timeout_s));
             json_array_append_new(arr, o);
