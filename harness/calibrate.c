@@ -178,47 +178,6 @@ static int run_session(session *s, const pbh_calibrate_opts *o, int size_index, 
     return rc;
 }
 
-/* ---- minimum detectable slowdown ------------------------------------------------------------------- */
-
-/* Fraction of the observations in which a slowdown `delta` of the head would be a regression. */
-static double round_power(const pbh_calib_obs *obs, size_t nobs, double delta, const pbs_compare_opts *cmp) {
-    size_t detected = 0;
-    for (size_t i = 0; i < nobs; i++) {
-        double *h = malloc((obs[i].nh + 1) * sizeof *h);
-        if (!h)
-            return 0;
-        for (size_t j = 0; j < obs[i].nh; j++)
-            h[j] = obs[i].head[j] * (1 + delta);
-        pbs_comparison c;
-        if (pbs_compare(obs[i].base, obs[i].nb, h, obs[i].nh, cmp, &c) == PBS_OK && c.verdict == PBS_VERDICT_REGRESSION)
-            detected++;
-        free(h);
-    }
-    return nobs ? (double)detected / (double)nobs : 0;
-}
-
-double pbh_calibrate_min_detectable(const pbh_calib_obs *obs, size_t nobs, const pbs_compare_opts *cmp, int confirm) {
-    if (nobs < 3)
-        return 0;
-    /* every round must say "regression": the gate's power is one round's power ^ (1 + confirm) */
-    double need = pow(0.95, 1.0 / (1 + (confirm > 0 ? confirm : 0)));
-    double lo = 0, hi = 0.05;
-    while (round_power(obs, nobs, hi, cmp) < need) {
-        lo = hi;
-        hi *= 2;
-        if (hi > 20)
-            return 20; /* nothing below +2000 %: this case cannot be judged here at all */
-    }
-    while (hi - lo > 0.0025) { /* a quarter of a percent is finer than anyone reads it */
-        double mid = (lo + hi) / 2;
-        if (round_power(obs, nobs, mid, cmp) >= need)
-            hi = mid;
-        else
-            lo = mid;
-    }
-    return hi;
-}
-
 static void finish_case(pbh_calib_case *k, const pbh_calibrate_opts *o) {
     if (!k->nobs)
         return;
@@ -234,14 +193,14 @@ static void finish_case(pbh_calib_case *k, const pbh_calibrate_opts *o) {
     }
     free(chg);
     free(spread);
-    k->min_detectable = pbh_calibrate_min_detectable(k->obs, k->nobs, &o->cmp, o->confirm);
+    k->min_detectable = pbh_calibrate_min_detectable(k->obs, k->nobs, o->block_reps, &o->cmp, o->confirm);
 }
 
 /* The settings sweep (calibrate.h): every case's A/A observations judged at each alpha x threshold, the
  * confirmation rounds as the gate's. One round's verdicts: confirmation can only lower the false alarms. */
 void pbh_calibrate_sweep(pbh_calibration *out, const pbh_calibrate_opts *o) {
     static const double alphas[] = {0.05, 0.01, 0.001}, thresholds[] = {0.02, 0.05, 0.10};
-    double *mds = calloc(out->ncases + 1, sizeof *mds);
+    double *mds = calloc(PBH_CALIBRATE_SWEEP * (out->ncases + 1), sizeof *mds);
     if (!mds)
         return;
     out->nsweep = 0;
@@ -263,16 +222,35 @@ void pbh_calibrate_sweep(pbh_calibration *out, const pbh_calibrate_opts *o) {
                     st->aa_verdicts++;
                     st->aa_flagged += is_flag(c.verdict);
                 }
-                double md = pbh_calibrate_min_detectable(k->obs, k->nobs, &cmp, o->confirm);
-                if (md > 0) {
-                    mds[st->cases++] = md;
-                    st->judgeable += md <= 2 * cmp.threshold + 1e-12;
-                }
             }
-            st->median_min_detectable = st->cases ? pbs_median(mds, (size_t)st->cases) : 0;
         }
     }
+    /* the minimum detectable per setting: one set of arrangements per case serves all nine */
+    for (size_t i = 0; i < out->ncases; i++) {
+        const pbh_calib_case *k = &out->cases[i];
+        if (k->nobs < 3)
+            continue;
+        pbh_mds_arrangements *set = pbh_mds_arrange(k->obs, k->nobs, o->block_reps, &o->cmp);
+        for (size_t s = 0; set && s < out->nsweep; s++) {
+            pbh_calib_setting *st = &out->sweep[s];
+            mds[s * (out->ncases + 1) + st->cases] = pbh_mds_estimate(set, st->alpha, st->threshold, o->confirm);
+            st->judgeable += mds[s * (out->ncases + 1) + st->cases] <= 2 * st->threshold + 1e-12;
+            st->cases++;
+        }
+        pbh_mds_free(set);
+    }
+    for (size_t s = 0; s < out->nsweep; s++) {
+        pbh_calib_setting *st = &out->sweep[s];
+        st->median_min_detectable = st->cases ? pbs_median(&mds[s * (out->ncases + 1)], (size_t)st->cases) : 0;
+    }
     free(mds);
+}
+
+void pbh_calibrate_estimate(pbh_calibration *c) {
+    for (size_t i = 0; i < c->ncases; i++)
+        finish_case(&c->cases[i], &c->opts);
+    if (c->sessions > 0)
+        pbh_calibrate_sweep(c, &c->opts);
 }
 
 int pbh_calibrate_run(const pbh_plan *plan, const pbh_calibrate_opts *o, pbh_calibration *out,
@@ -371,10 +349,8 @@ int pbh_calibrate_run(const pbh_plan *plan, const pbh_calibrate_opts *o, pbh_cal
     if (rc == PBH_OK && aa_done > 0)
         out->session_s_median = pbs_median(aa_times, (size_t)aa_done);
     free(aa_times);
-    for (size_t i = 0; rc == PBH_OK && i < out->ncases; i++)
-        finish_case(&out->cases[i], o);
-    if (rc == PBH_OK && out->sessions > 0)
-        pbh_calibrate_sweep(out, o);
+    if (rc == PBH_OK)
+        pbh_calibrate_estimate(out);
     out->duration_s = pbs_now() - t0;
     return rc;
 }

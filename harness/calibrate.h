@@ -14,9 +14,9 @@
  * change between the two sides of A/A observations), false alarms without and with confirmation, the
  * detection rate per injected size (confirmed regressions / trials), and the minimum detectable slowdown:
  * the smallest slowdown that the gate's rule (alpha, threshold, confirm rounds) would detect with >= 95 %
- * power, estimated from the case's own A/A observations by slowing their head samples by a trial factor
- * and re-deciding (power of one round ^ (1 + confirm rounds), as every round must agree). The injected
- * trials check that estimate against real slowdowns.
+ * power (one round's power ^ (1 + confirm rounds), as every round must agree), estimated from the case's
+ * own A/A observations in every arrangement of their blocks that the interleaved design could have run
+ * (min_detectable.c). The injected trials check that estimate against real slowdowns.
  */
 #ifndef POOLBENCH_HARNESS_CALIBRATE_H
 #define POOLBENCH_HARNESS_CALIBRATE_H
@@ -111,9 +111,28 @@ int pbh_calibrate_run(const pbh_plan *plan, const pbh_calibrate_opts *o, pbh_cal
                       pbh_calibrate_progress_fn progress, void *ud);
 void pbh_calibration_free(pbh_calibration *c);
 
-/* The minimum detectable slowdown (fraction) of a case from its A/A observations (see above); 0 when
- * there are fewer than 3. Exposed for tests. */
-double pbh_calibrate_min_detectable(const pbh_calib_obs *obs, size_t nobs, const pbs_compare_opts *cmp, int confirm);
+/* The minimum detectable slowdown (fraction) of a case from its A/A observations, whose sides hold their
+ * samples in blocks of block_reps (<= 0: the default), judged by cmp with `confirm` rounds (see above and
+ * min_detectable.c); 0 when there are fewer than 3 observations. */
+double pbh_calibrate_min_detectable(const pbh_calib_obs *obs, size_t nobs, int block_reps, const pbs_compare_opts *cmp,
+                                    int confirm);
+
+/* The same in parts, so that one set of arrangements (one bootstrap each) serves several settings:
+ * arrange, then estimate at any alpha and threshold (cmp's confidence, resamples and seed are fixed at
+ * arrange), then free. pbh_mds_required is one arrangement's smallest detected slowdown (exposed for
+ * tests: the gate's rule at it says "regression", just below it does not). NULL when out of memory. */
+typedef struct pbh_mds_arrangements pbh_mds_arrangements;
+pbh_mds_arrangements *pbh_mds_arrange(const pbh_calib_obs *obs, size_t nobs, int block_reps,
+                                      const pbs_compare_opts *cmp);
+double pbh_mds_estimate(const pbh_mds_arrangements *set, double alpha, double threshold, int confirm);
+size_t pbh_mds_count(const pbh_mds_arrangements *set);
+double pbh_mds_required(const pbh_mds_arrangements *set, size_t i, double alpha, double threshold);
+void pbh_mds_free(pbh_mds_arrangements *set);
+
+/* Computes every case's figures (noise, spread, min. detectable) and the settings sweep from the A/A
+ * observations held in c, at c->opts: what a run does at its end, and what `calibrate --show --reestimate`
+ * does again on a stored calibration with this build's estimator. */
+void pbh_calibrate_estimate(pbh_calibration *c);
 
 /* Fills c->sweep from the cases' A/A observations (see pbh_calib_setting), with o's confirm rounds.
  * Exposed for tests. */

@@ -18,6 +18,26 @@ static int can_judge(const pbh_calibration *c, const pbh_calib_case *k) {
     return k->min_detectable > 0 && k->min_detectable <= 2 * c->opts.cmp.threshold;
 }
 
+static json_t *numbers_json(const double *v, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_real(v[i]));
+    return a;
+}
+
+/* The A/A observations' raw per-iteration times, each side in block order (settings.block_reps per block),
+ * so that a later build can estimate again from what was measured (`calibrate --show --reestimate`). */
+static json_t *samples_json(const pbh_calib_case *k) {
+    json_t *a = json_array();
+    for (size_t j = 0; j < k->nobs; j++) {
+        json_t *x = json_object();
+        json_object_set_new(x, "base", numbers_json(k->obs[j].base, k->obs[j].nb));
+        json_object_set_new(x, "head", numbers_json(k->obs[j].head, k->obs[j].nh));
+        json_array_append_new(a, x);
+    }
+    return a;
+}
+
 char *pbh_calibration_format_json(const pbh_calibration *c) {
     json_t *root = json_object();
     json_object_set_new(root, "format", json_string("poolbench-calibration"));
@@ -84,6 +104,7 @@ char *pbh_calibration_format_json(const pbh_calibration *c) {
                 json_array_append_new(inj, x);
             }
             json_object_set_new(o, "injected", inj);
+            json_object_set_new(o, "aa_samples", samples_json(k));
         }
         json_array_append_new(cases, o);
     }
@@ -111,6 +132,45 @@ static char *dup_or_null(json_t *v) {
     return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
 }
 
+/* A JSON array of numbers as a malloc'd array (NULL and *n = 0 when it holds none or is not one). */
+static double *numbers_of(json_t *a, size_t *n) {
+    *n = 0;
+    size_t len = json_array_size(a);
+    double *v = len ? malloc(len * sizeof *v) : NULL;
+    for (size_t i = 0; v && i < len; i++) {
+        json_t *x = json_array_get(a, i);
+        if (!json_is_number(x)) {
+            free(v);
+            return NULL;
+        }
+        v[(*n)++] = json_number_value(x);
+    }
+    return v;
+}
+
+/* Reads samples_json's array back into k->obs; observations that are not two arrays of numbers are skipped.
+ * Returns 0 only when out of memory. */
+static int parse_samples(json_t *a, pbh_calib_case *k) {
+    size_t len = json_array_size(a);
+    if (!len)
+        return 1;
+    k->obs = calloc(len, sizeof *k->obs);
+    if (!k->obs)
+        return 0;
+    for (size_t j = 0; j < len; j++) {
+        pbh_calib_obs *o = &k->obs[k->nobs];
+        o->base = numbers_of(json_object_get(json_array_get(a, j), "base"), &o->nb);
+        o->head = numbers_of(json_object_get(json_array_get(a, j), "head"), &o->nh);
+        if (o->base && o->head)
+            k->nobs++;
+        else {
+            free(o->base);
+            free(o->head);
+        }
+    }
+    return 1;
+}
+
 static int int_of(json_t *o, const char *key) {
     return (int)json_integer_value(json_object_get(o, key));
 }
@@ -121,6 +181,7 @@ static double num_of(json_t *o, const char *key) {
 
 int pbh_calibration_parse_json(const char *text, pbh_calibration *out) {
     memset(out, 0, sizeof *out);
+    pbs_compare_opts_default(&out->opts.cmp); /* what the document does not record is the gate's default */
     json_t *root = json_loads(text, 0, NULL);
     json_t *fmt = root ? json_object_get(root, "format") : NULL;
     if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "poolbench-calibration") != 0) {
@@ -175,6 +236,7 @@ int pbh_calibration_parse_json(const char *text, pbh_calibration *out) {
         k->noise = num_of(o, "noise");
         k->spread = num_of(o, "spread");
         k->min_detectable = num_of(o, "min_detectable");
+        ok = ok && parse_samples(json_object_get(o, "aa_samples"), k);
         json_t *inj = json_object_get(o, "injected");
         for (size_t s = 0; s < json_array_size(inj) && s < out->opts.nsizes; s++) {
             json_t *x = json_array_get(inj, s);
@@ -289,7 +351,7 @@ static void write_legend(FILE *out, int md) {
     fprintf(out, "%snoise = stddev of the A/A change of medians; spread = median MAD/median within a run; false = "
                  "A/A verdicts flagged without confirmation; confd = confirmed (gate failures); +N%% = injected "
                  "trials detected (confirmed); min.det = smallest slowdown detected with >= 95 %% power at these "
-                 "settings, from the A/A observations\n",
+                 "settings, from the A/A observations in every arrangement of their blocks\n",
             md ? "\n" : "");
 }
 

@@ -107,6 +107,36 @@ PY
 "$pb" calibrate --show --format json > "$tmp/cal_show.json" || fail "calibrate --show"
 cmp -s "$tmp/cal.json" "$tmp/cal_show.json" || fail "calibrate --show did not print the stored calibration"
 "$pb" calibrate --show | grep -q "A/A pairs: 3" || fail "calibrate --show as a table"
+# the calibration keeps its A/A samples (6 per side, in block order), and --show --reestimate estimates
+# them again without storing: this same build must find the very figures it stored
+"$pb" calibrate --show --reestimate --format json > "$tmp/cal_re.json" || fail "calibrate --show --reestimate"
+"$py" - "$tmp/cal.json" "$tmp/cal_re.json" <<'PY' || fail "re-estimate differs from the stored figures"
+import json, sys
+stored, again = (json.load(open(p)) for p in sys.argv[1:3])
+for a, b in zip(stored["cases"], again["cases"]):
+    assert a["case"] == b["case"]
+    if not a["runnable"]:
+        continue
+    assert len(a["aa_samples"]) == 3 and all(len(o["base"]) == 6 and len(o["head"]) == 6 for o in a["aa_samples"]), a
+    assert abs(a["min_detectable"] - b["min_detectable"]) < 1e-12 and abs(a["noise"] - b["noise"]) < 1e-12, (a, b)
+assert stored["sweep"] == again["sweep"], (stored["sweep"], again["sweep"])
+PY
+# a calibration stored by an older build keeps no samples: nothing to estimate again (exit 2, store unchanged)
+"$py" - "$POOLBENCH_STORE" "$tmp/old.db" <<'PY'
+import json, shutil, sqlite3, sys
+shutil.copy(sys.argv[1], sys.argv[2])
+db = sqlite3.connect(sys.argv[2])
+for cid, doc in db.execute("SELECT id, result_json FROM calibrations").fetchall():
+    d = json.loads(doc)
+    for c in d["cases"]:
+        c.pop("aa_samples", None)
+    db.execute("UPDATE calibrations SET result_json = ? WHERE id = ?", (json.dumps(d), cid))
+db.commit()
+PY
+old_sum=$(sha256sum "$tmp/old.db" | cut -d' ' -f1)
+set +e; "$pb" calibrate --show --reestimate --store "$tmp/old.db" >/dev/null 2>"$tmp/err"; rc=$?; set -e
+[ "$rc" -eq 2 ] && grep -q "keeps no A/A samples" "$tmp/err" || fail "--reestimate of an old calibration: rc $rc, $(cat "$tmp/err")"
+[ "$(sha256sum "$tmp/old.db" | cut -d' ' -f1)" = "$old_sum" ] || fail "--reestimate changed the store"
 "$pb" compare "$head_id" --format json > "$tmp/cal_cmp.json" || true
 "$py" -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['calibration'] >= 1, d; assert any('min_detectable' in c for c in d['cases']), d" \
   "$tmp/cal_cmp.json" || fail "compare did not use the calibration: $(cat "$tmp/cal_cmp.json")"
@@ -125,6 +155,7 @@ POOLBENCH_INJECT_SLOWDOWN='cpu/*:10' expect2 "$pb" run "${sleep_args[@]}" --agai
 POOLBENCH_INJECT_SLOWDOWN='sleep/*' expect2 "$pb" run "${sleep_args[@]}"
 expect2 "$pb" compare "$tmp/lone.json"
 expect2 "$pb" calibrate --pairs nope
+expect2 "$pb" calibrate --reestimate
 expect2 "$pb" calibrate --show --machine no-such-machine
 grep -q "no calibration is stored for machine no-such-machine" "$tmp/err" || fail "calibrate --show: $(cat "$tmp/err")"
 sum_after=$(sha256sum "$POOLBENCH_STORE" | cut -d' ' -f1)

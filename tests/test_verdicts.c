@@ -531,6 +531,85 @@ static void make_obs(pbh_calib_obs *o, double wobble, double shift, unsigned sal
     }
 }
 
+/* Each arrangement's solved slowdown against the rule itself: pbs_compare of the arrangement's sides with
+ * the head slowed by exactly that much says "regression", and 0.01 % less does not. One block per side, so
+ * arrangement 0 is the observation as measured and arrangement 1 its sides exchanged. */
+static void test_mds_required_is_the_rule(void **state) {
+    (void)state;
+    pbs_compare_opts cmp;
+    pbs_compare_opts_default(&cmp);
+    static const double alphas[] = {0.05, 0.01, 0.001}, thresholds[] = {0.02, 0.05, 0.10};
+    for (unsigned salt = 0; salt < 6; salt++) {
+        pbh_calib_obs obs[3];
+        for (unsigned i = 0; i < 3; i++)
+            make_obs(&obs[i], 0.02 + 0.05 * salt, (salt % 2 ? 0.03 : -0.02), 10 * salt + i);
+        pbh_mds_arrangements *set = pbh_mds_arrange(obs, 3, 20, &cmp);
+        assert_non_null(set);
+        assert_int_equal((int)pbh_mds_count(set), 6);
+        for (size_t a = 0; a < 3; a++)
+            for (size_t t = 0; t < 3; t++)
+                for (size_t i = 0; i < 6; i++) {
+                    const pbh_calib_obs *o = &obs[i / 2];
+                    const double *b = i % 2 ? o->head : o->base, *h = i % 2 ? o->base : o->head;
+                    double d = pbh_mds_required(set, i, alphas[a], thresholds[t]);
+                    assert_true(d >= 0 && d < 20);
+                    pbs_compare_opts at = cmp;
+                    at.alpha = alphas[a];
+                    at.threshold = thresholds[t];
+                    double slowed[20];
+                    pbs_comparison c;
+                    for (int j = 0; j < 20; j++)
+                        slowed[j] = h[j] * (1 + d);
+                    assert_int_equal(pbs_compare(b, 20, slowed, 20, &at, &c), PBS_OK);
+                    assert_int_equal(c.verdict, PBS_VERDICT_REGRESSION);
+                    if (d > 1e-4) {
+                        for (int j = 0; j < 20; j++)
+                            slowed[j] = h[j] * (1 + d - 1e-4);
+                        assert_int_equal(pbs_compare(b, 20, slowed, 20, &at, &c), PBS_OK);
+                        assert_int_not_equal(c.verdict, PBS_VERDICT_REGRESSION);
+                    }
+                }
+        pbh_mds_free(set);
+        for (unsigned i = 0; i < 3; i++) {
+            free(obs[i].base);
+            free(obs[i].head);
+        }
+    }
+}
+
+/* The noise between case processes: in every observation one head block of 5 repetitions ran 4 % slow.
+ * As measured, every observation's head is slower, and +6 % is detected in all of them; but the block's
+ * side was a coin's choice, and with the block on the base side +6 % is not enough. The estimate judges
+ * all 2^3 arrangements of the 3 block pairs, so it sees that side too. */
+static void test_mds_arranges_the_blocks(void **state) {
+    (void)state;
+    pbs_compare_opts cmp;
+    pbs_compare_opts_default(&cmp);
+    pbh_calib_obs obs[10];
+    for (unsigned i = 0; i < 10; i++) {
+        make_obs(&obs[i], 0.004, 0.0, 100 + i);
+        obs[i].nb = obs[i].nh = 15;
+        for (unsigned j = 5 * (i % 3); j < 5 * (i % 3) + 5; j++)
+            obs[i].head[j] *= 1.04;
+        double slowed[15];
+        for (int j = 0; j < 15; j++)
+            slowed[j] = obs[i].head[j] * 1.06;
+        pbs_comparison c;
+        assert_int_equal(pbs_compare(obs[i].base, 15, slowed, 15, &cmp, &c), PBS_OK);
+        assert_int_equal(c.verdict, PBS_VERDICT_REGRESSION); /* as measured: +6 % detected */
+    }
+    pbh_mds_arrangements *set = pbh_mds_arrange(obs, 10, 5, &cmp);
+    assert_int_equal((int)pbh_mds_count(set), 80);
+    double md = pbh_mds_estimate(set, cmp.alpha, cmp.threshold, 2);
+    pbh_mds_free(set);
+    assert_true(md > 0.08 && md < 0.12); /* threshold + the 4 % block + the interval */
+    assert_true(fabs(pbh_calibrate_min_detectable(obs, 10, 5, &cmp, 2) - md) < 1e-12);
+    for (unsigned i = 0; i < 10; i++) {
+        free(obs[i].base);
+        free(obs[i].head);
+    }
+}
+
 static void test_min_detectable(void **state) {
     (void)state;
     pbs_compare_opts cmp;
@@ -540,14 +619,14 @@ static void test_min_detectable(void **state) {
         make_obs(&quiet[i], 0.01, 0.0, i);                      /* +-0.5 % within a run, no drift */
         make_obs(&noisy[i], 0.30, (i % 2 ? 0.05 : -0.05), i);   /* +-15 %, and the pairs drift +-5 % */
     }
-    double q = pbh_calibrate_min_detectable(quiet, 10, &cmp, 2);
-    double n = pbh_calibrate_min_detectable(noisy, 10, &cmp, 2);
+    double q = pbh_calibrate_min_detectable(quiet, 10, 5, &cmp, 2);
+    double n = pbh_calibrate_min_detectable(noisy, 10, 5, &cmp, 2);
     /* a change must clear the threshold plus the CI: just above 5 % when quiet; far more when noisy */
     assert_true(q > 0.05 && q < 0.08);
     assert_true(n > 2 * q);
-    assert_true(pbh_calibrate_min_detectable(quiet, 2, &cmp, 2) == 0); /* too few observations */
+    assert_true(pbh_calibrate_min_detectable(quiet, 2, 5, &cmp, 2) == 0); /* too few observations */
     /* more confirmation rounds need more power per round: never a smaller slowdown */
-    assert_true(pbh_calibrate_min_detectable(noisy, 10, &cmp, 4) >= n);
+    assert_true(pbh_calibrate_min_detectable(noisy, 10, 5, &cmp, 4) >= n);
 
     /* the settings sweep re-judges the same observations: a stricter alpha never flags more, a higher
      * threshold never flags more, and the quiet case is judgeable at 5 % where the noisy one is not */
@@ -678,6 +757,8 @@ int main(void) {
         cmocka_unit_test(test_pair_storage_and_migration),
         cmocka_unit_test(test_injection_spec),
         cmocka_unit_test(test_min_detectable),
+        cmocka_unit_test(test_mds_required_is_the_rule),
+        cmocka_unit_test(test_mds_arranges_the_blocks),
         cmocka_unit_test(test_calibration_json_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,7 +4,9 @@
  * which cases this machine can judge), and prints it. `--validate` runs the design that checks the
  * project's goals (docs/verdicts.md): 20 A/A pairs, +10 % injected in 20 trials per case, +3 % in 5, and
  * one plain run as the wall-time yardstick, and prints the goals table. `--show` measures nothing: it prints
- * the latest calibration stored for this machine (or --machine NAME), as the gate and the report read it.
+ * the latest calibration stored for this machine (or --machine NAME), as the gate and the report read it;
+ * `--show --reestimate` recomputes its per-case figures from the A/A samples it keeps, with this build's
+ * estimator, and prints them without storing (a better estimator need not wait for hours of measuring).
  */
 #include "calibrate.h"
 #include "cli.h"
@@ -22,13 +24,14 @@ static const char usage[] =
     "                           [--pairs K] [--inject PCT[,PCT]] [--trials T] [--groups G] [--block N]\n"
     "                           [--alpha A] [--threshold PCT] [--confirm N] [--seed N] [--validate]\n"
     "                           [--machine NAME] [--format table|json|markdown] [--store PATH] [--output FILE]\n"
-    "       poolbench calibrate --show [--machine NAME] [--format table|json|markdown] [--store PATH]\n"
+    "       poolbench calibrate --show [--reestimate] [--machine NAME] [--format table|json|markdown] [--store PATH]\n"
     "Measures this machine's verdict quality: K A/A pairs (default 10) of this build against itself, run as\n"
     "interleaved pairs and judged as the gate judges (alpha 0.01, threshold 5%, --confirm 2), and sessions with a\n"
     "real slowdown injected into one group of G cases at a time (default 5,10,20 %, T=1 trial per case and size).\n"
     "Per case: run-to-run noise, false alarms, detection rate, minimum detectable slowdown (>= 95% power).\n"
     "Stored in the store under this machine's key (--machine NAME, else $POOLBENCH_MACHINE, else derived); the\n"
-    "gate then says which cases this machine can judge. --show: print the latest stored one, measure nothing.\n"
+    "gate then says which cases this machine can judge. --show: print the latest stored one, measure nothing;\n"
+    "with --reestimate, its figures estimated again by this build from the A/A samples it keeps (nothing stored).\n"
     "--validate: 20 A/A pairs, +10% in 20 trials per case, +3% in 5, one plain run; prints the goals table.\n"
     "Takes long: each session is two runs of the suite. Ctrl-C stops after the current session and reports (and\n"
     "stores) the sessions completed. Exit: 0 done, 2 bad input, 3 interrupted.\n";
@@ -52,7 +55,8 @@ static int parse_sizes(char *arg, pbh_calibrate_opts *o) {
 }
 
 /* `--show`: the latest calibration stored under this machine's key (or --machine's), in the chosen format. */
-static int show_latest(const char *store_flag, const char *machine, const char *format, const char *output) {
+static int show_latest(const char *store_flag, const char *machine, const char *format, const char *output,
+                       int reestimate) {
     pbh_store *st = NULL;
     int ec = pbh_cli_open_store(store_flag, PBH_STORE_READ, &st);
     if (ec != PBH_EXIT_OK)
@@ -82,12 +86,28 @@ static int show_latest(const char *store_flag, const char *machine, const char *
     }
     pbh_calibration cal;
     char *text = NULL;
-    if (strcmp(format, "json") == 0) {
+    if (strcmp(format, "json") == 0 && !reestimate) {
         text = json;
         json = NULL;
     } else if (pbh_calibration_parse_json(json, &cal) == PBH_OK) {
         cal.id = id;
-        text = strcmp(format, "markdown") == 0 ? pbh_calibration_format_markdown(&cal) : pbh_calibration_format_table(&cal);
+        size_t samples = 0;
+        for (size_t i = 0; i < cal.ncases; i++)
+            samples += cal.cases[i].nobs;
+        if (reestimate && !samples) {
+            pbh_calibration_free(&cal);
+            free(json);
+            pbh_cli_error("calibration %lld keeps no A/A samples (it was made by an older build): nothing to "
+                          "estimate again; `poolbench calibrate` measures a new one", (long long)id);
+            return PBH_EXIT_USAGE;
+        }
+        if (reestimate)
+            pbh_calibrate_estimate(&cal);
+        /* a validation (it timed the plain run) is shown as it was printed: its goals first */
+        text = strcmp(format, "json") == 0 ? pbh_calibration_format_json(&cal)
+               : cal.plain_run_s > 0       ? pbh_calibration_format_goals(&cal, strcmp(format, "markdown") == 0)
+               : strcmp(format, "markdown") == 0 ? pbh_calibration_format_markdown(&cal)
+                                                 : pbh_calibration_format_table(&cal);
         pbh_calibration_free(&cal);
     } else {
         free(json);
@@ -116,13 +136,13 @@ int pbh_cmd_calibrate(int argc, char **argv) {
         {"format", required_argument, 0, 'f'},    {"store", required_argument, 0, 'd'},
         {"output", required_argument, 0, 'o'},    {"help", no_argument, 0, 'h'},
         {"show", no_argument, 0, 'w'},            {"machine", required_argument, 0, 'M'},
-        {0, 0, 0, 0}};
+        {"reestimate", no_argument, 0, 'R'},      {0, 0, 0, 0}};
     pbh_request rq;
     pbh_request_init(&rq);
     pbh_calibrate_opts co;
     pbh_calibrate_opts_default(&co);
     const char *format = "table", *store = NULL, *output = NULL, *machine = NULL;
-    int validate = 0, trials = -1, show_stored = 0;
+    int validate = 0, trials = -1, show_stored = 0, reestimate = 0;
     long v;
     double d;
     int c;
@@ -184,6 +204,7 @@ int pbh_cmd_calibrate(int argc, char **argv) {
         }
         case 'V': validate = 1; break;
         case 'w': show_stored = 1; break;
+        case 'R': reestimate = 1; break;
         case 'M':
             if (!pbh_machine_name_valid(optarg))
                 return pbh_cli_bad_machine("calibrate", optarg);
@@ -201,8 +222,10 @@ int pbh_cmd_calibrate(int argc, char **argv) {
         }
     }
     if (optind < argc) return pbh_cli_usage_error("calibrate", "unexpected argument '%s'", argv[optind]);
+    if (reestimate && !show_stored)
+        return pbh_cli_usage_error("calibrate", "--reestimate goes with --show (it estimates a stored calibration again)");
     if (show_stored)
-        return show_latest(store, machine, format, output);
+        return show_latest(store, machine, format, output, reestimate);
     if (!rq.suite && !rq.nscenarios) rq.suite = "quick";
     if (validate) { /* the goals' design (docs/verdicts.md); explicit flags given before still win below */
         co.aa_pairs = co.aa_pairs == PBH_CALIBRATE_DEFAULT_PAIRS ? 20 : co.aa_pairs;
