@@ -27,16 +27,19 @@
  */
 #include "store_pg.h"
 
-#include <libpq-fe.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "pq_loader.h"
 #include "store_sql.h"
 
 #define PG_FIRST_VERSION 3
+
+/* libpq's functions (pq_loader.h); pg_open_store checks that they loaded before any other call here */
+#define pq (pbh_pq_api())
 
 typedef struct pg_store {
     pbh_store base; /* base.vt == &pbh_store_postgres */
@@ -116,13 +119,13 @@ int pbh_store_is_postgres(const char *name) {
  * (and libpq's message may quote it) the raw text between the user name's ':' and the '@'. */
 static char *uri_password(const char *uri) {
     char *perr = NULL;
-    PQconninfoOption *opts = PQconninfoParse(uri, &perr);
-    PQfreemem(perr);
+    PQconninfoOption *opts = pq->conninfoParse(uri, &perr);
+    pq->freemem(perr);
     char *pw = NULL;
     for (PQconninfoOption *o = opts; o && o->keyword; o++)
         if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
             pw = strdup(o->val);
-    PQconninfoFree(opts);
+    pq->conninfoFree(opts);
     const char *auth = strstr(uri, "://");
     if (!pw && !opts && auth) {
         auth += 3;
@@ -161,41 +164,41 @@ static const char *scrub(const char *msg, const char *password, char *buf, size_
 
 static const char *conn_error(pg_store *pg, char *buf, size_t len) {
     /* the connection is open, so the password is behind us: the server never echoes it */
-    return scrub(PQerrorMessage(pg->conn), NULL, buf, len);
+    return scrub(pq->errorMessage(pg->conn), NULL, buf, len);
 }
 
 /* ---- small query helpers ------------------------------------------------------------------------------ */
 
 /* Runs sql (one or several statements, no parameters); 0 or PBH_EIO with a message. */
 static int exec_sql(pg_store *pg, const char *sql, char *err, size_t errlen) {
-    PGresult *r = PQexec(pg->conn, sql);
-    ExecStatusType s = PQresultStatus(r);
+    PGresult *r = pq->exec(pg->conn, sql);
+    ExecStatusType s = pq->resultStatus(r);
     int ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
     if (!ok) {
         char msg[1024];
-        pbh_seterr(err, errlen, "%s", scrub(PQresultErrorMessage(r), NULL, msg, sizeof msg));
+        pbh_seterr(err, errlen, "%s", scrub(pq->resultErrorMessage(r), NULL, msg, sizeof msg));
     }
-    PQclear(r);
+    pq->clear(r);
     return ok ? PBH_OK : PBH_EIO;
 }
 
 static void rollback(pg_store *pg) {
-    PQclear(PQexec(pg->conn, "ROLLBACK"));
+    pq->clear(pq->exec(pg->conn, "ROLLBACK"));
 }
 
 /* First column of the first row as text (NULL result -> *out NULL); 0 or PBH_EIO. */
 static int query_text(pg_store *pg, const char *sql, char **out, char *err, size_t errlen) {
     *out = NULL;
-    PGresult *r = PQexec(pg->conn, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    PGresult *r = pq->exec(pg->conn, sql);
+    if (pq->resultStatus(r) != PGRES_TUPLES_OK) {
         char msg[1024];
-        pbh_seterr(err, errlen, "%s", scrub(PQresultErrorMessage(r), NULL, msg, sizeof msg));
-        PQclear(r);
+        pbh_seterr(err, errlen, "%s", scrub(pq->resultErrorMessage(r), NULL, msg, sizeof msg));
+        pq->clear(r);
         return PBH_EIO;
     }
-    if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
-        *out = strdup(PQgetvalue(r, 0, 0));
-    PQclear(r);
+    if (pq->ntuples(r) > 0 && !pq->getisnull(r, 0, 0))
+        *out = strdup(pq->getvalue(r, 0, 0));
+    pq->clear(r);
     return PBH_OK;
 }
 
@@ -216,21 +219,21 @@ static int read_state(pg_store *pg, int *version, int *ours, char **foreign, cha
              " FROM pg_tables WHERE schemaname = current_schema()",
              owned_tables[0], owned_tables[1], owned_tables[2], owned_tables[3], owned_tables[4], owned_tables[5],
              owned_tables[6]);
-    PGresult *r = PQexec(pg->conn, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+    PGresult *r = pq->exec(pg->conn, sql);
+    if (pq->resultStatus(r) != PGRES_TUPLES_OK || pq->ntuples(r) != 1) {
         char msg[1024];
-        pbh_seterr(err, errlen, "%s", scrub(PQresultErrorMessage(r), NULL, msg, sizeof msg));
-        PQclear(r);
+        pbh_seterr(err, errlen, "%s", scrub(pq->resultErrorMessage(r), NULL, msg, sizeof msg));
+        pq->clear(r);
         return PBH_EIO;
     }
-    int meta = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    int meta = strcmp(pq->getvalue(r, 0, 0), "t") == 0;
     /* with the meta table, only tables we do not own are foreign; without it, every table is */
     int col = meta ? 1 : 2;
-    if (!PQgetisnull(r, 0, col) && !(*foreign = strdup(PQgetvalue(r, 0, col)))) {
-        PQclear(r);
+    if (!pq->getisnull(r, 0, col) && !(*foreign = strdup(pq->getvalue(r, 0, col)))) {
+        pq->clear(r);
         return PBH_ENOMEM;
     }
-    PQclear(r);
+    pq->clear(r);
     if (!meta)
         return PBH_OK;
     char *app = NULL, *ver = NULL;
@@ -330,6 +333,8 @@ static int migrate(pg_store *pg, char *err, size_t errlen) {
 
 static int pg_open_store(pg_store **out, const char *uri, enum pbh_store_mode mode, char *err, size_t errlen) {
     *out = NULL;
+    if (!pbh_pq_load(err, errlen))
+        return PBH_EINPUT; /* as an unreachable server: the store cannot be used, nothing was written */
     pg_store *pg = calloc(1, sizeof *pg);
     if (pg)
         pg->base.vt = &pbh_store_postgres;
@@ -344,12 +349,12 @@ static int pg_open_store(pg_store **out, const char *uri, enum pbh_store_mode mo
     /* later keywords override earlier ones: the URI may set its own connect_timeout */
     const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
     const char *vals[] = {timeout, "poolbench", uri, NULL};
-    pg->conn = PQconnectdbParams(keys, vals, 1);
-    if (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK) {
+    pg->conn = pq->connectdbParams(keys, vals, 1);
+    if (!pg->conn || pq->status(pg->conn) != CONNECTION_OK) {
         char *pw = uri_password(uri);
         char msg[2048];
         pbh_seterr(err, errlen, "cannot connect to the PostgreSQL store %s: %s", pg->name,
-               scrub(pg->conn ? PQerrorMessage(pg->conn) : "out of memory", pw, msg, sizeof msg));
+               scrub(pg->conn ? pq->errorMessage(pg->conn) : "out of memory", pw, msg, sizeof msg));
         free(pw);
         pg_close(pg);
         return PBH_EINPUT;
@@ -376,7 +381,7 @@ static int pg_open_store(pg_store **out, const char *uri, enum pbh_store_mode mo
 static void pg_close(pg_store *pg) {
     if (!pg)
         return;
-    PQfinish(pg->conn);
+    pq->finish(pg->conn);
     free(pg->name);
     free(pg);
 }
@@ -447,12 +452,12 @@ typedef struct result_row {
 
 static int row_is_null(const pbh_sql_row *r, int col) {
     const result_row *x = (const result_row *)r;
-    return PQgetisnull(x->res, x->row, col);
+    return pq->getisnull(x->res, x->row, col);
 }
 
 static const char *row_text(const pbh_sql_row *r, int col) {
     const result_row *x = (const result_row *)r;
-    return PQgetisnull(x->res, x->row, col) ? NULL : PQgetvalue(x->res, x->row, col);
+    return pq->getisnull(x->res, x->row, col) ? NULL : pq->getvalue(x->res, x->row, col);
 }
 
 static double row_real(const pbh_sql_row *r, int col) {
@@ -476,7 +481,7 @@ static void result_row_init(result_row *x, PGresult *res) {
 
 /* Runs sql with the bound parameters; returns the result (the caller checks and clears it). */
 static PGresult *exec_params(pg_store *pg, const char *sql, const text_params *t) {
-    return PQexecParams(pg->conn, sql, t->n, NULL, t->values, NULL, NULL, 0);
+    return pq->execParams(pg->conn, sql, t->n, NULL, t->values, NULL, NULL, 0);
 }
 
 
@@ -542,47 +547,47 @@ static char *sample_array(const pbh_case *k, int column) {
 /* Pipelines: statements sent back to back and their results read after one sync, so a whole batch costs
  * one round trip to the server (libpq pipeline mode, PostgreSQL 14+ libpq). */
 static int pipeline_send(pg_store *pg, const char *sql, const text_params *t) {
-    return PQsendQueryParams(pg->conn, sql, t ? t->n : 0, NULL, t ? t->values : NULL, NULL, NULL, 0) ? 0 : -1;
+    return pq->sendQueryParams(pg->conn, sql, t ? t->n : 0, NULL, t ? t->values : NULL, NULL, NULL, 0) ? 0 : -1;
 }
 
 /* Reads the results of `count` statements, then the sync. ids[i] (when ids) receives statement i's first
  * value (NULL result: -1; no row: 0). 0, or -1 with the first error in msg (the rest were aborted). */
 static int pipeline_finish(pg_store *pg, size_t count, int64_t *ids, char *msg, size_t len) {
     int rc = 0;
-    if (!PQpipelineSync(pg->conn)) {
-        scrub(PQerrorMessage(pg->conn), NULL, msg, len);
+    if (!pq->pipelineSync(pg->conn)) {
+        scrub(pq->errorMessage(pg->conn), NULL, msg, len);
         rc = -1;
     }
     for (size_t i = 0; i < count; i++) {
         PGresult *r;
         int first = 1;
-        while ((r = PQgetResult(pg->conn)) != NULL) {
-            ExecStatusType s = PQresultStatus(r);
+        while ((r = pq->getResult(pg->conn)) != NULL) {
+            ExecStatusType s = pq->resultStatus(r);
             if (first && ids)
-                ids[i] = s == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)
-                             ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : (s == PGRES_TUPLES_OK ? 0 : -1);
+                ids[i] = s == PGRES_TUPLES_OK && pq->ntuples(r) > 0 && !pq->getisnull(r, 0, 0)
+                             ? strtoll(pq->getvalue(r, 0, 0), NULL, 10) : (s == PGRES_TUPLES_OK ? 0 : -1);
             if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK && rc == 0) {
-                scrub(s == PGRES_PIPELINE_ABORTED ? "aborted after an earlier error" : PQresultErrorMessage(r),
+                scrub(s == PGRES_PIPELINE_ABORTED ? "aborted after an earlier error" : pq->resultErrorMessage(r),
                       NULL, msg, len);
                 rc = -1;
             }
             first = 0;
-            PQclear(r);
+            pq->clear(r);
         }
         if (first && rc == 0) { /* no result at all: the connection is gone */
-            scrub(PQerrorMessage(pg->conn), NULL, msg, len);
+            scrub(pq->errorMessage(pg->conn), NULL, msg, len);
             rc = -1;
         }
     }
-    PGresult *sync = PQgetResult(pg->conn); /* PGRES_PIPELINE_SYNC */
-    PQclear(sync);
+    PGresult *sync = pq->getResult(pg->conn); /* PGRES_PIPELINE_SYNC */
+    pq->clear(sync);
     return rc;
 }
 
 /* Undoes a run's insert: its own transaction, or inside a pair its savepoint (the pair then rolls back). */
 static void undo_run(pg_store *pg) {
     if (pg->in_pair)
-        PQclear(PQexec(pg->conn, "ROLLBACK TO SAVEPOINT pbh_run"));
+        pq->clear(pq->exec(pg->conn, "ROLLBACK TO SAVEPOINT pbh_run"));
     else
         rollback(pg);
 }
@@ -600,7 +605,7 @@ static int pg_insert_run(pg_store *pg, pbh_run *run, char *err, size_t errlen) {
             return PBH_EIO;
         }
     }
-    if (!PQenterPipelineMode(pg->conn)) {
+    if (!pq->enterPipelineMode(pg->conn)) {
         pbh_seterr(err, errlen, "writing the run to %s failed: %s", pg->name, conn_error(pg, msg, sizeof msg));
         return PBH_EIO;
     }
@@ -619,15 +624,15 @@ static int pg_insert_run(pg_store *pg, pbh_run *run, char *err, size_t errlen) {
     int64_t run_id = ids[1];
     if (run_id == 0) {
         /* the uuid is there already: that run is this one (push twice = stored once) */
-        PQexitPipelineMode(pg->conn);
+        pq->exitPipelineMode(pg->conn);
         undo_run(pg);
         text_params q;
         text_params_init(&q);
         q.base.text(&q.base, 1, run->uuid);
         PGresult *r = exec_params(pg, PBH_SQL_RUN_ID_BY_UUID, &q);
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-            run->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        PQclear(r);
+        if (pq->resultStatus(r) == PGRES_TUPLES_OK && pq->ntuples(r) == 1)
+            run->id = strtoll(pq->getvalue(r, 0, 0), NULL, 10);
+        pq->clear(r);
         pbh_seterr(err, errlen, "run %s is already in %s", run->uuid, pg->name);
         return PBH_EEXIST;
     }
@@ -668,7 +673,7 @@ static int pg_insert_run(pg_store *pg, pbh_run *run, char *err, size_t errlen) {
         sent++;
     }
     if (send_failed)
-        scrub(PQerrorMessage(pg->conn), NULL, msg, sizeof msg);
+        scrub(pq->errorMessage(pg->conn), NULL, msg, sizeof msg);
     char finish_msg[1024];
     int finish_rc = pipeline_finish(pg, sent, case_ids, finish_msg, sizeof finish_msg);
     if (finish_rc && !send_failed)
@@ -680,12 +685,12 @@ static int pg_insert_run(pg_store *pg, pbh_run *run, char *err, size_t errlen) {
     for (size_t i = 0; i < run->ncases; i++)
         run->cases[i].id = case_ids[i];
     free(case_ids);
-    PQexitPipelineMode(pg->conn);
+    pq->exitPipelineMode(pg->conn);
     run->id = run_id;
     return PBH_OK;
 
 fail:
-    PQexitPipelineMode(pg->conn);
+    pq->exitPipelineMode(pg->conn);
     pbh_seterr(err, errlen, "writing the run to %s failed: %s", pg->name, msg);
     undo_run(pg);
     for (size_t i = 0; i < run->ncases; i++)
@@ -698,9 +703,9 @@ fail:
 /* Runs a SELECT with t's parameters inside the caller's snapshot; NULL result with msg on failure. */
 static PGresult *select_rows(pg_store *pg, const char *sql, const text_params *t, char *msg, size_t len) {
     PGresult *r = exec_params(pg, sql, t);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        scrub(PQresultErrorMessage(r), NULL, msg, len);
-        PQclear(r);
+    if (pq->resultStatus(r) != PGRES_TUPLES_OK) {
+        scrub(pq->resultErrorMessage(r), NULL, msg, len);
+        pq->clear(r);
         return NULL;
     }
     return r;
@@ -723,10 +728,10 @@ static int pg_list_runs(pg_store *pg, const char *machine, pbh_run_info **out, s
         pbh_seterr(err, errlen, "reading runs from %s failed: %s", pg->name, msg);
         return PBH_EIO;
     }
-    int rows = PQntuples(r);
+    int rows = pq->ntuples(r);
     pbh_run_info *arr = calloc((size_t)rows + 1, sizeof *arr);
     if (!arr) {
-        PQclear(r);
+        pq->clear(r);
         return PBH_ENOMEM;
     }
     result_row row;
@@ -734,11 +739,11 @@ static int pg_list_runs(pg_store *pg, const char *machine, pbh_run_info **out, s
     for (row.row = 0; row.row < rows; row.row++) {
         if (pbh_sql_read_run_info(&row.base, &arr[row.row])) {
             pbh_run_infos_free(arr, (size_t)row.row + 1);
-            PQclear(r);
+            pq->clear(r);
             return PBH_ENOMEM;
         }
     }
-    PQclear(r);
+    pq->clear(r);
     *out = arr;
     *n = (size_t)rows;
     return PBH_OK;
@@ -755,11 +760,11 @@ static int pg_query_id(void *store, const char *sql, const char *arg, int64_t *i
     if (!r)
         return PBH_EIO;
     int rc = PBH_ENOTFOUND;
-    if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
-        *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    if (pq->ntuples(r) > 0 && !pq->getisnull(r, 0, 0)) {
+        *id = strtoll(pq->getvalue(r, 0, 0), NULL, 10);
         rc = PBH_OK;
     }
-    PQclear(r);
+    pq->clear(r);
     return rc;
 }
 
@@ -801,7 +806,7 @@ static int pg_load_run(pg_store *pg, int64_t id, pbh_run **out, char *err, size_
         goto fail;
     if (!(r = select_rows(pg, pbh_sql_select_run(sql, sizeof sql, pg->version), &t, msg, sizeof msg)))
         goto fail;
-    if (PQntuples(r) != 1) {
+    if (pq->ntuples(r) != 1) {
         rc = PBH_ENOTFOUND;
         goto fail;
     }
@@ -810,24 +815,24 @@ static int pg_load_run(pg_store *pg, int64_t id, pbh_run **out, char *err, size_
     if ((rc = pbh_sql_read_run(&row.base, run)))
         goto fail;
     rc = PBH_EIO;
-    PQclear(r);
+    pq->clear(r);
     if (!(r = select_rows(pg, PBH_SQL_LOAD_CASES, &t, msg, sizeof msg)))
         goto fail;
     result_row_init(&row, r);
     int64_t cur = -1;
-    for (row.row = 0; row.row < PQntuples(r); row.row++)
+    for (row.row = 0; row.row < pq->ntuples(r); row.row++)
         if ((rc = pbh_sql_read_case_sample(&row.base, run, &cur)))
             goto fail;
-    PQclear(r);
+    pq->clear(r);
     if (!(r = select_rows(pg, PBH_SQL_LOAD_FLOORS, &t, msg, sizeof msg))) {
         rc = PBH_EIO;
         goto fail;
     }
     result_row_init(&row, r);
-    for (row.row = 0; row.row < PQntuples(r); row.row++)
+    for (row.row = 0; row.row < pq->ntuples(r); row.row++)
         if ((rc = pbh_sql_read_floor(&row.base, run)))
             goto fail;
-    PQclear(r);
+    pq->clear(r);
     r = NULL;
     if (exec_sql(pg, "COMMIT", msg, sizeof msg)) {
         rc = PBH_EIO;
@@ -837,7 +842,7 @@ static int pg_load_run(pg_store *pg, int64_t id, pbh_run **out, char *err, size_
     return PBH_OK;
 
 fail:
-    PQclear(r);
+    pq->clear(r);
     rollback(pg);
     if (rc == PBH_ENOTFOUND)
         pbh_seterr(err, errlen, "no run %lld in %s", (long long)id, pg->name);
@@ -880,24 +885,24 @@ static const char *array_next(const char **p) {
 /* One row of history_cases_aggregated into its run. */
 static int add_aggregated_case(pbh_sql_history *h, PGresult *r, int row) {
     pbh_run *run;
-    int rc = pbh_sql_history_run_of(h, strtoll(PQgetvalue(r, row, 0), NULL, 10), &run);
+    int rc = pbh_sql_history_run_of(h, strtoll(pq->getvalue(r, row, 0), NULL, 10), &run);
     if (rc != PBH_OK)
         return rc;
     pbh_case *k = pbh_run_add_case(run);
     if (!k)
         return PBH_ENOMEM;
-    k->id = strtoll(PQgetvalue(r, row, 1), NULL, 10);
+    k->id = strtoll(pq->getvalue(r, row, 1), NULL, 10);
     char **texts[] = {&k->name, &k->scenario, &k->backend, NULL, &k->params, &k->status};
     for (int col = 2; col <= 7; col++) {
         if (col == 5) {
-            k->workers = (int)strtol(PQgetvalue(r, row, col), NULL, 10);
-        } else if (!PQgetisnull(r, row, col) && !(*texts[col - 2] = strdup(PQgetvalue(r, row, col)))) {
+            k->workers = (int)strtol(pq->getvalue(r, row, col), NULL, 10);
+        } else if (!pq->getisnull(r, row, col) && !(*texts[col - 2] = strdup(pq->getvalue(r, row, col)))) {
             return PBH_ENOMEM;
         }
     }
-    if (PQgetisnull(r, row, 8))
+    if (pq->getisnull(r, row, 8))
         return PBH_OK; /* a case without samples */
-    const char *walls = PQgetvalue(r, row, 8), *iters = PQgetvalue(r, row, 9), *reps = PQgetvalue(r, row, 10);
+    const char *walls = pq->getvalue(r, row, 8), *iters = pq->getvalue(r, row, 9), *reps = pq->getvalue(r, row, 10);
     const char *w, *it, *rp;
     while ((w = array_next(&walls)) && (it = array_next(&iters)) && (rp = array_next(&reps))) {
         pbh_sample *x = pbh_case_add_sample(k);
@@ -929,24 +934,24 @@ static int pg_history_runs(pg_store *pg, const pbh_history_filter *filter, pbh_r
         !(r = select_rows(pg, pbh_sql_history_runs(sql, sizeof sql, pg->version), &t, msg, sizeof msg)))
         goto fail;
     result_row_init(&row, r);
-    for (row.row = 0; row.row < PQntuples(r); row.row++)
+    for (row.row = 0; row.row < pq->ntuples(r); row.row++)
         if ((rc = pbh_sql_history_run_row(&h, &row.base)))
             goto fail;
-    PQclear(r);
+    pq->clear(r);
     rc = PBH_EIO;
     if (!(r = select_rows(pg, history_cases_aggregated(sql, sizeof sql, pg->version), &t, msg, sizeof msg)))
         goto fail;
-    for (int i = 0; i < PQntuples(r); i++)
+    for (int i = 0; i < pq->ntuples(r); i++)
         if ((rc = add_aggregated_case(&h, r, i)))
             goto fail;
-    PQclear(r);
+    pq->clear(r);
     r = NULL;
     exec_sql(pg, "COMMIT", msg, sizeof msg);
     pbh_sql_history_finish(&h, runs, n);
     return PBH_OK;
 
 fail:
-    PQclear(r);
+    pq->clear(r);
     rollback(pg);
     pbh_sql_history_abort(&h);
     pbh_seterr(err, errlen, "reading the history from %s failed: %s", pg->name, rc == PBH_ENOMEM ? "out of memory" : msg);
@@ -978,11 +983,11 @@ static int pg_insert_pair(pg_store *pg, pbh_run *brun, pbh_run *hrun, pbh_pair *
         text_params_init(&t);
         pbh_sql_bind_pair(&t.base, pair, brun->id, hrun->id);
         PGresult *r = select_rows(pg, PBH_SQL_INSERT_PAIR, &t, msg, sizeof msg);
-        if (r && PQntuples(r) == 1)
-            pair->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        if (r && pq->ntuples(r) == 1)
+            pair->id = strtoll(pq->getvalue(r, 0, 0), NULL, 10);
         else
             rc = PBH_EIO;
-        PQclear(r);
+        pq->clear(r);
         if (rc == PBH_OK && exec_sql(pg, "COMMIT", msg, sizeof msg))
             rc = PBH_EIO;
         if (rc != PBH_OK)
@@ -1010,13 +1015,13 @@ static int pg_find_pair(pg_store *pg, int64_t run_id, pbh_pair *out, char *err, 
         pbh_seterr(err, errlen, "reading the pairs of %s failed: %s", pg->name, msg);
         return PBH_EIO;
     }
-    int rc = PQntuples(r) == 1 ? PBH_OK : PBH_ENOTFOUND;
+    int rc = pq->ntuples(r) == 1 ? PBH_OK : PBH_ENOTFOUND;
     if (rc == PBH_OK) {
         result_row row;
         result_row_init(&row, r);
         pbh_sql_read_pair(&row.base, out);
     }
-    PQclear(r);
+    pq->clear(r);
     return rc;
 }
 
@@ -1031,13 +1036,13 @@ static int pg_insert_calibration(pg_store *pg, const pbh_context *ctx, const cha
     pbh_sql_bind_calibration(&t.base, ctx, suite, json);
     char msg[1024];
     PGresult *r = select_rows(pg, PBH_SQL_INSERT_CALIBRATION, &t, msg, sizeof msg);
-    if (!r || PQntuples(r) != 1) {
-        PQclear(r);
+    if (!r || pq->ntuples(r) != 1) {
+        pq->clear(r);
         pbh_seterr(err, errlen, "writing the calibration to %s failed: %s", pg->name, r ? "no id returned" : msg);
         return PBH_EIO;
     }
-    *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
+    *id = strtoll(pq->getvalue(r, 0, 0), NULL, 10);
+    pq->clear(r);
     return PBH_OK;
 }
 
@@ -1055,13 +1060,13 @@ static int pg_latest_calibration(pg_store *pg, const pbh_context *machine, const
         pbh_seterr(err, errlen, "reading the calibrations of %s failed: %s", pg->name, msg);
         return PBH_EIO;
     }
-    int rc = PQntuples(r) == 1 ? PBH_OK : PBH_ENOTFOUND;
+    int rc = pq->ntuples(r) == 1 ? PBH_OK : PBH_ENOTFOUND;
     if (rc == PBH_OK) {
-        *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        if (!(*json = strdup(PQgetvalue(r, 0, 1))))
+        *id = strtoll(pq->getvalue(r, 0, 0), NULL, 10);
+        if (!(*json = strdup(pq->getvalue(r, 0, 1))))
             rc = PBH_ENOMEM;
     }
-    PQclear(r);
+    pq->clear(r);
     return rc;
 }
 
