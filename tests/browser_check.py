@@ -42,6 +42,9 @@ class Browser:
              "--disable-extensions", "--disable-background-networking", "--disable-sync",
              "--window-size=1280,2000", "--hide-scrollbars", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log,
+            # Chromium puts its singleton socket in $TMPDIR/org.chromium.Chromium.XXXXXX and leaves it
+            # behind when it is stopped: inside the profile, it goes with the profile
+            env=dict(os.environ, TMPDIR=self.profile),
             preexec_fn=child_fds, pass_fds=(3, 4))
         os.close(to_browser_r)
         os.close(from_browser_w)
