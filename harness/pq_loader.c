@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static pbh_pq api;
 static const pbh_pq *loaded;
@@ -17,11 +18,15 @@ static char load_error[512];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void load(void) {
-    void *lib = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+    /* $POOLBENCH_LIBPQ names another libpq (a build of one's own, or none at all for tests) */
+    const char *path = getenv("POOLBENCH_LIBPQ");
+    if (!path || !*path)
+        path = "libpq.so.5";
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
         const char *why = dlerror();
         snprintf(load_error, sizeof load_error,
-                 "PostgreSQL stores need the libpq client library (libpq.so.5; Debian: apt-get install libpq5): %s",
+                 "PostgreSQL stores need the libpq client library (%s; Debian: apt-get install libpq5): %s", path,
                  why ? why : "not found");
         return;
     }

@@ -147,6 +147,12 @@ badpw="postgresql://$POOLBENCH_TEST_PG_USER:Wr0ngPw@/poolbench?host=$POOLBENCH_T
 expect2 "bad credentials (runs)" "password authentication failed" "$bin" runs --store "$badpw"
 expect2 "bad credentials (push)" "password authentication failed" "$bin" push local1 --to "$badpw" --store "$local"
 expect2 "unreachable server (push)" "cannot connect" "$bin" push local1 --to "postgresql://ci:Wr0ng@127.0.0.1:1/db" --store "$local"
+# libpq is loaded only for a PostgreSQL store (harness/pq_loader.c): without it, such a store is refused
+# with the library to install, and a SQLite store still works
+POOLBENCH_LIBPQ=/nonexistent/libpq.so.5 expect2 "no libpq (push)" "need the libpq client library" \
+  "$bin" push local1 --to "$pg" --store "$local"
+POOLBENCH_LIBPQ=/nonexistent/libpq.so.5 "$bin" runs --store "$local" >/dev/null &&
+  pass "no libpq: a SQLite store still works" || fail "no libpq: the SQLite store failed too"
 expect2 "another program's database (run)" "another program" "$bin" run "${tiny[@]}" --store "$foreign"
 expect2 "unknown run (push)" "no run 'nosuch'" "$bin" push nosuch --to "$pg" --store "$local"
 expect2 "push without --to" "--to" "$bin" push local1 --store "$local"
