@@ -144,7 +144,8 @@ static int run_session(session *s, const pbh_calibrate_opts *o, int size_index, 
             if (inj[i]) {
                 k->trials[size_index]++;
                 k->detected[size_index] += confirmed;
-                k->improvement[size_index] += first[i] == PBS_VERDICT_IMPROVEMENT;
+                /* what the gate reports: an improvement confirmed like a regression (compare.h) */
+                k->improvement[size_index] += cc->verdict == PBS_VERDICT_IMPROVEMENT;
                 continue;
             }
             k->aa_obs++;

@@ -9,9 +9,10 @@
  * guessed. Defaults: alpha 0.01, threshold 5 %, at least 5 samples per side (with fewer, the exact test
  * cannot reach p < 0.01 at all).
  *
- * --confirm N: each suspected regression is measured again N times (fresh processes, the current build)
- * and compared with the base each time; it stays a regression only if every round agrees. That is what
- * makes a CI gate on a noisy machine fail only on regressions that reproduce.
+ * --confirm N: each suspected regression (and improvement) is measured again N times (fresh processes,
+ * the current build) and compared with the base each time; it stays a regression (improvement) only if
+ * every round agrees. That is what makes a CI gate on a noisy machine fail only on regressions that
+ * reproduce, and report only improvements that do.
  */
 #ifndef POOLBENCH_HARNESS_COMPARE_H
 #define POOLBENCH_HARNESS_COMPARE_H
@@ -32,9 +33,9 @@ typedef struct pbh_case_cmp {
     pbh_match match;
     pbs_comparison cmp;          /* valid when match == PBH_MATCH_BOTH */
     int confirm_rounds;          /* rounds of --confirm run for this case */
-    int confirm_held;            /* rounds that also said "regression" */
-    pbs_verdict verdict;         /* final: a regression not held in every round becomes WITHIN_NOISE */
-    int unconfirmed;             /* 1 when --confirm overturned a regression */
+    int confirm_held;            /* rounds that said the same again ("regression", or "improvement") */
+    pbs_verdict verdict;         /* final: a regression or improvement not held in every round becomes WITHIN_NOISE */
+    int unconfirmed;             /* 1 when --confirm overturned a regression or an improvement */
     double min_detectable;       /* calibrated minimum detectable slowdown on this machine (fraction); 0 unknown */
 } pbh_case_cmp;
 
@@ -59,7 +60,8 @@ int pbh_compare_runs(const pbh_run *base, const pbh_run *new_, const pbs_compare
  * unconfirmed-but-unchanged. Supplied by the CLI (it owns the runner). */
 typedef int (*pbh_remeasure_fn)(void *ud, const pbh_case *c, pbh_case *fresh);
 
-/* --confirm: for every regression, `rounds` times: remeasure and compare against the base again. */
+/* --confirm: for every regression and every improvement, `rounds` times: remeasure and compare against
+ * the base again; it stands only if every round says the same. */
 int pbh_compare_confirm(pbh_comparison *cmp, int rounds, pbh_remeasure_fn remeasure, void *ud);
 
 /* --confirm on an interleaved pair: re-measures BOTH sides of a case, interleaved again, into fresh_base
@@ -67,7 +69,7 @@ int pbh_compare_confirm(pbh_comparison *cmp, int rounds, pbh_remeasure_fn remeas
 typedef int (*pbh_remeasure_pair_fn)(void *ud, const pbh_case *base, const pbh_case *new_, pbh_case *fresh_base,
                                      pbh_case *fresh_new);
 
-/* --confirm for a pair: every suspected regression is measured again on both sides `rounds` times, and
+/* --confirm for a pair: every suspected regression or improvement is measured again on both sides `rounds` times, and
  * each round compares the fresh base with the fresh new; it stands only if every round agrees. */
 int pbh_compare_confirm_pair(pbh_comparison *cmp, int rounds, pbh_remeasure_pair_fn remeasure, void *ud);
 

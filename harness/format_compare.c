@@ -40,6 +40,8 @@ static void verdict_text(const pbh_case_cmp *cc, char *buf, size_t len) {
         snprintf(buf, len, "REGRESSION (confirmed %d/%d)", cc->confirm_held, cc->confirm_rounds);
     else if (cc->verdict == PBS_VERDICT_REGRESSION)
         snprintf(buf, len, "REGRESSION");
+    else if (cc->verdict == PBS_VERDICT_IMPROVEMENT && cc->confirm_rounds)
+        snprintf(buf, len, "improvement (confirmed %d/%d)", cc->confirm_held, cc->confirm_rounds);
     else {
         snprintf(buf, len, "%s", name);
         for (char *p = buf; *p; p++)

@@ -328,6 +328,27 @@ static void test_confirm_pair_remeasures_both_sides(void **state) {
     assert_non_null(strstr(json, "\"paired\": true"));
     free(json);
     pbh_comparison_free(&cmp);
+
+    /* an improvement is confirmed the same way: one that does not reproduce is not reported */
+    assert_int_equal(pbh_compare_runs(head, base, NULL, &cmp), 0);
+    assert_int_equal(cmp.improvements, 1);
+    pair_fake same = {.base_time = 0.050, .new_time = 0.050};
+    pbh_compare_confirm_pair(&cmp, 2, fake_remeasure_pair, &same);
+    assert_int_equal(same.calls, 2);
+    assert_int_equal(cmp.improvements, 0);
+    assert_int_equal(cmp.cases[0].unconfirmed, 1);
+    assert_int_equal(cmp.cases[0].verdict, PBS_VERDICT_WITHIN_NOISE);
+    pbh_comparison_free(&cmp);
+    /* ... and one that does stands, said as confirmed */
+    assert_int_equal(pbh_compare_runs(head, base, NULL, &cmp), 0);
+    pair_fake faster = {.base_time = 0.050, .new_time = 0.040};
+    pbh_compare_confirm_pair(&cmp, 2, fake_remeasure_pair, &faster);
+    assert_int_equal(cmp.improvements, 1);
+    assert_int_equal(cmp.cases[0].confirm_held, 2);
+    char *text = pbh_compare_format_table(&cmp);
+    assert_non_null(strstr(text, "improvement (confirmed 2/2)"));
+    free(text);
+    pbh_comparison_free(&cmp);
     pbh_run_free(base);
     pbh_run_free(head);
 }
