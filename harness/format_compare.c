@@ -87,7 +87,7 @@ static void write_summary_line(FILE *out, const pbh_comparison *cmp, int markdow
     if (cmp->too_few) fprintf(out, ", %d with too few samples", cmp->too_few);
     if (cmp->unmatched) fprintf(out, ", %d not compared", cmp->unmatched);
     fprintf(out, " (alpha %g, threshold %g%%, %.0f%% bootstrap CI%s)\n", cmp->opts.alpha, 100 * cmp->opts.threshold,
-            100 * cmp->opts.confidence, cmp->confirm ? ", suspected regressions re-measured" : "");
+            100 * cmp->opts.confidence, cmp->confirm ? ", suspected regressions and improvements re-measured" : "");
 }
 
 /* What the verdicts rest on: interleaved or not, same machine or not, what the calibration says. */
