@@ -190,27 +190,43 @@ static long write_calls(pid_t pid) {
 
 typedef struct killer {
     pthread_t thread;
+    pb_pool *pool;
     atomic_int stop;
     atomic_int kills; /* read by the watchdog while the killer counts */
     unsigned seed;
 } killer;
 
 /* Every 1-5 ms, SIGKILLs a random worker among those that have answered the handshake and sent at least
- * one result (two write calls: READY, RESULT). Without that rule a respawned worker could be shot
- * before it does anything, forever, on a slow machine: with it, every kill is preceded by progress, so
- * the map always ends, and the crash-loop breaker (which wants a run of deaths with no task succeeding)
- * never trips, so what is tested is survival, not the breaker. */
+ * one result (two write calls: READY, RESULT), and never more than KILLS_WITHOUT_PROGRESS times before
+ * some task has finished OK (the pool's counters). Without those rules a respawned worker could be shot before it does anything,
+ * forever, on a slow machine: with it, every kill is preceded by progress, so the map always ends, and
+ * the crash-loop breaker (which wants a run of deaths with no task succeeding) never trips, so what is
+ * tested is survival, not the breaker. (The write count alone was not enough: under TSan in CI a spawn
+ * pool's breaker tripped after 21 kills with no task finished.) */
+enum { KILLS_WITHOUT_PROGRESS = 8 }; /* well under the breaker's default run of deaths */
 static void *killer_main(void *arg) {
     killer *k = arg;
     pid_t me = getpid();
+    uint64_t ok_seen = 0;
+    int kills_since_progress = 0;
     while (!atomic_load(&k->stop)) {
         sleep_us(1000 + (long)(rand_r(&k->seed) % 4000));
+        pb_counters c;
+        pb_pool_counters(k->pool, &c);
+        if (c.by_status[PB_STATUS_OK] > ok_seen) {
+            ok_seen = c.by_status[PB_STATUS_OK];
+            kills_since_progress = 0;
+        }
+        if (kills_since_progress >= KILLS_WITHOUT_PROGRESS) continue; /* let a task finish first */
         pid_t kids[64], ready[64];
         int n = children_of(me, kids, 64), m = 0;
         for (int i = 0; i < n; i++)
             if (write_calls(kids[i]) >= 2) ready[m++] = kids[i];
         if (m == 0) continue;
-        if (kill(ready[rand_r(&k->seed) % (unsigned)m], SIGKILL) == 0) atomic_fetch_add(&k->kills, 1);
+        if (kill(ready[rand_r(&k->seed) % (unsigned)m], SIGKILL) == 0) {
+            atomic_fetch_add(&k->kills, 1);
+            kills_since_progress++;
+        }
     }
     return NULL;
 }
@@ -280,7 +296,7 @@ static void test_random_kills(void **state) {
         v[i] = i;
         items[i] = (pb_item){&v[i], sizeof v[i]};
     }
-    killer k = {.seed = (unsigned)time(NULL) ^ (unsigned)getpid()};
+    killer k = {.pool = p, .seed = (unsigned)time(NULL) ^ (unsigned)getpid()};
     assert_int_equal(pthread_create(&k.thread, NULL, killer_main, &k), 0);
     watchdog wd = {.pool = p, .k = &k};
     assert_int_equal(pthread_create(&wd.thread, NULL, watchdog_main, &wd), 0);
