@@ -90,10 +90,6 @@ static int add_obs(pbh_calib_case *cc, const pbh_case *b, const pbh_case *h) {
     return PBH_OK;
 }
 
-static int is_flag(pbs_verdict v) {
-    return v == PBS_VERDICT_REGRESSION || v == PBS_VERDICT_IMPROVEMENT;
-}
-
 /* One session: size_index < 0 for A/A; else group `group` is injected with sizes[size_index]. */
 static int run_session(session *s, const pbh_calibrate_opts *o, int size_index, int group, pbh_calibration *out,
                        double *elapsed) {
@@ -149,16 +145,16 @@ static int run_session(session *s, const pbh_calibrate_opts *o, int size_index, 
                 continue;
             }
             k->aa_obs++;
-            k->aa_flagged += is_flag(first[i]);
+            k->aa_flagged += pbh_verdict_is_flag(first[i]);
             k->aa_confirmed += confirmed;
             confirmed_any |= confirmed;
             if (size_index >= 0) {
                 out->inj_other_verdicts++;
-                out->inj_other_flagged += is_flag(first[i]);
+                out->inj_other_flagged += pbh_verdict_is_flag(first[i]);
                 out->inj_other_confirmed += confirmed;
             } else {
                 out->aa_verdicts++;
-                out->aa_flagged += is_flag(first[i]);
+                out->aa_flagged += pbh_verdict_is_flag(first[i]);
             }
             rc = add_obs(k, cc->base, cc->new_);
         }
@@ -221,7 +217,7 @@ void pbh_calibrate_sweep(pbh_calibration *out, const pbh_calibrate_opts *o) {
                     if (pbs_compare(k->obs[j].base, k->obs[j].nb, k->obs[j].head, k->obs[j].nh, &cmp, &c) != PBS_OK)
                         continue;
                     st->aa_verdicts++;
-                    st->aa_flagged += is_flag(c.verdict);
+                    st->aa_flagged += pbh_verdict_is_flag(c.verdict);
                 }
             }
         }
@@ -234,9 +230,9 @@ void pbh_calibrate_sweep(pbh_calibration *out, const pbh_calibrate_opts *o) {
         pbh_mds_arrangements *set = pbh_mds_arrange(k->obs, k->nobs, o->block_reps, &o->cmp);
         for (size_t s = 0; set && s < out->nsweep; s++) {
             pbh_calib_setting *st = &out->sweep[s];
-            mds[s * (out->ncases + 1) + st->cases] = pbh_mds_estimate(set, st->alpha, st->threshold, o->confirm);
-            st->judgeable += mds[s * (out->ncases + 1) + st->cases] <= 2 * st->threshold + 1e-12;
-            st->cases++;
+            double md = pbh_mds_estimate(set, st->alpha, st->threshold, o->confirm);
+            mds[s * (out->ncases + 1) + (size_t)st->cases++] = md;
+            st->judgeable += md <= 2 * st->threshold + 1e-12;
         }
         pbh_mds_free(set);
     }

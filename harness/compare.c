@@ -81,7 +81,7 @@ int pbh_compare_runs(const pbh_run *base, const pbh_run *new_, const pbs_compare
 /* Confirmation covers every flagged verdict, improvements too: an unconfirmed "improvement" in a CI
  * summary misleads as much as a false regression (the stop 15 validation saw a +3 % slowdown reported as
  * one, on a case whose A/A change varies by 20 %), even though only a regression fails the gate. */
-static int is_flagged(pbs_verdict v) {
+int pbh_verdict_is_flag(pbs_verdict v) {
     return v == PBS_VERDICT_REGRESSION || v == PBS_VERDICT_IMPROVEMENT;
 }
 
@@ -105,7 +105,7 @@ int pbh_compare_confirm_pair(pbh_comparison *cmp, int rounds, pbh_remeasure_pair
     if (rounds <= 0 || !remeasure) return 0;
     for (size_t i = 0; i < cmp->ncases; i++) {
         pbh_case_cmp *cc = &cmp->cases[i];
-        if (cc->match != PBH_MATCH_BOTH || !is_flagged(cc->verdict)) continue;
+        if (cc->match != PBH_MATCH_BOTH || !pbh_verdict_is_flag(cc->verdict)) continue;
         for (int r = 0; r < rounds; r++) {
             pbh_case fresh_base = {0}, fresh_new = {0};
             int rc = remeasure(ud, cc->base, cc->new_, &fresh_base, &fresh_new);
@@ -128,7 +128,7 @@ int pbh_compare_confirm(pbh_comparison *cmp, int rounds, pbh_remeasure_fn remeas
     if (rounds <= 0 || !remeasure) return 0;
     for (size_t i = 0; i < cmp->ncases; i++) {
         pbh_case_cmp *cc = &cmp->cases[i];
-        if (cc->match != PBH_MATCH_BOTH || !is_flagged(cc->verdict)) continue;
+        if (cc->match != PBH_MATCH_BOTH || !pbh_verdict_is_flag(cc->verdict)) continue;
         for (int r = 0; r < rounds; r++) {
             pbh_case fresh = {0};
             int rc = remeasure(ud, cc->new_, &fresh);

@@ -73,6 +73,9 @@ typedef int (*pbh_remeasure_pair_fn)(void *ud, const pbh_case *base, const pbh_c
  * each round compares the fresh base with the fresh new; it stands only if every round agrees. */
 int pbh_compare_confirm_pair(pbh_comparison *cmp, int rounds, pbh_remeasure_pair_fn remeasure, void *ud);
 
+/* A flagged verdict: a regression or an improvement (what --confirm re-measures). */
+int pbh_verdict_is_flag(pbs_verdict v);
+
 /* Recounts the totals from the cases' verdicts. */
 void pbh_compare_tally(pbh_comparison *cmp);
 

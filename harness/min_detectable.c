@@ -74,6 +74,7 @@ static int arrange_one(pbh_mds_arrangements *set, const pbh_calib_obs *o, size_t
     if (k > PBH_MDS_MAX_SWAPS)
         k = PBH_MDS_MAX_SWAPS;
     size_t patterns = (size_t)1 << k, most = kb > kh ? kb : kh;
+    size_t min_samples = set->cmp.min_samples ? set->cmp.min_samples : 1;
     for (size_t mask = 0; mask < patterns; mask++) {
         arrangement *x = &set->a[set->n];
         /* a swapped block pair exchanges its blocks; the sample counts change only if a short last block moves */
@@ -93,8 +94,7 @@ static int arrange_one(pbh_mds_arrangements *set, const pbh_calib_obs *o, size_t
         x->weight = 1.0 / (double)patterns;
         x->lo = NAN;
         pbs_ci ci;
-        if (x->nb >= (set->cmp.min_samples ? set->cmp.min_samples : 1) &&
-            x->nh >= (set->cmp.min_samples ? set->cmp.min_samples : 1) &&
+        if (x->nb >= min_samples && x->nh >= min_samples &&
             pbs_bootstrap_median_change(x->base, x->nb, x->head, x->nh, set->cmp.resamples, set->cmp.confidence,
                                         set->cmp.seed, &ci) == PBS_OK)
             x->lo = ci.lo;

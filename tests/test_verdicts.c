@@ -552,6 +552,13 @@ static void make_obs(pbh_calib_obs *o, double wobble, double shift, unsigned sal
     }
 }
 
+static void free_obs(pbh_calib_obs *obs, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(obs[i].base);
+        free(obs[i].head);
+    }
+}
+
 /* Each arrangement's solved slowdown against the rule itself: pbs_compare of the arrangement's sides with
  * the head slowed by exactly that much says "regression", and 0.01 % less does not. One block per side, so
  * arrangement 0 is the observation as measured and arrangement 1 its sides exchanged. */
@@ -591,10 +598,7 @@ static void test_mds_required_is_the_rule(void **state) {
                     }
                 }
         pbh_mds_free(set);
-        for (unsigned i = 0; i < 3; i++) {
-            free(obs[i].base);
-            free(obs[i].head);
-        }
+        free_obs(obs, 3);
     }
 }
 
@@ -625,10 +629,7 @@ static void test_mds_arranges_the_blocks(void **state) {
     pbh_mds_free(set);
     assert_true(md > 0.08 && md < 0.12); /* threshold + the 4 % block + the interval */
     assert_true(fabs(pbh_calibrate_min_detectable(obs, 10, 5, &cmp, 2) - md) < 1e-12);
-    for (unsigned i = 0; i < 10; i++) {
-        free(obs[i].base);
-        free(obs[i].head);
-    }
+    free_obs(obs, 10);
 }
 
 static void test_min_detectable(void **state) {
