@@ -47,10 +47,70 @@ typedef struct session {
     const unsigned char *injected; /* per plan case */
     pbh_ab_opts ab;
     uint64_t next_seed;
+    const pbs_compare_opts *cmp; /* the gate's rule, to record each confirmation round of a trial */
+    pbh_calib_trial *trials;     /* this session's injected trials, per plan case (NULL: an A/A session) */
 } session;
 
 static const pbh_executor *head_for(session *s, size_t i) {
     return s->injected && s->injected[i] ? &s->inj_ex : &s->head_ex;
+}
+
+/* A round of an injected trial: its verdict and figures as the gate's rules give them, and its samples
+ * (dropped again by keep_trial unless the trial is missed). A round that could not be compared (a side
+ * failed) is recorded as "too few samples". */
+static void trial_add_round(pbh_calib_trial *t, const pbh_case *b, const pbh_case *h, const pbs_compare_opts *cmp) {
+    if (t->nrounds >= PBH_CALIBRATE_MAX_ROUNDS)
+        return;
+    pbh_calib_round *r = &t->round[t->nrounds++];
+    pbs_comparison c;
+    if (pbh_case_is_ok(b) && pbh_case_is_ok(h) && pbh_compare_cases(b, h, cmp, &c) == PBS_OK) {
+        int held = r == t->round ? pbh_verdict_is_flag(c.verdict)
+                                 : pbh_confirm_round_holds(&c, t->round[0].verdict, cmp);
+        *r = (pbh_calib_round){c.verdict, c.change, c.ci.lo, c.ci.hi, c.mwu.p, held};
+    } else {
+        *r = (pbh_calib_round){PBS_VERDICT_TOO_FEW_SAMPLES, NAN, NAN, NAN, NAN, 0};
+    }
+    pbh_calib_obs *na = realloc(t->samples, (t->nsamples + 1) * sizeof *na);
+    if (!na)
+        return;
+    t->samples = na;
+    pbh_calib_obs *o = &t->samples[t->nsamples];
+    o->base = pbh_case_times(b);
+    o->head = pbh_case_times(h);
+    o->nb = b->nsamples;
+    o->nh = h->nsamples;
+    if (o->base && o->head)
+        t->nsamples++;
+    else {
+        free(o->base);
+        free(o->head);
+    }
+}
+
+static void trial_clear(pbh_calib_trial *t) {
+    for (size_t j = 0; j < t->nsamples; j++) {
+        free(t->samples[j].base);
+        free(t->samples[j].head);
+    }
+    free(t->samples);
+    t->samples = NULL;
+    t->nsamples = 0;
+}
+
+/* The trial goes to its case; a detected one without its samples (only misses are read by hand). */
+static int keep_trial(pbh_calib_case *k, pbh_calib_trial *t, pbs_verdict final) {
+    t->final = final;
+    if (final == PBS_VERDICT_REGRESSION)
+        trial_clear(t);
+    pbh_calib_trial *na = realloc(k->tri, (k->ntri + 1) * sizeof *na);
+    if (!na) {
+        trial_clear(t);
+        return PBH_ENOMEM;
+    }
+    k->tri = na;
+    k->tri[k->ntri++] = *t;
+    memset(t, 0, sizeof *t); /* the case owns the samples now */
+    return PBH_OK;
 }
 
 /* compare's --confirm on a pair: the case again, both sides, interleaved, with the same injection */
@@ -66,6 +126,8 @@ static int remeasure_pair(void *ud, const pbh_case *base, const pbh_case *new_, 
         pbh_case_describe(fresh_base, &s->plan->cases[i]);
         pbh_case_describe(fresh_new, &s->plan->cases[i]);
         pbh_ab_run_case(&s->plan->cases[i], i, &s->base_ex, head_for(s, i), &ab, fresh_base, fresh_new);
+        if (s->trials && s->injected[i])
+            trial_add_round(&s->trials[i], fresh_base, fresh_new, s->cmp);
         return 0;
     }
     return -1;
@@ -97,7 +159,8 @@ static int run_session(session *s, const pbh_calibrate_opts *o, int size_index, 
     unsigned char *inj = calloc(plan->n + 1, 1);
     pbh_run *base = pbh_run_new(), *head = pbh_run_new();
     pbs_verdict *first = calloc(plan->n + 1, sizeof *first);
-    int rc = inj && base && head && first ? PBH_OK : PBH_ENOMEM;
+    pbh_calib_trial *trials = size_index >= 0 ? calloc(plan->n + 1, sizeof *trials) : NULL;
+    int rc = inj && base && head && first && (size_index < 0 || trials) ? PBH_OK : PBH_ENOMEM;
     double t0 = pbs_now();
     if (rc == PBH_OK && size_index >= 0) {
         for (size_t i = 0; i < plan->n; i++)
@@ -123,9 +186,18 @@ static int run_session(session *s, const pbh_calibrate_opts *o, int size_index, 
     if (rc == PBH_OK && pbh_compare_runs(base, head, &o->cmp, &cmp) != 0)
         rc = PBH_ENOMEM;
     if (rc == PBH_OK) {
-        for (size_t i = 0; i < plan->n; i++)
+        for (size_t i = 0; i < plan->n; i++) {
             first[i] = cmp.cases[i].verdict;
+            if (trials && inj[i] && cmp.cases[i].match == PBH_MATCH_BOTH) {
+                trials[i].pct = o->sizes[size_index];
+                trials[i].session = out->aa_sessions + out->inj_sessions + 1;
+                trial_add_round(&trials[i], cmp.cases[i].base, cmp.cases[i].new_, &cmp.opts);
+            }
+        }
+        s->trials = trials;
+        s->cmp = &cmp.opts;
         pbh_compare_confirm_pair(&cmp, o->confirm, remeasure_pair, s);
+        s->trials = NULL;
     }
     if (rc == PBH_OK && pbh_runner_interrupted())
         rc = PBH_EINPUT; /* a session cut short says nothing: it is not counted */
@@ -142,6 +214,7 @@ static int run_session(session *s, const pbh_calibrate_opts *o, int size_index, 
                 k->detected[size_index] += confirmed;
                 /* what the gate reports: an improvement confirmed like a regression (compare.h) */
                 k->improvement[size_index] += cc->verdict == PBS_VERDICT_IMPROVEMENT;
+                rc = keep_trial(k, &trials[i], cc->verdict);
                 continue;
             }
             k->aa_obs++;
@@ -170,6 +243,9 @@ static int run_session(session *s, const pbh_calibrate_opts *o, int size_index, 
     pbh_run_free(base);
     pbh_run_free(head);
     free(first);
+    for (size_t i = 0; trials && i < plan->n; i++)
+        trial_clear(&trials[i]); /* those not kept (a session cut short, a case that did not run) */
+    free(trials);
     free(inj);
     s->injected = NULL;
     return rc;
@@ -360,6 +436,9 @@ void pbh_calibration_free(pbh_calibration *c) {
             free(c->cases[i].obs[j].head);
         }
         free(c->cases[i].obs);
+        for (size_t j = 0; j < c->cases[i].ntri; j++)
+            trial_clear(&c->cases[i].tri[j]);
+        free(c->cases[i].tri);
     }
     free(c->cases);
     free(c->started_at);

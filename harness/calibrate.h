@@ -14,7 +14,8 @@
  * change between the two sides of A/A observations), false alarms without and with confirmation, the
  * detection rate per injected size (confirmed regressions / trials), and the minimum detectable slowdown:
  * the smallest slowdown that the gate's rule (alpha, threshold, confirm rounds) would detect with >= 95 %
- * power (one round's power ^ (1 + confirm rounds), as every round must agree), estimated from the case's
+ * power (the first round's power under the whole rule x a confirmation round's power ^ confirm rounds, as
+ * every round must agree; compare.h), estimated from the case's
  * own A/A observations in every arrangement of their blocks that the interleaved design could have run
  * (min_detectable.c). The injected trials check that estimate against real slowdowns.
  */
@@ -53,6 +54,28 @@ typedef struct pbh_calib_obs {
     size_t nb, nh;
 } pbh_calib_obs;
 
+/* One round of an injected trial as the gate judged it: the first comparison, then each --confirm round. */
+typedef struct pbh_calib_round {
+    pbs_verdict verdict;      /* the whole rule's verdict on this round alone */
+    double change, lo, hi, p; /* change of medians and its bootstrap CI (fractions), Mann-Whitney p */
+    int held;                 /* first round: flagged; a confirmation round: pbh_confirm_round_holds */
+} pbh_calib_round;
+
+#define PBH_CALIBRATE_MAX_ROUNDS 9 /* the first round and up to 8 confirmation rounds are kept */
+
+/* One injected trial of a case, kept so that a miss can be read afterwards (docs/verdicts.md): which
+ * round turned it, by how much. A trial the gate did not detect (final != regression) also keeps every
+ * round's samples (`samples`, one pbh_calib_obs per round, block order), to be judged again by hand. */
+typedef struct pbh_calib_trial {
+    double pct;                                   /* injected slowdown, percent */
+    int session;                                  /* 1-based session of the calibration */
+    pbs_verdict final;                            /* what the gate reported after confirmation */
+    int nrounds;
+    pbh_calib_round round[PBH_CALIBRATE_MAX_ROUNDS];
+    pbh_calib_obs *samples;                       /* per round, misses only (NULL otherwise) */
+    size_t nsamples;
+} pbh_calib_trial;
+
 typedef struct pbh_calib_case {
     char *name;
     int runnable;                        /* 0: unsupported here, nothing measured */
@@ -67,6 +90,8 @@ typedef struct pbh_calib_case {
     double min_detectable;               /* fraction; 0 when there are too few A/A observations */
     pbh_calib_obs *obs;                  /* the A/A observations' samples, for the estimate */
     size_t nobs;
+    pbh_calib_trial *tri;                /* every injected trial, in session order */
+    size_t ntri;
 } pbh_calib_case;
 
 /* The A/A observations judged again at other settings (the settings sweep): what another alpha or
@@ -127,6 +152,9 @@ pbh_mds_arrangements *pbh_mds_arrange(const pbh_calib_obs *obs, size_t nobs, int
 double pbh_mds_estimate(const pbh_mds_arrangements *set, double alpha, double threshold, int confirm);
 size_t pbh_mds_count(const pbh_mds_arrangements *set);
 double pbh_mds_required(const pbh_mds_arrangements *set, size_t i, double alpha, double threshold);
+/* ... and the smallest at which a --confirm round holds (pbh_confirm_round_holds: p < alpha, the change
+ * itself beyond the threshold): never more than pbh_mds_required. */
+double pbh_mds_required_confirm(const pbh_mds_arrangements *set, size_t i, double alpha, double threshold);
 void pbh_mds_free(pbh_mds_arrangements *set);
 
 /* Computes every case's figures (noise, spread, min. detectable) and the settings sweep from the A/A

@@ -12,8 +12,7 @@
 
 #include "machine.h"
 
-static int compare_cases(const pbh_case *base, const pbh_case *new_, const pbs_compare_opts *opts,
-                         pbs_comparison *out) {
+int pbh_compare_cases(const pbh_case *base, const pbh_case *new_, const pbs_compare_opts *opts, pbs_comparison *out) {
     double *b = pbh_case_times(base), *n = pbh_case_times(new_);
     int rc = (b && n) ? pbs_compare(b, base->nsamples, n, new_->nsamples, opts, out) : PBS_ENOMEM;
     free(b);
@@ -60,7 +59,7 @@ int pbh_compare_runs(const pbh_run *base, const pbh_run *new_, const pbs_compare
             cc->match = PBH_MATCH_NOT_OK;
         } else {
             cc->match = PBH_MATCH_BOTH;
-            int rc = compare_cases(cc->base, cc->new_, &out->opts, &cc->cmp);
+            int rc = pbh_compare_cases(cc->base, cc->new_, &out->opts, &cc->cmp);
             if (rc == PBS_ENOMEM) return pbh_error(rc);
             if (rc != PBS_OK) cc->match = PBH_MATCH_NOT_OK; /* e.g. a zero time: nothing to compare */
             cc->verdict = cc->cmp.verdict;
@@ -86,10 +85,20 @@ int pbh_verdict_is_flag(pbs_verdict v) {
 }
 
 /* One confirmation round's verdict on a case: the same flag again (regression or improvement), or not. */
+int pbh_confirm_round_holds(const pbs_comparison *round, pbs_verdict flag, const pbs_compare_opts *opts) {
+    if (!(round->mwu.p < opts->alpha))
+        return 0;
+    if (flag == PBS_VERDICT_REGRESSION)
+        return round->change > opts->threshold;
+    if (flag == PBS_VERDICT_IMPROVEMENT)
+        return round->change < -opts->threshold;
+    return 0;
+}
+
 static int round_holds(const pbh_case *base, const pbh_case *fresh, const pbs_compare_opts *opts, pbs_verdict flag) {
     pbs_comparison again;
-    return pbh_case_is_ok(base) && pbh_case_is_ok(fresh) && compare_cases(base, fresh, opts, &again) == PBS_OK &&
-           again.verdict == flag;
+    return pbh_case_is_ok(base) && pbh_case_is_ok(fresh) && pbh_compare_cases(base, fresh, opts, &again) == PBS_OK &&
+           pbh_confirm_round_holds(&again, flag, opts);
 }
 
 static void settle(pbh_case_cmp *cc) {

@@ -38,6 +38,46 @@ static json_t *samples_json(const pbh_calib_case *k) {
     return a;
 }
 
+static json_t *number_or_null(double v) {
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* Every injected trial: each round's verdict and figures; a missed trial also each round's samples. */
+static json_t *trials_json(const pbh_calib_case *k) {
+    json_t *a = json_array();
+    for (size_t j = 0; j < k->ntri; j++) {
+        const pbh_calib_trial *t = &k->tri[j];
+        json_t *x = json_object(), *rounds = json_array();
+        json_object_set_new(x, "pct", json_real(t->pct));
+        json_object_set_new(x, "session", json_integer(t->session));
+        json_object_set_new(x, "verdict", json_string(pbs_verdict_name(t->final)));
+        for (int r = 0; r < t->nrounds; r++) {
+            const pbh_calib_round *rd = &t->round[r];
+            json_t *y = json_object();
+            json_object_set_new(y, "verdict", json_string(pbs_verdict_name(rd->verdict)));
+            json_object_set_new(y, "change", number_or_null(rd->change));
+            json_object_set_new(y, "ci_lo", number_or_null(rd->lo));
+            json_object_set_new(y, "ci_hi", number_or_null(rd->hi));
+            json_object_set_new(y, "p", number_or_null(rd->p));
+            json_object_set_new(y, "held", json_boolean(rd->held));
+            json_array_append_new(rounds, y);
+        }
+        json_object_set_new(x, "rounds", rounds);
+        if (t->nsamples) {
+            json_t *smp = json_array();
+            for (size_t r = 0; r < t->nsamples; r++) {
+                json_t *y = json_object();
+                json_object_set_new(y, "base", numbers_json(t->samples[r].base, t->samples[r].nb));
+                json_object_set_new(y, "head", numbers_json(t->samples[r].head, t->samples[r].nh));
+                json_array_append_new(smp, y);
+            }
+            json_object_set_new(x, "samples", smp);
+        }
+        json_array_append_new(a, x);
+    }
+    return a;
+}
+
 char *pbh_calibration_format_json(const pbh_calibration *c) {
     json_t *root = json_object();
     json_object_set_new(root, "format", json_string("poolbench-calibration"));
@@ -105,6 +145,7 @@ char *pbh_calibration_format_json(const pbh_calibration *c) {
             }
             json_object_set_new(o, "injected", inj);
             json_object_set_new(o, "aa_samples", samples_json(k));
+            json_object_set_new(o, "trials", trials_json(k));
         }
         json_array_append_new(cases, o);
     }
@@ -179,6 +220,61 @@ static double num_of(json_t *o, const char *key) {
     return json_number_value(json_object_get(o, key));
 }
 
+static double num_or_nan(json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static pbs_verdict verdict_of(json_t *o, const char *key) {
+    const char *name = json_string_value(json_object_get(o, key));
+    static const pbs_verdict all[] = {PBS_VERDICT_NO_CHANGE, PBS_VERDICT_WITHIN_NOISE, PBS_VERDICT_REGRESSION,
+                                      PBS_VERDICT_IMPROVEMENT, PBS_VERDICT_TOO_FEW_SAMPLES};
+    for (size_t i = 0; name && i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(name, pbs_verdict_name(all[i])) == 0)
+            return all[i];
+    return PBS_VERDICT_TOO_FEW_SAMPLES;
+}
+
+/* The injected trials back (a calibration from before they were kept has none). 0: out of memory. */
+static int parse_trials(json_t *a, pbh_calib_case *k) {
+    size_t len = json_array_size(a);
+    if (!len)
+        return 1;
+    k->tri = calloc(len, sizeof *k->tri);
+    if (!k->tri)
+        return 0;
+    for (size_t j = 0; j < len; j++) {
+        json_t *x = json_array_get(a, j), *rounds = json_object_get(x, "rounds"), *smp = json_object_get(x, "samples");
+        pbh_calib_trial *t = &k->tri[k->ntri++];
+        t->pct = num_of(x, "pct");
+        t->session = int_of(x, "session");
+        t->final = verdict_of(x, "verdict");
+        for (size_t r = 0; r < json_array_size(rounds) && t->nrounds < PBH_CALIBRATE_MAX_ROUNDS; r++) {
+            json_t *y = json_array_get(rounds, r);
+            t->round[t->nrounds++] = (pbh_calib_round){verdict_of(y, "verdict"), num_or_nan(y, "change"),
+                                                       num_or_nan(y, "ci_lo"), num_or_nan(y, "ci_hi"),
+                                                       num_or_nan(y, "p"), json_is_true(json_object_get(y, "held"))};
+        }
+        if (json_array_size(smp)) {
+            t->samples = calloc(json_array_size(smp), sizeof *t->samples);
+            if (!t->samples)
+                return 0;
+            for (size_t r = 0; r < json_array_size(smp); r++) {
+                pbh_calib_obs *o = &t->samples[t->nsamples];
+                o->base = numbers_of(json_object_get(json_array_get(smp, r), "base"), &o->nb);
+                o->head = numbers_of(json_object_get(json_array_get(smp, r), "head"), &o->nh);
+                if (o->base && o->head)
+                    t->nsamples++;
+                else {
+                    free(o->base);
+                    free(o->head);
+                }
+            }
+        }
+    }
+    return 1;
+}
+
 int pbh_calibration_parse_json(const char *text, pbh_calibration *out) {
     memset(out, 0, sizeof *out);
     pbs_compare_opts_default(&out->opts.cmp); /* what the document does not record is the gate's default */
@@ -237,6 +333,7 @@ int pbh_calibration_parse_json(const char *text, pbh_calibration *out) {
         k->spread = num_of(o, "spread");
         k->min_detectable = num_of(o, "min_detectable");
         ok = ok && parse_samples(json_object_get(o, "aa_samples"), k);
+        ok = ok && parse_trials(json_object_get(o, "trials"), k);
         json_t *inj = json_object_get(o, "injected");
         for (size_t s = 0; s < json_array_size(inj) && s < out->opts.nsizes; s++) {
             json_t *x = json_array_get(inj, s);
@@ -355,6 +452,50 @@ static void write_legend(FILE *out, int md) {
             md ? "\n" : "");
 }
 
+/* The first round by its verdict; a confirmation round by whether it held (its own rule, compare.h). */
+static void write_round(FILE *out, const pbh_calib_round *r, int first) {
+    const char *what = first ? pbs_verdict_name(r->verdict) : r->held ? "held" : "not held";
+    if (isfinite(r->change))
+        fprintf(out, "%s %+.1f%% [%+.1f%%, %+.1f%%] p %.2g", what, 100 * r->change, 100 * r->lo, 100 * r->hi, r->p);
+    else
+        fprintf(out, "%s (%s)", what, pbs_verdict_name(r->verdict));
+}
+
+/* The trials that miss a goal, round by round, so that a miss can be read: a slowdown of at least twice
+ * the threshold that a case judgeable here did not report as a regression, and any slowdown reported as
+ * an improvement. Printed only when there are such trials. */
+static int trial_missed(const pbh_calibration *c, const pbh_calib_case *k, const pbh_calib_trial *t) {
+    if (t->final == PBS_VERDICT_IMPROVEMENT)
+        return 1;
+    return t->final != PBS_VERDICT_REGRESSION && can_judge(c, k) && t->pct >= 200 * c->opts.cmp.threshold - 1e-9;
+}
+
+static void write_misses(FILE *out, const pbh_calibration *c, int md) {
+    int n = 0;
+    for (size_t i = 0; i < c->ncases; i++)
+        for (size_t j = 0; j < c->cases[i].ntri; j++)
+            n += trial_missed(c, &c->cases[i], &c->cases[i].tri[j]);
+    if (!n)
+        return;
+    fprintf(out, "\n%smissed trials%s (a slowdown >= 2 x threshold not reported by a case judgeable here, or any "
+                 "reported as an improvement), each round as the gate judged it (first, then --confirm):\n\n",
+            md ? "**" : "", md ? "**" : "");
+    for (size_t i = 0; i < c->ncases; i++) {
+        const pbh_calib_case *k = &c->cases[i];
+        for (size_t j = 0; j < k->ntri; j++) {
+            const pbh_calib_trial *t = &k->tri[j];
+            if (!trial_missed(c, k, t))
+                continue;
+            fprintf(out, md ? "- `%s` +%g%% (session %d): " : "  %s +%g%% (session %d): ", k->name, t->pct, t->session);
+            for (int r = 0; r < t->nrounds; r++) {
+                fprintf(out, "%s", r ? "; " : "");
+                write_round(out, &t->round[r], r == 0);
+            }
+            fprintf(out, " => %s\n", pbs_verdict_name(t->final));
+        }
+    }
+}
+
 /* The settings sweep: the A/A observations judged again at other alphas and thresholds. */
 static void write_sweep(FILE *out, const pbh_calibration *c, int md) {
     if (!c->nsweep)
@@ -388,6 +529,7 @@ static void write_table(FILE *out, const void *arg) {
     write_summary(out, c, 0);
     write_cases(out, c, 0);
     write_legend(out, 0);
+    write_misses(out, c, 0);
     write_sweep(out, c, 0);
 }
 
@@ -396,6 +538,7 @@ static void write_markdown(FILE *out, const void *arg) {
     write_summary(out, c, 1);
     write_cases(out, c, 1);
     write_legend(out, 1);
+    write_misses(out, c, 1);
     write_sweep(out, c, 1);
 }
 
@@ -493,6 +636,7 @@ static void write_goals(FILE *out, const void *arg) {
     fprintf(out, "\n");
     write_cases(out, c, md);
     write_legend(out, md);
+    write_misses(out, c, md);
     write_sweep(out, c, md);
 }
 

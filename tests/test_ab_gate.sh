@@ -102,6 +102,13 @@ for c in cases:
     assert c["aa_observations"] == 3, c
     assert c["injected"][0]["trials"] == 1, c
     assert c["min_detectable"] > 0, c
+    # the injected trial is kept round by round; a real +50 % shows in its first round; only a missed
+    # trial keeps its samples (one per round)
+    assert len(c["trials"]) == 1 and c["trials"][0]["pct"] == 50, c["trials"]
+    t = c["trials"][0]
+    assert 1 <= len(t["rounds"]) <= 3 and t["rounds"][0]["change"] > 0.2, t
+    assert ("samples" in t) == (t["verdict"] != "regression"), t
+    assert "samples" not in t or len(t["samples"]) == len(t["rounds"]), t
 PY
 # --show prints the stored calibration without measuring; a machine without one is bad input (exit 2)
 "$pb" calibrate --show --format json > "$tmp/cal_show.json" || fail "calibrate --show"

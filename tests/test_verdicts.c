@@ -292,6 +292,35 @@ static int fake_remeasure_pair(void *ud, const pbh_case *base, const pbh_case *n
     return 0;
 }
 
+/* What a confirmation round must show: significance and the change itself beyond the threshold on the
+ * flagged side; the interval was the first round's test. The first case is stop 16's missed trial: an
+ * injected +10 % measured again at +9.8 % [+4.7 %, +10.0 %], p 3.4e-06, which the interval rule overturned. */
+static void test_confirm_round_rule(void **state) {
+    (void)state;
+    pbs_compare_opts o;
+    pbs_compare_opts_default(&o); /* alpha 0.01, threshold 5 % */
+    pbs_comparison c;
+    memset(&c, 0, sizeof c);
+    c.mwu.p = 3.4e-6;
+    c.change = c.ci.estimate = 0.098;
+    c.ci.lo = 0.047;
+    c.ci.hi = 0.100;
+    assert_true(pbh_confirm_round_holds(&c, PBS_VERDICT_REGRESSION, &o));
+    assert_false(pbh_confirm_round_holds(&c, PBS_VERDICT_IMPROVEMENT, &o));
+    assert_false(pbh_confirm_round_holds(&c, PBS_VERDICT_NO_CHANGE, &o));
+    c.mwu.p = 0.02; /* not significant at alpha */
+    assert_false(pbh_confirm_round_holds(&c, PBS_VERDICT_REGRESSION, &o));
+    c.mwu.p = 1e-4;
+    c.change = 0.049; /* significant, but smaller than the threshold */
+    assert_false(pbh_confirm_round_holds(&c, PBS_VERDICT_REGRESSION, &o));
+    c.change = -0.08;
+    assert_true(pbh_confirm_round_holds(&c, PBS_VERDICT_IMPROVEMENT, &o));
+    assert_false(pbh_confirm_round_holds(&c, PBS_VERDICT_REGRESSION, &o));
+    c.change = NAN; /* nothing to judge falls to the safe side */
+    assert_false(pbh_confirm_round_holds(&c, PBS_VERDICT_REGRESSION, &o));
+    assert_false(pbh_confirm_round_holds(&c, PBS_VERDICT_IMPROVEMENT, &o));
+}
+
 static void test_confirm_pair_remeasures_both_sides(void **state) {
     (void)state;
     pbh_run *base = pbh_run_new(), *head = pbh_run_new();
@@ -596,6 +625,20 @@ static void test_mds_required_is_the_rule(void **state) {
                         assert_int_equal(pbs_compare(b, 20, slowed, 20, &at, &c), PBS_OK);
                         assert_int_not_equal(c.verdict, PBS_VERDICT_REGRESSION);
                     }
+                    /* a confirmation round's requirement: the round holds at it, not just below, and it
+                     * never asks more than the first round's */
+                    double dc = pbh_mds_required_confirm(set, i, alphas[a], thresholds[t]);
+                    assert_true(dc >= 0 && dc <= d + 2e-5 * (1 + d)); /* both may end in the p search's bisection */
+                    for (int j = 0; j < 20; j++)
+                        slowed[j] = h[j] * (1 + dc);
+                    assert_int_equal(pbs_compare(b, 20, slowed, 20, &at, &c), PBS_OK);
+                    assert_true(pbh_confirm_round_holds(&c, PBS_VERDICT_REGRESSION, &at));
+                    if (dc > 1e-4) {
+                        for (int j = 0; j < 20; j++)
+                            slowed[j] = h[j] * (1 + dc - 1e-4);
+                        assert_int_equal(pbs_compare(b, 20, slowed, 20, &at, &c), PBS_OK);
+                        assert_false(pbh_confirm_round_holds(&c, PBS_VERDICT_REGRESSION, &at));
+                    }
                 }
         pbh_mds_free(set);
         free_obs(obs, 3);
@@ -749,6 +792,30 @@ static void test_calibration_json_round_trip(void **state) {
     c.cases[0].detected[0] = 19;
     c.cases[0].trials[1] = 5;
     c.cases[0].improvement[1] = 0;
+    /* its injected trials: one detected (rounds kept, samples not), one missed in a confirmation round
+     * (samples of both rounds kept), one +3 % reported as an improvement */
+    c.cases[0].ntri = 3;
+    c.cases[0].tri = calloc(3, sizeof *c.cases[0].tri);
+    pbh_calib_trial *t = c.cases[0].tri;
+    t[0] = (pbh_calib_trial){.pct = 10, .session = 4, .final = PBS_VERDICT_REGRESSION, .nrounds = 3};
+    for (int r = 0; r < 3; r++)
+        t[0].round[r] = (pbh_calib_round){PBS_VERDICT_REGRESSION, 0.1, 0.095, 0.105, 3.4e-6, 1};
+    t[1] = (pbh_calib_trial){.pct = 10, .session = 9, .final = PBS_VERDICT_WITHIN_NOISE, .nrounds = 2};
+    t[1].round[0] = (pbh_calib_round){PBS_VERDICT_REGRESSION, 0.1, 0.097, 0.103, 3.4e-6, 1};
+    t[1].round[1] = (pbh_calib_round){PBS_VERDICT_NO_CHANGE, 0.012, -0.02, 0.11, 0.2, 0};
+    t[1].nsamples = 2;
+    t[1].samples = calloc(2, sizeof *t[1].samples);
+    for (int r = 0; r < 2; r++) {
+        pbh_calib_obs *o = &t[1].samples[r];
+        o->nb = o->nh = 2;
+        o->base = malloc(2 * sizeof *o->base);
+        o->head = malloc(2 * sizeof *o->head);
+        o->base[0] = o->base[1] = 0.02;
+        o->head[0] = 0.022;
+        o->head[1] = r ? 0.0201 : 0.022;
+    }
+    t[2] = (pbh_calib_trial){.pct = 3, .session = 12, .final = PBS_VERDICT_IMPROVEMENT, .nrounds = 1};
+    t[2].round[0] = (pbh_calib_round){PBS_VERDICT_IMPROVEMENT, -0.08, -0.12, -0.06, 0.004, 1};
     c.cases[1].name = strdup("crash/threads/w2/items=16");
     c.nsweep = 1;
     c.sweep[0] = (pbh_calib_setting){0.05, 0.02, 520, 9, 26, 4, 0.125};
@@ -760,6 +827,15 @@ static void test_calibration_json_round_trip(void **state) {
     char *a = pbh_calibration_format_goals(&c, 1), *b = pbh_calibration_format_goals(&back, 1);
     assert_string_equal(a, b); /* and the goals table (which needs the summary counts) is the same */
     assert_non_null(strstr(b, "3 of 520 case verdicts"));
+    /* the missed trials are listed round by round; the detected one is not */
+    assert_non_null(strstr(b, "- `sleep/serial/w1/items=4,ms=20` +10% (session 9): regression +10.0% [+9.7%, +10.3%] "
+                              "p 3.4e-06; not held +1.2% [-2.0%, +11.0%] p 0.2 => within_noise\n"));
+    assert_non_null(strstr(b, "+3% (session 12): improvement -8.0% [-12.0%, -6.0%] p 0.004 => improvement"));
+    assert_null(strstr(b, "(session 4)"));
+    assert_int_equal((int)back.cases[0].ntri, 3);
+    assert_int_equal((int)back.cases[0].tri[1].nsamples, 2);
+    assert_true(back.cases[0].tri[1].samples[1].head[1] == 0.0201);
+    assert_int_equal((int)back.cases[0].tri[0].nsamples, 0);
     free(a);
     free(b);
     free(again);
@@ -775,6 +851,7 @@ int main(void) {
         cmocka_unit_test(test_order_is_balanced_seeded_and_interleaved),
         cmocka_unit_test(test_ab_case_follows_the_order),
         cmocka_unit_test(test_machine_mismatch),
+        cmocka_unit_test(test_confirm_round_rule),
         cmocka_unit_test(test_confirm_pair_remeasures_both_sides),
         cmocka_unit_test(test_pair_storage_and_migration),
         cmocka_unit_test(test_injection_spec),
