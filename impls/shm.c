@@ -48,6 +48,10 @@ void __tsan_release(void *addr);
 #define SPIN_START_NS 10000u
 #define KEEP_RESIDENT (4u << 20) /* overflow frames larger than this are given back after use */
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
 /* Stops the compiler from re-reading shared memory instead of the private copy it just made. */
 #define compiler_barrier() __asm__ __volatile__("" ::: "memory")
 
@@ -244,6 +248,19 @@ int pb__shm_wait(_Atomic uint32_t *word, _Atomic uint32_t *waiters, uint32_t see
 
 /* ---- producer ---- */
 
+/* The overflow area is sparse: without this, the first write of a large frame takes a page fault per 4 KiB
+ * page (tmpfs allocates the page inside each fault), 256 per MiB, in the writer's thread. One
+ * MADV_POPULATE_WRITE allocates and maps them all in one call. Only the part not yet known to be backed
+ * is asked for; a frame over KEEP_RESIDENT is given back by the consumer (MADV_REMOVE) after use, so
+ * then nothing is known to be backed any more. Best effort: an older kernel (EINVAL) simply faults. */
+static void populate_overflow(pb__shm_tx *tx, size_t n) {
+    size_t want = round_page(n);
+    if (want > tx->ovf_cap) want = tx->ovf_cap;
+    if (want > tx->ovf_warm && madvise(tx->ovf + tx->ovf_warm, want - tx->ovf_warm, MADV_POPULATE_WRITE) == 0)
+        tx->ovf_warm = want;
+    if (n > KEEP_RESIDENT) tx->ovf_warm = 0;
+}
+
 unsigned char *pb__shm_reserve(pb__shm_tx *tx, size_t n, int *never) {
     *never = 0;
     uint32_t cap = tx->cap;
@@ -270,6 +287,7 @@ unsigned char *pb__shm_reserve(pb__shm_tx *tx, size_t n, int *never) {
     tx->res_len = (uint32_t)n;
     tx->res_advance = pad + rec;
     tx->res_big = big;
+    if (big) populate_overflow(tx, n);
     return big ? tx->ovf : tx->ring + (pad ? 0 : pos) + 8;
 }
 

@@ -202,9 +202,40 @@ static int flush_results(wstate *w) {
     return 0;
 }
 
+/* shm: a large result encoded straight into the result ring's overflow area, a RESULT frame of its own
+ * (results before it are sent first, keeping the order), instead of into w->res and then copied there:
+ * one copy of the output less per large item. Waits for room like send_out. 1 done, 0 not taken (use the
+ * buffered path), -1 error. Not taken when the worker may retire after this item: a RETIRE must arrive in
+ * the same publication as the answer before it (pb__shm_send). */
+static int send_large_result(wstate *w, uint64_t id, uint32_t index, const pb_result *r, size_t size) {
+    if (!w->shm || size <= PB_WIRE_FLUSH || w->max_rss || (w->max_tasks && w->done + 1 >= w->max_tasks)) return 0;
+    if (flush_results(w) != 0) return -1;
+    size_t frame = PB_WIRE_HEADER + 4 + size;
+    unsigned spin = 10000;
+    unsigned char *dst;
+    for (;;) {
+        int never;
+        dst = pb__shm_reserve(&w->tx, frame, &never);
+        if (never) return 0; /* over the overflow area: the buffered path reports it as the pipe would */
+        if (dst) break;
+        uint32_t seen = atomic_load_explicit(&w->tx.c->tail, memory_order_acquire);
+        pb__shm_wait(&w->tx.c->tail, &w->tx.c->tail_waiters, seen, -1, &spin);
+    }
+    /* a buffer over the reservation: it has room for exactly the frame, so it never reallocates */
+    pb__wbuf view = {.data = dst, .len = 0, .cap = frame};
+    long off = pb__wire_begin(&view, PB_WIRE_RESULT, 0, id);
+    pb__wire_put_u32(&view, index);
+    if (off != 0 || pb__wire_put_result(&view, r) != 0 || view.data != dst || view.len != frame) return -1;
+    pb__wire_end(&view, off, 1);
+    pb__shm_commit(&w->tx);
+    return 1;
+}
+
 /* Adds r as the result of item `index` of job `id`, opening a RESULT frame when none is open. */
 static int add_result(wstate *w, uint64_t id, uint32_t index, const pb_result *r) {
     size_t size = pb__wire_result_size(r);
+    int direct = send_large_result(w, id, index, r, size);
+    if (direct != 0) return direct > 0 ? 0 : -1;
     if (w->res_off >= 0 && w->res.len + size > PB_WIRE_FLUSH && flush_results(w) != 0) return -1;
     if (w->res_off < 0) {
         w->res_off = pb__wire_begin(&w->res, PB_WIRE_RESULT, 0, id);
@@ -313,11 +344,13 @@ static int serve(wstate *w, const pb__wire_header *h) {
             pb__result_fail(&res, PB_STATUS_TASK_ERROR, "task '%.*s' is not registered in the worker program",
                             (int)name_len, name);
         }
+        /* The request's last item has run: give the request back before its results go out, so that
+         * the parent finds room for the next one (nothing reads the request after this point). */
+        if (i + 1 == h->count) done_with_request(w);
         int rc = add_result(w, h->id, first + i, &res);
         pb_result_clear(&res);
         if (rc != 0) return -1;
         w->done++;
-        if (i + 1 == h->count) done_with_request(w); /* before its last results go out */
         if (per_item && flush_results(w) != 0) return -1;
         int why = 0;
         if (w->max_tasks && w->done >= w->max_tasks) why = PB_WIRE_RETIRE_TASKS;

@@ -196,6 +196,32 @@ static void test_large_payload_roundtrip(void **state) {
     pb_pool_destroy(p);
 }
 
+/* Small and large outputs mixed in one chunk: a process worker sends a large result as a frame of its own
+ * (on shm straight into the ring) after the small ones before it, so order and contents must survive the
+ * switch between the two ways, in both directions. */
+static void test_mixed_sizes_in_one_chunk(void **state) {
+    pb_pool *p = make_pool(state, 2);
+    size_t big = 200u << 10;
+    unsigned char *buf = malloc(big);
+    for (size_t i = 0; i < big; i++) buf[i] = (unsigned char)(i * 37 + 11);
+    enum { N = 7 };
+    pb_item items[N];
+    for (int i = 0; i < N; i++) {
+        items[i].data = buf + i; /* each item a different slice: a mix-up shows */
+        items[i].len = i % 2 ? big - 8 : (size_t)(10 + i);
+    }
+    pb_result res[N];
+    assert_int_equal(pb_map(p, "conf.echo", items, N, N, res), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(res[i].status, PB_STATUS_OK);
+        assert_true(res[i].len == items[i].len);
+        assert_memory_equal(pb_result_data(&res[i]), items[i].data, items[i].len);
+    }
+    pb_results_clear(res, N);
+    free(buf);
+    pb_pool_destroy(p);
+}
+
 static void test_future_wait_timeout(void **state) {
     pb_pool *p = make_pool(state, 2);
     int64_t ms = 300;
@@ -691,6 +717,7 @@ int main(void) {
             cmocka_unit_test_prestate(test_map_sizes, name),
             cmocka_unit_test_prestate(test_failing_task_carries_message, name),
             cmocka_unit_test_prestate(test_large_payload_roundtrip, name),
+            cmocka_unit_test_prestate(test_mixed_sizes_in_one_chunk, name),
             cmocka_unit_test_prestate(test_future_wait_timeout, name),
             cmocka_unit_test_prestate(test_callbacks_fire_once, name),
             cmocka_unit_test_prestate(test_map_unordered_each_once, name),

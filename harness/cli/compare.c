@@ -29,8 +29,9 @@ static const char usage[] =
     "BASE, NEW: a run id, a label (its latest run), 'latest', or a run exported as JSON (a .json file).\n"
     "A case is a regression when the Mann-Whitney U test gives p < alpha (default 0.01) and the bootstrap\n"
     "95%% CI of the change of medians lies entirely above +threshold (default 5%%). --confirm N re-measures\n"
-    "each suspected regression N times with this build (for an A/B pair: both sides, interleaved again); it\n"
-    "stands only if every round agrees. Runs from different machines (machine keys, else host, CPU, cores,\n"
+    "each suspected regression or improvement N times with this build (for an A/B pair: both sides,\n"
+    "interleaved again); it stands only if every round agrees (p < alpha, the change itself beyond the\n"
+    "threshold on the same side). Runs from different machines (machine keys, else host, CPU, cores,\n"
     "kernel; floors) are "
     "said so, and their regressions do not exit 1 unless --allow-other-machine.\n"
     "Exit: 0 no regression, 1 regression, 2 bad input.\n";

@@ -106,6 +106,7 @@ typedef struct pb__shm_tx {
     /* the open reservation */
     uint32_t res_len, res_advance;
     int res_big;
+    size_t ovf_warm;   /* bytes of the overflow area known to be backed by pages (populated ahead) */
 } pb__shm_tx;
 
 /* The consumer's side of one ring. */
