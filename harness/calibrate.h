@@ -15,9 +15,10 @@
  * detection rate per injected size (confirmed regressions / trials), and the minimum detectable slowdown:
  * the smallest slowdown that the gate's rule (alpha, threshold, confirm rounds) would detect with >= 95 %
  * power (the first round's power under the whole rule x a confirmation round's power ^ confirm rounds, as
- * every round must agree; compare.h), estimated from the case's
- * own A/A observations in every arrangement of their blocks that the interleaved design could have run
- * (min_detectable.c). The injected trials check that estimate against real slowdowns.
+ * every round must agree; compare.h), estimated from the case's own A/A observations in every arrangement
+ * of their blocks that the interleaved design could have run, and reported as an upper 95 % bound over
+ * resampled observations (min_detectable.c). The injected trials check that estimate against real
+ * slowdowns.
  */
 #ifndef POOLBENCH_HARNESS_CALIBRATE_H
 #define POOLBENCH_HARNESS_CALIBRATE_H
@@ -150,6 +151,9 @@ typedef struct pbh_mds_arrangements pbh_mds_arrangements;
 pbh_mds_arrangements *pbh_mds_arrange(const pbh_calib_obs *obs, size_t nobs, int block_reps,
                                       const pbs_compare_opts *cmp);
 double pbh_mds_estimate(const pbh_mds_arrangements *set, double alpha, double threshold, int confirm);
+/* pbh_mds_estimate is an upper 95 % confidence bound (the observations resampled); this is the estimate
+ * at the observations as measured, never above it. */
+double pbh_mds_estimate_point(const pbh_mds_arrangements *set, double alpha, double threshold, int confirm);
 size_t pbh_mds_count(const pbh_mds_arrangements *set);
 double pbh_mds_required(const pbh_mds_arrangements *set, size_t i, double alpha, double threshold);
 /* ... and the smallest at which a --confirm round holds (pbh_confirm_round_holds: p < alpha, the change
