@@ -55,6 +55,26 @@ static const pbh_executor *head_for(session *s, size_t i) {
     return s->injected && s->injected[i] ? &s->inj_ex : &s->head_ex;
 }
 
+/* Appends the samples of b and h to a list of observations. PBH_OK or PBH_ENOMEM (the list unchanged). */
+static int append_obs(pbh_calib_obs **list, size_t *n, const pbh_case *b, const pbh_case *h) {
+    pbh_calib_obs *na = realloc(*list, (*n + 1) * sizeof *na);
+    if (!na)
+        return PBH_ENOMEM;
+    *list = na;
+    pbh_calib_obs *o = &na[*n];
+    o->base = pbh_case_times(b);
+    o->head = pbh_case_times(h);
+    o->nb = b->nsamples;
+    o->nh = h->nsamples;
+    if (!o->base || !o->head) {
+        free(o->base);
+        free(o->head);
+        return PBH_ENOMEM;
+    }
+    (*n)++;
+    return PBH_OK;
+}
+
 /* A round of an injected trial: its verdict and figures as the gate's rules give them, and its samples
  * (dropped again by keep_trial unless the trial is missed). A round that could not be compared (a side
  * failed) is recorded as "too few samples". */
@@ -70,21 +90,7 @@ static void trial_add_round(pbh_calib_trial *t, const pbh_case *b, const pbh_cas
     } else {
         *r = (pbh_calib_round){PBS_VERDICT_TOO_FEW_SAMPLES, NAN, NAN, NAN, NAN, 0};
     }
-    pbh_calib_obs *na = realloc(t->samples, (t->nsamples + 1) * sizeof *na);
-    if (!na)
-        return;
-    t->samples = na;
-    pbh_calib_obs *o = &t->samples[t->nsamples];
-    o->base = pbh_case_times(b);
-    o->head = pbh_case_times(h);
-    o->nb = b->nsamples;
-    o->nh = h->nsamples;
-    if (o->base && o->head)
-        t->nsamples++;
-    else {
-        free(o->base);
-        free(o->head);
-    }
+    (void)append_obs(&t->samples, &t->nsamples, b, h); /* out of memory: the round is kept without samples */
 }
 
 static void trial_clear(pbh_calib_trial *t) {
@@ -133,24 +139,6 @@ static int remeasure_pair(void *ud, const pbh_case *base, const pbh_case *new_, 
     return -1;
 }
 
-static int add_obs(pbh_calib_case *cc, const pbh_case *b, const pbh_case *h) {
-    pbh_calib_obs *na = realloc(cc->obs, (cc->nobs + 1) * sizeof *na);
-    if (!na)
-        return PBH_ENOMEM;
-    cc->obs = na;
-    pbh_calib_obs *o = &cc->obs[cc->nobs];
-    o->base = pbh_case_times(b);
-    o->head = pbh_case_times(h);
-    o->nb = b->nsamples;
-    o->nh = h->nsamples;
-    if (!o->base || !o->head) {
-        free(o->base);
-        free(o->head);
-        return PBH_ENOMEM;
-    }
-    cc->nobs++;
-    return PBH_OK;
-}
 
 /* One session: size_index < 0 for A/A; else group `group` is injected with sizes[size_index]. */
 static int run_session(session *s, const pbh_calibrate_opts *o, int size_index, int group, pbh_calibration *out,
@@ -229,7 +217,7 @@ static int run_session(session *s, const pbh_calibrate_opts *o, int size_index, 
                 out->aa_verdicts++;
                 out->aa_flagged += pbh_verdict_is_flag(first[i]);
             }
-            rc = add_obs(k, cc->base, cc->new_);
+            rc = append_obs(&k->obs, &k->nobs, cc->base, cc->new_);
         }
         if (size_index < 0) {
             out->aa_sessions++;

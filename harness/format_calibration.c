@@ -25,14 +25,15 @@ static json_t *numbers_json(const double *v, size_t n) {
     return a;
 }
 
-/* The A/A observations' raw per-iteration times, each side in block order (settings.block_reps per block),
- * so that a later build can estimate again from what was measured (`calibrate --show --reestimate`). */
-static json_t *samples_json(const pbh_calib_case *k) {
+/* Observations' raw per-iteration times, each side in block order (settings.block_reps per block): a case's
+ * A/A observations, so that a later build can estimate again from what was measured (`calibrate --show
+ * --reestimate`), and a missed trial's rounds. */
+static json_t *observations_json(const pbh_calib_obs *obs, size_t n) {
     json_t *a = json_array();
-    for (size_t j = 0; j < k->nobs; j++) {
+    for (size_t j = 0; j < n; j++) {
         json_t *x = json_object();
-        json_object_set_new(x, "base", numbers_json(k->obs[j].base, k->obs[j].nb));
-        json_object_set_new(x, "head", numbers_json(k->obs[j].head, k->obs[j].nh));
+        json_object_set_new(x, "base", numbers_json(obs[j].base, obs[j].nb));
+        json_object_set_new(x, "head", numbers_json(obs[j].head, obs[j].nh));
         json_array_append_new(a, x);
     }
     return a;
@@ -63,16 +64,8 @@ static json_t *trials_json(const pbh_calib_case *k) {
             json_array_append_new(rounds, y);
         }
         json_object_set_new(x, "rounds", rounds);
-        if (t->nsamples) {
-            json_t *smp = json_array();
-            for (size_t r = 0; r < t->nsamples; r++) {
-                json_t *y = json_object();
-                json_object_set_new(y, "base", numbers_json(t->samples[r].base, t->samples[r].nb));
-                json_object_set_new(y, "head", numbers_json(t->samples[r].head, t->samples[r].nh));
-                json_array_append_new(smp, y);
-            }
-            json_object_set_new(x, "samples", smp);
-        }
+        if (t->nsamples)
+            json_object_set_new(x, "samples", observations_json(t->samples, t->nsamples));
         json_array_append_new(a, x);
     }
     return a;
@@ -144,7 +137,7 @@ char *pbh_calibration_format_json(const pbh_calibration *c) {
                 json_array_append_new(inj, x);
             }
             json_object_set_new(o, "injected", inj);
-            json_object_set_new(o, "aa_samples", samples_json(k));
+            json_object_set_new(o, "aa_samples", observations_json(k->obs, k->nobs));
             json_object_set_new(o, "trials", trials_json(k));
         }
         json_array_append_new(cases, o);
@@ -189,21 +182,21 @@ static double *numbers_of(json_t *a, size_t *n) {
     return v;
 }
 
-/* Reads samples_json's array back into k->obs; observations that are not two arrays of numbers are skipped.
- * Returns 0 only when out of memory. */
-static int parse_samples(json_t *a, pbh_calib_case *k) {
+/* Reads observations_json's array back into *out (*n of them); observations that are not two arrays of
+ * numbers are skipped. Returns 0 only when out of memory. */
+static int parse_observations(json_t *a, pbh_calib_obs **out, size_t *n) {
     size_t len = json_array_size(a);
     if (!len)
         return 1;
-    k->obs = calloc(len, sizeof *k->obs);
-    if (!k->obs)
+    *out = calloc(len, sizeof **out);
+    if (!*out)
         return 0;
     for (size_t j = 0; j < len; j++) {
-        pbh_calib_obs *o = &k->obs[k->nobs];
+        pbh_calib_obs *o = &(*out)[*n];
         o->base = numbers_of(json_object_get(json_array_get(a, j), "base"), &o->nb);
         o->head = numbers_of(json_object_get(json_array_get(a, j), "head"), &o->nh);
         if (o->base && o->head)
-            k->nobs++;
+            (*n)++;
         else {
             free(o->base);
             free(o->head);
@@ -255,22 +248,8 @@ static int parse_trials(json_t *a, pbh_calib_case *k) {
                                                        num_or_nan(y, "ci_lo"), num_or_nan(y, "ci_hi"),
                                                        num_or_nan(y, "p"), json_is_true(json_object_get(y, "held"))};
         }
-        if (json_array_size(smp)) {
-            t->samples = calloc(json_array_size(smp), sizeof *t->samples);
-            if (!t->samples)
-                return 0;
-            for (size_t r = 0; r < json_array_size(smp); r++) {
-                pbh_calib_obs *o = &t->samples[t->nsamples];
-                o->base = numbers_of(json_object_get(json_array_get(smp, r), "base"), &o->nb);
-                o->head = numbers_of(json_object_get(json_array_get(smp, r), "head"), &o->nh);
-                if (o->base && o->head)
-                    t->nsamples++;
-                else {
-                    free(o->base);
-                    free(o->head);
-                }
-            }
-        }
+        if (!parse_observations(smp, &t->samples, &t->nsamples))
+            return 0;
     }
     return 1;
 }
@@ -332,7 +311,7 @@ int pbh_calibration_parse_json(const char *text, pbh_calibration *out) {
         k->noise = num_of(o, "noise");
         k->spread = num_of(o, "spread");
         k->min_detectable = num_of(o, "min_detectable");
-        ok = ok && parse_samples(json_object_get(o, "aa_samples"), k);
+        ok = ok && parse_observations(json_object_get(o, "aa_samples"), &k->obs, &k->nobs);
         ok = ok && parse_trials(json_object_get(o, "trials"), k);
         json_t *inj = json_object_get(o, "injected");
         for (size_t s = 0; s < json_array_size(inj) && s < out->opts.nsizes; s++) {
