@@ -48,10 +48,6 @@ void __tsan_release(void *addr);
 #define SPIN_START_NS 10000u
 #define KEEP_RESIDENT (4u << 20) /* overflow frames larger than this are given back after use */
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-
 /* Stops the compiler from re-reading shared memory instead of the private copy it just made. */
 #define compiler_barrier() __asm__ __volatile__("" ::: "memory")
 
@@ -249,14 +245,13 @@ int pb__shm_wait(_Atomic uint32_t *word, _Atomic uint32_t *waiters, uint32_t see
 /* ---- producer ---- */
 
 /* The overflow area is sparse: without this, the first write of a large frame takes a page fault per 4 KiB
- * page (tmpfs allocates the page inside each fault), 256 per MiB, in the writer's thread. One
- * MADV_POPULATE_WRITE allocates and maps them all in one call. Only the part not yet known to be backed
- * is asked for; a frame over KEEP_RESIDENT is given back by the consumer (MADV_REMOVE) after use, so
- * then nothing is known to be backed any more. Best effort: an older kernel (EINVAL) simply faults. */
+ * page (tmpfs allocates the page inside each fault), in the writer's thread; pb__populate_write maps them
+ * all in one call. Only the part not yet known to be backed is asked for; a frame over KEEP_RESIDENT is
+ * given back by the consumer (MADV_REMOVE) after use, so then nothing is known to be backed any more. */
 static void populate_overflow(pb__shm_tx *tx, size_t n) {
     size_t want = round_page(n);
     if (want > tx->ovf_cap) want = tx->ovf_cap;
-    if (want > tx->ovf_warm && madvise(tx->ovf + tx->ovf_warm, want - tx->ovf_warm, MADV_POPULATE_WRITE) == 0)
+    if (want > tx->ovf_warm && pb__populate_write(tx->ovf + tx->ovf_warm, want - tx->ovf_warm) == 0)
         tx->ovf_warm = want;
     if (n > KEEP_RESIDENT) tx->ovf_warm = 0;
 }
@@ -313,6 +308,16 @@ static void publish(pb__shm_tx *tx) {
     tsan_release(&tx->c->head);
     atomic_store(&tx->c->head, tx->head); /* seq_cst: pairs with the consumer's waiters store */
     pb__shm_wake(&tx->c->head, &tx->c->head_waiters, tx->doorbell_fd);
+}
+
+unsigned char *pb__shm_reserve_wait(pb__shm_tx *tx, size_t n, int *never) {
+    unsigned spin = SPIN_START_NS;
+    for (;;) {
+        unsigned char *dst = pb__shm_reserve(tx, n, never);
+        if (dst || *never) return dst;
+        uint32_t seen = atomic_load_explicit(&tx->c->tail, memory_order_acquire);
+        pb__shm_wait(&tx->c->tail, &tx->c->tail_waiters, seen, -1, &spin);
+    }
 }
 
 void pb__shm_commit(pb__shm_tx *tx) {

@@ -20,15 +20,15 @@
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
-/* A large output's new buffer is written whole at once by the caller's I/O thread: its pages, fresh from
- * malloc (often a new mapping), would each be faulted in on first write, 256 faults per MiB, one at a
- * time in the thread that serves every worker. One MADV_POPULATE_WRITE over the page-aligned interior
- * maps them in one call; pages already there are left as they are. Best effort (an older kernel faults). */
-#define POPULATE_FROM (64u * 1024u)
-static void populate(void *p, size_t len) {
+int pb__populate_write(void *p, size_t len) {
     uintptr_t from = ((uintptr_t)p + 4095u) & ~(uintptr_t)4095u, to = ((uintptr_t)p + len) & ~(uintptr_t)4095u;
-    if (len >= POPULATE_FROM && to > from) (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+    return to > from ? madvise((void *)from, to - from, MADV_POPULATE_WRITE) : 0;
 }
+
+/* A large output's new buffer is written whole at once by the caller's I/O thread: its pages, fresh from
+ * malloc (often a new mapping), would each be faulted in on first write, one at a time in the thread that
+ * serves every worker; populated first, they are mapped in one call. */
+#define POPULATE_FROM (64u * 1024u)
 
 size_t pb__wire_max_frame(size_t max_item_bytes) {
     /* Saturate rather than wrap for absurd limits; the u32 body_len caps a frame at 4 GiB anyway. */
@@ -160,7 +160,7 @@ int pb__wire_get_result(pb__wire_reader *r, size_t max_item_bytes, pb_result *re
             res->len = 0;
             return -ENOMEM;
         }
-        populate(res->heap, out_len);
+        if (out_len >= POPULATE_FROM) (void)pb__populate_write(res->heap, out_len);
         memcpy(res->heap, out, out_len);
     } else if (out_len) {
         memcpy(res->inline_data, out, out_len);

@@ -211,16 +211,9 @@ static int send_large_result(wstate *w, uint64_t id, uint32_t index, const pb_re
     if (!w->shm || size <= PB_WIRE_FLUSH || w->max_rss || (w->max_tasks && w->done + 1 >= w->max_tasks)) return 0;
     if (flush_results(w) != 0) return -1;
     size_t frame = PB_WIRE_HEADER + 4 + size;
-    unsigned spin = 10000;
-    unsigned char *dst;
-    for (;;) {
-        int never;
-        dst = pb__shm_reserve(&w->tx, frame, &never);
-        if (never) return 0; /* over the overflow area: the buffered path reports it as the pipe would */
-        if (dst) break;
-        uint32_t seen = atomic_load_explicit(&w->tx.c->tail, memory_order_acquire);
-        pb__shm_wait(&w->tx.c->tail, &w->tx.c->tail_waiters, seen, -1, &spin);
-    }
+    int never;
+    unsigned char *dst = pb__shm_reserve_wait(&w->tx, frame, &never);
+    if (!dst) return 0; /* over the overflow area: the buffered path reports it as the pipe would */
     /* a buffer over the reservation: it has room for exactly the frame, so it never reallocates */
     pb__wbuf view = {.data = dst, .len = 0, .cap = frame};
     long off = pb__wire_begin(&view, PB_WIRE_RESULT, 0, id);

@@ -132,6 +132,8 @@ void pb__shm_rx_init(pb__shm_rx *rx, const pb__shm_map *m, int dir, size_t max_f
  * when there is no room now (the ring is too full, or the overflow area still holds a frame) or n can
  * never fit (n > max frame the layout allows: *never set to 1). */
 unsigned char *pb__shm_reserve(pb__shm_tx *tx, size_t n, int *never);
+/* The same, waiting (spin, then the futex) until the consumer frees room; NULL only when *never. */
+unsigned char *pb__shm_reserve_wait(pb__shm_tx *tx, size_t n, int *never);
 /* Publishes the reserved frame and wakes a sleeping consumer. */
 void pb__shm_commit(pb__shm_tx *tx);
 /* Ends the stream: an END record (so that a consumer asleep on head wakes: a flag alone could be missed
