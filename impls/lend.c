@@ -9,12 +9,15 @@
  *  the caller: the round trip is two wake-ups like a raw pipe ping-pong, not three.
  *
  *  Ownership: exactly one thread reads a pipe, because reading needs mu and a lent pipe is read only by
- *  its borrower; the I/O thread keeps the pipe in its poll() set all along (so it is never blind to it
- *  once the worker is back), and when poll() reports only lent pipes it lets their borrowers finish
- *  (pb__proc_lend_only_returned, without mu) and sleeps again. The borrower hands the worker back (under
- *  mu) as soon as the job no longer runs there, at its deadline, on EOF, and on anything that needs the
- *  I/O thread: EOF is left in the pipe for it; a read error or malformed frame is recorded in
- *  pending_loss and the I/O thread is woken to lose it (only the I/O thread kills, reaps and respawns).
+ *  its borrower. The I/O thread watches result pipes through an epoll set (watch.c): the borrower switches
+ *  its worker's entry off while it holds the worker, so the answer wakes the borrower alone, and back on
+ *  when it hands the worker back (level-triggered: whatever is left in the pipe is seen at once). Where
+ *  the set cannot be used, or an answer came before the entry was off, poll() may report a lent pipe:
+ *  then the I/O thread lets the borrowers finish (pb__proc_lend_only_returned, without mu) and sleeps
+ *  again. The borrower hands the worker back (under mu) as soon as the job no longer runs there, at its
+ *  deadline, on EOF, and on anything that needs the I/O thread: EOF is left in the pipe for it; a read
+ *  error or malformed frame is recorded in pending_loss and the I/O thread is woken to lose it (only the
+ *  I/O thread kills, reaps and respawns).
  *  Before it kills and closes everything (terminate, poll failure) the I/O thread recalls every lent
  *  worker: it makes recall_fd readable, which borrowers poll next to the pipe, and waits on lend_cv until
  *  none is lent; it lends no more afterwards. A worker nobody waits for (a callback, an unwaited future)
@@ -71,6 +74,7 @@ void pb__proc_wait_progress(void *impl, pb__job *job, double deadline) {
     double until = deadline >= 0 ? deadline : INFINITY;
     atomic_store(&w->lent, 1);
     pp->nlent++;
+    pb__proc_watch_lend(pp, w);    /* pipe: its answer wakes us, not the I/O thread too (watch.c) */
     pp->tr->doorbell(&w->chan, 0); /* shm: its answer wakes us on the ring's futex, not the I/O thread */
     for (;;) {
         double now = pb__now();
@@ -96,11 +100,12 @@ void pb__proc_wait_progress(void *impl, pb__job *job, double deadline) {
      * see there: a loss found here, or queued work that w, now idle, could take. */
     atomic_store(&w->lent, 0);
     pp->nlent--;
+    int unwatched = pb__proc_watch_return(pp, w); /* now polled directly: the I/O thread must see that */
     int signal_io = pp->io_waits_lend;
     /* shm: the I/O thread asleep sees the ring only through the doorbell: ring it again, and wake the
      * thread now if frames (a RETIRE after the answer) already wait there */
     int unread = pp->sleeping && pp->tr->doorbell(&w->chan, 1);
-    int wake = w->pending_loss || (pp->sleeping && pp->qhead) || unread;
+    int wake = w->pending_loss || (pp->sleeping && (pp->qhead || unwatched)) || unread;
     if (wake) pp->sleeping = 0;
     pb__proc_job *list = pp->done_head; /* hand finished jobs back here, as flush_done() would */
     pp->done_head = NULL;

@@ -20,7 +20,9 @@
  *    max_tasks_per_worker budget; the rest of the unit stays at the head of the queue.
  *  - Lending (lend.c): a caller waiting in pb_future_wait() for a job that a worker is running may
  *    borrow that worker and read its answer itself (one wake-up less per round trip). The I/O thread
- *    keeps the worker's pipe in its poll() set all along and recalls lent workers before it kills.
+ *    watches the result pipes through an epoll set in which a borrower switches its worker's entry off
+ *    while it holds it (watch.c), so an answer wakes only the borrower; it recalls lent workers before it
+ *    kills.
  *  - Results. A worker answers a unit with RESULT frames (one per chunk normally; one per item in
  *    per-item mode). Results are decoded straight into the job's result array; when a job has no item
  *    left without a result it is handed back with pb__job_done().
@@ -362,6 +364,7 @@ static int start_worker(pb__proc_pool *pp, pb__proc_worker *w, double now) {
     w->pidfd = pb__sys.pidfd_open(pid, 0); /* -1: watched by exited_unreaped() instead (see Deaths) */
     w->req_fd = req[1];
     w->resp_fd = resp[0];
+    pb__proc_watch_add(pp, w);
     w->state = W_STARTING;
     w->init_failed = 0;
     w->deadline = now + PB_PROC_HANDSHAKE_S;
@@ -400,7 +403,7 @@ fail:
 
 /* Kills (when kill_it) and reaps w's process, closes its pipes and pidfd. Returns 0 with the wait
  * status in *st, or the errno of a waitpid that failed (then the status is unknown, never "exited 0"). */
-static int reap_worker(pb__proc_worker *w, int kill_it, int *st) {
+static int reap_worker(pb__proc_pool *pp, pb__proc_worker *w, int kill_it, int *st) {
     int err = 0;
     *st = 0;
     if (w->pid > 0) {
@@ -413,6 +416,7 @@ static int reap_worker(pb__proc_worker *w, int kill_it, int *st) {
     w->pending_why = NULL;
     close_fd(&w->pidfd);
     close_fd(&w->req_fd);
+    pb__proc_watch_remove(pp, w);
     close_fd(&w->resp_fd);
     pb__chan_release(&w->chan);
     w->out.len = w->out_pos = 0;
@@ -462,7 +466,7 @@ static void lose_worker(pb__proc_pool *pp, pb__proc_worker *w, double now, const
     pb__proc_wstate was = w->state;
     pid_t pid = w->pid;
     int st;
-    int wait_err = reap_worker(w, 1, &st);
+    int wait_err = reap_worker(pp, w, 1, &st);
     char how[160], msg[400];
     int sig = 0, code = -1;
     if (wait_err)
@@ -789,7 +793,7 @@ static void worker_deadline(pb__proc_pool *pp, pb__proc_worker *w, double now) {
             set_startup_error(pp, PB_ESPAWN, "%s did not answer the start-up handshake within %.0f s",
                               pp->birth->describe(pp->ctx), PB_PROC_HANDSHAKE_S);
             int st;
-            reap_worker(w, 1, &st);
+            reap_worker(pp, w, 1, &st);
             w->state = W_EMPTY;
         } else {
             lose_worker(pp, w, now, "no answer to the start-up handshake");
@@ -801,7 +805,7 @@ static void worker_deadline(pb__proc_pool *pp, pb__proc_worker *w, double now) {
         if (w->state != W_BUSY || !w->cur.pj || now < w->deadline) return;
         pid_t pid = w->pid;
         int st;
-        reap_worker(w, 1, &st);
+        reap_worker(pp, w, 1, &st);
         char msg[200];
         snprintf(msg, sizeof msg, "task ran past the %.3g s timeout; its %s worker (pid %d) was killed",
                  pp->opts->task_timeout, pp->birth->kind, (int)pid);
@@ -812,7 +816,7 @@ static void worker_deadline(pb__proc_pool *pp, pb__proc_worker *w, double now) {
     }
     case W_CLOSING: {
         int st;
-        reap_worker(w, 1, &st);
+        reap_worker(pp, w, 1, &st);
         w->state = W_EMPTY;
         break;
     }
@@ -855,7 +859,7 @@ static void kill_and_reap_all(pb__proc_pool *pp) {
     for (int i = 0; i < pp->nworkers; i++)
         if (pp->w[i].pid > 0) {
             int st;
-            reap_worker(&pp->w[i], 0, &st); /* already signalled */
+            reap_worker(pp, &pp->w[i], 0, &st); /* already signalled */
         }
 }
 
@@ -905,8 +909,8 @@ static int any_alive(const pb__proc_pool *pp) {
 static void *io_main(void *arg) {
     pb__proc_pool *pp = arg;
     int n = pp->nworkers;
-    struct pollfd *pfd = calloc((size_t)(3 * n + 1), sizeof *pfd);
-    pb__proc_slot *sl = calloc((size_t)(3 * n + 1), sizeof *sl);
+    struct pollfd *pfd = calloc((size_t)(3 * n + 2), sizeof *pfd);
+    pb__proc_slot *sl = calloc((size_t)(3 * n + 2), sizeof *sl);
     if (!pfd || !sl) {
         pthread_mutex_lock(&pp->mu);
         set_startup_error(pp, -ENOMEM, "out of memory starting the I/O thread");
@@ -941,15 +945,20 @@ static void *io_main(void *arg) {
         }
         flush_done(pp);
 
-        /* Poll set: the wake fd, every live worker's result pipe and pidfd, pending request writes. */
+        /* Poll set: the wake fd, every live worker's result pipe (through the epoll set of watch.c where it
+         * works) and pidfd, pending request writes. */
         int np = 0;
         double next = INFINITY;
         pfd[np] = (struct pollfd){.fd = pp->wake_fd, .events = POLLIN};
         sl[np++] = (pb__proc_slot){SLOT_WAKE, -1, 0};
+        if (pp->watch_fd >= 0) { /* the result pipes in the set (watch.c) */
+            pfd[np] = (struct pollfd){.fd = pp->watch_fd, .events = POLLIN};
+            sl[np++] = (pb__proc_slot){SLOT_WATCH, -1, 0};
+        }
         for (int i = 0; i < n; i++) {
             pb__proc_worker *w = &pp->w[i];
-            if (w->resp_fd >= 0) {
-                pfd[np] = (struct pollfd){.fd = w->resp_fd, .events = POLLIN};
+            if (w->resp_fd >= 0) { /* fd -1 when the set watches it: filled in after poll() */
+                pfd[np] = (struct pollfd){.fd = pb__proc_watch_poll_fd(w), .events = POLLIN};
                 sl[np++] = (pb__proc_slot){SLOT_RESULTS, i, w->gen};
             }
             if (w->req_fd >= 0 && w->out_pos < w->out.len && pp->tr->polls_out) {
@@ -982,6 +991,7 @@ static void *io_main(void *arg) {
         for (;;) {
             r = pb__sys.poll(pfd, (nfds_t)np, timeout);
             poll_errno = errno;
+            if (r > 0) pb__proc_watch_expand(pp, pfd, sl, np);
             /* Woken only by answers that lent workers' callers are reading: once they have handed the
              * workers back, nothing changed that this thread must act on (a caller that leaves it work,
              * a loss or queued work for the idle worker, writes wake_fd, since `sleeping` is still set;
@@ -1093,6 +1103,7 @@ static void free_pool(pb__proc_pool *pp) {
     pb__wbuf_free(&pp->init_frame);
     if (pp->wake_fd >= 0) close(pp->wake_fd);
     if (pp->recall_fd >= 0) close(pp->recall_fd);
+    pb__proc_watch_close(pp);
     pthread_mutex_destroy(&pp->mu);
     pthread_cond_destroy(&pp->cv);
     pthread_cond_destroy(&pp->lend_cv);
@@ -1132,6 +1143,7 @@ int pb__proc_create(pb_pool *pool, const pb_options *opts, const pb__proc_birth 
     pp->ctx = ctx;
     pp->wake_fd = -1;
     pp->recall_fd = -1;
+    pp->watch_fd = -1;
     pthread_mutex_init(&pp->mu, NULL);
     pthread_cond_init(&pp->cv, NULL);
     pthread_cond_init(&pp->lend_cv, NULL);
@@ -1174,6 +1186,10 @@ int pb__proc_create(pb_pool *pool, const pb_options *opts, const pb__proc_birth 
     pp->recall_fd = pb__sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (pp->recall_fd < 0) {
         rc = pb__set_error(-errno, "eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    if ((rc = pb__proc_watch_open(pp)) != 0) {
+        rc = pb__set_error(rc, "out of memory");
         goto fail;
     }
 

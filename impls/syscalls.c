@@ -28,7 +28,7 @@ static fault faults[PB__SYS_COUNT];
 
 static const char *const names[PB__SYS_COUNT] = {"fork",  "pipe2",   "posix_spawn", "read",  "write",
                                                  "poll",  "eventfd", "waitpid",     "fcntl", "pthread_create",
-                                                 "pidfd_open"};
+                                                 "pidfd_open", "epoll_create1", "epoll_ctl"};
 
 /* Counts a call of id; returns the errno to fail it with, or 0 to make the real call. */
 static int hit(int id) {
@@ -146,8 +146,27 @@ static int h_pidfd_open(pid_t pid, unsigned int flags) {
     return pb__pidfd_open(pid, flags);
 }
 
-pb__syscalls pb__sys = {h_fork, h_pipe2,   h_posix_spawn, h_read,  h_write,          h_poll,
-                        h_eventfd, h_waitpid, h_fcntl,    h_pthread_create, h_pidfd_open};
+static int h_epoll_create1(int flags) {
+    int e = hit(PB__SYS_EPOLL_CREATE1);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return epoll_create1(flags);
+}
+
+static int h_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
+    int e = hit(PB__SYS_EPOLL_CTL);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return epoll_ctl(epfd, op, fd, ev);
+}
+
+pb__syscalls pb__sys = {h_fork,    h_pipe2,   h_posix_spawn, h_read,           h_write,      h_poll,
+                        h_eventfd, h_waitpid, h_fcntl,       h_pthread_create, h_pidfd_open, h_epoll_create1,
+                        h_epoll_ctl};
 
 const char *pb__sys_name(int id) { return id >= 0 && id < PB__SYS_COUNT ? names[id] : "?"; }
 

@@ -23,12 +23,14 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "poolbench.h"
@@ -76,6 +78,16 @@ static int t_rawfork_then_die(const void *in, size_t len, pb_output *out) {
 }
 PB_TASK_DEFINE("faults.rawfork_then_die", t_rawfork_then_die)
 
+/* Sleeps for the int64 number of milliseconds it is given and returns it. */
+static int t_sleep_ms(const void *in, size_t len, pb_output *out) {
+    int64_t ms = in_int(in, len);
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    return pb_output_set(out, &ms, sizeof ms);
+}
+PB_TASK_DEFINE("faults.sleep_ms", t_sleep_ms)
+
 /* ---- the watchdog: a hang fails the test with the case's name instead of stalling ctest ---- */
 
 static char case_name[200];
@@ -106,7 +118,8 @@ static const kind kinds[] = {
     {PB__SYS_READ, EIO, 1},            {PB__SYS_READ, EINTR, 0},         {PB__SYS_READ, EAGAIN, 0},
     {PB__SYS_WRITE, EIO, 1},           {PB__SYS_WRITE, EPIPE, 1},        {PB__SYS_WRITE, EAGAIN, 0},
     {PB__SYS_WRITE, EINTR, 0},         {PB__SYS_POLL, ENOMEM, 1},        {PB__SYS_POLL, EINTR, 0},
-    {PB__SYS_WAITPID, EINTR, 0},       {PB__SYS_PIDFD_OPEN, ENOSYS, 1},
+    {PB__SYS_WAITPID, EINTR, 0},       {PB__SYS_PIDFD_OPEN, ENOSYS, 1},  {PB__SYS_EPOLL_CREATE1, EMFILE, 1},
+    {PB__SYS_EPOLL_CTL, ENOMEM, 1},
 };
 #define NKINDS (sizeof kinds / sizeof kinds[0])
 
@@ -366,6 +379,83 @@ static void pidfd_fallback(void **state) {
     if (!TU_EVENTUALLY(tu_count_fds() == fds, 2)) fail_msg("fds left");
 }
 
+/* A caller waiting for its job reads the worker's answer itself (impls/lend.c), and the I/O thread is
+ * not woken by that answer too: the borrower switches the worker's result pipe off in the I/O thread's
+ * epoll set (impls/watch.c). Counted, not timed: the voluntary context switches of the pool's threads
+ * (every thread but this one; a pool has one, its I/O thread), which grow by one each time the I/O thread
+ * is woken and sleeps again, even when the kernel's poll() finds the pipe already drained by the borrower
+ * and never returns to user space (so counting poll() calls would not see it). Over ROUND_TRIPS submit +
+ * wait of a 20 ms task, which gives the caller ample time to borrow the worker before the answer comes.
+ * With epoll failing for good the pool polls the pipes directly, as before the watch existed: it still
+ * works, and then every answer wakes the I/O thread. */
+#define ROUND_TRIPS 20
+static long pool_threads_switches(void) {
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    long sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9' || atoi(e->d_name) == (int)getpid()) continue;
+        char path[300], line[256];
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue; /* a thread that just left */
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0) sum += atol(line + 24);
+        fclose(f);
+    }
+    closedir(d);
+    return sum;
+}
+
+static long io_wakeups_over_round_trips(pb_pool *p) {
+    long before = pool_threads_switches();
+    for (int i = 0; i < ROUND_TRIPS; i++) {
+        int64_t ms = 20;
+        pb_future *f = NULL;
+        assert_int_equal(pb_submit(p, "faults.sleep_ms", &ms, sizeof ms, &f), 0);
+        assert_int_equal(pb_future_wait(f, 60), 0);
+        assert_int_equal(pb_future_result(f)->status, PB_STATUS_OK);
+        pb_future_release(f);
+    }
+    return pool_threads_switches() - before;
+}
+
+static void lending_leaves_io_thread_asleep(void **state) {
+    const char *backend = *state;
+    snprintf(case_name, sizeof case_name, "%s: round trips with and without the result-pipe watch", backend);
+    int fds = tu_count_fds(), threads = tu_count_threads(), children = tu_count_children();
+    alarm(120);
+    pb_options o = opts2();
+    o.workers = 1;
+    for (int broken = 0; broken < 2; broken++) {
+        pb__fault_reset();
+        if (broken) assert_int_equal(pb__fault_arm(PB__SYS_EPOLL_CREATE1, 1, EMFILE, PB__FAULT_PERSIST), 0);
+        pb_pool *p = NULL;
+        assert_int_equal(pb_pool_create(&p, backend, &o), 0);
+        io_wakeups_over_round_trips(p); /* the worker up and warm */
+        long wakeups = io_wakeups_over_round_trips(p);
+        printf("  %s, epoll %s: the I/O thread woke %ld times in %d round trips\n", backend,
+               broken ? "failing" : "working", wakeups, ROUND_TRIPS);
+        if (!broken && wakeups > ROUND_TRIPS / 4)
+            fail_msg("%s: the I/O thread woke %ld times in %d lent round trips: answers still wake it", backend,
+                     wakeups, ROUND_TRIPS);
+        if (broken) {
+            assert_true(pb__fault_injected(PB__SYS_EPOLL_CREATE1) >= 1);
+            if (wakeups < ROUND_TRIPS / 2)
+                fail_msg("%s without epoll: the I/O thread woke %ld times in %d round trips, expected about once "
+                         "per answer (does the count see the I/O thread?)", backend, wakeups, ROUND_TRIPS);
+        }
+        assert_true(run_map(p, "faults.square", AFTER_N, 0, "map after the round trips"));
+        pb_pool_destroy(p);
+    }
+    alarm(0);
+    pb__fault_reset();
+    if (!TU_EVENTUALLY(tu_count_children() == children, 10)) fail_msg("child processes left");
+    if (!TU_EVENTUALLY(tu_count_threads() == threads, 10)) fail_msg("threads left");
+    if (!TU_EVENTUALLY(tu_count_fds() == fds, 2)) fail_msg("fds left");
+}
+
 int main(void) {
     signal(SIGALRM, on_alarm);
     verbose = getenv("POOLBENCH_FAULTS_VERBOSE") != NULL;
@@ -385,6 +475,9 @@ int main(void) {
         cmocka_unit_test_prestate(pidfd_fallback, (void *)backends[0]),
         cmocka_unit_test_prestate(pidfd_fallback, (void *)backends[1]),
         cmocka_unit_test_prestate(pidfd_fallback, (void *)backends[2]),
+        cmocka_unit_test_prestate(lending_leaves_io_thread_asleep, (void *)backends[0]),
+        cmocka_unit_test_prestate(lending_leaves_io_thread_asleep, (void *)backends[1]),
+        cmocka_unit_test_prestate(lending_leaves_io_thread_asleep, (void *)backends[2]),
     };
     int failed = cmocka_run_group_tests_name("faults", tests, NULL, NULL);
 

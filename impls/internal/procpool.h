@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/types.h>
 
 #define PB_PROC_HANDSHAKE_S 10.0 /* a worker must answer INIT within this long */
@@ -75,7 +76,11 @@ typedef struct pb__proc_worker {
                           * Written under mu; the I/O thread also peeks at it without mu after poll() */
     int pending_loss;    /* that caller found it lost: the I/O thread must lose_worker() it */
     const char *pending_why; /* ... with this protocol error (static string), or NULL (EOF / io_why) */
+    int watch;           /* how the I/O thread watches resp_fd (watch.c): WATCH_NONE, WATCH_ON, WATCH_OFF */
 } pb__proc_worker;
+
+/* pb__proc_worker.watch (watch.c) */
+enum { WATCH_NONE, WATCH_ON, WATCH_OFF };
 
 typedef struct pb__proc_pool {
     pb_pool *pool;
@@ -86,6 +91,8 @@ typedef struct pb__proc_pool {
     size_t max_item, max_frame;
     pb__wbuf init_frame; /* the INIT frame, encoded once */
     int wake_fd;
+    int watch_fd;                  /* epoll set of the result pipes (watch.c), -1: polled directly */
+    struct epoll_event *watch_ev;  /* room for one event per worker */
     pthread_t io;
     int io_running;
 
@@ -118,7 +125,7 @@ typedef struct pb__proc_pool {
 } pb__proc_pool;
 
 /* What an entry of the I/O thread's poll() set watches. */
-enum slot_kind { SLOT_WAKE, SLOT_RESULTS, SLOT_REQUESTS, SLOT_EXIT };
+enum slot_kind { SLOT_WAKE, SLOT_WATCH, SLOT_RESULTS, SLOT_REQUESTS, SLOT_EXIT };
 typedef struct pb__proc_slot {
     enum slot_kind kind;
     int worker;   /* index in pp->w (not SLOT_WAKE) */
@@ -159,5 +166,24 @@ void pb__proc_lend_wait(pb__proc_pool *pp, pb__proc_worker *w);
 /* I/O thread after poll(), without mu: only lent workers' result pipes woke it, and their borrowers have
  * handed them back within PB_PROC_LEND_SPIN_S. Then it may sleep again with the same poll set. */
 int pb__proc_lend_only_returned(pb__proc_pool *pp, const struct pollfd *pfd, const pb__proc_slot *sl, int np);
+
+/* ---- watch.c: the result pipes in one epoll set a borrower can switch its worker's entry off in ---- */
+
+/* At create: the set for the pipe transport (a failure to make it is no error: pipes polled directly).
+ * -ENOMEM only when its event buffer cannot be allocated. */
+int pb__proc_watch_open(pb__proc_pool *pp);
+void pb__proc_watch_close(pb__proc_pool *pp);
+/* I/O thread, mu held: w's resp_fd was just opened / is about to be closed. */
+void pb__proc_watch_add(pb__proc_pool *pp, pb__proc_worker *w);
+void pb__proc_watch_remove(pb__proc_pool *pp, pb__proc_worker *w);
+/* Borrower, mu held: switch w's entry off when lending it, back on when handing it back. _return
+ * gives 1 when the entry could not be switched on and w is now polled directly: the I/O thread, if
+ * asleep, must be woken to see that. */
+void pb__proc_watch_lend(pb__proc_pool *pp, pb__proc_worker *w);
+int pb__proc_watch_return(pb__proc_pool *pp, pb__proc_worker *w);
+/* The fd the I/O thread's poll() entry for w's results gets: resp_fd, or -1 when the set watches it. */
+int pb__proc_watch_poll_fd(const pb__proc_worker *w);
+/* After poll(), without mu: fills the SLOT_RESULTS entries from the set's ready events. */
+void pb__proc_watch_expand(pb__proc_pool *pp, struct pollfd *pfd, const pb__proc_slot *sl, int np);
 
 #endif

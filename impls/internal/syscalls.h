@@ -19,6 +19,9 @@
  * only lose a wake-up that nothing could ever lose), and the calls a fork child makes before the worker
  * loop (async-signal-safe setup that already ends in _exit(127) on failure).
  *
+ * epoll_create1 and epoll_ctl serve the I/O thread's watch on result pipes (watch.c); when they fail the
+ * pool polls those pipes directly, as it did before the watch existed, so a test can fail them freely.
+ *
  * pidfd_open is called through syscall() (glibc added a wrapper only in 2.36): a kernel before 5.3 says
  * ENOSYS, and the pool falls back to checking its workers periodically (procpool.c, "Deaths").
  */
@@ -29,6 +32,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <spawn.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -55,6 +59,8 @@ typedef struct pb__syscalls {
     int (*fcntl)(int fd, int cmd, ...);
     int (*pthread_create)(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
     int (*pidfd_open)(pid_t pid, unsigned int flags);
+    int (*epoll_create1)(int flags);
+    int (*epoll_ctl)(int epfd, int op, int fd, struct epoll_event *ev);
 } pb__syscalls;
 
 #ifdef POOLBENCH_FAULT_INJECTION
@@ -74,6 +80,8 @@ typedef enum pb__sys_id {
     PB__SYS_FCNTL,
     PB__SYS_PTHREAD_CREATE,
     PB__SYS_PIDFD_OPEN,
+    PB__SYS_EPOLL_CREATE1,
+    PB__SYS_EPOLL_CTL,
     PB__SYS_COUNT
 } pb__sys_id;
 
@@ -93,8 +101,9 @@ void pb__fault_reset(void);               /* disarms everything and zeroes the c
 #else /* the default: direct calls */
 
 /* Folded into direct calls by the compiler: the table is constant and its values are known here. */
-static const pb__syscalls pb__sys = {fork,  pipe2, posix_spawn,    read,          write, poll, eventfd,
-                                     waitpid, fcntl, pthread_create, pb__pidfd_open};
+static const pb__syscalls pb__sys = {fork,    pipe2, posix_spawn,    read,           write,         poll,
+                                     eventfd, waitpid, fcntl,        pthread_create, pb__pidfd_open, epoll_create1,
+                                     epoll_ctl};
 
 #endif
 #endif
