@@ -342,6 +342,16 @@ static void sweep(void **state) {
     }
 }
 
+/* The end of a case that armed faults and started pools: the watchdog off, faults disarmed, and nothing
+ * left beyond what the case started with (fds, threads, children). */
+static void end_of_case(int fds, int threads, int children) {
+    alarm(0);
+    pb__fault_reset();
+    if (!TU_EVENTUALLY(tu_count_children() == children, 10)) fail_msg("child processes left");
+    if (!TU_EVENTUALLY(tu_count_threads() == threads, 10)) fail_msg("threads left");
+    if (!TU_EVENTUALLY(tu_count_fds() == fds, 2)) fail_msg("fds left");
+}
+
 /* pidfd_open unavailable (a kernel before 5.3): a worker that dies while a child of its task holds its
  * pipes is still noticed, by the periodic liveness check, and only its item fails. */
 static void pidfd_fallback(void **state) {
@@ -372,11 +382,7 @@ static void pidfd_fallback(void **state) {
     pb_future_release(f);
     assert_true(run_map(p, "faults.square", AFTER_N, 0, "map after the death"));
     pb_pool_destroy(p);
-    alarm(0);
-    pb__fault_reset();
-    if (!TU_EVENTUALLY(tu_count_children() == children, 10)) fail_msg("child processes left");
-    if (!TU_EVENTUALLY(tu_count_threads() == threads, 10)) fail_msg("threads left");
-    if (!TU_EVENTUALLY(tu_count_fds() == fds, 2)) fail_msg("fds left");
+    end_of_case(fds, threads, children);
 }
 
 /* A caller waiting for its job reads the worker's answer itself (impls/lend.c), and the I/O thread is
@@ -449,11 +455,7 @@ static void lending_leaves_io_thread_asleep(void **state) {
         assert_true(run_map(p, "faults.square", AFTER_N, 0, "map after the round trips"));
         pb_pool_destroy(p);
     }
-    alarm(0);
-    pb__fault_reset();
-    if (!TU_EVENTUALLY(tu_count_children() == children, 10)) fail_msg("child processes left");
-    if (!TU_EVENTUALLY(tu_count_threads() == threads, 10)) fail_msg("threads left");
-    if (!TU_EVENTUALLY(tu_count_fds() == fds, 2)) fail_msg("fds left");
+    end_of_case(fds, threads, children);
 }
 
 int main(void) {
