@@ -4,9 +4,11 @@
  *
  *  Why. With the pipe transport a caller waiting for its job borrows the worker running it (lend.c) and
  *  polls the worker's result pipe itself. The I/O thread used to keep that pipe in its own poll() set
- *  all along, so every answer woke two threads, the caller and the I/O thread, which then yielded until
- *  the caller handed the worker back: on two vCPUs a third wake-up and a spinning thread beside the
- *  caller in every round trip (submit + wait at 2.2x a raw pipe ping-pong, stop 15). A poll() set cannot
+ *  all along, so every answer woke two threads, the caller and the I/O thread: on two vCPUs a third
+ *  wake-up in every round trip (submit + wait at 2.2x a raw pipe ping-pong, stop 15). Mostly the kernel's
+ *  poll() then found the pipe already drained by the caller and slept again without returning, so no
+ *  user-space count showed it; when it did return, the I/O thread yielded until the caller handed the
+ *  worker back (lend.c). A poll() set cannot
  *  be changed under the thread sleeping in it; an epoll set can, from any thread, and an epoll fd can
  *  itself be polled. So the I/O thread polls one epoll fd in place of the result pipes, and a borrower
  *  switches its worker's entry off (EPOLL_CTL_MOD with no events) for as long as it holds the worker and
