@@ -560,6 +560,9 @@ static int write_pending(pb__proc_pool *pp, pb__proc_worker *w, double now, int 
     return 0;
 }
 
+#define GATHER_ITEMS 31               /* a gathered request: at most this many items (PB_SHM_GATHER_MAX entries) */
+#define GATHER_FROM (256u * 1024u)   /* ... and at least this large (smaller ones fit the ring itself) */
+
 /* Encodes items [u->begin, k) of u as a REQUEST frame into w->out, choosing k: as many as fit in one
  * frame and in the worker's budget. Returns k. */
 static size_t encode_request(pb__proc_pool *pp, pb__proc_worker *w, const pb__proc_unit *u) {
@@ -568,12 +571,23 @@ static size_t encode_request(pb__proc_pool *pp, pb__proc_worker *w, const pb__pr
     size_t name_len = strlen(name);
     size_t n = u->end - u->begin;
     if (n > w->budget) n = (size_t)w->budget;
-    n = pb__wire_request_fit(name_len, job->items + u->begin, n, pp->max_frame);
+    size_t budget = pp->tr->frame_budget && pp->tr->frame_budget < pp->max_frame ? pp->tr->frame_budget : pp->max_frame;
+    n = pb__wire_request_fit(name_len, job->items + u->begin, n, budget);
     int flags = (u->per_item || pp->opts->task_timeout > 0) ? PB_WIRE_F_PER_ITEM : 0;
     w->out.len = w->out_pos = 0;
-    /* In place when the transport has room (shm): the items are copied once, into the worker's ring. */
     size_t size = PB_WIRE_HEADER + 4 + 2 + name_len;
     for (size_t i = 0; i < n; i++) size += 4 + job->items[u->begin + i].len;
+    /* A large frame of few items (shm): written by the kernel straight from the caller's items into the
+     * worker's overflow area, never staged or touched through the parent's mapping (pb__shm_put_gather). */
+    if (pp->tr->put_gather && n <= GATHER_ITEMS && size >= GATHER_FROM) {
+        unsigned char head[PB_WIRE_HEADER + 6 + PB_WIRE_NAME_MAX + 4 * GATHER_ITEMS];
+        struct iovec iov[2 * GATHER_ITEMS + 1];
+        size_t total;
+        int cnt = pb__wire_request_gather(head, sizeof head, iov, 2 * GATHER_ITEMS + 1, flags, job->id,
+                                          (uint32_t)u->begin, name, name_len, job->items + u->begin, n, &total);
+        if (cnt > 0 && pp->tr->put_gather(&w->chan, iov, cnt, total) == 1) return u->begin + n;
+    }
+    /* In place when the transport has room (shm): the items are copied once, into the worker's ring. */
     unsigned char *dst = pp->tr->reserve(&w->chan, size);
     if (dst) {
         pb__wbuf view = {dst, 0, size};

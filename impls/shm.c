@@ -23,6 +23,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -162,6 +163,7 @@ void pb__shm_tx_init(pb__shm_tx *tx, const pb__shm_map *m, int dir, int doorbell
     tx->ovf = dir_ovf(m, dir);
     tx->cap = m->ring_cap;
     tx->ovf_cap = m->ovf_cap;
+    tx->ovf_file_off = (size_t)(tx->ovf - m->base);
     tx->head = atomic_load_explicit(&tx->c->head, memory_order_relaxed);
     tx->doorbell_fd = doorbell_fd;
 }
@@ -256,21 +258,22 @@ static void populate_overflow(pb__shm_tx *tx, size_t n) {
     if (n > KEEP_RESIDENT) tx->ovf_warm = 0;
 }
 
-unsigned char *pb__shm_reserve(pb__shm_tx *tx, size_t n, int *never) {
+/* Opens a reservation of one n-byte frame when there is room: 1, 0 (no room now), -1 (never: *never). */
+static int reserve_room(pb__shm_tx *tx, size_t n, int *never) {
     *never = 0;
     uint32_t cap = tx->cap;
     if (n > UINT32_MAX - 16) {
         *never = 1;
-        return NULL;
+        return -1;
     }
     uint32_t rec = 8 + round8((uint32_t)n);
     int big = rec > cap / 2;
     if (big) {
         if (n > tx->ovf_cap) {
             *never = 1;
-            return NULL;
+            return -1;
         }
-        if (atomic_load_explicit(&tx->c->ovf_busy, memory_order_acquire)) return NULL;
+        if (atomic_load_explicit(&tx->c->ovf_busy, memory_order_acquire)) return 0;
         rec = 8;
     }
     uint32_t tail = atomic_load_explicit(&tx->c->tail, memory_order_acquire);
@@ -278,12 +281,56 @@ unsigned char *pb__shm_reserve(pb__shm_tx *tx, size_t n, int *never) {
     uint32_t used = tx->head - tail;
     uint32_t pos = tx->head & (cap - 1);
     uint32_t pad = cap - pos < rec ? cap - pos : 0;
-    if (cap - used < pad + rec) return NULL;
+    if (cap - used < pad + rec) return 0;
     tx->res_len = (uint32_t)n;
     tx->res_advance = pad + rec;
     tx->res_big = big;
-    if (big) populate_overflow(tx, n);
-    return big ? tx->ovf : tx->ring + (pad ? 0 : pos) + 8;
+    return 1;
+}
+
+unsigned char *pb__shm_reserve(pb__shm_tx *tx, size_t n, int *never) {
+    if (reserve_room(tx, n, never) != 1) return NULL;
+    if (tx->res_big) populate_overflow(tx, n);
+    uint32_t pos = tx->head & (tx->cap - 1);
+    return tx->res_big ? tx->ovf : tx->ring + (tx->res_advance > 8 + round8(tx->res_len) ? 0 : pos) + 8;
+}
+
+int pb__shm_is_big(const pb__shm_tx *tx, size_t n) { return n <= UINT32_MAX - 16 && 8 + round8((uint32_t)n) > tx->cap / 2; }
+
+int pb__shm_put_gather(pb__shm_tx *tx, int fd, const struct iovec *iov, int iovcnt, size_t n, int *never) {
+    *never = 0;
+    if (fd < 0 || iovcnt > PB_SHM_GATHER_MAX || !pb__shm_is_big(tx, n)) return 0;
+    int room = reserve_room(tx, n, never);
+    if (room != 1) return room < 0 ? -E2BIG : 0;
+    /* pwritev may stop short (a signal, a huge frame): go on from where it stopped */
+    struct iovec left[PB_SHM_GATHER_MAX];
+    memcpy(left, iov, (size_t)iovcnt * sizeof *iov);
+    struct iovec *v = left;
+    int cnt = iovcnt;
+    off_t at = (off_t)tx->ovf_file_off;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = pwritev(fd, v, cnt, at);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int e = w < 0 ? errno : EIO;
+            tx->res_advance = tx->res_len = 0; /* nothing was published: the reservation is dropped */
+            return -e;
+        }
+        done += (size_t)w;
+        at += w;
+        while (cnt && (size_t)w >= v->iov_len) {
+            w -= (ssize_t)v->iov_len;
+            v++;
+            cnt--;
+        }
+        if (cnt) {
+            v->iov_base = (char *)v->iov_base + w;
+            v->iov_len -= (size_t)w;
+        }
+    }
+    pb__shm_commit(tx);
+    return 1;
 }
 
 static void commit_local(pb__shm_tx *tx) {

@@ -13,8 +13,10 @@
  * per tiny task), larger ones on the heap, and any non-zero return becomes a TASK_ERROR with a message.
  */
 #include "backend.h"
+#include "wire.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -73,9 +75,79 @@ const void *pb_result_data(const pb_result *r) {
     return r->heap ? r->heap : r->inline_data;
 }
 
+/* ---- large output blocks kept for reuse ----
+ * A result over PB__POPULATE_FROM bytes that is cleared keeps its block here (up to KEEP_BLOCKS blocks and
+ * KEEP_BYTES bytes in all), and the next large result the parent decodes takes it (pb__output_block).
+ * Why: the process backends' I/O thread writes every large result into a new block, and on the reference
+ * VM a page a process touches for the first time costs ~6-12 us (the hypervisor maps it), so a 1 MiB
+ * result in fresh memory cost ~1.5 ms before the copy even started, every map, while the threads backend
+ * writes into malloc's already warm heap (glibc gives large blocks back to the kernel on free when they
+ * were mmap'd or top the heap). Every large output takes one (pb_output_alloc too: otherwise the kept
+ * blocks would only pile up while each task output faulted in a new one). The blocks are plain malloc
+ * blocks, so a result's heap stays free()-able. The lock is held across fork() (pthread_atfork), so a
+ * forked worker never inherits it taken by a thread that does not exist in it. */
+#define KEEP_BLOCKS 64
+#define KEEP_BYTES (64u << 20)
+static pthread_mutex_t keep_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kept_block {
+    unsigned char *p;
+    size_t cap;
+} kept[KEEP_BLOCKS];
+static size_t nkept, kept_bytes;
+static pthread_once_t keep_once = PTHREAD_ONCE_INIT;
+
+static void keep_lock_take(void) { pthread_mutex_lock(&keep_lock); }
+static void keep_lock_give(void) { pthread_mutex_unlock(&keep_lock); }
+static void keep_init(void) { pthread_atfork(keep_lock_take, keep_lock_give, keep_lock_give); }
+static void keep_lock_enter(void) {
+    pthread_once(&keep_once, keep_init);
+    pthread_mutex_lock(&keep_lock);
+}
+
+static void keep_block(unsigned char *p) {
+    size_t cap = malloc_usable_size(p);
+    if (cap <= KEEP_BYTES / 4) {
+        keep_lock_enter();
+        int taken = nkept < KEEP_BLOCKS && kept_bytes + cap <= KEEP_BYTES;
+        if (taken) {
+            kept[nkept++] = (struct kept_block){p, cap};
+            kept_bytes += cap;
+        }
+        pthread_mutex_unlock(&keep_lock);
+        if (taken) return;
+    }
+    free(p);
+}
+
+unsigned char *pb__output_block(size_t len, int *warm) {
+    *warm = 0;
+    if (len >= PB__POPULATE_FROM) {
+        keep_lock_enter();
+        size_t best = nkept;
+        for (size_t i = 0; i < nkept; i++) /* the smallest that fits, and not over twice the need */
+            if (kept[i].cap >= len && kept[i].cap / 2 <= len && (best == nkept || kept[i].cap < kept[best].cap))
+                best = i;
+        unsigned char *p = NULL;
+        if (best < nkept) {
+            p = kept[best].p;
+            kept_bytes -= kept[best].cap;
+            kept[best] = kept[--nkept];
+        }
+        pthread_mutex_unlock(&keep_lock);
+        if (p) {
+            *warm = 1;
+            return p;
+        }
+    }
+    return malloc(len);
+}
+
 void pb_result_clear(pb_result *r) {
     if (!r) return;
-    free(r->heap);
+    if (r->heap && r->len >= PB__POPULATE_FROM)
+        keep_block(r->heap);
+    else
+        free(r->heap);
     free(r->message);
     memset(r, 0, sizeof *r);
 }
@@ -108,7 +180,8 @@ void pb__result_fail(pb_result *r, int status, const char *fmt, ...) {
 struct pb_output {
     pb_result *r;
     size_t max;
-    size_t refused; /* size of an output refused for being over the limit (0 = none) */
+    size_t refused;       /* size of an output refused for being over the limit (0 = none) */
+    pb__out_spare *spare; /* a process worker's spare output block (backend.h), or NULL */
 };
 
 void *pb_output_alloc(pb_output *out, size_t len) {
@@ -123,8 +196,34 @@ void *pb_output_alloc(pb_output *out, size_t len) {
         r->len = len;
         return r->inline_data;
     }
+    pb__out_spare *spare = out->spare;
+    if (spare && !r->heap && spare->buf && spare->cap >= len) { /* the last large output's block */
+        r->heap = spare->lent = spare->buf;
+        spare->lent_cap = spare->cap;
+        spare->buf = NULL;
+        r->len = len;
+        return r->heap;
+    }
+    if (spare && r->heap && r->heap == spare->lent && spare->lent_cap >= len) {
+        r->len = len; /* a second alloc that still fits the lent block */
+        return r->heap;
+    }
+    unsigned char *old = r->heap;
+    if (!old && len >= PB__POPULATE_FROM) { /* a kept block when one fits (pb__output_block) */
+        int warm;
+        unsigned char *p = pb__output_block(len, &warm);
+        if (!p) return NULL;
+        if (spare && !warm) (void)pb__populate_write(p, len);
+        r->heap = p;
+        r->len = len;
+        return p;
+    }
     unsigned char *p = realloc(r->heap, len);
     if (!p) return NULL;
+    if (spare) {
+        if (old && old == spare->lent) spare->lent = NULL; /* realloc took the lent block */
+        if (p != old && len >= PB__POPULATE_FROM) (void)pb__populate_write(p, len);
+    }
     r->heap = p;
     r->len = len;
     return p;
@@ -149,7 +248,32 @@ int pb_output_error(pb_output *out, const char *fmt, ...) {
 }
 
 void pb__run_item(const pb_task *task, const void *in, size_t len, size_t max_out, pb_result *r) {
-    pb_output out = {.r = r, .max = max_out, .refused = 0};
+    pb__run_item_spare(task, in, len, max_out, r, NULL);
+}
+
+void pb__out_spare_keep(pb__out_spare *spare, pb_result *r, size_t keep) {
+    unsigned char *lent = spare->lent;
+    size_t lent_cap = spare->lent_cap;
+    spare->lent = NULL;
+    if (!r->heap || r->len < PB__POPULATE_FROM) return; /* small outputs: malloc serves them well */
+    size_t cap = r->heap == lent ? lent_cap : r->len;
+    if (cap > keep) return; /* one huge output is not pinned for the worker's life */
+    free(spare->buf); /* a smaller spare the output could not use */
+    spare->buf = r->heap;
+    spare->cap = cap;
+    r->heap = NULL;
+    r->len = 0;
+}
+
+void pb__out_spare_free(pb__out_spare *spare) {
+    free(spare->buf);
+    memset(spare, 0, sizeof *spare);
+}
+
+void pb__run_item_spare(const pb_task *task, const void *in, size_t len, size_t max_out, pb_result *r,
+                        pb__out_spare *spare) {
+    if (spare) spare->lent = NULL;
+    pb_output out = {.r = r, .max = max_out, .refused = 0, .spare = spare};
     int rc = task->fn(in, len, &out);
     if (rc != 0) {
         if (r->message) {

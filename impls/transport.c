@@ -210,6 +210,10 @@ static unsigned char *shm_reserve(pb__chan *c, size_t n) {
     return pb__shm_reserve(&c->tx, n, &never);
 }
 static void shm_commit(pb__chan *c) { pb__shm_commit(&c->tx); }
+static int shm_put_gather(pb__chan *c, const struct iovec *iov, int iovcnt, size_t n) {
+    int never;
+    return pb__shm_put_gather(&c->tx, c->memfd, iov, iovcnt, n, &never) == 1; /* else: the other paths say why */
+}
 
 static int shm_recv(pb__chan *c, int fd, pb__wbuf *in, size_t *in_pos, size_t max_frame, int may_read,
                     pb__wire_header *h, const unsigned char **body, const char **why, char *io_why,
@@ -304,11 +308,13 @@ static int shm_drain(pb__chan *c, int fd) {
 const pb__transport pb__transport_shm = {
     .name = "shm",
     .polls_out = 0,
+    .frame_budget = PB_SHM_RING_DEFAULT / 2 - 8,
     .open = shm_open_chan,
     .close = shm_close_chan,
     .send = shm_send,
     .reserve = shm_reserve,
     .commit = shm_commit,
+    .put_gather = shm_put_gather,
     .recv = shm_recv,
     .release = shm_release,
     .partial = shm_partial,

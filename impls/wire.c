@@ -9,12 +9,14 @@
  * becomes PB_EPROTO, never an overflow or an oversized allocation.
  */
 #include "wire.h"
+#include "backend.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
@@ -24,11 +26,6 @@ int pb__populate_write(void *p, size_t len) {
     uintptr_t from = ((uintptr_t)p + 4095u) & ~(uintptr_t)4095u, to = ((uintptr_t)p + len) & ~(uintptr_t)4095u;
     return to > from ? madvise((void *)from, to - from, MADV_POPULATE_WRITE) : 0;
 }
-
-/* A large output's new buffer is written whole at once by the caller's I/O thread: its pages, fresh from
- * malloc (often a new mapping), would each be faulted in on first write, one at a time in the thread that
- * serves every worker; populated first, they are mapped in one call. */
-#define POPULATE_FROM (64u * 1024u)
 
 size_t pb__wire_max_frame(size_t max_item_bytes) {
     /* Saturate rather than wrap for absurd limits; the u32 body_len caps a frame at 4 GiB anyway. */
@@ -155,12 +152,16 @@ int pb__wire_get_result(pb__wire_reader *r, size_t max_item_bytes, pb_result *re
     res->exit_code = -1;
     res->len = out_len;
     if (out_len > PB_RESULT_INLINE) {
-        res->heap = malloc(out_len);
+        int warm;
+        res->heap = pb__output_block(out_len, &warm); /* a cleared result's block when one fits */
         if (!res->heap) {
             res->len = 0;
             return -ENOMEM;
         }
-        if (out_len >= POPULATE_FROM) (void)pb__populate_write(res->heap, out_len);
+        /* Written whole at once by the parent's I/O thread: fresh from malloc (often a new mapping), its
+         * pages would each fault on first write, one at a time in the thread that serves every worker;
+         * populated first, they are mapped in one call. */
+        if (!warm && out_len >= PB__POPULATE_FROM) (void)pb__populate_write(res->heap, out_len);
         memcpy(res->heap, out, out_len);
     } else if (out_len) {
         memcpy(res->inline_data, out, out_len);
@@ -222,6 +223,37 @@ int pb__wire_request_encode(pb__wbuf *b, int flags, uint64_t id, uint32_t first,
     }
     pb__wire_end(b, off, (uint32_t)n);
     return 0;
+}
+
+int pb__wire_request_gather(unsigned char *head, size_t head_cap, struct iovec *iov, int max_iov, int flags,
+                            uint64_t id, uint32_t first, const char *task, size_t task_len, const pb_item *items,
+                            size_t n, size_t *total) {
+    if (head_cap < PB_WIRE_REQUEST_HEAD(task_len) || (head_cap - PB_WIRE_REQUEST_HEAD(task_len)) / 4 < n ||
+        max_iov < 1 || n > (size_t)((max_iov - 1) / 2))
+        return 0;
+    /* a buffer over head that never grows: its room was checked above */
+    pb__wbuf b = {head, 0, head_cap};
+    long off = pb__wire_begin(&b, PB_WIRE_REQUEST, flags, id);
+    pb__wire_put_u32(&b, first);
+    pb__wire_put_u16(&b, (uint16_t)task_len);
+    pb__wire_put(&b, task, task_len);
+    size_t body = b.len - PB_WIRE_HEADER;
+    int cnt = 0;
+    size_t piece = 0; /* where the current small piece of head starts */
+    for (size_t i = 0; i < n; i++) {
+        pb__wire_put_u32(&b, (uint32_t)items[i].len);
+        body += PB_WIRE_REQUEST_ITEM(items[i].len);
+        if (items[i].len == 0) continue; /* its length joins the next small piece */
+        iov[cnt++] = (struct iovec){head + piece, b.len - piece};
+        iov[cnt++] = (struct iovec){(void *)items[i].data, items[i].len};
+        piece = b.len;
+    }
+    if (b.len > piece) iov[cnt++] = (struct iovec){head + piece, b.len - piece};
+    uint32_t body32 = (uint32_t)body, count = (uint32_t)n;
+    memcpy(head + off + 8, &body32, 4);
+    memcpy(head + off + 12, &count, 4);
+    *total = PB_WIRE_HEADER + body;
+    return cnt;
 }
 
 int pb__wire_request_open(pb__wire_request *q, const void *body, size_t body_len) {

@@ -129,12 +129,15 @@ typedef struct wstate {
     long res_off;       /* offset of the open RESULT frame in res, or -1 */
     uint32_t res_count;
     const pb_task *task; /* the last task looked up (names repeat, lookups do not) */
+    pb__out_spare spare; /* the last large output's block, for the next one (backend.h) */
 } wstate;
 
 /* The running worker's state, for pb__worker_buffer_bytes (a worker is single-threaded). */
 static const wstate *current;
 
-size_t pb__worker_buffer_bytes(void) { return current ? current->req.cap + current->res.cap : 0; }
+size_t pb__worker_buffer_bytes(void) {
+    return current ? current->req.cap + current->res.cap + (current->spare.buf ? current->spare.cap : 0) : 0;
+}
 
 int pb__worker_shm_scribble(const void *bytes, size_t n) {
     if (!current || !current->shm) return -1;
@@ -332,7 +335,7 @@ static int serve(wstate *w, const pb__wire_header *h) {
         if (pb__wire_request_item(&q, w->max_item, &data, &len) != 0) return -1;
         pb_result res = {0};
         if (task) {
-            pb__run_item(task, data, len, w->max_item, &res);
+            pb__run_item_spare(task, data, len, w->max_item, &res, &w->spare);
         } else {
             pb__result_fail(&res, PB_STATUS_TASK_ERROR, "task '%.*s' is not registered in the worker program",
                             (int)name_len, name);
@@ -341,6 +344,7 @@ static int serve(wstate *w, const pb__wire_header *h) {
          * the parent finds room for the next one (nothing reads the request after this point). */
         if (i + 1 == h->count) done_with_request(w);
         int rc = add_result(w, h->id, first + i, &res);
+        pb__out_spare_keep(&w->spare, &res, PB_PROC_BUFFER_KEEP);
         pb_result_clear(&res);
         if (rc != 0) return -1;
         w->done++;
@@ -399,6 +403,7 @@ int pb__worker_main_shm(int in, int out, int shm_fd) {
     current = NULL;
     pb__wbuf_free(&w.req);
     pb__wbuf_free(&w.res);
+    pb__out_spare_free(&w.spare);
     pb__shm_unmap(&w.map);
     /* Tasks may have printed: do not lose their output to _exit(). */
     fflush(stdout);

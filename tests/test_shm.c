@@ -1,10 +1,11 @@
 /*
  * test_shm.c - the shared-memory rings of the fork-shm and spawn-shm backends (impls/shm.c): frames round
  * trip in place through wraps and padding, frames larger than half the ring go through the overflow area
- * one at a time, two processes hand frames over with futex wake-ups both ways, and the parent's frame
- * reader turns every hostile ring (bad lengths, offsets and positions, garbage, a frame longer than what
- * was published) into an error without reading outside the ring. The hostile rings sit right before a
- * PROT_NONE page, so a read past the end would crash the test even without ASan.
+ * one at a time (also when written with pwritev on the memfd), two processes hand frames over with futex
+ * wake-ups both ways, and the parent's frame reader turns every hostile ring (bad lengths, offsets and
+ * positions, garbage, a frame longer than what was published) into an error without reading outside the
+ * ring. The hostile rings sit right before a PROT_NONE page, so a read past the end would crash the test
+ * even without ASan.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -138,6 +140,48 @@ static void test_overflow_area(void **state) {
     assert_non_null(pb__shm_reserve(&tx, b.len, &never)); /* free again */
     assert_null(pb__shm_reserve(&tx, m.ovf_cap + 1, &never));
     assert_int_equal(never, 1);
+    pb__wbuf_free(&b);
+    pb__shm_unmap(&m);
+    close(fd);
+}
+
+/* A frame for the overflow area written with pwritev on the memfd (pb__shm_put_gather), as the parent
+ * writes large requests: the consumer reads it through its mapping as if it had been written in place;
+ * while it holds the area a second one waits (0); a frame that fits the ring, too many pieces or no fd
+ * are not this path's (0), and one larger than the area never fits. */
+static void test_put_gather(void **state) {
+    (void)state;
+    pb__shm_map m;
+    int fd;
+    char err[200];
+    assert_int_equal(pb__shm_create(MAX_FRAME, RING, &m, &fd, err, sizeof err), 0);
+    pb__shm_tx tx;
+    pb__shm_rx rx;
+    pb__shm_tx_init(&tx, &m, PB_SHM_REQUESTS, -1);
+    pb__shm_rx_init(&rx, &m, PB_SHM_REQUESTS, MAX_FRAME, -1);
+    pb__wbuf b = {0};
+    make_frame(&b, 4, 100000, 9);
+    /* the same frame in three pieces, cut anywhere */
+    struct iovec iov[3] = {{b.data, 10}, {b.data + 10, 50000}, {b.data + 50010, b.len - 50010}};
+    int never;
+    assert_int_equal(pb__shm_put_gather(&tx, fd, iov, 3, b.len, &never), 1);
+    assert_int_equal(pb__shm_put_gather(&tx, fd, iov, 3, b.len, &never), 0); /* the area is busy */
+    assert_int_equal(never, 0);
+    pb__wire_header h;
+    const unsigned char *body;
+    const char *why = NULL;
+    assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_GOT);
+    assert_int_equal(h.id, 4);
+    assert_int_equal(h.body_len, 100000);
+    check_body(body, 100000, 9);
+    pb__shm_release(&rx);
+    assert_int_equal(pb__shm_put_gather(&tx, -1, iov, 3, b.len, &never), 0);              /* no fd */
+    assert_int_equal(pb__shm_put_gather(&tx, fd, iov, PB_SHM_GATHER_MAX + 1, b.len, &never), 0); /* pieces */
+    struct iovec one = {b.data, 100};
+    assert_int_equal(pb__shm_put_gather(&tx, fd, &one, 1, 100, &never), 0); /* fits the ring */
+    assert_true(pb__shm_put_gather(&tx, fd, iov, 3, m.ovf_cap + 1, &never) < 0);
+    assert_int_equal(never, 1);
+    assert_int_equal(pb__shm_ready(&rx), 0); /* nothing of the refused ones was published */
     pb__wbuf_free(&b);
     pb__shm_unmap(&m);
     close(fd);
@@ -373,7 +417,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_wraps), cmocka_unit_test(test_overflow_area),
         cmocka_unit_test(test_two_processes),   cmocka_unit_test(test_hostile_rings),
-        cmocka_unit_test(test_next_rejects),
+        cmocka_unit_test(test_next_rejects),    cmocka_unit_test(test_put_gather),
     };
     return cmocka_run_group_tests_name("shm", tests, NULL, NULL);
 }

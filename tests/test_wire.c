@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "poolbench.h"
 #include "wire.h"
@@ -228,11 +229,50 @@ static void test_random_bytes(void **state) {
     }
 }
 
+/* A gathered REQUEST (the shm transport writes it with pwritev) is byte for byte the frame the encoder
+ * writes: header, name, every length and item, empty items included; and a head or list too small for
+ * the frame is refused (0), not overrun. */
+static void test_request_gather_matches_encode(void **state) {
+    (void)state;
+    static unsigned char big[3][70000];
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < sizeof big[k]; i++) big[k][i] = (unsigned char)(i * 13 + k);
+    const pb_item items[6] = {{big[0], 70000}, {NULL, 0}, {big[1], 5}, {big[2], 70000}, {NULL, 0}, {NULL, 0}};
+    for (size_t n = 1; n <= 6; n++) {
+        pb__wbuf b = {0};
+        assert_int_equal(pb__wire_request_encode(&b, PB_WIRE_F_PER_ITEM, 77, 9, "task.x", 6, items, n), 0);
+        unsigned char head[64 + 4 * 6];
+        struct iovec iov[13];
+        size_t total = 0;
+        int cnt = pb__wire_request_gather(head, sizeof head, iov, 13, PB_WIRE_F_PER_ITEM, 77, 9, "task.x", 6, items,
+                                          n, &total);
+        assert_true(cnt > 0 && cnt <= 13);
+        assert_true(total == b.len);
+        unsigned char *flat = malloc(total);
+        size_t at = 0;
+        for (int i = 0; i < cnt; i++) {
+            assert_true(at + iov[i].iov_len <= total);
+            memcpy(flat + at, iov[i].iov_base, iov[i].iov_len);
+            at += iov[i].iov_len;
+        }
+        assert_true(at == total);
+        assert_memory_equal(flat, b.data, total);
+        free(flat);
+        pb__wbuf_free(&b);
+    }
+    unsigned char small[40];
+    struct iovec iov[13];
+    size_t total;
+    assert_int_equal(pb__wire_request_gather(small, sizeof small, iov, 13, 0, 1, 0, "task.x", 6, items, 6, &total), 0);
+    unsigned char head[64 + 4 * 6];
+    assert_int_equal(pb__wire_request_gather(head, sizeof head, iov, 4, 0, 1, 0, "task.x", 6, items, 2, &total), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_result_roundtrip), cmocka_unit_test(test_header_rejects),
         cmocka_unit_test(test_truncations),      cmocka_unit_test(test_hostile_records),
-        cmocka_unit_test(test_random_bytes),
+        cmocka_unit_test(test_random_bytes),     cmocka_unit_test(test_request_gather_matches_encode),
     };
     return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }

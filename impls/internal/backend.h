@@ -105,6 +105,29 @@ void pb__count(pb_pool *pool, enum pb__counter which, uint64_t n);
  * r (zeroed by the caller): status OK with the output, or TASK_ERROR with a message. max_out bounds the
  * output size (PB_ETOOBIG becomes a task error). */
 void pb__run_item(const pb_task *task, const void *in, size_t len, size_t max_out, pb_result *r);
+/* A process worker's spare output buffer (worker.c): the last large output's heap block, kept for the next
+ * item instead of freed. Why: a worker is a fresh process, and on the reference VM each first write to a
+ * new page is a fault of ~12 us (~3 ms per MiB; a MiB written warm takes ~50 us), so a worker that frees
+ * its 1 MiB output and mallocs the next paid that twice over before glibc's heap settled (measured: the
+ * first two 1 MiB items of each payload worker took 5-11 ms, the rest 0.4 ms). With a spare, an output
+ * block is faulted in once per worker, and that once in one call (pb__populate_write). */
+typedef struct pb__out_spare {
+    unsigned char *buf; /* a malloc block the next large output may take, or NULL */
+    size_t cap;         /* its size */
+    unsigned char *lent; /* the block an item took (still the item's r->heap), and its size */
+    size_t lent_cap;
+} pb__out_spare;
+/* pb__run_item with a spare: an output over PB_RESULT_INLINE takes spare->buf when it is large enough,
+ * and a new block of at least PB__POPULATE_FROM bytes is populated in one call. */
+void pb__run_item_spare(const pb_task *task, const void *in, size_t len, size_t max_out, pb_result *r,
+                        pb__out_spare *spare);
+/* After r was sent: keeps r's output block as the spare (when it is one of at most keep bytes), so that
+ * pb_result_clear(r) does not free it. */
+void pb__out_spare_keep(pb__out_spare *spare, pb_result *r, size_t keep);
+void pb__out_spare_free(pb__out_spare *spare);
+/* A block for a large output of len bytes: one a cleared result gave back (*warm = 1: its pages are
+ * mapped in already) or a new malloc block (*warm = 0). free()-able like any output. NULL on no memory. */
+unsigned char *pb__output_block(size_t len, int *warm);
 /* Sets r to a non-ok status with a formatted message (replacing any output). */
 void pb__result_fail(pb_result *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

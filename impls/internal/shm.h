@@ -107,6 +107,7 @@ typedef struct pb__shm_tx {
     uint32_t res_len, res_advance;
     int res_big;
     size_t ovf_warm;   /* bytes of the overflow area known to be backed by pages (populated ahead) */
+    size_t ovf_file_off; /* where the overflow area starts in the memfd (for pb__shm_put_gather) */
 } pb__shm_tx;
 
 /* The consumer's side of one ring. */
@@ -134,6 +135,19 @@ void pb__shm_rx_init(pb__shm_rx *rx, const pb__shm_map *m, int dir, size_t max_f
 unsigned char *pb__shm_reserve(pb__shm_tx *tx, size_t n, int *never);
 /* The same, waiting (spin, then the futex) until the consumer frees room; NULL only when *never. */
 unsigned char *pb__shm_reserve_wait(pb__shm_tx *tx, size_t n, int *never);
+/* 1 when a frame of n bytes goes to the overflow area (larger than half the ring). */
+int pb__shm_is_big(const pb__shm_tx *tx, size_t n);
+/* A frame for the overflow area, given as a gather list (iovcnt <= PB_SHM_GATHER_MAX entries, n bytes),
+ * written with pwritev(2) on the memfd fd and published. Why not through the mapping: on the reference
+ * VM the first touch of each page by a process costs ~6-12 us (the hypervisor maps it), so a parent that
+ * copies 1 MiB into a new worker's mapping pays ~1.5-3 ms before the page is warm, and every pool's
+ * workers have new mappings; the kernel's copy goes through its own mapping of the pages and costs
+ * about one memcpy. And the items go straight from where the caller holds them. 1 written; 0 no room
+ * now, or not a frame for the overflow area, or too many pieces (use pb__shm_reserve); <0 a negative
+ * errno (*never set when it can never fit). */
+#define PB_SHM_GATHER_MAX 64
+struct iovec;
+int pb__shm_put_gather(pb__shm_tx *tx, int fd, const struct iovec *iov, int iovcnt, size_t n, int *never);
 /* Publishes the reserved frame and wakes a sleeping consumer. */
 void pb__shm_commit(pb__shm_tx *tx);
 /* Ends the stream: an END record (so that a consumer asleep on head wakes: a flag alone could be missed

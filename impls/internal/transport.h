@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /* The shm state of one worker, parent side (unused by the pipe transport). */
 typedef struct pb__chan {
@@ -43,6 +44,12 @@ enum pb__recv { PB_RECV_NONE, PB_RECV_GOT, PB_RECV_EOF, PB_RECV_LOST };
 typedef struct pb__transport {
     const char *name;  /* "pipe" or "shm" */
     int polls_out;     /* a pending send waits for POLLOUT on the request pipe (pipe); else for the doorbell */
+    /* The largest request frame worth filling with more than one item (0: the pool's frame limit). shm:
+     * what fits the ring itself. A frame over it goes to the overflow area, whose pages every new worker
+     * and its parent touch for the first time (~6-12 us a page on the reference VM): a request of two
+     * 1 MiB items made each worker touch 2 MiB there where one item at a time touches 1 MiB, and the rest
+     * of the unit goes back to the queue for whichever worker is free first. */
+    size_t frame_budget;
     /* Before a worker is born: its resources. *child_fd is the extra fd the child must see as
      * PB_PROC_SHM_FD, or -1. 0, or a negative errno with a message in err. */
     int (*open)(pb__chan *c, size_t max_frame, int *child_fd, char *err, size_t errlen);
@@ -55,6 +62,10 @@ typedef struct pb__transport {
      * into a buffer and send it). commit publishes it. */
     unsigned char *(*reserve)(pb__chan *c, size_t n);
     void (*commit)(pb__chan *c);
+    /* A large frame given as a gather list (n bytes), written by the transport from where its pieces lie:
+     * 1 done; 0 not now or not this frame (use reserve, or encode into a buffer and send); NULL for a
+     * transport that has no such path (pipe). shm: pb__shm_put_gather. */
+    int (*put_gather)(pb__chan *c, const struct iovec *iov, int iovcnt, size_t n);
     /* The next complete frame: GOT with *h (checked, from a private copy) and *body (h->body_len bytes,
      * valid until release); NONE (nothing for now); EOF (the result pipe: the worker is gone; a partial
      * frame may be left in `in`); LOST with *why, or with io_why filled after a failed read. Only frames

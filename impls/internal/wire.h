@@ -92,6 +92,8 @@ void pb__wbuf_trim(pb__wbuf *b, size_t keep);
  * instead of a page fault per 4 KiB page on first write (256 per MiB). Pages already there stay as they
  * are. 0, or -1 with errno (an older kernel: EINVAL; the pages then simply fault). */
 int pb__populate_write(void *p, size_t len);
+/* Buffers from this size up are populated when they are new (a result in the parent, a worker's output). */
+#define PB__POPULATE_FROM (64u * 1024u)
 
 /* ---- encoding: begin a frame, append fields, end it (which patches body_len and count) ---- */
 /* Starts a frame at b->len and returns its offset (for pb__wire_end), or -ENOMEM. */
@@ -180,6 +182,14 @@ int pb__wire_get_result(pb__wire_reader *r, size_t max_item_bytes, pb_result *re
  * as many as fit, and always the first (max_frame leaves room for any single item). 0 only when n is 0. */
 size_t pb__wire_request_fit(size_t task_len, const pb_item *items, size_t n, size_t max_frame);
 
+/* The same REQUEST frame as pb__wire_request_encode, as a gather list for pwritev(2): the small parts
+ * (header, task name, item lengths) encoded into head, the items referenced where they lie. Needs
+ * head_cap >= PB_WIRE_HEADER + 6 + task_len + 4 n and max_iov >= 2 n + 1. Returns the entries filled, with
+ * the frame's size in *total, or 0 when it does not fit in head or iov (encode it into a buffer). */
+struct iovec;
+int pb__wire_request_gather(unsigned char *head, size_t head_cap, struct iovec *iov, int max_iov, int flags,
+                            uint64_t id, uint32_t first, const char *task, size_t task_len, const pb_item *items,
+                            size_t n, size_t *total);
 /* Appends a REQUEST frame to b: items[0, n) are items first .. first + n - 1 of job id, for the task named
  * by task_len bytes at task. flags: PB_WIRE_F_*. 0, or -ENOMEM (b keeps what it held before). */
 int pb__wire_request_encode(pb__wbuf *b, int flags, uint64_t id, uint32_t first, const char *task, size_t task_len,
