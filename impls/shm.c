@@ -13,6 +13,7 @@
  * position words, so TSan knows what the futex orders rather than being told to look away.
  */
 #include "shm.h"
+#include "syscalls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -310,7 +311,7 @@ int pb__shm_put_gather(pb__shm_tx *tx, int fd, const struct iovec *iov, int iovc
     off_t at = (off_t)tx->ovf_file_off;
     size_t done = 0;
     while (done < n) {
-        ssize_t w = pwritev(fd, v, cnt, at);
+        ssize_t w = pb__sys.pwritev(fd, v, cnt, at);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
             int e = w < 0 ? errno : EIO;

@@ -28,7 +28,7 @@ static fault faults[PB__SYS_COUNT];
 
 static const char *const names[PB__SYS_COUNT] = {"fork",  "pipe2",   "posix_spawn", "read",  "write",
                                                  "poll",  "eventfd", "waitpid",     "fcntl", "pthread_create",
-                                                 "pidfd_open", "epoll_create1", "epoll_ctl"};
+                                                 "pidfd_open", "epoll_create1", "epoll_ctl", "pwritev"};
 
 /* Counts a call of id; returns the errno to fail it with, or 0 to make the real call. */
 static int hit(int id) {
@@ -164,9 +164,18 @@ static int h_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
     return epoll_ctl(epfd, op, fd, ev);
 }
 
+static ssize_t h_pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off) {
+    int e = hit(PB__SYS_PWRITEV);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return pwritev(fd, iov, iovcnt, off);
+}
+
 pb__syscalls pb__sys = {h_fork,    h_pipe2,   h_posix_spawn, h_read,           h_write,      h_poll,
                         h_eventfd, h_waitpid, h_fcntl,       h_pthread_create, h_pidfd_open, h_epoll_create1,
-                        h_epoll_ctl};
+                        h_epoll_ctl, h_pwritev};
 
 const char *pb__sys_name(int id) { return id >= 0 && id < PB__SYS_COUNT ? names[id] : "?"; }
 

@@ -11,7 +11,9 @@
  *  - never a hang (a watchdog names the case), never a crash, and nothing left: no fd, thread or child
  *    (running or zombie) beyond what the case started with.
  * The sweep prints how many faults it injected and how many of them the pool survived (the pool went on
- * working); the rest are the clean errors above. docs/testing.md quotes the figures.
+ * working); the rest are the clean errors above. docs/testing.md quotes the figures. Beside the sweep,
+ * cases for calls with a fallback: pidfd_open (the periodic liveness check), epoll (polling the pipes
+ * directly), pwritev on the shm backends (large requests through the mapping).
  *
  * The hooks exist only in the poolbench_faults library (CMake option POOLBENCH_FAULT_INJECTION, on by
  * default with the tests); without it this program says so and passes.
@@ -87,6 +89,9 @@ static int t_sleep_ms(const void *in, size_t len, pb_output *out) {
     return pb_output_set(out, &ms, sizeof ms);
 }
 PB_TASK_DEFINE("faults.sleep_ms", t_sleep_ms)
+
+static int t_echo(const void *in, size_t len, pb_output *out) { return pb_output_set(out, in, len); }
+PB_TASK_DEFINE("faults.echo", t_echo)
 
 /* ---- the watchdog: a hang fails the test with the case's name instead of stalling ctest ---- */
 
@@ -458,6 +463,45 @@ static void lending_leaves_io_thread_asleep(void **state) {
     end_of_case(fds, threads, children);
 }
 
+/* shm: a request too large for the ring is written with pwritev on the worker's memfd (shm.c,
+ * pb__shm_put_gather); when pwritev fails, for good, the same requests go through the mapping, and every
+ * item still comes back whole. The first half shows the path is the one taken (pwritev is called). */
+static void large_requests_without_pwritev(void **state) {
+    const char *backend = *state;
+    snprintf(case_name, sizeof case_name, "%s: large requests with pwritev working, then failing", backend);
+    int fds = tu_count_fds(), threads = tu_count_threads(), children = tu_count_children();
+    alarm(120);
+    enum { N = 6 };
+    size_t len = 600u * 1024u;
+    unsigned char *buf = malloc(len + N);
+    assert_non_null(buf);
+    for (size_t i = 0; i < len + N; i++) buf[i] = (unsigned char)(i * 29 + 3);
+    pb_item items[N];
+    for (int i = 0; i < N; i++) items[i] = (pb_item){buf + i, len}; /* each its own slice: a mix-up shows */
+    pb_options o = opts2();
+    for (int broken = 0; broken < 2; broken++) {
+        pb__fault_reset();
+        if (broken) assert_int_equal(pb__fault_arm(PB__SYS_PWRITEV, 1, EIO, PB__FAULT_PERSIST), 0);
+        pb_pool *p = NULL;
+        assert_int_equal(pb_pool_create(&p, backend, &o), 0);
+        pb_result res[N];
+        assert_int_equal(pb_map(p, "faults.echo", items, N, 0, res), 0);
+        for (int i = 0; i < N; i++) {
+            assert_int_equal(res[i].status, PB_STATUS_OK);
+            assert_true(res[i].len == len);
+            assert_memory_equal(pb_result_data(&res[i]), buf + i, len);
+        }
+        pb_results_clear(res, N);
+        if (!broken && pb__fault_calls(PB__SYS_PWRITEV) < N)
+            fail_msg("%s: %lu pwritev calls for %d large requests: not the gathered path", backend,
+                     pb__fault_calls(PB__SYS_PWRITEV), N);
+        if (broken) assert_true(pb__fault_injected(PB__SYS_PWRITEV) >= 1);
+        pb_pool_destroy(p);
+    }
+    free(buf);
+    end_of_case(fds, threads, children);
+}
+
 int main(void) {
     signal(SIGALRM, on_alarm);
     verbose = getenv("POOLBENCH_FAULTS_VERBOSE") != NULL;
@@ -480,6 +524,8 @@ int main(void) {
         cmocka_unit_test_prestate(lending_leaves_io_thread_asleep, (void *)backends[0]),
         cmocka_unit_test_prestate(lending_leaves_io_thread_asleep, (void *)backends[1]),
         cmocka_unit_test_prestate(lending_leaves_io_thread_asleep, (void *)backends[2]),
+        cmocka_unit_test_prestate(large_requests_without_pwritev, (void *)"fork-shm"),
+        cmocka_unit_test_prestate(large_requests_without_pwritev, (void *)"spawn-shm"),
     };
     int failed = cmocka_run_group_tests_name("faults", tests, NULL, NULL);
 

@@ -22,6 +22,9 @@
  * epoll_create1 and epoll_ctl serve the I/O thread's watch on result pipes (watch.c); when they fail the
  * pool polls those pipes directly, as it did before the watch existed, so a test can fail them freely.
  *
+ * pwritev writes a large request into a shm worker's overflow area (shm.c, pb__shm_put_gather); when it
+ * fails the request is written through the mapping instead, so a test can fail it freely too.
+ *
  * pidfd_open is called through syscall() (glibc added a wrapper only in 2.36): a kernel before 5.3 says
  * ENOSYS, and the pool falls back to checking its workers periodically (procpool.c, "Deaths").
  */
@@ -36,6 +39,7 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,6 +65,7 @@ typedef struct pb__syscalls {
     int (*pidfd_open)(pid_t pid, unsigned int flags);
     int (*epoll_create1)(int flags);
     int (*epoll_ctl)(int epfd, int op, int fd, struct epoll_event *ev);
+    ssize_t (*pwritev)(int fd, const struct iovec *iov, int iovcnt, off_t off);
 } pb__syscalls;
 
 #ifdef POOLBENCH_FAULT_INJECTION
@@ -82,6 +87,7 @@ typedef enum pb__sys_id {
     PB__SYS_PIDFD_OPEN,
     PB__SYS_EPOLL_CREATE1,
     PB__SYS_EPOLL_CTL,
+    PB__SYS_PWRITEV,
     PB__SYS_COUNT
 } pb__sys_id;
 
@@ -103,7 +109,7 @@ void pb__fault_reset(void);               /* disarms everything and zeroes the c
 /* Folded into direct calls by the compiler: the table is constant and its values are known here. */
 static const pb__syscalls pb__sys = {fork,    pipe2, posix_spawn,    read,           write,         poll,
                                      eventfd, waitpid, fcntl,        pthread_create, pb__pidfd_open, epoll_create1,
-                                     epoll_ctl};
+                                     epoll_ctl, pwritev};
 
 #endif
 #endif
