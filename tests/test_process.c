@@ -26,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -864,8 +865,8 @@ static void test_worker_reuses_output_block(void **state) {
 
 /* The parent decodes large results into blocks that cleared results gave back (task.c's kept blocks:
  * warm pages instead of ~1.5 ms of first touches a MiB). The mechanism: a cleared result's block comes
- * back, said to be warm, for the next output of about its size (not for one over twice as small). Then
- * through a pool: a second map's outputs land in the first map's blocks, and a result's block stays an
+ * back, said to be warm, for the next output of about its size (not for one over twice as small); a fork
+ * child does not inherit a kept block but does a handed-out one. Then through a pool: a second map's outputs land in the first map's blocks, and a result's block stays an
  * ordinary malloc block that free() takes. */
 static void test_parent_reuses_result_blocks(void **state) {
     int warm = -1;
@@ -882,6 +883,32 @@ static void test_parent_reuses_result_blocks(void **state) {
     assert_true(again == b);
     assert_int_equal(warm, 1);
     free(again);
+
+    /* While kept, a block is not inherited by fork() (no copy-on-write for the parent to pay when it
+     * writes the next result into it after forking workers); once handed out it is inherited again. */
+    unsigned char *kept = pb__output_block(700001, &warm);
+    unsigned char *live = pb__output_block(700001, &warm);
+    memset(kept, 2, 700001);
+    memset(live, 3, 700001);
+    pb_result k = {.status = PB_STATUS_OK, .len = 700001, .heap = kept};
+    pb_result_clear(&k);
+    pid_t child = fork();
+    if (child == 0) {
+        unsigned char vec[1];
+        void *kept_page = (void *)(((uintptr_t)kept + 8192) & ~(uintptr_t)4095);
+        int kept_mapped = mincore(kept_page, 4096, vec) == 0;
+        _exit(kept_mapped ? 1 : live[0] == 3 && live[700000] == 3 ? 0 : 2);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(child, &st, 0), child);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("in a forked child %s", WIFEXITED(st) && WEXITSTATUS(st) == 1 ? "a kept block is mapped"
+                                                                                 : "a result's block is not readable");
+    free(live);
+    unsigned char *back = pb__output_block(700001, &warm);
+    assert_true(back == kept && warm == 1);
+    assert_true(back[0] == 2 && back[700000] == 2); /* the parent's pages were untouched */
+    free(back);
 
     pb_pool *p = pool_n(state, 2);
     enum { N = 3 };

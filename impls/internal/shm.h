@@ -18,6 +18,10 @@
  *
  * A frame is written in place: the producer reserves a contiguous record (or the overflow area for a frame
  * larger than half the ring) and encodes straight into it, then publishes by moving `head` (release). The
+ * parent writes a large request instead with pwritev(2) on the memfd, from where the caller's items lie
+ * (pb__shm_put_gather): the kernel copies through its own mapping of the pages, so the parent never
+ * touches a new worker's overflow area, whose first touch by a process costs ~6-12 us a page on the
+ * reference VM. The
  * consumer decodes in place and moves `tail` (release) when it has finished with the frame. Positions are
  * byte counts modulo 2^32; the ring size is a power of two, so head - tail is the bytes in use. One frame
  * may sit in the overflow area at a time (`ovf_busy`); it is given back to the kernel (MADV_REMOVE) after
