@@ -14,6 +14,7 @@
  */
 #include "shm.h"
 #include "syscalls.h"
+#include "backend.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -180,6 +181,33 @@ void pb__shm_rx_init(pb__shm_rx *rx, const pb__shm_map *m, int dir, size_t max_f
     rx->tail = atomic_load_explicit(&rx->c->tail, memory_order_relaxed);
     rx->doorbell_fd = doorbell_fd;
     rx->spin_ns = SPIN_START_NS;
+    rx->copy_fd = -1;
+    rx->ovf_file_off = (size_t)(rx->ovf - m->base);
+}
+
+void pb__shm_rx_copy_out(pb__shm_rx *rx, int fd) { rx->copy_fd = fd; }
+
+void pb__shm_rx_drop(pb__shm_rx *rx) {
+    if (rx->copy) pb__output_block_give(rx->copy);
+    rx->copy = NULL;
+}
+
+/* The overflow frame of len bytes copied out with pread into a kept block, or NULL (then read it in place). */
+static unsigned char *copy_out(const pb__shm_rx *rx, size_t len) {
+    int warm;
+    unsigned char *buf = pb__output_block(len, &warm);
+    if (!buf) return NULL;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pb__sys.pread(rx->copy_fd, buf + done, len - done, (off_t)(rx->ovf_file_off + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { /* cannot happen on a sealed memfd of this size, but never trust it */
+            pb__output_block_give(buf);
+            return NULL;
+        }
+        done += (size_t)n;
+    }
+    return buf;
 }
 
 /* ---- waking and waiting ---- */
@@ -509,6 +537,11 @@ int pb__shm_parse(const unsigned char *ring, uint32_t cap, uint32_t tail, uint32
 }
 
 int pb__shm_next(pb__shm_rx *rx, pb__wire_header *h, const unsigned char **body, const char **why) {
+    if (rx->copy) { /* the held frame again: its private copy was checked when it was made */
+        if (pb__wire_header_decode(rx->copy, rx->max_frame, h, why) != 0) return PB_SHM_ERROR;
+        *body = rx->copy + PB_WIRE_HEADER;
+        return PB_SHM_GOT;
+    }
     uint32_t head = atomic_load_explicit(&rx->c->head, memory_order_acquire);
     tsan_acquire(&rx->c->head);
     pb__shm_found f;
@@ -518,15 +551,22 @@ int pb__shm_next(pb__shm_rx *rx, pb__wire_header *h, const unsigned char **body,
         return PB_SHM_END_OF_STREAM; /* closed with no room for the END record */
     if (r != PB_SHM_GOT) return r;
     const unsigned char *frame = f.in_ovf ? rx->ovf : rx->ring + f.off;
+    unsigned char *copy = f.in_ovf && rx->copy_fd >= 0 ? copy_out(rx, f.len) : NULL;
+    if (copy) frame = copy;
     unsigned char hdr[PB_WIRE_HEADER];
     memcpy(hdr, frame, sizeof hdr); /* f.len >= PB_WIRE_HEADER */
     compiler_barrier();
-    if (pb__wire_header_decode(hdr, rx->max_frame, h, why) != 0) return PB_SHM_ERROR;
-    if ((size_t)PB_WIRE_HEADER + h->body_len != f.len) {
+    int bad = pb__wire_header_decode(hdr, rx->max_frame, h, why) != 0;
+    if (!bad && (size_t)PB_WIRE_HEADER + h->body_len != f.len) {
         *why = "frame length disagrees with its shared-memory record";
+        bad = 1;
+    }
+    if (bad) {
+        if (copy) pb__output_block_give(copy);
         return PB_SHM_ERROR;
     }
     *body = frame + PB_WIRE_HEADER;
+    rx->copy = copy;
     rx->held = f.advance;
     rx->held_big = f.in_ovf ? f.len : 0;
     return PB_SHM_GOT;
@@ -534,6 +574,7 @@ int pb__shm_next(pb__shm_rx *rx, pb__wire_header *h, const unsigned char **body,
 
 void pb__shm_release(pb__shm_rx *rx) {
     if (!rx->held) return;
+    pb__shm_rx_drop(rx);
     if (rx->held_big) {
         if (rx->held_big > KEEP_RESIDENT) madvise(rx->ovf_w, round_page(rx->held_big), MADV_REMOVE);
         atomic_store_explicit(&rx->c->ovf_busy, 0, memory_order_release);

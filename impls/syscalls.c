@@ -28,7 +28,7 @@ static fault faults[PB__SYS_COUNT];
 
 static const char *const names[PB__SYS_COUNT] = {"fork",  "pipe2",   "posix_spawn", "read",  "write",
                                                  "poll",  "eventfd", "waitpid",     "fcntl", "pthread_create",
-                                                 "pidfd_open", "epoll_create1", "epoll_ctl", "pwritev"};
+                                                 "pidfd_open", "epoll_create1", "epoll_ctl", "pwritev", "pread"};
 
 /* Counts a call of id; returns the errno to fail it with, or 0 to make the real call. */
 static int hit(int id) {
@@ -173,9 +173,18 @@ static ssize_t h_pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off)
     return pwritev(fd, iov, iovcnt, off);
 }
 
+static ssize_t h_pread(int fd, void *buf, size_t len, off_t off) {
+    int e = hit(PB__SYS_PREAD);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return pread(fd, buf, len, off);
+}
+
 pb__syscalls pb__sys = {h_fork,    h_pipe2,   h_posix_spawn, h_read,           h_write,      h_poll,
                         h_eventfd, h_waitpid, h_fcntl,       h_pthread_create, h_pidfd_open, h_epoll_create1,
-                        h_epoll_ctl, h_pwritev};
+                        h_epoll_ctl, h_pwritev, h_pread};
 
 const char *pb__sys_name(int id) { return id >= 0 && id < PB__SYS_COUNT ? names[id] : "?"; }
 

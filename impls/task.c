@@ -137,6 +137,8 @@ static void keep_block(unsigned char *p) {
     free(p);
 }
 
+void pb__output_block_give(unsigned char *p) { keep_block(p); }
+
 unsigned char *pb__output_block(size_t len, int *warm) {
     *warm = 0;
     if (len >= PB__POPULATE_FROM) {

@@ -180,11 +180,13 @@ static int shm_open_chan(pb__chan *c, size_t max_frame, int *child_fd, char *err
     if (rc != 0) return rc;
     pb__shm_tx_init(&c->tx, &c->map, PB_SHM_REQUESTS, -1);
     pb__shm_rx_init(&c->rx, &c->map, PB_SHM_RESULTS, max_frame, -1);
+    pb__shm_rx_copy_out(&c->rx, c->memfd); /* large results with pread, not through a new mapping */
     *child_fd = c->memfd;
     return 0;
 }
 
 void pb__chan_release(pb__chan *c) {
+    pb__shm_rx_drop(&c->rx);
     pb__shm_unmap(&c->map);
     if (c->memfd >= 0) close(c->memfd);
     c->memfd = -1;

@@ -13,7 +13,7 @@
  * The sweep prints how many faults it injected and how many of them the pool survived (the pool went on
  * working); the rest are the clean errors above. docs/testing.md quotes the figures. Beside the sweep,
  * cases for calls with a fallback: pidfd_open (the periodic liveness check), epoll (polling the pipes
- * directly), pwritev on the shm backends (large requests through the mapping).
+ * directly), pwritev and pread on the shm backends (large frames through the mapping).
  *
  * The hooks exist only in the poolbench_faults library (CMake option POOLBENCH_FAULT_INJECTION, on by
  * default with the tests); without it this program says so and passes.
@@ -463,12 +463,13 @@ static void lending_leaves_io_thread_asleep(void **state) {
     end_of_case(fds, threads, children);
 }
 
-/* shm: a request too large for the ring is written with pwritev on the worker's memfd (shm.c,
- * pb__shm_put_gather); when pwritev fails, for good, the same requests go through the mapping, and every
- * item still comes back whole. The first half shows the path is the one taken (pwritev is called). */
-static void large_requests_without_pwritev(void **state) {
+/* shm: a request too large for the ring is written with pwritev on the worker's memfd, and such a result
+ * read with pread (shm.c, pb__shm_put_gather, pb__shm_rx_copy_out); when both fail, for good, the same
+ * frames go through the mapping, and every item still comes back whole. The first half shows the paths
+ * are the ones taken (each call made once per large frame). */
+static void large_frames_without_pwritev_pread(void **state) {
     const char *backend = *state;
-    snprintf(case_name, sizeof case_name, "%s: large requests with pwritev working, then failing", backend);
+    snprintf(case_name, sizeof case_name, "%s: large frames with pwritev and pread working, then failing", backend);
     int fds = tu_count_fds(), threads = tu_count_threads(), children = tu_count_children();
     alarm(120);
     enum { N = 6 };
@@ -481,7 +482,10 @@ static void large_requests_without_pwritev(void **state) {
     pb_options o = opts2();
     for (int broken = 0; broken < 2; broken++) {
         pb__fault_reset();
-        if (broken) assert_int_equal(pb__fault_arm(PB__SYS_PWRITEV, 1, EIO, PB__FAULT_PERSIST), 0);
+        if (broken) {
+            assert_int_equal(pb__fault_arm(PB__SYS_PWRITEV, 1, EIO, PB__FAULT_PERSIST), 0);
+            assert_int_equal(pb__fault_arm(PB__SYS_PREAD, 1, EIO, PB__FAULT_PERSIST), 0);
+        }
         pb_pool *p = NULL;
         assert_int_equal(pb_pool_create(&p, backend, &o), 0);
         pb_result res[N];
@@ -492,10 +496,10 @@ static void large_requests_without_pwritev(void **state) {
             assert_memory_equal(pb_result_data(&res[i]), buf + i, len);
         }
         pb_results_clear(res, N);
-        if (!broken && pb__fault_calls(PB__SYS_PWRITEV) < N)
-            fail_msg("%s: %lu pwritev calls for %d large requests: not the gathered path", backend,
-                     pb__fault_calls(PB__SYS_PWRITEV), N);
-        if (broken) assert_true(pb__fault_injected(PB__SYS_PWRITEV) >= 1);
+        if (!broken && (pb__fault_calls(PB__SYS_PWRITEV) < N || pb__fault_calls(PB__SYS_PREAD) < N))
+            fail_msg("%s: %lu pwritev and %lu pread calls for %d large requests and results: not those paths",
+                     backend, pb__fault_calls(PB__SYS_PWRITEV), pb__fault_calls(PB__SYS_PREAD), N);
+        if (broken) assert_true(pb__fault_injected(PB__SYS_PWRITEV) >= 1 && pb__fault_injected(PB__SYS_PREAD) >= 1);
         pb_pool_destroy(p);
     }
     free(buf);
@@ -524,8 +528,8 @@ int main(void) {
         cmocka_unit_test_prestate(lending_leaves_io_thread_asleep, (void *)backends[0]),
         cmocka_unit_test_prestate(lending_leaves_io_thread_asleep, (void *)backends[1]),
         cmocka_unit_test_prestate(lending_leaves_io_thread_asleep, (void *)backends[2]),
-        cmocka_unit_test_prestate(large_requests_without_pwritev, (void *)"fork-shm"),
-        cmocka_unit_test_prestate(large_requests_without_pwritev, (void *)"spawn-shm"),
+        cmocka_unit_test_prestate(large_frames_without_pwritev_pread, (void *)"fork-shm"),
+        cmocka_unit_test_prestate(large_frames_without_pwritev_pread, (void *)"spawn-shm"),
     };
     int failed = cmocka_run_group_tests_name("faults", tests, NULL, NULL);
 

@@ -146,7 +146,8 @@ static void test_overflow_area(void **state) {
 }
 
 /* A frame for the overflow area written with pwritev on the memfd (pb__shm_put_gather), as the parent
- * writes large requests: the consumer reads it through its mapping as if it had been written in place;
+ * writes large requests: the consumer reads it through its mapping as if it had been written in place,
+ * or with pread into a private copy as the parent reads large results (pb__shm_rx_copy_out);
  * while it holds the area a second one waits (0); a frame that fits the ring, too many pieces or no fd
  * are not this path's (0), and one larger than the area never fits. */
 static void test_put_gather(void **state) {
@@ -175,6 +176,18 @@ static void test_put_gather(void **state) {
     assert_int_equal(h.body_len, 100000);
     check_body(body, 100000, 9);
     pb__shm_release(&rx);
+    /* the parent's reader: the same frame copied out with pread, the copy held until release */
+    pb__shm_rx_copy_out(&rx, fd);
+    assert_int_equal(pb__shm_put_gather(&tx, fd, iov, 3, b.len, &never), 1);
+    assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_GOT);
+    assert_non_null(rx.copy);
+    assert_true(body < m.base || body >= m.base + m.size); /* not in the mapping */
+    check_body(body, 100000, 9);
+    const unsigned char *again;
+    assert_int_equal(pb__shm_next(&rx, &h, &again, &why), PB_SHM_GOT); /* no release: the same frame */
+    assert_ptr_equal(again, body);
+    pb__shm_release(&rx);
+    assert_null(rx.copy);
     assert_int_equal(pb__shm_put_gather(&tx, -1, iov, 3, b.len, &never), 0);              /* no fd */
     assert_int_equal(pb__shm_put_gather(&tx, fd, iov, PB_SHM_GATHER_MAX + 1, b.len, &never), 0); /* pieces */
     struct iovec one = {b.data, 100};

@@ -128,6 +128,8 @@ void pb__out_spare_free(pb__out_spare *spare);
 /* A block for a large output of len bytes: one a cleared result gave back (*warm = 1: its pages are
  * mapped in already) or a new malloc block (*warm = 0). free()-able like any output. NULL on no memory. */
 unsigned char *pb__output_block(size_t len, int *warm);
+/* Gives a block of pb__output_block back for reuse (or frees it when the kept blocks are full). */
+void pb__output_block_give(unsigned char *p);
 /* Sets r to a non-ok status with a formatted message (replacing any output). */
 void pb__result_fail(pb_result *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

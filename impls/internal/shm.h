@@ -127,10 +127,23 @@ typedef struct pb__shm_rx {
     uint32_t held_big;  /* that frame is in the overflow area, this long */
     int doorbell_fd;
     unsigned spin_ns;   /* adaptive spin budget for pb__shm_wait */
+    int copy_fd;        /* parent: the memfd, to read overflow frames with pread (pb__shm_rx_copy_out); -1 */
+    size_t ovf_file_off;
+    unsigned char *copy; /* the held overflow frame's private copy, or NULL */
 } pb__shm_rx;
 
 void pb__shm_tx_init(pb__shm_tx *tx, const pb__shm_map *m, int dir, int doorbell_fd);
 void pb__shm_rx_init(pb__shm_rx *rx, const pb__shm_map *m, int dir, size_t max_frame, int doorbell_fd);
+
+/* Parent: overflow frames are read with pread(2) on the memfd fd into a private block (a kept output block,
+ * task.c) instead of through the mapping. Why: on the reference VM a page a process touches for the first
+ * time costs ~6-12 us (the hypervisor maps it), and every pool's workers have new mappings, so the first
+ * 1 MiB result of each worker cost the I/O thread ~1.5 ms before decoding began; the kept blocks are
+ * warm for the kernel's copy after their first use. The frame is checked from the private copy as from
+ * the mapping. A pread that fails falls back to the mapping. */
+void pb__shm_rx_copy_out(pb__shm_rx *rx, int fd);
+/* Gives back a held private copy (the channel is closing with a frame held). */
+void pb__shm_rx_drop(pb__shm_rx *rx);
 
 /* ---- producer ---- */
 /* Reserves room for one frame of n bytes and returns where to encode it (contiguous, n bytes), or NULL

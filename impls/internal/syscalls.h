@@ -22,8 +22,9 @@
  * epoll_create1 and epoll_ctl serve the I/O thread's watch on result pipes (watch.c); when they fail the
  * pool polls those pipes directly, as it did before the watch existed, so a test can fail them freely.
  *
- * pwritev writes a large request into a shm worker's overflow area (shm.c, pb__shm_put_gather); when it
- * fails the request is written through the mapping instead, so a test can fail it freely too.
+ * pwritev writes a large request into a shm worker's overflow area and pread reads a large result out of
+ * it (shm.c, pb__shm_put_gather, pb__shm_rx_copy_out); when they fail the frame goes through the mapping
+ * instead, so a test can fail them freely too.
  *
  * pidfd_open is called through syscall() (glibc added a wrapper only in 2.36): a kernel before 5.3 says
  * ENOSYS, and the pool falls back to checking its workers periodically (procpool.c, "Deaths").
@@ -66,6 +67,7 @@ typedef struct pb__syscalls {
     int (*epoll_create1)(int flags);
     int (*epoll_ctl)(int epfd, int op, int fd, struct epoll_event *ev);
     ssize_t (*pwritev)(int fd, const struct iovec *iov, int iovcnt, off_t off);
+    ssize_t (*pread)(int fd, void *buf, size_t len, off_t off);
 } pb__syscalls;
 
 #ifdef POOLBENCH_FAULT_INJECTION
@@ -88,6 +90,7 @@ typedef enum pb__sys_id {
     PB__SYS_EPOLL_CREATE1,
     PB__SYS_EPOLL_CTL,
     PB__SYS_PWRITEV,
+    PB__SYS_PREAD,
     PB__SYS_COUNT
 } pb__sys_id;
 
@@ -109,7 +112,7 @@ void pb__fault_reset(void);               /* disarms everything and zeroes the c
 /* Folded into direct calls by the compiler: the table is constant and its values are known here. */
 static const pb__syscalls pb__sys = {fork,    pipe2, posix_spawn,    read,           write,         poll,
                                      eventfd, waitpid, fcntl,        pthread_create, pb__pidfd_open, epoll_create1,
-                                     epoll_ctl, pwritev};
+                                     epoll_ctl, pwritev, pread};
 
 #endif
 #endif

@@ -71,6 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rx.max_frame = max_frame;
     rx.tail = tail;
     rx.doorbell_fd = -1;
+    rx.copy_fd = -1; /* frames read in place: the mapping is all there is here */
     atomic_store(&ctl->head, head);
     atomic_store(&ctl->tail, tail);
     for (int round = 0; round < 4; round++) {
