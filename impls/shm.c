@@ -324,6 +324,12 @@ unsigned char *pb__shm_reserve(pb__shm_tx *tx, size_t n, int *never) {
     return tx->res_big ? tx->ovf : tx->ring + (tx->res_advance > 8 + round8(tx->res_len) ? 0 : pos) + 8;
 }
 
+size_t pb__shm_overflow_warm(const pb__shm_tx *tx, size_t from) { return tx->ovf_warm > from ? tx->ovf_warm - from : 0; }
+
+unsigned char *pb__shm_overflow_if_free(const pb__shm_tx *tx) {
+    return atomic_load_explicit(&tx->c->ovf_busy, memory_order_acquire) ? NULL : tx->ovf;
+}
+
 int pb__shm_is_big(const pb__shm_tx *tx, size_t n) { return n <= UINT32_MAX - 16 && 8 + round8((uint32_t)n) > tx->cap / 2; }
 
 int pb__shm_put_gather(pb__shm_tx *tx, int fd, const struct iovec *iov, int iovcnt, size_t n, int *never) {

@@ -211,16 +211,39 @@ void *pb_output_alloc(pb_output *out, size_t len) {
         out->refused = len;
         return NULL;
     }
+    pb__out_spare *spare = out->spare;
+    int in_place = spare && r->heap && r->heap == spare->lent && spare->lent_in_place;
     if (len <= PB_RESULT_INLINE) {
-        free(r->heap);
+        if (!in_place) free(r->heap);
+        if (in_place) spare->lent = NULL;
         r->heap = NULL;
         r->len = len;
         return r->inline_data;
     }
-    pb__out_spare *spare = out->spare;
+    if (spare && !r->heap && spare->in_place && len > spare->in_place_from && len <= spare->in_place_cap) {
+        r->heap = spare->lent = spare->in_place; /* where the worker's RESULT frame will carry it */
+        spare->lent_cap = spare->in_place_cap;
+        spare->lent_in_place = 1;
+        if (len > spare->in_place_warm) { /* the area is sparse: its pages mapped in one call, not one by one */
+            (void)pb__populate_write(spare->in_place + spare->in_place_warm, len - spare->in_place_warm);
+            spare->in_place_warm = len;
+        }
+        r->len = len;
+        return r->heap;
+    }
+    if (in_place && len > spare->lent_cap) { /* outgrew the overflow area: a block of its own */
+        unsigned char *p = malloc(len);
+        if (!p) return NULL;
+        memcpy(p, r->heap, r->len);
+        spare->lent = NULL;
+        r->heap = p;
+        r->len = len;
+        return p;
+    }
     if (spare && !r->heap && spare->buf && spare->cap >= len) { /* the last large output's block */
         r->heap = spare->lent = spare->buf;
         spare->lent_cap = spare->cap;
+        spare->lent_in_place = 0;
         spare->buf = NULL;
         r->len = len;
         return r->heap;
@@ -272,7 +295,17 @@ void pb__run_item(const pb_task *task, const void *in, size_t len, size_t max_ou
     pb__run_item_spare(task, in, len, max_out, r, NULL);
 }
 
+/* A result whose output still lies in place (in the overflow area, not a malloc block) lets go of it. */
+static void let_go_in_place(pb__out_spare *spare, pb_result *r) {
+    if (spare && r->heap && r->heap == spare->lent && spare->lent_in_place) {
+        r->heap = NULL;
+        r->len = 0;
+        spare->lent = NULL;
+    }
+}
+
 void pb__out_spare_keep(pb__out_spare *spare, pb_result *r, size_t keep) {
+    let_go_in_place(spare, r);
     unsigned char *lent = spare->lent;
     size_t lent_cap = spare->lent_cap;
     spare->lent = NULL;
@@ -296,6 +329,7 @@ void pb__run_item_spare(const pb_task *task, const void *in, size_t len, size_t 
     if (spare) spare->lent = NULL;
     pb_output out = {.r = r, .max = max_out, .refused = 0, .spare = spare};
     int rc = task->fn(in, len, &out);
+    if (rc != 0 || out.refused) let_go_in_place(spare, r); /* a failed item's output is dropped, not freed */
     if (rc != 0) {
         if (r->message) {
             char *msg = r->message;

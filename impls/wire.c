@@ -109,13 +109,16 @@ size_t pb__wire_result_size(const pb_result *r) {
     return 8 + r->len + msg;
 }
 
-int pb__wire_put_result(pb__wbuf *b, const pb_result *r) {
+/* Appends a result record with its output written (in_place: already there, right after the record's
+ * head). */
+static int put_result(pb__wbuf *b, const pb_result *r, int in_place) {
     size_t msg = 0;
     if (r->message) {
         msg = strnlen(r->message, PB_WIRE_MSG_MAX);
     }
     if (pb__wbuf_reserve(b, 8 + r->len + msg) != 0) return -ENOMEM;
     unsigned char *p = b->data + b->len;
+    if (in_place && (const void *)(p + 8) != pb_result_data(r)) return -EINVAL;
     p[0] = (uint8_t)r->status;
     p[1] = 0;
     uint16_t m16 = (uint16_t)msg;
@@ -123,10 +126,16 @@ int pb__wire_put_result(pb__wbuf *b, const pb_result *r) {
     memcpy(p + 2, &m16, 2);
     memcpy(p + 4, &o32, 4);
     b->len += 8;
-    pb__wire_put(b, pb_result_data(r), r->len);
+    if (in_place)
+        b->len += r->len;
+    else
+        pb__wire_put(b, pb_result_data(r), r->len);
     pb__wire_put(b, r->message, msg);
     return 0;
 }
+
+int pb__wire_put_result(pb__wbuf *b, const pb_result *r) { return put_result(b, r, 0); }
+int pb__wire_put_result_in_place(pb__wbuf *b, const pb_result *r) { return put_result(b, r, 1); }
 
 int pb__wire_get_result(pb__wire_reader *r, size_t max_item_bytes, pb_result *res) {
     if (!pb__wire_need(r, 8)) return PB_EPROTO;

@@ -210,8 +210,28 @@ static int flush_results(wstate *w) {
  * one copy of the output less per large item. Waits for room like send_out. 1 done, 0 not taken (use the
  * buffered path), -1 error. Not taken when the worker may retire after this item: a RETIRE must arrive in
  * the same publication as the answer before it (pb__shm_send). */
+static int large_result_allowed(const wstate *w) {
+    return w->shm && !w->max_rss && !(w->max_tasks && w->done + 1 >= w->max_tasks);
+}
+
+#define IN_PLACE_OFFSET (PB_WIRE_HEADER + 4 + 8) /* frame header, item index, result record head */
+
+/* shm: lets the next item's output be written in place, in the result overflow area right where its
+ * RESULT frame will carry it (task.c's pb__out_spare), when the area is free and the output is large
+ * enough that its frame surely goes there: no block of its own to fault in, no copy. */
+static void offer_in_place(wstate *w) {
+    w->spare.in_place = NULL;
+    if (!large_result_allowed(w)) return;
+    unsigned char *ovf = pb__shm_overflow_if_free(&w->tx);
+    if (!ovf || w->tx.ovf_cap <= IN_PLACE_OFFSET + PB_WIRE_MSG_MAX) return;
+    w->spare.in_place = ovf + IN_PLACE_OFFSET;
+    w->spare.in_place_cap = w->tx.ovf_cap - IN_PLACE_OFFSET - PB_WIRE_MSG_MAX;
+    w->spare.in_place_from = w->tx.cap / 2;
+    w->spare.in_place_warm = pb__shm_overflow_warm(&w->tx, IN_PLACE_OFFSET);
+}
+
 static int send_large_result(wstate *w, uint64_t id, uint32_t index, const pb_result *r, size_t size) {
-    if (!w->shm || size <= PB_WIRE_FLUSH || w->max_rss || (w->max_tasks && w->done + 1 >= w->max_tasks)) return 0;
+    if (size <= PB_WIRE_FLUSH || !large_result_allowed(w)) return 0;
     if (flush_results(w) != 0) return -1;
     size_t frame = PB_WIRE_HEADER + 4 + size;
     int never;
@@ -221,7 +241,9 @@ static int send_large_result(wstate *w, uint64_t id, uint32_t index, const pb_re
     pb__wbuf view = {.data = dst, .len = 0, .cap = frame};
     long off = pb__wire_begin(&view, PB_WIRE_RESULT, 0, id);
     pb__wire_put_u32(&view, index);
-    if (off != 0 || pb__wire_put_result(&view, r) != 0 || view.data != dst || view.len != frame) return -1;
+    int in_place = r->heap && r->heap == dst + IN_PLACE_OFFSET; /* written there by the task (offer_in_place) */
+    int put = in_place ? pb__wire_put_result_in_place(&view, r) : pb__wire_put_result(&view, r);
+    if (off != 0 || put != 0 || view.data != dst || view.len != frame) return -1;
     pb__wire_end(&view, off, 1);
     pb__shm_commit(&w->tx);
     return 1;
@@ -335,6 +357,7 @@ static int serve(wstate *w, const pb__wire_header *h) {
         if (pb__wire_request_item(&q, w->max_item, &data, &len) != 0) return -1;
         pb_result res = {0};
         if (task) {
+            offer_in_place(w);
             pb__run_item_spare(task, data, len, w->max_item, &res, &w->spare);
         } else {
             pb__result_fail(&res, PB_STATUS_TASK_ERROR, "task '%.*s' is not registered in the worker program",

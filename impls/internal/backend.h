@@ -116,6 +116,13 @@ typedef struct pb__out_spare {
     size_t cap;         /* its size */
     unsigned char *lent; /* the block an item took (still the item's r->heap), and its size */
     size_t lent_cap;
+    int lent_in_place;   /* lent is in_place (not a malloc block: never freed or kept) */
+    /* shm: where an output over in_place_from bytes (and at most in_place_cap) is written in place, in the
+     * result overflow area right where the worker's RESULT frame carries it, so it is neither faulted
+     * into a block of its own nor copied (worker.c sets it per item when the area is free); or NULL. */
+    unsigned char *in_place;
+    size_t in_place_cap, in_place_from;
+    size_t in_place_warm; /* bytes from in_place known to be backed by pages (populated before the task writes) */
 } pb__out_spare;
 /* pb__run_item with a spare: an output over PB_RESULT_INLINE takes spare->buf when it is large enough,
  * and a new block of at least PB__POPULATE_FROM bytes is populated in one call. */

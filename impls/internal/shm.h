@@ -152,6 +152,11 @@ void pb__shm_rx_drop(pb__shm_rx *rx);
 unsigned char *pb__shm_reserve(pb__shm_tx *tx, size_t n, int *never);
 /* The same, waiting (spin, then the futex) until the consumer frees room; NULL only when *never. */
 unsigned char *pb__shm_reserve_wait(pb__shm_tx *tx, size_t n, int *never);
+/* The producer's overflow area when no frame is in it (it may write there ahead of pb__shm_reserve: it is
+ * the only writer), else NULL. */
+unsigned char *pb__shm_overflow_if_free(const pb__shm_tx *tx);
+/* Bytes of the overflow area from offset `from` known to be backed by pages (populated ahead). */
+size_t pb__shm_overflow_warm(const pb__shm_tx *tx, size_t from);
 /* 1 when a frame of n bytes goes to the overflow area (larger than half the ring). */
 int pb__shm_is_big(const pb__shm_tx *tx, size_t n);
 /* A frame for the overflow area, given as a gather list (iovcnt <= PB_SHM_GATHER_MAX entries, n bytes),

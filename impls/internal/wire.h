@@ -116,6 +116,9 @@ static inline void pb__wire_put_u64(pb__wbuf *b, uint64_t v) { pb__wire_put(b, &
 /* Appends one RESULT item record for r (status, output, message truncated to PB_WIRE_MSG_MAX).
  * Reserves as needed; 0 or -ENOMEM. */
 int pb__wire_put_result(pb__wbuf *b, const pb_result *r);
+/* The same record for an output that already lies where the record puts it (b's data + len + 8: a worker
+ * that wrote it in place in its result overflow area). 0, -ENOMEM, or -EINVAL when it does not lie there. */
+int pb__wire_put_result_in_place(pb__wbuf *b, const pb_result *r);
 /* The encoded size of r's record. */
 size_t pb__wire_result_size(const pb_result *r);
 
