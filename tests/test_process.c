@@ -819,8 +819,8 @@ static uint64_t block_address(const pb_result *r) {
 }
 
 /* A worker keeps its last large output block for the next (task.c's spare: on the reference VM each first
- * touch of a page costs ~6-12 us, so a fresh block per item cost ~3 ms a MiB): the same block serves
- * item after item; a task that fails after writing one, or that grows, shrinks to inline and grows its
+ * touch of a page costs ~6-12 us, so a fresh block per item cost ~3 ms a MiB), or on shm writes the output
+ * in place in its result overflow area: the same block serves item after item; a task that fails after writing one, or that grows, shrinks to inline and grows its
  * output again, still gives the right answers (and, under ASan and valgrind, frees every block once);
  * an output over PB_PROC_BUFFER_KEEP is not kept (the worker's buffers stay bounded). */
 static void test_worker_reuses_output_block(void **state) {
@@ -839,6 +839,18 @@ static void test_worker_reuses_output_block(void **state) {
     pb_result_clear(&r1);
     pb_result_clear(&r2);
     pb_result_clear(&r3);
+    /* Where the block was: on the shm backends in place, in the result overflow area (no block of the
+     * worker's own: its buffers stay small); on the pipe backends the spare, kept for the next output. */
+    pb_result probe = run_one(p, "proc.worker_buffers", 0);
+    int64_t held = result_int(&probe);
+    pb_result_clear(&probe);
+    int shm = strstr(backend_of(state), "-shm") != NULL;
+    if (shm && held >= (int64_t)mib)
+        fail_msg("%s: the worker holds %lld bytes of buffers: its outputs were not written in place",
+                 backend_of(state), (long long)held);
+    if (!shm && held < (int64_t)mib)
+        fail_msg("%s: the worker holds %lld bytes of buffers: it kept no spare output block", backend_of(state),
+                 (long long)held);
 
     pb_result f = run_one(p, "proc.big_then_fail", 0);
     assert_int_equal(f.status, PB_STATUS_TASK_ERROR);
