@@ -108,18 +108,23 @@ static void test_roundtrip_wraps(void **state) {
     close(fd);
 }
 
+/* A fresh mapping with a producer and a consumer on its request ring. */
+static void open_requests(pb__shm_map *m, int *fd, pb__shm_tx *tx, pb__shm_rx *rx) {
+    char err[200];
+    assert_int_equal(pb__shm_create(MAX_FRAME, RING, m, fd, err, sizeof err), 0);
+    pb__shm_tx_init(tx, m, PB_SHM_REQUESTS, -1);
+    pb__shm_rx_init(rx, m, PB_SHM_REQUESTS, MAX_FRAME, -1);
+}
+
 /* A frame over half the ring goes through the overflow area; a second one waits until the first is
  * released; one larger than the overflow area can never be sent. */
 static void test_overflow_area(void **state) {
     (void)state;
     pb__shm_map m;
     int fd;
-    char err[200];
-    assert_int_equal(pb__shm_create(MAX_FRAME, RING, &m, &fd, err, sizeof err), 0);
     pb__shm_tx tx;
     pb__shm_rx rx;
-    pb__shm_tx_init(&tx, &m, PB_SHM_REQUESTS, -1);
-    pb__shm_rx_init(&rx, &m, PB_SHM_REQUESTS, MAX_FRAME, -1);
+    open_requests(&m, &fd, &tx, &rx);
     pb__wbuf b = {0};
     make_frame(&b, 1, 100000, 3);
     int never;
@@ -154,12 +159,9 @@ static void test_put_gather(void **state) {
     (void)state;
     pb__shm_map m;
     int fd;
-    char err[200];
-    assert_int_equal(pb__shm_create(MAX_FRAME, RING, &m, &fd, err, sizeof err), 0);
     pb__shm_tx tx;
     pb__shm_rx rx;
-    pb__shm_tx_init(&tx, &m, PB_SHM_REQUESTS, -1);
-    pb__shm_rx_init(&rx, &m, PB_SHM_REQUESTS, MAX_FRAME, -1);
+    open_requests(&m, &fd, &tx, &rx);
     pb__wbuf b = {0};
     make_frame(&b, 4, 100000, 9);
     /* the same frame in three pieces, cut anywhere */
