@@ -28,8 +28,14 @@
  * A task may fork(): the child would hold the worker's pipe ends, and the pool would then see no EOF
  * when the worker dies. A pthread_atfork child handler closes them in any such child (the pool also
  * watches the worker process itself, for forks that skip the handlers). The request and result buffers
- * are given back after a frame over PB_PROC_BUFFER_KEEP, so one huge payload does not stay pinned. The worker always leaves with _exit() (via its caller) after
- * flushing stdio, so a forked worker never runs the host program's atexit handlers.
+ * are given back after a frame over PB_PROC_BUFFER_KEEP, so one huge payload does not stay pinned. The
+ * worker always leaves with _exit() (via its caller) after flushing stdio, so a forked worker never runs
+ * the host program's atexit handlers.
+ *
+ * Large outputs (a fresh process pays for each page it touches the first time: ~6 us a page on the
+ * reference VM): the worker keeps its last large output block for the next item (pb__out_spare, task.c),
+ * and on shm lets a task write a large output in place, in the result overflow area where its RESULT frame
+ * carries it (offer_in_place), so the frame needs only its head written in front of it.
  */
 #include "proc.h"
 #include "shm.h"
@@ -205,11 +211,7 @@ static int flush_results(wstate *w) {
     return 0;
 }
 
-/* shm: a large result encoded straight into the result ring's overflow area, a RESULT frame of its own
- * (results before it are sent first, keeping the order), instead of into w->res and then copied there:
- * one copy of the output less per large item. Waits for room like send_out. 1 done, 0 not taken (use the
- * buffered path), -1 error. Not taken when the worker may retire after this item: a RETIRE must arrive in
- * the same publication as the answer before it (pb__shm_send). */
+/* shm, and this item's answer cannot be followed by a RETIRE (see send_large_result). */
 static int large_result_allowed(const wstate *w) {
     return w->shm && !w->max_rss && !(w->max_tasks && w->done + 1 >= w->max_tasks);
 }
@@ -230,6 +232,12 @@ static void offer_in_place(wstate *w) {
     w->spare.in_place_warm = pb__shm_overflow_warm(&w->tx, IN_PLACE_OFFSET);
 }
 
+/* shm: a large result encoded straight into the result ring's overflow area, a RESULT frame of its own
+ * (results before it are sent first, keeping the order), instead of into w->res and then copied there:
+ * one copy of the output less per large item, none when the task wrote it in place (offer_in_place).
+ * Waits for room like send_out. 1 done, 0 not taken (use the buffered path), -1 error. Not taken when the
+ * worker may retire after this item: a RETIRE must arrive in the same publication as the answer before it
+ * (pb__shm_send). */
 static int send_large_result(wstate *w, uint64_t id, uint32_t index, const pb_result *r, size_t size) {
     if (size <= PB_WIRE_FLUSH || !large_result_allowed(w)) return 0;
     if (flush_results(w) != 0) return -1;
