@@ -9,8 +9,10 @@
  *
  * The shm methods: send copies whole frames into the request ring (or the overflow area) and, when there
  * is no room, asks the worker to ring the result pipe once it frees some (EAGAIN until then); reserve and
- * commit let procpool.c encode a request straight into the ring; recv reads the result ring through
- * pb__shm_next (which validates everything a worker wrote) and drains doorbell bytes from the result pipe,
+ * commit let procpool.c encode a request straight into the ring, put_gather writes a large one with
+ * pwritev from where the caller's items lie; recv reads the result ring through pb__shm_next (which
+ * validates everything a worker wrote; large results are read with pread into a private block, never
+ * through the new worker's mapping: pb__shm_rx_copy_out) and drains doorbell bytes from the result pipe,
  * whose EOF still means the worker is gone, judged only once the ring holds nothing more. A borrowing
  * caller waits on the ring's futex (after an adaptive spin) instead of polling the pipe; the I/O thread
  * kicks that futex when it needs the caller to look at the worker's exit or a recall.
