@@ -1,7 +1,8 @@
 /*
  * shm.c - the shared-memory rings of the fork-shm and spawn-shm backends: the sealed memfd mapping, the
- * in-place producer, the parent's never-out-of-bounds frame reader, and futex wake-ups with an adaptive
- * spin. Layout, trust and wake-up rules are in shm.h; how the pool uses them is in transport.c.
+ * in-place producer (and its pwritev path for large frames), the parent's never-out-of-bounds frame reader
+ * (in place, or from a pread copy for large frames), and futex wake-ups with an adaptive spin. Layout,
+ * trust and wake-up rules are in shm.h; how the pool uses them is in transport.c.
  *
  * Memory ordering: a producer writes the record, then stores head (release); the consumer loads head
  * (acquire), reads, then stores tail (release); the producer loads tail (acquire) before reusing room.
