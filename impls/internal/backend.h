@@ -137,6 +137,8 @@ void pb__out_spare_free(pb__out_spare *spare);
 unsigned char *pb__output_block(size_t len, int *warm);
 /* Gives a block of pb__output_block back for reuse (or frees it when the kept blocks are full). */
 void pb__output_block_give(unsigned char *p);
+/* 1 when kept blocks are not inherited by fork (MADV_DONTFORK); 0 under valgrind (task.c says why). */
+int pb__output_blocks_unforked(void);
 /* Sets r to a non-ok status with a formatted message (replacing any output). */
 void pb__result_fail(pb_result *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
