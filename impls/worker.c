@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #define EXIT_PROTO 2 /* the parent sent something we cannot read */
+#define WORKER_READ_AHEAD (64u * 1024u) /* the request pipe's read-ahead buffer (a pipe's default capacity) */
 
 int pb__worker_child_setup(pid_t expected_parent) {
     /* Only async-signal-safe calls: in the fork backend this runs between fork() and the worker loop. */
@@ -124,7 +125,9 @@ typedef struct wstate {
     uint32_t max_tasks; /* 0 = never retire for count */
     uint64_t max_rss;   /* 0 = never retire for size */
     uint64_t done;      /* items run so far */
-    pb__wbuf req;        /* the current request frame's body (pipe) */
+    pb__wbuf req;        /* the current request frame's body when larger than what was read ahead (pipe) */
+    pb__wbuf ahead;      /* bytes read from the request pipe ahead of need, from ahead_pos to ahead.len */
+    size_t ahead_pos;
     const unsigned char *body; /* the current frame's body: req.data, or in the request ring (shm) */
     size_t body_len;
     int shm;            /* the shm transport: frames in the rings below */
@@ -142,7 +145,9 @@ typedef struct wstate {
 static const wstate *current;
 
 size_t pb__worker_buffer_bytes(void) {
-    return current ? current->req.cap + current->res.cap + (current->spare.buf ? current->spare.cap : 0) : 0;
+    return current ? current->req.cap + current->res.cap + current->ahead.cap +
+                         (current->spare.buf ? current->spare.cap : 0)
+                   : 0;
 }
 
 int pb__worker_shm_scribble(const void *bytes, size_t n) {
@@ -178,19 +183,55 @@ static void done_with_request(wstate *w) {
     if (w->shm) pb__shm_release(&w->rx);
 }
 
-/* Reads one whole frame: header into h, body into w->body. 1 ok, 0 clean EOF, -1 error. */
+/* Reads from the request pipe into the read-ahead buffer whatever is there (at least one byte, up to its
+ * room; what was consumed is moved out first). 1 read, 0 EOF, -1 error. */
+static int read_ahead(wstate *w) {
+    if (w->ahead_pos > 0) {
+        size_t keep = w->ahead.len - w->ahead_pos;
+        memmove(w->ahead.data, w->ahead.data + w->ahead_pos, keep);
+        w->ahead.len = keep;
+        w->ahead_pos = 0;
+    }
+    for (;;) {
+        ssize_t r = pb__sys.read(w->in, w->ahead.data + w->ahead.len, w->ahead.cap - w->ahead.len);
+        if (r > 0) {
+            w->ahead.len += (size_t)r;
+            return 1;
+        }
+        if (r == 0) return 0;
+        if (errno != EINTR) return -1;
+    }
+}
+
+/* Reads one whole frame: header into h, body into w->body. 1 ok, 0 clean EOF, -1 error.
+ * Pipe: one read() normally brings a whole small request (header and body) into the read-ahead buffer,
+ * where its body is read in place: a round trip costs the worker one read, not two (a system call is
+ * ~1 us on the reference VM, a fifth of what the pipe adds to a raw ping-pong). A body larger than
+ * what arrived is completed with reads straight into w->req. */
 static int read_frame(wstate *w, pb__wire_header *h, size_t max_frame) {
     if (w->shm) return read_frame_shm(w, h);
-    unsigned char hdr[PB_WIRE_HEADER];
-    int r = read_full(w->in, hdr, sizeof hdr);
-    if (r <= 0) return r;
-    if (pb__wire_header_decode(hdr, max_frame, h, NULL) != 0) return -1;
-    w->req.len = 0;
-    if (pb__wbuf_reserve(&w->req, h->body_len) != 0) return -1;
-    if (h->body_len && read_full(w->in, w->req.data, h->body_len) != 1) return -1;
-    w->req.len = h->body_len;
-    w->body = w->req.data;
-    w->body_len = w->req.len;
+    if (!w->ahead.data && pb__wbuf_reserve(&w->ahead, WORKER_READ_AHEAD) != 0) return -1;
+    while (w->ahead.len - w->ahead_pos < PB_WIRE_HEADER) {
+        size_t had = w->ahead.len - w->ahead_pos;
+        int r = read_ahead(w);
+        if (r <= 0) return r == 0 && had == 0 ? 0 : -1; /* EOF inside a header is an error */
+    }
+    if (pb__wire_header_decode(w->ahead.data + w->ahead_pos, max_frame, h, NULL) != 0) return -1;
+    w->ahead_pos += PB_WIRE_HEADER;
+    size_t have = w->ahead.len - w->ahead_pos;
+    if (h->body_len <= have) {
+        w->body = w->ahead.data + w->ahead_pos; /* valid until the next read_frame */
+        w->ahead_pos += h->body_len;
+    } else {
+        w->req.len = 0;
+        if (pb__wbuf_reserve(&w->req, h->body_len) != 0) return -1;
+        memcpy(w->req.data, w->ahead.data + w->ahead_pos, have);
+        w->ahead.len = w->ahead_pos = 0;
+        if (read_full(w->in, w->req.data + have, h->body_len - have) != 1) return -1;
+        w->req.len = h->body_len;
+        w->body = w->req.data;
+    }
+    w->body_len = h->body_len;
     return 1;
 }
 
@@ -433,6 +474,7 @@ int pb__worker_main_shm(int in, int out, int shm_fd) {
     }
     current = NULL;
     pb__wbuf_free(&w.req);
+    pb__wbuf_free(&w.ahead);
     pb__wbuf_free(&w.res);
     pb__out_spare_free(&w.spare);
     pb__shm_unmap(&w.map);
