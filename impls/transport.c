@@ -23,7 +23,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -31,27 +30,6 @@
 
 #define READ_CHUNK (64u * 1024u)
 #define DRAIN_BYTES 256 /* doorbell bytes read at once */
-
-ssize_t pb__write_nosigpipe(int fd, const void *buf, size_t len, int user_thread) {
-    /* The I/O thread blocks every signal, so there a write to a dead worker's pipe leaves SIGPIPE pending on
-     * that thread, harmlessly. dispatch() writes from the caller's thread: there SIGPIPE is blocked around
-     * the write and, if the write raised it, consumed (unless the caller had it blocked already, in which
-     * case it is left as the caller would have had it). */
-    if (!user_thread) return pb__sys.write(fd, buf, len);
-    sigset_t pipe_set, old;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    ssize_t n = pb__sys.write(fd, buf, len);
-    int e = errno;
-    if (n < 0 && e == EPIPE && !sigismember(&old, SIGPIPE)) {
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    errno = e;
-    return n;
-}
 
 /* ---- pipe ---- */
 
@@ -62,9 +40,9 @@ static int pipe_open(pb__chan *c, size_t max_frame, int *child_fd, char *err, si
 }
 static void pipe_close(pb__chan *c) { (void)c; }
 
-static ssize_t pipe_send(pb__chan *c, int req_fd, const void *buf, size_t len, int user_thread) {
+static ssize_t pipe_send(pb__chan *c, int req_fd, const void *buf, size_t len) {
     (void)c;
-    return pb__write_nosigpipe(req_fd, buf, len, user_thread);
+    return pb__sys.write(req_fd, buf, len); /* no SIGPIPE: the pool holds the pipe's read end too */
 }
 
 static unsigned char *pipe_reserve(pb__chan *c, size_t n) {
@@ -195,8 +173,8 @@ void pb__chan_release(pb__chan *c) {
 }
 static void shm_close_chan(pb__chan *c) { pb__chan_release(c); }
 
-static ssize_t shm_send(pb__chan *c, int req_fd, const void *buf, size_t len, int user_thread) {
-    (void)req_fd, (void)user_thread;
+static ssize_t shm_send(pb__chan *c, int req_fd, const void *buf, size_t len) {
+    (void)req_fd;
     long n = pb__shm_send(&c->tx, buf, len, 0);
     if (n < 0) {
         errno = n == -E2BIG ? E2BIG : EIO;

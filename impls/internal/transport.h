@@ -55,9 +55,9 @@ typedef struct pb__transport {
     int (*open)(pb__chan *c, size_t max_frame, int *child_fd, char *err, size_t errlen);
     void (*close)(pb__chan *c); /* after the worker is reaped */
     /* Like write(2) of whole frames from buf: bytes taken (> 0), or -1 with errno (EAGAIN: try again when
-     * the request pipe is writable (polls_out) or when the result pipe rings). user_thread: not the I/O
-     * thread (SIGPIPE must be kept from the caller). */
-    ssize_t (*send)(pb__chan *c, int req_fd, const void *buf, size_t len, int user_thread);
+     * the request pipe is writable (polls_out) or when the result pipe rings). Any thread: the pool holds
+     * each request pipe's read end too, so no write raises SIGPIPE (procpool.c, No SIGPIPE). */
+    ssize_t (*send)(pb__chan *c, int req_fd, const void *buf, size_t len);
     /* In-place encoding: n contiguous bytes in the transport to encode one frame into, or NULL (encode
      * into a buffer and send it). commit publishes it. */
     unsigned char *(*reserve)(pb__chan *c, size_t n);
@@ -98,8 +98,5 @@ extern const pb__transport pb__transport_shm;
 
 /* Frees what a worker's chan holds, whatever the transport (after the worker is reaped, or a failed start). */
 void pb__chan_release(pb__chan *c);
-
-/* write() that cannot raise SIGPIPE in the calling thread (see transport.c). */
-ssize_t pb__write_nosigpipe(int fd, const void *buf, size_t len, int user_thread);
 
 #endif
