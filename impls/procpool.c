@@ -100,6 +100,7 @@
 #include <fcntl.h>
 #include <math.h> /* INFINITY */
 #include <stdarg.h>
+#include <sys/ioctl.h> /* FIONREAD */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -472,9 +473,22 @@ static void replace_worker(pb__proc_pool *pp, pb__proc_worker *w, double now, in
 
 /* The worker's process is gone or must go. cause: NULL for EOF (look at the exit status), else a
  * protocol error description. */
+/* 1 when w (BUSY, pipe transport) died without reading a byte of its request: every byte written is still
+ * in the pipe, as our own read end (req_hold) shows. Then its unit never started and is not to blame:
+ * typically a request written by a submit's fast path into the pipe of an idle worker that had just
+ * died (killed, out of memory) before the I/O thread saw it. */
+static int request_never_read(const pb__proc_pool *pp, const pb__proc_worker *w) {
+    int unread = 0;
+    if (w->state != W_BUSY || !w->cur.pj || w->next_report != w->cur.begin || pp->tr != &pb__transport_pipe ||
+        w->req_hold < 0 || w->req_in_pipe == 0 || ioctl(w->req_hold, FIONREAD, &unread) != 0)
+        return 0;
+    return (size_t)unread == w->req_in_pipe;
+}
+
 static void lose_worker(pb__proc_pool *pp, pb__proc_worker *w, double now, const char *proto_why) {
     pb__proc_wstate was = w->state;
     pid_t pid = w->pid;
+    int never_read = !proto_why && request_never_read(pp, w); /* before reap_worker closes req_hold */
     int st;
     int wait_err = reap_worker(pp, w, 1, &st);
     char how[160], msg[400];
@@ -525,6 +539,10 @@ static void lose_worker(pb__proc_pool *pp, pb__proc_worker *w, double now, const
         return;
     }
     pb__count(pp->pool, PB__WORKER_DEATHS, 1);
+    if (never_read) { /* its unit never started: run it elsewhere, as it was (the death still counts) */
+        requeue(pp, w->cur.pj, w->cur.begin, w->cur.end, w->cur.per_item);
+        w->cur.pj = NULL;
+    }
     settle_lost_unit(pp, w, PB_STATUS_WORKER_DIED, msg, sig, code);
     if (breaker_death(pp, now, msg)) fail_queue(pp, PB_STATUS_BROKEN, pp->broken_msg);
     replace_worker(pp, w, now, 1);
@@ -541,6 +559,7 @@ static int write_pending(pb__proc_pool *pp, pb__proc_worker *w, double now) {
         ssize_t n = pp->tr->send(&w->chan, w->req_fd, w->out.data + w->out_pos, w->out.len - w->out_pos);
         if (n > 0) {
             w->out_pos += (size_t)n;
+            if (w->state == W_BUSY) w->req_in_pipe += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && errno == EAGAIN) {
@@ -626,6 +645,7 @@ static void give(pb__proc_pool *pp, pb__proc_worker *w, pb__proc_unit *u, double
     w->cur.per_item = u->per_item || pp->opts->task_timeout > 0;
     w->next_report = u->begin;
     w->state = W_BUSY;
+    w->req_in_pipe = 0;
     w->deadline = INFINITY; /* the item clock starts when the request is fully written */
     if (w->budget != UINT64_MAX) w->budget -= k - u->begin;
     if (k < u->end) {

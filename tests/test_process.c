@@ -952,6 +952,37 @@ static void test_parent_reuses_result_blocks(void **state) {
 
 /* A pool the crash-loop breaker stopped completes new work as BROKEN without any worker claiming it:
  * that finished future cannot be cancelled either. */
+/* A submit right after a worker died writes its request (fast path, from this thread) into a pipe whose
+ * worker is gone, before the I/O thread has seen the death: that must never raise SIGPIPE here (default
+ * disposition: it would kill this process), and the item still ends, run by the replacement or failed
+ * as worker-died. The race is retried; any round that raised SIGPIPE ends the test run. */
+static void test_submit_to_dead_worker_no_sigpipe(void **state) {
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, old;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGPIPE, &dfl, &old);
+    pb_pool *p = pool_n(state, 1);
+    int ok = 0, died = 0;
+    for (int round = 0; round < 40; round++) {
+        pb_result r = run_one(p, "proc.pid", 0);
+        int64_t pid = result_int(&r);
+        pb_result_clear(&r);
+        assert_true(pid > 1);
+        assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+        pb_result after = run_one(p, "proc.pid", 0);
+        if (after.status == PB_STATUS_OK) {
+            assert_true(result_int(&after) != pid);
+            ok++;
+        } else {
+            assert_int_equal(after.status, PB_STATUS_WORKER_DIED);
+            died++;
+        }
+        pb_result_clear(&after);
+    }
+    print_message("      40 rounds: %d answered by the replacement, %d failed as worker-died\n", ok, died);
+    pb_pool_destroy(p);
+    sigaction(SIGPIPE, &old, NULL);
+}
+
 static void test_cancel_broken_future(void **state) {
     pb_options o;
     pb_options_init(&o);
@@ -1060,6 +1091,7 @@ int main(void) {
             cmocka_unit_test_prestate_setup_teardown(test_crash_with_sigchld_ignored, tu_leak_setup, tu_leak_teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_buffers_shrink_after_huge_payload, tu_leak_setup, tu_leak_teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_cancel_broken_future, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_submit_to_dead_worker_no_sigpipe, tu_leak_setup, tu_leak_teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_worker_reuses_output_block, tu_leak_setup, tu_leak_teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_parent_reuses_result_blocks, tu_leak_setup, tu_leak_teardown, st),
         };

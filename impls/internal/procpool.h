@@ -67,6 +67,7 @@ typedef struct pb__proc_worker {
     int init_failed;     /* its READY said the initializer failed: it is about to exit */
     pb__proc_unit cur;   /* BUSY: the unit it runs */
     size_t next_report;  /* BUSY: the first item of cur without a result */
+    size_t req_in_pipe;  /* BUSY, pipe transport: bytes of cur's REQUEST written to the request pipe */
     uint64_t budget;     /* items it may still be sent (max_tasks_per_worker), UINT64_MAX = unlimited */
     pb__wbuf out;         /* bytes to write to req_fd, from out_pos */
     size_t out_pos;
