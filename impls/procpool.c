@@ -78,7 +78,10 @@
  *    retried; poll() failing (ENOMEM) is retried, and if it never recovers the pool breaks (poll_failed)
  *    instead of leaving jobs waiting for a thread that can no longer wait.
  *  - Buffers. A worker's input and output buffers grow to the largest frame; once empty again, any over
- *    PB_PROC_BUFFER_KEEP is freed, so one huge payload is not pinned (twice) for the pool's life.
+ *    PB_PROC_BUFFER_KEEP is freed, so one huge payload is not pinned (twice) for the pool's life. Their
+ *    pages are MADV_DONTFORK (pb__wbuf_unfork): a fork pool forks workers while earlier workers' buffers
+ *    exist (on demand, respawns), and a page shared copy-on-write with a child cost the I/O thread a fault
+ *    and a copy at its next frame (square 1,000,000 on fork: ~600 such faults a map on the reference VM).
  *  - Stop. shutdown() closes every request pipe (EOF: workers exit 0) and reaps them, killing any that
  *    outstays PB_PROC_CLOSE_S. terminate() SIGKILLs and reaps every worker and completes what is held as
  *    TERMINATED (keeping the results already received).
@@ -618,7 +621,7 @@ static size_t encode_request(pb__proc_pool *pp, pb__proc_worker *w, const pb__pr
     /* In place when the transport has room (shm): the items are copied once, into the worker's ring. */
     unsigned char *dst = pp->tr->reserve(&w->chan, size);
     if (dst) {
-        pb__wbuf view = {dst, 0, size};
+        pb__wbuf view = {.data = dst, .len = 0, .cap = size};
         pb__wire_request_encode(&view, flags, job->id, (uint32_t)u->begin, name, name_len, job->items + u->begin, n);
         pp->tr->commit(&w->chan);
         return u->begin + n;
@@ -1216,6 +1219,9 @@ int pb__proc_create(pb_pool *pool, const pb_options *opts, const pb__proc_birth 
         pp->w[i].chan.memfd = -1;
         pp->w[i].pid = -1;
         pp->w[i].req_fd = pp->w[i].req_hold = pp->w[i].resp_fd = pp->w[i].pidfd = -1;
+        /* Not inherited by the workers this pool forks later (on demand, respawns): see Buffers. */
+        pb__wbuf_unfork(&pp->w[i].out);
+        pb__wbuf_unfork(&pp->w[i].in);
     }
     if ((rc = encode_init(pp)) != 0) {
         rc = pb__set_error(rc, "cannot encode the worker start-up frame");

@@ -130,6 +130,11 @@ static void advise_pages(unsigned char *p, size_t cap, int advice) {
     uintptr_t from = ((uintptr_t)p + 4095u) & ~(uintptr_t)4095u, to = ((uintptr_t)p + cap) & ~(uintptr_t)4095u;
     if (keep_unforked && to > from) (void)madvise((void *)from, to - from, advice); /* best effort */
 }
+void pb__block_fork_advice(void *p, size_t cap, int dontfork) {
+    pthread_once(&keep_once, keep_init);
+    advise_pages(p, cap, dontfork ? MADV_DONTFORK : MADV_DOFORK);
+}
+
 static void keep_lock_enter(void) {
     pthread_once(&keep_once, keep_init);
     pthread_mutex_lock(&keep_lock);

@@ -43,14 +43,25 @@ int pb__wbuf_reserve(pb__wbuf *b, size_t extra) {
         if (cap > SIZE_MAX / 2) { cap = want; break; }
         cap *= 2;
     }
+    if (b->unforked && b->data) pb__block_fork_advice(b->data, b->cap, 0); /* realloc may free it */
     unsigned char *p = realloc(b->data, cap);
-    if (!p) return -ENOMEM;
+    if (!p) {
+        if (b->unforked && b->data) pb__block_fork_advice(b->data, b->cap, 1);
+        return -ENOMEM;
+    }
     b->data = p;
     b->cap = cap;
+    if (b->unforked) pb__block_fork_advice(b->data, b->cap, 1);
     return 0;
 }
 
+void pb__wbuf_unfork(pb__wbuf *b) {
+    b->unforked = 1;
+    if (b->data) pb__block_fork_advice(b->data, b->cap, 1);
+}
+
 void pb__wbuf_free(pb__wbuf *b) {
+    if (b->unforked && b->data) pb__block_fork_advice(b->data, b->cap, 0);
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
@@ -241,7 +252,7 @@ int pb__wire_request_gather(unsigned char *head, size_t head_cap, struct iovec *
         max_iov < 1 || n > (size_t)((max_iov - 1) / 2))
         return 0;
     /* a buffer over head that never grows: its room was checked above */
-    pb__wbuf b = {head, 0, head_cap};
+    pb__wbuf b = {.data = head, .len = 0, .cap = head_cap};
     long off = pb__wire_begin(&b, PB_WIRE_REQUEST, flags, id);
     pb__wire_put_u32(&b, first);
     pb__wire_put_u16(&b, (uint16_t)task_len);

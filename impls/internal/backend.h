@@ -139,6 +139,9 @@ unsigned char *pb__output_block(size_t len, int *warm);
 void pb__output_block_give(unsigned char *p);
 /* 1 when kept blocks are not inherited by fork (MADV_DONTFORK); 0 under valgrind (task.c says why). */
 int pb__output_blocks_unforked(void);
+/* MADV_DONTFORK (dontfork) or MADV_DOFORK again on the whole pages inside a malloc block of cap bytes at p,
+ * as for kept blocks (a no-op under valgrind, see pb__output_blocks_unforked). Best effort. */
+void pb__block_fork_advice(void *p, size_t cap, int dontfork);
 /* Sets r to a non-ok status with a formatted message (replacing any output). */
 void pb__result_fail(pb_result *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -81,7 +81,15 @@ typedef struct pb__wbuf {
     unsigned char *data;
     size_t len;
     size_t cap;
+    int unforked; /* its whole pages are MADV_DONTFORK, given back DOFORK (pb__wbuf_unfork) */
 } pb__wbuf;
+
+/* Keeps b's pages out of fork children from now on, through every growth, and makes them DOFORK again
+ * before they go back to malloc (so no other allocation ever lands on pages a fork child lacks). For the
+ * process pool's per-worker buffers: a pool forks workers while they exist (on demand, respawns), and each
+ * page of a buffer shared copy-on-write with a child costs the parent a fault and a copy (~17 us on the
+ * reference VM) the next time it encodes or reads a frame into it. */
+void pb__wbuf_unfork(pb__wbuf *b);
 
 int pb__wbuf_reserve(pb__wbuf *b, size_t extra); /* 0 or -ENOMEM */
 void pb__wbuf_free(pb__wbuf *b);
