@@ -474,8 +474,6 @@ static void replace_worker(pb__proc_pool *pp, pb__proc_worker *w, double now, in
     start_worker(pp, w, now);
 }
 
-/* The worker's process is gone or must go. cause: NULL for EOF (look at the exit status), else a
- * protocol error description. */
 /* 1 when w (BUSY, pipe transport) died without reading a byte of its request: every byte written is still
  * in the pipe, as our own read end (req_hold) shows. Then its unit never started and is not to blame:
  * typically a request written by a submit's fast path into the pipe of an idle worker that had just
@@ -488,6 +486,8 @@ static int request_never_read(const pb__proc_pool *pp, const pb__proc_worker *w)
     return (size_t)unread == w->req_in_pipe;
 }
 
+/* The worker's process is gone or must go. cause: NULL for EOF (look at the exit status), else a
+ * protocol error description. */
 static void lose_worker(pb__proc_pool *pp, pb__proc_worker *w, double now, const char *proto_why) {
     pb__proc_wstate was = w->state;
     pid_t pid = w->pid;

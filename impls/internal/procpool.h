@@ -60,7 +60,7 @@ typedef struct pb__proc_worker {
     unsigned gen;        /* bumped when the process is reaped: poll() results for an older one are stale */
     int req_fd;          /* parent's write end of the request pipe, non-blocking */
     int req_hold;        /* parent's own copy of its read end, never read: the pipe always has a reader,
-                          * so no write to it can raise SIGPIPE (see Process hygiene in procpool.c) */
+                          * so no write to it can raise SIGPIPE (procpool.c, No SIGPIPE) */
     int resp_fd;         /* parent's read end of the result pipe, non-blocking */
     double deadline;     /* STARTING: handshake; BUSY with timeouts: current item; CLOSING: exit; EMPTY: retry */
     int replacing;       /* the next start replaces a lost worker (counts as a respawn) */
