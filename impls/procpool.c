@@ -19,7 +19,8 @@
  *  - Queue. dispatch() (any thread) wraps the core's job in a pjob and a *pb__proc_unit* (a range of the job's
  *    items). When nothing is queued and a worker is idle it gives the unit to that worker at once and
  *    writes the request itself (no SIGPIPE can arise, see above), so a submit costs one thread
- *    wake-up less (and see Lending for the answer). Otherwise it appends the unit to the queue and wakes the I/O thread through an
+ *    wake-up less (and see Lending for the answer); what that request could not carry goes to the other
+ *    idle workers the same way. Otherwise it appends the unit to the queue and wakes the I/O thread through an
  *    eventfd when it sleeps in poll(). The I/O thread hands queued units to idle workers. A unit travels
  *    as one REQUEST frame, cut shorter only to respect the frame size limit or a worker's remaining
  *    max_tasks_per_worker budget; the rest of the unit stays at the head of the queue.
@@ -1316,11 +1317,18 @@ int pb__proc_dispatch(void *impl, pb__job *job) {
             return 0;
         }
         pj->claimed = 1;
-        give(pp, w, u, pb__now());
-        /* The I/O thread must look again when the request did not fit in the pipe (POLLOUT), a piece of
+        double now = pb__now();
+        give(pp, w, u, now);
+        /* What one request could not carry (a frame's size limit: large items) went back to the head of
+         * the queue: the other idle workers get it from here too. Left to the I/O thread, it waited for
+         * that thread to wake on the other vCPU, which took 1-5 ms in half of the maps on the reference
+         * VM (payload on spawn-shm: the second worker started 0.5-6.5 ms after the first). */
+        while (pp->qhead && pp->qhead->pj == pj && (w = idle_worker(pp)) != NULL) give(pp, w, q_pop(pp), now);
+        /* The I/O thread must look again when a request did not fit in its pipe (POLLOUT), a piece of
          * the job is still queued, a deadline started, or the job already failed. */
-        wake = pp->sleeping && (pp->qhead || w->out_pos < w->out.len || pp->opts->task_timeout > 0 ||
-                                pp->done_head);
+        int writing = 0;
+        for (int i = 0; i < pp->nworkers; i++) writing |= pp->w[i].out_pos < pp->w[i].out.len;
+        wake = pp->sleeping && (pp->qhead || writing || pp->opts->task_timeout > 0 || pp->done_head);
     } else {
         q_push_back(pp, u);
         wake = pp->sleeping;

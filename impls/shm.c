@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -186,24 +187,53 @@ void pb__shm_rx_init(pb__shm_rx *rx, const pb__shm_map *m, int dir, size_t max_f
     rx->ovf_file_off = (size_t)(rx->ovf - m->base);
 }
 
-void pb__shm_rx_copy_out(pb__shm_rx *rx, int fd) { rx->copy_fd = fd; }
+void pb__shm_rx_copy_out(pb__shm_rx *rx, int fd, int own_buffer) {
+    rx->copy_fd = fd;
+    rx->own_copy = own_buffer;
+}
+
+/* Lets go of a private copy: a kept output block goes back to task.c; the worker's own buffer stays. */
+static void let_go_copy(pb__shm_rx *rx, unsigned char *copy) {
+    if (copy && copy != rx->own) pb__output_block_give(copy);
+}
 
 void pb__shm_rx_drop(pb__shm_rx *rx) {
-    if (rx->copy) pb__output_block_give(rx->copy);
+    let_go_copy(rx, rx->copy);
     rx->copy = NULL;
 }
 
-/* The overflow frame of len bytes copied out with pread into a kept block, or NULL (then read it in place). */
-static unsigned char *copy_out(const pb__shm_rx *rx, size_t len) {
-    int warm;
-    unsigned char *buf = pb__output_block(len, &warm);
+void pb__shm_rx_free(pb__shm_rx *rx) {
+    pb__shm_rx_drop(rx);
+    free(rx->own);
+    rx->own = NULL;
+    rx->own_cap = 0;
+}
+
+/* A buffer for a private copy of len bytes: the worker's own (grown in huge pages when too small) or a
+ * kept output block. NULL on no memory. */
+static unsigned char *copy_buffer(pb__shm_rx *rx, size_t len) {
+    if (!rx->own_copy) {
+        int warm;
+        return pb__output_block(len, &warm);
+    }
+    if (rx->own_cap < len) {
+        free(rx->own);
+        rx->own = pb__alloc_huge(len, &rx->own_cap);
+        if (!rx->own) rx->own_cap = 0;
+    }
+    return rx->own;
+}
+
+/* The overflow frame of len bytes copied out with pread, or NULL (then read it in place). */
+static unsigned char *copy_out(pb__shm_rx *rx, size_t len) {
+    unsigned char *buf = copy_buffer(rx, len);
     if (!buf) return NULL;
     size_t done = 0;
     while (done < len) {
         ssize_t n = pb__sys.pread(rx->copy_fd, buf + done, len - done, (off_t)(rx->ovf_file_off + done));
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) { /* cannot happen on a sealed memfd of this size, but never trust it */
-            pb__output_block_give(buf);
+            let_go_copy(rx, buf);
             return NULL;
         }
         done += (size_t)n;
@@ -569,7 +599,7 @@ int pb__shm_next(pb__shm_rx *rx, pb__wire_header *h, const unsigned char **body,
         bad = 1;
     }
     if (bad) {
-        if (copy) pb__output_block_give(copy);
+        let_go_copy(rx, copy);
         return PB_SHM_ERROR;
     }
     *body = frame + PB_WIRE_HEADER;
@@ -584,6 +614,11 @@ void pb__shm_release(pb__shm_rx *rx) {
     pb__shm_rx_drop(rx);
     if (rx->held_big) {
         if (rx->held_big > KEEP_RESIDENT) madvise(rx->ovf_w, round_page(rx->held_big), MADV_REMOVE);
+        if (rx->own_cap > KEEP_RESIDENT) { /* one huge request does not stay pinned in the worker either */
+            free(rx->own);
+            rx->own = NULL;
+            rx->own_cap = 0;
+        }
         atomic_store_explicit(&rx->c->ovf_busy, 0, memory_order_release);
     }
     rx->tail += rx->held;

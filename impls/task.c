@@ -273,8 +273,10 @@ void *pb_output_alloc(pb_output *out, size_t len) {
     }
     unsigned char *old = r->heap;
     if (!old && len >= PB__POPULATE_FROM) { /* a kept block when one fits (pb__output_block) */
-        int warm;
-        unsigned char *p = pb__output_block(len, &warm);
+        /* A worker's block, kept as its spare, in huge pages where they are worth the rounding up. */
+        int warm = 0;
+        size_t cap;
+        unsigned char *p = spare && len >= PB__HUGE_FROM ? pb__alloc_huge(len, &cap) : pb__output_block(len, &warm);
         if (!p) return NULL;
         if (spare && !warm) (void)pb__populate_write(p, len);
         r->heap = p;

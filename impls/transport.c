@@ -160,7 +160,7 @@ static int shm_open_chan(pb__chan *c, size_t max_frame, int *child_fd, char *err
     if (rc != 0) return rc;
     pb__shm_tx_init(&c->tx, &c->map, PB_SHM_REQUESTS, -1);
     pb__shm_rx_init(&c->rx, &c->map, PB_SHM_RESULTS, max_frame, -1);
-    pb__shm_rx_copy_out(&c->rx, c->memfd); /* large results with pread, not through a new mapping */
+    pb__shm_rx_copy_out(&c->rx, c->memfd, 0); /* large results with pread, not through a new mapping */
     *child_fd = c->memfd;
     return 0;
 }

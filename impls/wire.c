@@ -27,6 +27,17 @@ int pb__populate_write(void *p, size_t len) {
     return to > from ? madvise((void *)from, to - from, MADV_POPULATE_WRITE) : 0;
 }
 
+#define HUGE_PAGE (2u << 20)
+
+unsigned char *pb__alloc_huge(size_t len, size_t *cap) {
+    size_t size = len > SIZE_MAX - HUGE_PAGE ? len : (len + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+    void *p = NULL;
+    if (size == 0 || posix_memalign(&p, HUGE_PAGE, size) != 0) return NULL;
+    (void)madvise(p, size, MADV_HUGEPAGE); /* advice: EINVAL without THP, and 4 KiB pages then */
+    *cap = size;
+    return p;
+}
+
 size_t pb__wire_max_frame(size_t max_item_bytes) {
     /* Saturate rather than wrap for absurd limits; the u32 body_len caps a frame at 4 GiB anyway. */
     size_t cap = (size_t)UINT32_MAX;
@@ -120,22 +131,38 @@ size_t pb__wire_result_size(const pb_result *r) {
     return 8 + r->len + msg;
 }
 
-/* Appends a result record with its output written (in_place: already there, right after the record's
- * head). */
-static int put_result(pb__wbuf *b, const pb_result *r, int in_place) {
-    size_t msg = 0;
-    if (r->message) {
-        msg = strnlen(r->message, PB_WIRE_MSG_MAX);
-    }
-    if (pb__wbuf_reserve(b, 8 + r->len + msg) != 0) return -ENOMEM;
-    unsigned char *p = b->data + b->len;
-    if (in_place && (const void *)(p + 8) != pb_result_data(r)) return -EINVAL;
+/* The 8 bytes in front of a result record's output; returns the length of the message that follows it. */
+static size_t put_record_head(unsigned char *p, const pb_result *r) {
+    size_t msg = r->message ? strnlen(r->message, PB_WIRE_MSG_MAX) : 0;
     p[0] = (uint8_t)r->status;
     p[1] = 0;
     uint16_t m16 = (uint16_t)msg;
     uint32_t o32 = (uint32_t)r->len;
     memcpy(p + 2, &m16, 2);
     memcpy(p + 4, &o32, 4);
+    return msg;
+}
+
+size_t pb__wire_result_head(unsigned char head[PB_WIRE_RESULT_HEAD], uint64_t id, uint32_t index, const pb_result *r,
+                            size_t *msg_len) {
+    pb__wbuf b = {.data = head, .len = 0, .cap = PB_WIRE_RESULT_HEAD}; /* exactly its room: never grows */
+    long off = pb__wire_begin(&b, PB_WIRE_RESULT, 0, id);
+    pb__wire_put_u32(&b, index);
+    *msg_len = put_record_head(head + b.len, r);
+    size_t frame = PB_WIRE_RESULT_HEAD + r->len + *msg_len;
+    b.len = frame; /* pb__wire_end patches body_len from it; the rest of the frame is the caller's */
+    pb__wire_end(&b, off, 1);
+    return frame;
+}
+
+/* Appends a result record with its output written (in_place: already there, right after the record's
+ * head). */
+static int put_result(pb__wbuf *b, const pb_result *r, int in_place) {
+    size_t msg = r->message ? strnlen(r->message, PB_WIRE_MSG_MAX) : 0;
+    if (pb__wbuf_reserve(b, 8 + r->len + msg) != 0) return -ENOMEM;
+    unsigned char *p = b->data + b->len;
+    if (in_place && (const void *)(p + 8) != pb_result_data(r)) return -EINVAL;
+    put_record_head(p, r);
     b->len += 8;
     if (in_place)
         b->len += r->len;

@@ -179,7 +179,7 @@ static void test_put_gather(void **state) {
     check_body(body, 100000, 9);
     pb__shm_release(&rx);
     /* the parent's reader: the same frame copied out with pread, the copy held until release */
-    pb__shm_rx_copy_out(&rx, fd);
+    pb__shm_rx_copy_out(&rx, fd, 0);
     assert_int_equal(pb__shm_put_gather(&tx, fd, iov, 3, b.len, &never), 1);
     assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_GOT);
     assert_non_null(rx.copy);
@@ -190,6 +190,26 @@ static void test_put_gather(void **state) {
     assert_ptr_equal(again, body);
     pb__shm_release(&rx);
     assert_null(rx.copy);
+    /* a worker's reader: copies go to one buffer of its own, the same one frame after frame, outside the
+     * mapping, kept after release and freed by pb__shm_rx_free */
+    pb__shm_rx_copy_out(&rx, fd, 1);
+    const unsigned char *first = NULL;
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(pb__shm_put_gather(&tx, fd, iov, 3, b.len, &never), 1);
+        assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_GOT);
+        assert_ptr_equal(rx.copy, rx.own);
+        assert_true(body < m.base || body >= m.base + m.size);
+        check_body(body, 100000, 9);
+        if (round == 0) first = body;
+        assert_ptr_equal(body, first);
+        pb__shm_release(&rx);
+        assert_null(rx.copy);
+        assert_non_null(rx.own);
+        assert_true(rx.own_cap >= b.len);
+    }
+    pb__shm_rx_free(&rx);
+    assert_null(rx.own);
+    pb__shm_rx_copy_out(&rx, -1, 0);
     assert_int_equal(pb__shm_put_gather(&tx, -1, iov, 3, b.len, &never), 0);              /* no fd */
     assert_int_equal(pb__shm_put_gather(&tx, fd, iov, PB_SHM_GATHER_MAX + 1, b.len, &never), 0); /* pieces */
     struct iovec one = {b.data, 100};

@@ -127,23 +127,31 @@ typedef struct pb__shm_rx {
     uint32_t held_big;  /* that frame is in the overflow area, this long */
     int doorbell_fd;
     unsigned spin_ns;   /* adaptive spin budget for pb__shm_wait */
-    int copy_fd;        /* parent: the memfd, to read overflow frames with pread (pb__shm_rx_copy_out); -1 */
+    int copy_fd;        /* the memfd, to read overflow frames with pread (pb__shm_rx_copy_out), or -1 */
     size_t ovf_file_off;
     unsigned char *copy; /* the held overflow frame's private copy, or NULL */
+    int own_copy;       /* copies go to `own` (a worker), not to kept output blocks (the parent) */
+    unsigned char *own; /* the worker's one copy buffer, kept from frame to frame (pb__alloc_huge) */
+    size_t own_cap;
 } pb__shm_rx;
 
 void pb__shm_tx_init(pb__shm_tx *tx, const pb__shm_map *m, int dir, int doorbell_fd);
 void pb__shm_rx_init(pb__shm_rx *rx, const pb__shm_map *m, int dir, size_t max_frame, int doorbell_fd);
 
-/* Parent: overflow frames are read with pread(2) on the memfd fd into a private block (a kept output block,
- * task.c) instead of through the mapping. Why: on the reference VM a page a process touches for the first
- * time costs ~6-12 us (the hypervisor maps it), and every pool's workers have new mappings, so the first
- * 1 MiB result of each worker cost the I/O thread ~1.5 ms before decoding began; the kept blocks are
- * warm for the kernel's copy after their first use. The frame is checked from the private copy as from
- * the mapping. A pread that fails falls back to the mapping. */
-void pb__shm_rx_copy_out(pb__shm_rx *rx, int fd);
+/* Overflow frames are read with pread(2) on the memfd fd into a private copy instead of through the
+ * mapping. Why: on the reference VM a page a process touches for the first time costs ~6-12 us (the
+ * hypervisor maps it), and every pool's workers have new mappings. The parent (own_buffer 0) copies into
+ * a kept output block (task.c), warm for the kernel's copy after its first use: the first 1 MiB result of
+ * each worker cost its I/O thread ~1.5 ms through the mapping. A worker (own_buffer 1) copies into one
+ * buffer of its own in huge pages (pb__alloc_huge), kept from frame to frame up to 4 MiB: reading a
+ * 1 MiB request in place cost each new worker ~1.8 ms the first time, the copy ~0.3 ms, then ~0.1 ms.
+ * The frame is checked from the private copy as from the mapping. A pread that fails falls back to the
+ * mapping. */
+void pb__shm_rx_copy_out(pb__shm_rx *rx, int fd, int own_buffer);
 /* Gives back a held private copy (the channel is closing with a frame held). */
 void pb__shm_rx_drop(pb__shm_rx *rx);
+/* Drops a held copy and frees the worker's own copy buffer. */
+void pb__shm_rx_free(pb__shm_rx *rx);
 
 /* ---- producer ---- */
 /* Reserves room for one frame of n bytes and returns where to encode it (contiguous, n bytes), or NULL
