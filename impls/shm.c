@@ -224,10 +224,23 @@ static unsigned char *copy_buffer(pb__shm_rx *rx, size_t len) {
     return rx->own;
 }
 
+/* ---- rent or buy (shm.h) ---- */
+
+int pb__shm_rents(pb__shm_rent *r, size_t n) {
+    if (n > KEEP_RESIDENT) return 1;
+    if (n <= r->bought) return 0;
+    if (r->spent_ns < (uint64_t)PB_SHM_BUY_NS_PER_BYTE * n) return 1;
+    r->bought = n;
+    return 0;
+}
+
+void pb__shm_rent_paid(pb__shm_rent *r, uint64_t ns) { r->spent_ns += ns; }
+
 /* The overflow frame of len bytes copied out with pread, or NULL (then read it in place). */
 static unsigned char *copy_out(pb__shm_rx *rx, size_t len) {
     unsigned char *buf = copy_buffer(rx, len);
     if (!buf) return NULL;
+    uint64_t t0 = now_ns(); /* the copy's time is the rent, not the buffer's */
     size_t done = 0;
     while (done < len) {
         ssize_t n = pb__sys.pread(rx->copy_fd, buf + done, len - done, (off_t)(rx->ovf_file_off + done));
@@ -238,6 +251,7 @@ static unsigned char *copy_out(pb__shm_rx *rx, size_t len) {
         }
         done += (size_t)n;
     }
+    pb__shm_rent_paid(&rx->rent, now_ns() - t0);
     return buf;
 }
 
@@ -375,6 +389,7 @@ int pb__shm_put_gather(pb__shm_tx *tx, int fd, const struct iovec *iov, int iovc
     int cnt = iovcnt;
     off_t at = (off_t)tx->ovf_file_off;
     size_t done = 0;
+    uint64_t t0 = now_ns();
     while (done < n) {
         ssize_t w = pb__sys.pwritev(fd, v, cnt, at);
         if (w < 0 && errno == EINTR) continue;
@@ -395,6 +410,7 @@ int pb__shm_put_gather(pb__shm_tx *tx, int fd, const struct iovec *iov, int iovc
             v->iov_len -= (size_t)w;
         }
     }
+    pb__shm_rent_paid(&tx->rent, now_ns() - t0);
     pb__shm_commit(tx);
     return 1;
 }
@@ -588,7 +604,7 @@ int pb__shm_next(pb__shm_rx *rx, pb__wire_header *h, const unsigned char **body,
         return PB_SHM_END_OF_STREAM; /* closed with no room for the END record */
     if (r != PB_SHM_GOT) return r;
     const unsigned char *frame = f.in_ovf ? rx->ovf : rx->ring + f.off;
-    unsigned char *copy = f.in_ovf && rx->copy_fd >= 0 ? copy_out(rx, f.len) : NULL;
+    unsigned char *copy = f.in_ovf && rx->copy_fd >= 0 && pb__shm_rents(&rx->rent, f.len) ? copy_out(rx, f.len) : NULL;
     if (copy) frame = copy;
     unsigned char hdr[PB_WIRE_HEADER];
     memcpy(hdr, frame, sizeof hdr); /* f.len >= PB_WIRE_HEADER */

@@ -194,6 +194,7 @@ static unsigned char *shm_reserve(pb__chan *c, size_t n) {
 static void shm_commit(pb__chan *c) { pb__shm_commit(&c->tx); }
 static int shm_put_gather(pb__chan *c, const struct iovec *iov, int iovcnt, size_t n) {
     int never;
+    if (!pb__shm_rents(&c->tx.rent, n)) return 0; /* bought: encoded through the mapping (shm.h) */
     return pb__shm_put_gather(&c->tx, c->memfd, iov, iovcnt, n, &never) == 1; /* else: the other paths say why */
 }
 

@@ -262,16 +262,16 @@ static int large_result_allowed(const wstate *w) {
 
 #define IN_PLACE_OFFSET (PB_WIRE_HEADER + 4 + 8) /* frame header, item index, result record head */
 
-/* shm without the memfd (it could not be kept): lets the next item's output be written in place, in the
- * result overflow area right where its RESULT frame will carry it (task.c's pb__out_spare), when the area
- * is free and the output is large enough that its frame surely goes there: no block of its own, no copy.
- * With the memfd the output goes to the worker's spare block in huge pages and the frame is written with
- * pwritev (send_large_result): on the reference VM, writing 1 MiB in place cost each new worker ~1.8 ms
- * the first time (a fault a page through its new mapping), the huge-page block ~0.15 ms and the pwritev
- * ~0.1 ms each time. */
+/* shm: lets the next item's output be written in place, in the result overflow area right where its
+ * RESULT frame will carry it (task.c's pb__out_spare), when the area is free and the output is large
+ * enough that its frame surely goes there: no block of its own, no copy. Only once the worker has bought
+ * the area (shm.h, rent or buy), or without the memfd: until then the output goes to the worker's spare
+ * block in huge pages and the frame is written with pwritev (send_gathered_result). On the reference VM,
+ * writing 1 MiB in place cost each new worker ~1.8 ms the first time (a fault a page through its new
+ * mapping), nothing after; the huge-page block ~0.15 ms once and the pwritev ~0.1 ms each time. */
 static void offer_in_place(wstate *w) {
     w->spare.in_place = NULL;
-    if (!large_result_allowed(w) || w->memfd >= 0) return;
+    if (!large_result_allowed(w) || (w->memfd >= 0 && !w->tx.rent.bought)) return;
     unsigned char *ovf = pb__shm_overflow_if_free(&w->tx);
     if (!ovf || w->tx.ovf_cap <= IN_PLACE_OFFSET + PB_WIRE_MSG_MAX) return;
     w->spare.in_place = ovf + IN_PLACE_OFFSET;
@@ -288,7 +288,8 @@ static int send_gathered_result(wstate *w, uint64_t id, uint32_t index, const pb
     unsigned char head[PB_WIRE_RESULT_HEAD];
     size_t msg;
     size_t frame = pb__wire_result_head(head, id, index, r, &msg);
-    if (w->memfd < 0 || !pb__shm_is_big(&w->tx, frame)) return 0;
+    int in_place = r->heap && r->heap == w->spare.lent && w->spare.lent_in_place;
+    if (w->memfd < 0 || in_place || !pb__shm_is_big(&w->tx, frame) || !pb__shm_rents(&w->tx.rent, frame)) return 0;
     struct iovec iov[3] = {{head, sizeof head}, {(void *)pb_result_data(r), r->len}, {r->message, msg}};
     for (;;) {
         uint32_t seen = atomic_load_explicit(&w->tx.c->tail, memory_order_acquire);

@@ -466,7 +466,8 @@ static void lending_leaves_io_thread_asleep(void **state) {
 /* shm: a request too large for the ring is written with pwritev on the worker's memfd, and such a result
  * read with pread (shm.c, pb__shm_put_gather, pb__shm_rx_copy_out); when both fail, for good, the same
  * frames go through the mapping, and every item still comes back whole. The first half shows the paths
- * are the ones taken (each call made once per large frame). */
+ * are the ones taken (the first large frame each way is always copied by the kernel; later ones may go
+ * through the mapping once the copies have cost enough: rent or buy, shm.h). */
 static void large_frames_without_pwritev_pread(void **state) {
     const char *backend = *state;
     snprintf(case_name, sizeof case_name, "%s: large frames with pwritev and pread working, then failing", backend);
@@ -496,7 +497,7 @@ static void large_frames_without_pwritev_pread(void **state) {
             assert_memory_equal(pb_result_data(&res[i]), buf + i, len);
         }
         pb_results_clear(res, N);
-        if (!broken && (pb__fault_calls(PB__SYS_PWRITEV) < N || pb__fault_calls(PB__SYS_PREAD) < N))
+        if (!broken && (pb__fault_calls(PB__SYS_PWRITEV) < 1 || pb__fault_calls(PB__SYS_PREAD) < 1))
             fail_msg("%s: %lu pwritev and %lu pread calls for %d large requests and results: not those paths",
                      backend, pb__fault_calls(PB__SYS_PWRITEV), pb__fault_calls(PB__SYS_PREAD), N);
         if (broken) assert_true(pb__fault_injected(PB__SYS_PWRITEV) >= 1 && pb__fault_injected(PB__SYS_PREAD) >= 1);

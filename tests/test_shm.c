@@ -195,6 +195,7 @@ static void test_put_gather(void **state) {
     pb__shm_rx_copy_out(&rx, fd, 1);
     const unsigned char *first = NULL;
     for (int round = 0; round < 3; round++) {
+        rx.rent = (pb__shm_rent){0}; /* never bought here, however slow the copies (test_rent_or_buy) */
         assert_int_equal(pb__shm_put_gather(&tx, fd, iov, 3, b.len, &never), 1);
         assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_GOT);
         assert_ptr_equal(rx.copy, rx.own);
@@ -218,6 +219,57 @@ static void test_put_gather(void **state) {
     assert_int_equal(never, 1);
     assert_int_equal(pb__shm_ready(&rx), 0); /* nothing of the refused ones was published */
     pb__wbuf_free(&b);
+    pb__shm_unmap(&m);
+    close(fd);
+}
+
+/* Rent or buy (shm.h): a frame is copied by the kernel until those copies have cost PB_SHM_BUY_NS_PER_BYTE
+ * per byte of it, then through the mapping (and every frame up to that size after it); a larger frame rents
+ * again until the time covers it; a frame over 4 MiB (given back after use) always rents. Then the reader:
+ * once its rent is paid, a large frame is read in place, no private copy. */
+static void test_rent_or_buy(void **state) {
+    (void)state;
+    pb__shm_rent r = {0};
+    size_t mib = 1u << 20;
+    assert_int_equal(pb__shm_rents(&r, mib), 1);
+    pb__shm_rent_paid(&r, (uint64_t)PB_SHM_BUY_NS_PER_BYTE * mib - 1);
+    assert_int_equal(pb__shm_rents(&r, mib), 1); /* one nanosecond short */
+    pb__shm_rent_paid(&r, 1);
+    assert_int_equal(pb__shm_rents(&r, mib), 0); /* bought */
+    assert_int_equal(r.bought, mib);
+    assert_int_equal(pb__shm_rents(&r, mib / 2), 0);
+    assert_int_equal(pb__shm_rents(&r, 2 * mib), 1); /* larger: not paid for yet */
+    pb__shm_rent_paid(&r, (uint64_t)PB_SHM_BUY_NS_PER_BYTE * mib);
+    assert_int_equal(pb__shm_rents(&r, 2 * mib), 0);
+    pb__shm_rent_paid(&r, UINT64_C(1) << 50);
+    assert_int_equal(pb__shm_rents(&r, 5 * mib), 1); /* over 4 MiB: always */
+
+    pb__shm_map m;
+    int fd;
+    pb__shm_tx tx;
+    pb__shm_rx rx;
+    open_requests(&m, &fd, &tx, &rx);
+    pb__wbuf b = {0};
+    make_frame(&b, 7, 100000, 3);
+    struct iovec iov = {b.data, b.len};
+    int never;
+    pb__shm_rx_copy_out(&rx, fd, 0);
+    pb__wire_header h;
+    const unsigned char *body;
+    const char *why = NULL;
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) pb__shm_rent_paid(&rx.rent, (uint64_t)PB_SHM_BUY_NS_PER_BYTE * b.len); /* paid */
+        assert_int_equal(pb__shm_put_gather(&tx, fd, &iov, 1, b.len, &never), 1);
+        assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_GOT);
+        check_body(body, 100000, 3);
+        int in_mapping = body >= m.base && body < m.base + m.size;
+        assert_int_equal(in_mapping, round == 1); /* a private copy first, in place once bought */
+        assert_int_equal(rx.copy == NULL, round == 1);
+        pb__shm_release(&rx);
+    }
+    assert_true(tx.rent.spent_ns > 0); /* the writer's copies were timed too */
+    pb__wbuf_free(&b);
+    pb__shm_rx_free(&rx);
     pb__shm_unmap(&m);
     close(fd);
 }
@@ -453,6 +505,7 @@ int main(void) {
         cmocka_unit_test(test_roundtrip_wraps), cmocka_unit_test(test_overflow_area),
         cmocka_unit_test(test_two_processes),   cmocka_unit_test(test_hostile_rings),
         cmocka_unit_test(test_next_rejects),    cmocka_unit_test(test_put_gather),
+        cmocka_unit_test(test_rent_or_buy),
     };
     return cmocka_run_group_tests_name("shm", tests, NULL, NULL);
 }

@@ -99,6 +99,26 @@ void pb__shm_unmap(pb__shm_map *m);
 /* Direction of a ring within a mapping. */
 enum pb_shm_dir { PB_SHM_REQUESTS = 0, PB_SHM_RESULTS = 1 };
 
+/* Rent or buy, for one process's view of one overflow area. On the reference VM a process's first touch
+ * of each page through its mapping costs ~6-12 us (1.8 ms a MiB: the hypervisor maps it), after which a
+ * copy through the mapping is a plain memcpy (~0.05 ms a MiB). The kernel's copy (pread, pwritev) never
+ * pays that first touch, but costs ~0.1-0.2 ms a MiB every time, and ~1.5 ms a MiB when the user memory
+ * on the other side is new to the kernel (a caller's fresh inputs, measured: payload of 64 x 1 MiB spent
+ * three quarters of its I/O thread in pwritev). So large frames are rented (copied by the kernel) until
+ * the time spent renting reaches what warming the mapping would cost (PB_SHM_BUY_NS_PER_BYTE), then
+ * bought: copied through the mapping, warm from then on. A pool that moves a few large frames never pays
+ * the first touch; one that moves many pays it once. Frames over KEEP_RESIDENT are always rented: their
+ * pages are given back after use, so the mapping could never stay warm for them. */
+typedef struct pb__shm_rent {
+    uint64_t spent_ns; /* time spent in the kernel's copies of this area */
+    size_t bought;     /* bytes of the area copied through the mapping since the time ran out */
+} pb__shm_rent;
+#define PB_SHM_BUY_NS_PER_BYTE 4u /* twice a first touch through a new mapping on the reference VM (1.8 ms a MiB) */
+/* 1: copy this n-byte frame with the kernel (and the copy adds its time); 0: through the mapping. */
+int pb__shm_rents(pb__shm_rent *r, size_t n);
+/* Adds the time one of the kernel's copies took. */
+void pb__shm_rent_paid(pb__shm_rent *r, uint64_t ns);
+
 /* The producer's side of one ring (private state; one thread at a time). */
 typedef struct pb__shm_tx {
     pb__shm_ring_ctl *c;
@@ -112,6 +132,7 @@ typedef struct pb__shm_tx {
     int res_big;
     size_t ovf_warm;   /* bytes of the overflow area known to be backed by pages (populated ahead) */
     size_t ovf_file_off; /* where the overflow area starts in the memfd (for pb__shm_put_gather) */
+    pb__shm_rent rent;   /* pb__shm_put_gather's copies: when to write through the mapping instead */
 } pb__shm_tx;
 
 /* The consumer's side of one ring. */
@@ -133,6 +154,7 @@ typedef struct pb__shm_rx {
     int own_copy;       /* copies go to `own` (a worker), not to kept output blocks (the parent) */
     unsigned char *own; /* the worker's one copy buffer, kept from frame to frame (pb__alloc_huge) */
     size_t own_cap;
+    pb__shm_rent rent;  /* the pread copies: when to read in place instead */
 } pb__shm_rx;
 
 void pb__shm_tx_init(pb__shm_tx *tx, const pb__shm_map *m, int dir, int doorbell_fd);
