@@ -320,8 +320,45 @@ static void test_wbuf_unfork(void **state) {
     free(again);
 }
 
+/* A buffer that grows to PB__HUGE_FROM or more moves to a huge-page block (2 MiB-aligned, whole 2 MiB
+ * units: pb__alloc_huge) and keeps what it held; smaller growth stays with realloc. And the RESULT frame
+ * head a worker writes in front of an output with pwritev is the same as the encoder's. */
+static void test_wbuf_huge_and_result_head(void **state) {
+    (void)state;
+    pb__wbuf b = {0};
+    assert_int_equal(pb__wbuf_reserve(&b, 1000), 0);
+    assert_true(b.cap < PB__HUGE_FROM);
+    for (size_t i = 0; i < 1000; i++) b.data[b.len++] = (unsigned char)(i * 7);
+    assert_int_equal(pb__wbuf_reserve(&b, PB__HUGE_FROM), 0);
+    assert_true(b.cap >= 1000 + PB__HUGE_FROM);
+    assert_int_equal(((uintptr_t)b.data) % (2u << 20), 0);
+    assert_int_equal(b.cap % (2u << 20), 0);
+    for (size_t i = 0; i < 1000; i++) assert_int_equal(b.data[i], (unsigned char)(i * 7));
+    pb__wbuf_free(&b);
+
+    unsigned char out[300];
+    for (size_t i = 0; i < sizeof out; i++) out[i] = (unsigned char)(i ^ 0x5a);
+    pb_result r = {.status = PB_STATUS_TASK_ERROR, .len = sizeof out, .heap = out, .message = "went wrong"};
+    pb__wbuf enc = {0};
+    long off = pb__wire_begin(&enc, PB_WIRE_RESULT, 0, 42);
+    assert_int_equal(pb__wbuf_reserve(&enc, 4), 0);
+    pb__wire_put_u32(&enc, 9);
+    assert_int_equal(pb__wire_put_result(&enc, &r), 0);
+    pb__wire_end(&enc, off, 1);
+    unsigned char head[PB_WIRE_RESULT_HEAD];
+    size_t msg;
+    size_t frame = pb__wire_result_head(head, 42, 9, &r, &msg);
+    assert_int_equal(frame, enc.len);
+    assert_int_equal(msg, strlen("went wrong"));
+    assert_memory_equal(head, enc.data, sizeof head);
+    assert_memory_equal(enc.data + sizeof head, out, sizeof out);
+    assert_memory_equal(enc.data + sizeof head + sizeof out, "went wrong", msg);
+    pb__wbuf_free(&enc);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wbuf_huge_and_result_head),
         cmocka_unit_test(test_result_roundtrip), cmocka_unit_test(test_header_rejects),
         cmocka_unit_test(test_truncations),      cmocka_unit_test(test_hostile_records),
         cmocka_unit_test(test_random_bytes),     cmocka_unit_test(test_request_gather_matches_encode),
