@@ -699,18 +699,16 @@ static void assign_work(pb__proc_pool *pp, double now) {
 }
 
 /* Handles one complete frame from w. Returns NULL, or a reason when it is malformed. */
-static const char *handle_frame(pb__proc_pool *pp, pb__proc_worker *w, const pb__wire_header *h, const unsigned char *body,
-                                double now) {
-    pb__wire_reader r;
-    pb__wire_reader_init(&r, body, h->body_len);
+static const char *handle_frame_body(pb__proc_pool *pp, pb__proc_worker *w, const pb__wire_header *h,
+                                     pb__wire_reader *r, double now) {
     switch (h->type) {
     case PB_WIRE_READY: {
         if (w->state != W_STARTING) return "unexpected READY";
-        uint8_t status = pb__wire_get_u8(&r);
-        uint16_t mlen = pb__wire_get_u16(&r);
-        const char *m = pb__wire_get_bytes(&r, mlen);
+        uint8_t status = pb__wire_get_u8(r);
+        uint16_t mlen = pb__wire_get_u16(r);
+        const char *m = pb__wire_get_bytes(r, mlen);
         /* the length is the worker's word: bound it before it sizes a copy into msg[] */
-        if (r.err || mlen > PB_WIRE_MSG_MAX) return "truncated READY";
+        if (r->err || mlen > PB_WIRE_MSG_MAX) return "truncated READY";
         if (status != 0) {
             char msg[PB_WIRE_MSG_MAX + 1];
             memcpy(msg, m, mlen);
@@ -740,14 +738,14 @@ static const char *handle_frame(pb__proc_pool *pp, pb__proc_worker *w, const pb_
     case PB_WIRE_RESULT: {
         if (w->state != W_BUSY || !w->cur.pj) return "RESULT while idle";
         pb__proc_job *pj = w->cur.pj;
-        uint32_t first = pb__wire_get_u32(&r);
-        if (r.err || h->id != pj->job->id || first != w->next_report || h->count == 0 ||
+        uint32_t first = pb__wire_get_u32(r);
+        if (r->err || h->id != pj->job->id || first != w->next_report || h->count == 0 ||
             h->count > w->cur.end - w->next_report)
             return "RESULT for items not asked for";
         size_t ok = 0;
         for (uint32_t i = 0; i < h->count; i++) {
             pb_result *res = &pj->job->results[first + i];
-            int rc = pb__wire_get_result(&r, pp->max_item, res);
+            int rc = pb__wire_get_result(r, pp->max_item, res);
             if (rc == -ENOMEM) {
                 pb__result_fail(res, PB_STATUS_WORKER_DIED, "out of memory receiving a result");
             } else if (rc != 0) {
@@ -759,7 +757,7 @@ static const char *handle_frame(pb__proc_pool *pp, pb__proc_worker *w, const pb_
             }
             if (res->status == PB_STATUS_OK) ok++;
         }
-        if (r.p != r.end) { /* trailing garbage: the records were fine, keep them, then complain */
+        if (r->p != r->end || r->next) { /* trailing garbage: the records were fine, keep them, then complain */
             w->next_report += h->count;
             job_finished_items(pp, pj, h->count);
             return "trailing bytes after RESULT records";
@@ -786,6 +784,15 @@ static const char *handle_frame(pb__proc_pool *pp, pb__proc_worker *w, const pb_
     }
 }
 
+
+static const char *handle_frame(pb__proc_pool *pp, pb__proc_worker *w, const pb__wire_header *h, pb__wire_reader *body,
+                                double now) {
+    pb__wire_reader r = *body;
+    const char *why = handle_frame_body(pp, w, h, &r, now);
+    body->adopt = r.adopt; /* taken by a result, or not: release needs to know */
+    return why;
+}
+
 /* Reads what w sent and handles every complete frame, mu held. On READ_LOST, *why is the reason (NULL when
  * w->io_why already says it). Every complete frame already in the buffer is handled before the pipe is
  * read again, so an EOF is only ever judged after everything the worker sent before it (an answer and a
@@ -797,13 +804,13 @@ enum pb__proc_read_end pb__proc_read_frames(pb__proc_pool *pp, pb__proc_worker *
     *why = NULL;
     for (;;) {
         pb__wire_header h;
-        const unsigned char *body;
+        pb__wire_reader body;
         int may_read = !(until_answered && w->state != W_BUSY);
         switch (pp->tr->recv(&w->chan, w->resp_fd, &w->in, &w->in_pos, pp->max_frame, may_read, &h, &body, why,
                              w->io_why, sizeof w->io_why)) {
         case PB_RECV_GOT:
-            *why = handle_frame(pp, w, &h, body, now);
-            pp->tr->release(&w->chan, &w->in, &w->in_pos, &h);
+            *why = handle_frame(pp, w, &h, &body, now);
+            pp->tr->release(&w->chan, &w->in, &w->in_pos, &h, &body);
             if (*why) return READ_LOST;
             break;
         case PB_RECV_NONE: return READ_DRAINED;

@@ -197,9 +197,14 @@ static void let_go_copy(pb__shm_rx *rx, unsigned char *copy) {
     if (copy && copy != rx->own) pb__output_block_give(copy);
 }
 
+void pb__shm_rx_split_results(pb__shm_rx *rx) { rx->split_results = 1; }
+void pb__shm_rx_split_taken(pb__shm_rx *rx) { rx->split = NULL; }
+
 void pb__shm_rx_drop(pb__shm_rx *rx) {
     let_go_copy(rx, rx->copy);
     rx->copy = NULL;
+    if (rx->split) pb__output_block_give(rx->split);
+    rx->split = NULL;
 }
 
 void pb__shm_rx_free(pb__shm_rx *rx) {
@@ -236,23 +241,61 @@ int pb__shm_rents(pb__shm_rent *r, size_t n) {
 
 void pb__shm_rent_paid(pb__shm_rent *r, uint64_t ns) { r->spent_ns += ns; }
 
+/* len bytes of the overflow area from offset `from` into buf with pread; the time goes to the rent.
+ * 0, or -1 (cannot happen on a sealed memfd of this size, but never trust it). */
+static int pread_overflow(pb__shm_rx *rx, unsigned char *buf, size_t len, size_t from) {
+    uint64_t t0 = now_ns();
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pb__sys.pread(rx->copy_fd, buf + done, len - done, (off_t)(rx->ovf_file_off + from + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        done += (size_t)n;
+    }
+    pb__shm_rent_paid(&rx->rent, now_ns() - t0);
+    return 0;
+}
+
 /* The overflow frame of len bytes copied out with pread, or NULL (then read it in place). */
 static unsigned char *copy_out(pb__shm_rx *rx, size_t len) {
     unsigned char *buf = copy_buffer(rx, len);
     if (!buf) return NULL;
-    uint64_t t0 = now_ns(); /* the copy's time is the rent, not the buffer's */
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pb__sys.pread(rx->copy_fd, buf + done, len - done, (off_t)(rx->ovf_file_off + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) { /* cannot happen on a sealed memfd of this size, but never trust it */
-            let_go_copy(rx, buf);
-            return NULL;
-        }
-        done += (size_t)n;
+    if (pread_overflow(rx, buf, len, 0) != 0) {
+        let_go_copy(rx, buf);
+        return NULL;
     }
-    pb__shm_rent_paid(&rx->rent, now_ns() - t0);
     return buf;
+}
+
+/* pb__shm_rx_split_results: the overflow frame of len bytes, when it is a RESULT of one record whose
+ * head says its output and message fill the rest, read as split_head + split. 1 done; 0 not such a frame
+ * (or no block for it: copy it whole); -1 a pread failed (read it in place). The head's word is only
+ * where the bytes land: pb__shm_next and the decoder check the frame as any other. */
+static int split_out(pb__shm_rx *rx, size_t len) {
+    if (len <= PB_WIRE_RESULT_HEAD) return 0;
+    if (pread_overflow(rx, rx->split_head, PB_WIRE_RESULT_HEAD, 0) != 0) return -1;
+    pb__wire_header h;
+    if (pb__wire_header_decode(rx->split_head, rx->max_frame, &h, NULL) != 0 || h.type != PB_WIRE_RESULT ||
+        h.count != 1 || PB_WIRE_HEADER + (size_t)h.body_len != len)
+        return 0;
+    uint16_t msg;
+    uint32_t out;
+    memcpy(&msg, rx->split_head + PB_WIRE_HEADER + 4 + 2, 2); /* the record head: status, 0, msg, out */
+    memcpy(&out, rx->split_head + PB_WIRE_HEADER + 4 + 4, 4);
+    size_t rest = len - PB_WIRE_RESULT_HEAD;
+    if (out <= PB_RESULT_INLINE || (size_t)out + msg != rest) return 0;
+    int warm;
+    unsigned char *b = pb__output_block(rest, &warm);
+    if (!b) return 0;
+    /* the kernel writes it whole: a new block's pages mapped in one call, not a fault each */
+    if (!warm && rest >= PB__POPULATE_FROM) (void)pb__populate_write(b, rest);
+    if (pread_overflow(rx, b, rest, PB_WIRE_RESULT_HEAD) != 0) {
+        pb__output_block_give(b);
+        return -1;
+    }
+    rx->split = b;
+    rx->split_len = rest;
+    return 1;
 }
 
 /* ---- waking and waiting ---- */
@@ -590,9 +633,10 @@ int pb__shm_parse(const unsigned char *ring, uint32_t cap, uint32_t tail, uint32
 }
 
 int pb__shm_next(pb__shm_rx *rx, pb__wire_header *h, const unsigned char **body, const char **why) {
-    if (rx->copy) { /* the held frame again: its private copy was checked when it was made */
-        if (pb__wire_header_decode(rx->copy, rx->max_frame, h, why) != 0) return PB_SHM_ERROR;
-        *body = rx->copy + PB_WIRE_HEADER;
+    if (rx->copy || rx->split) { /* the held frame again: its private copy was checked when it was made */
+        const unsigned char *held = rx->split ? rx->split_head : rx->copy;
+        if (pb__wire_header_decode(held, rx->max_frame, h, why) != 0) return PB_SHM_ERROR;
+        *body = held + PB_WIRE_HEADER;
         return PB_SHM_GOT;
     }
     uint32_t head = atomic_load_explicit(&rx->c->head, memory_order_acquire);
@@ -604,8 +648,12 @@ int pb__shm_next(pb__shm_rx *rx, pb__wire_header *h, const unsigned char **body,
         return PB_SHM_END_OF_STREAM; /* closed with no room for the END record */
     if (r != PB_SHM_GOT) return r;
     const unsigned char *frame = f.in_ovf ? rx->ovf : rx->ring + f.off;
-    unsigned char *copy = f.in_ovf && rx->copy_fd >= 0 && pb__shm_rents(&rx->rent, f.len) ? copy_out(rx, f.len) : NULL;
-    if (copy) frame = copy;
+    unsigned char *copy = NULL;
+    if (f.in_ovf && rx->copy_fd >= 0 && pb__shm_rents(&rx->rent, f.len)) {
+        int split = rx->split_results ? split_out(rx, f.len) : 0;
+        if (split > 0) frame = rx->split_head;
+        else if (split == 0 && (copy = copy_out(rx, f.len)) != NULL) frame = copy;
+    }
     unsigned char hdr[PB_WIRE_HEADER];
     memcpy(hdr, frame, sizeof hdr); /* f.len >= PB_WIRE_HEADER */
     compiler_barrier();
@@ -616,6 +664,8 @@ int pb__shm_next(pb__shm_rx *rx, pb__wire_header *h, const unsigned char **body,
     }
     if (bad) {
         let_go_copy(rx, copy);
+        if (rx->split) pb__output_block_give(rx->split);
+        rx->split = NULL;
         return PB_SHM_ERROR;
     }
     *body = frame + PB_WIRE_HEADER;

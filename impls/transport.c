@@ -52,7 +52,7 @@ static unsigned char *pipe_reserve(pb__chan *c, size_t n) {
 static void pipe_commit(pb__chan *c) { (void)c; }
 
 static int pipe_recv(pb__chan *c, int fd, pb__wbuf *in, size_t *in_pos, size_t max_frame, int may_read,
-                     pb__wire_header *h, const unsigned char **body, const char **why, char *io_why,
+                     pb__wire_header *h, pb__wire_reader *body, const char **why, char *io_why,
                      size_t io_why_len) {
     (void)c;
     *why = NULL;
@@ -63,7 +63,7 @@ static int pipe_recv(pb__chan *c, int fd, pb__wbuf *in, size_t *in_pos, size_t m
             if (pb__wire_header_decode(in->data + *in_pos, max_frame, h, why) != 0) return PB_RECV_LOST;
             size_t frame = PB_WIRE_HEADER + (size_t)h->body_len;
             if (have >= frame) {
-                *body = in->data + *in_pos + PB_WIRE_HEADER;
+                pb__wire_reader_init(body, in->data + *in_pos + PB_WIRE_HEADER, h->body_len);
                 return PB_RECV_GOT;
             }
             if (frame - have > want) want = frame - have; /* room for the whole of this frame */
@@ -93,8 +93,9 @@ static int pipe_recv(pb__chan *c, int fd, pb__wbuf *in, size_t *in_pos, size_t m
     }
 }
 
-static void pipe_release(pb__chan *c, pb__wbuf *in, size_t *in_pos, const pb__wire_header *h) {
-    (void)c;
+static void pipe_release(pb__chan *c, pb__wbuf *in, size_t *in_pos, const pb__wire_header *h,
+                         const pb__wire_reader *body) {
+    (void)c, (void)body;
     *in_pos += PB_WIRE_HEADER + (size_t)h->body_len;
     if (*in_pos == in->len) {
         in->len = *in_pos = 0;
@@ -161,6 +162,7 @@ static int shm_open_chan(pb__chan *c, size_t max_frame, int *child_fd, char *err
     pb__shm_tx_init(&c->tx, &c->map, PB_SHM_REQUESTS, -1);
     pb__shm_rx_init(&c->rx, &c->map, PB_SHM_RESULTS, max_frame, -1);
     pb__shm_rx_copy_out(&c->rx, c->memfd, 0); /* large results with pread, not through a new mapping */
+    pb__shm_rx_split_results(&c->rx);          /* ... and a large output straight into its result's block */
     *child_fd = c->memfd;
     return 0;
 }
@@ -198,13 +200,29 @@ static int shm_put_gather(pb__chan *c, const struct iovec *iov, int iovcnt, size
     return pb__shm_put_gather(&c->tx, c->memfd, iov, iovcnt, n, &never) == 1; /* else: the other paths say why */
 }
 
+/* pb__shm_next into a reader: one piece, or two for a split large result (pb__shm_rx_split_results). */
+static int shm_next(pb__chan *c, pb__wire_header *h, pb__wire_reader *body, const char **why) {
+    const unsigned char *p;
+    int r = pb__shm_next(&c->rx, h, &p, why);
+    if (r != PB_SHM_GOT) return r;
+    if (c->rx.split && p == c->rx.split_head + PB_WIRE_HEADER) {
+        pb__wire_reader_init(body, p, PB_WIRE_RESULT_HEAD - PB_WIRE_HEADER);
+        body->next = c->rx.split;
+        body->next_end = c->rx.split + c->rx.split_len;
+        body->adopt = c->rx.split;
+    } else {
+        pb__wire_reader_init(body, p, h->body_len);
+    }
+    return r;
+}
+
 static int shm_recv(pb__chan *c, int fd, pb__wbuf *in, size_t *in_pos, size_t max_frame, int may_read,
-                    pb__wire_header *h, const unsigned char **body, const char **why, char *io_why,
+                    pb__wire_header *h, pb__wire_reader *body, const char **why, char *io_why,
                     size_t io_why_len) {
     (void)in, (void)in_pos, (void)max_frame;
     *why = NULL;
     for (;;) {
-        int r = pb__shm_next(&c->rx, h, body, why);
+        int r = shm_next(c, h, body, why);
         if (r == PB_SHM_GOT) return PB_RECV_GOT;
         if (r == PB_SHM_END_OF_STREAM) *why = "an end record in its result ring";
         if (r != PB_SHM_NONE) return PB_RECV_LOST;
@@ -216,12 +234,12 @@ static int shm_recv(pb__chan *c, int fd, pb__wbuf *in, size_t *in_pos, size_t ma
         if (n > 0) continue; /* rang: look at the ring again */
         if (n < 0 && errno == EAGAIN) {
             /* a frame published between our look and the read rings no bell: look once more */
-            r = pb__shm_next(&c->rx, h, body, why);
+            r = shm_next(c, h, body, why);
             if (r == PB_SHM_END_OF_STREAM) *why = "an end record in its result ring";
             return r == PB_SHM_GOT ? PB_RECV_GOT : r == PB_SHM_NONE ? PB_RECV_NONE : PB_RECV_LOST;
         }
         if (n == 0) {
-            r = pb__shm_next(&c->rx, h, body, why); /* what it published before it went comes first */
+            r = shm_next(c, h, body, why); /* what it published before it went comes first */
             if (r == PB_SHM_END_OF_STREAM) *why = "an end record in its result ring";
             return r == PB_SHM_GOT ? PB_RECV_GOT : r == PB_SHM_NONE ? PB_RECV_EOF : PB_RECV_LOST;
         }
@@ -230,8 +248,11 @@ static int shm_recv(pb__chan *c, int fd, pb__wbuf *in, size_t *in_pos, size_t ma
     }
 }
 
-static void shm_release(pb__chan *c, pb__wbuf *in, size_t *in_pos, const pb__wire_header *h) {
+static void shm_release(pb__chan *c, pb__wbuf *in, size_t *in_pos, const pb__wire_header *h,
+                        const pb__wire_reader *body) {
     (void)in, (void)in_pos, (void)h;
+    if (c->rx.split && body->next_end == c->rx.split + c->rx.split_len && !body->adopt)
+        pb__shm_rx_split_taken(&c->rx); /* a result's heap now */
     pb__shm_release(&c->rx);
 }
 

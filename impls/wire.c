@@ -210,7 +210,10 @@ int pb__wire_get_result(pb__wire_reader *r, size_t max_item_bytes, pb_result *re
     res->signal = 0;
     res->exit_code = -1;
     res->len = out_len;
-    if (out_len > PB_RESULT_INLINE) {
+    if (out_len > PB_RESULT_INLINE && r->adopt && out == r->adopt) {
+        res->heap = r->adopt; /* the transport read the output into a block of its own: no copy */
+        r->adopt = NULL;
+    } else if (out_len > PB_RESULT_INLINE) {
         int warm;
         res->heap = pb__output_block(out_len, &warm); /* a cleared result's block when one fits */
         if (!res->heap) {

@@ -274,6 +274,85 @@ static void test_rent_or_buy(void **state) {
     close(fd);
 }
 
+/* The parent's split read of a large RESULT (pb__shm_rx_split_results): a frame of one record, written as
+ * a worker writes it (head, output, message with pwritev), comes back as its head's 12 body bytes with
+ * the output and message in a block of their own, which the decoded result takes as its heap (no copy);
+ * a frame that is not such a record (two records; a head whose lengths do not add up) is copied whole as
+ * before, and the decoder still judges it. */
+static void test_split_results(void **state) {
+    (void)state;
+    pb__shm_map m;
+    int fd;
+    pb__shm_tx tx;
+    pb__shm_rx rx;
+    open_requests(&m, &fd, &tx, &rx);
+    pb__shm_rx_copy_out(&rx, fd, 0);
+    pb__shm_rx_split_results(&rx);
+    enum { OUT = 200000 };
+    unsigned char *out = malloc(OUT);
+    assert_non_null(out);
+    for (size_t i = 0; i < OUT; i++) out[i] = (unsigned char)(i * 13 + 1);
+    for (int with_msg = 0; with_msg < 2; with_msg++) {
+        pb_result sent = {.status = with_msg ? PB_STATUS_TASK_ERROR : PB_STATUS_OK, .len = OUT, .heap = out,
+                          .message = with_msg ? "it went wrong" : NULL};
+        unsigned char head[PB_WIRE_RESULT_HEAD];
+        size_t msg;
+        size_t frame = pb__wire_result_head(head, 5, 77, &sent, &msg);
+        struct iovec iov[3] = {{head, sizeof head}, {out, OUT}, {sent.message, msg}};
+        int never;
+        rx.rent = (pb__shm_rent){0}; /* copied, never bought here, however slow the copies */
+        assert_int_equal(pb__shm_put_gather(&tx, fd, iov, msg ? 3 : 2, frame, &never), 1);
+        pb__wire_header h;
+        const unsigned char *body;
+        const char *why = NULL;
+        assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_GOT);
+        assert_non_null(rx.split);
+        assert_null(rx.copy);
+        assert_ptr_equal(body, rx.split_head + PB_WIRE_HEADER);
+        assert_int_equal(h.body_len, frame - PB_WIRE_HEADER);
+        /* the reader the transport builds over it (transport.c, shm_next) */
+        pb__wire_reader rd;
+        pb__wire_reader_init(&rd, body, PB_WIRE_RESULT_HEAD - PB_WIRE_HEADER);
+        rd.next = rx.split;
+        rd.next_end = rx.split + rx.split_len;
+        rd.adopt = rx.split;
+        unsigned char *block = rx.split;
+        assert_int_equal(pb__wire_get_u32(&rd), 77);
+        pb_result got = {0};
+        assert_int_equal(pb__wire_get_result(&rd, 1u << 20, &got), 0);
+        assert_ptr_equal(got.heap, block); /* adopted, not copied */
+        assert_null(rd.adopt);
+        assert_true(rd.p == rd.end && !rd.next && !rd.err);
+        assert_int_equal(got.len, OUT);
+        assert_memory_equal(pb_result_data(&got), out, OUT);
+        if (with_msg) assert_string_equal(got.message, "it went wrong");
+        pb__shm_rx_split_taken(&rx);
+        pb__shm_release(&rx);
+        assert_null(rx.split);
+        pb_result_clear(&got);
+    }
+    /* not one record: copied whole */
+    pb__wbuf b = {0};
+    make_frame(&b, 8, 200000, 2); /* count 1, but its "record head" is pattern bytes that do not add up */
+    struct iovec one = {b.data, b.len};
+    int never;
+    rx.rent = (pb__shm_rent){0};
+    assert_int_equal(pb__shm_put_gather(&tx, fd, &one, 1, b.len, &never), 1);
+    pb__wire_header h;
+    const unsigned char *body;
+    const char *why = NULL;
+    assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_GOT);
+    assert_null(rx.split);
+    assert_non_null(rx.copy);
+    check_body(body, 200000, 2);
+    pb__shm_release(&rx);
+    pb__wbuf_free(&b);
+    free(out);
+    pb__shm_rx_free(&rx);
+    pb__shm_unmap(&m);
+    close(fd);
+}
+
 /* Two processes: the parent sends 2000 frames (some through the overflow area) with pb__shm_send, which
  * waits for room on the futex; the child attaches to the memfd, checks each and answers with the sum
  * of its bytes, sleeping on the futex between frames; then the parent closes the request ring. */
@@ -505,7 +584,7 @@ int main(void) {
         cmocka_unit_test(test_roundtrip_wraps), cmocka_unit_test(test_overflow_area),
         cmocka_unit_test(test_two_processes),   cmocka_unit_test(test_hostile_rings),
         cmocka_unit_test(test_next_rejects),    cmocka_unit_test(test_put_gather),
-        cmocka_unit_test(test_rent_or_buy),
+        cmocka_unit_test(test_rent_or_buy),      cmocka_unit_test(test_split_results),
     };
     return cmocka_run_group_tests_name("shm", tests, NULL, NULL);
 }

@@ -66,13 +66,16 @@ typedef struct pb__transport {
      * 1 done; 0 not now or not this frame (use reserve, or encode into a buffer and send); NULL for a
      * transport that has no such path (pipe). shm: pb__shm_put_gather. */
     int (*put_gather)(pb__chan *c, const struct iovec *iov, int iovcnt, size_t n);
-    /* The next complete frame: GOT with *h (checked, from a private copy) and *body (h->body_len bytes,
-     * valid until release); NONE (nothing for now); EOF (the result pipe: the worker is gone; a partial
-     * frame may be left in `in`); LOST with *why, or with io_why filled after a failed read. Only frames
-     * already received when !may_read. */
+    /* The next complete frame: GOT with *h (checked, from a private copy) and *body, a reader over its
+     * h->body_len bytes (valid until release; in two pieces for shm's large results, whose output block
+     * the record may adopt: pb__shm_rx_split_results); NONE (nothing for now); EOF (the result pipe: the
+     * worker is gone; a partial frame may be left in `in`); LOST with *why, or with io_why filled after a
+     * failed read. Only frames already received when !may_read. */
     int (*recv)(pb__chan *c, int resp_fd, pb__wbuf *in, size_t *in_pos, size_t max_frame, int may_read,
-                pb__wire_header *h, const unsigned char **body, const char **why, char *io_why, size_t io_why_len);
-    void (*release)(pb__chan *c, pb__wbuf *in, size_t *in_pos, const pb__wire_header *h);
+                pb__wire_header *h, pb__wire_reader *body, const char **why, char *io_why, size_t io_why_len);
+    /* Done with the frame recv returned, read through body (whose adopt says whether a record took the
+     * output block). */
+    void (*release)(pb__chan *c, pb__wbuf *in, size_t *in_pos, const pb__wire_header *h, const pb__wire_reader *body);
     /* Bytes of a partial frame left behind (for "truncated frame" at EOF). */
     int (*partial)(const pb__chan *c, const pb__wbuf *in, size_t in_pos);
     /* Shutdown: no more requests. (The pool closes the request pipe as well.) */

@@ -158,14 +158,27 @@ typedef struct pb__wire_reader {
     const unsigned char *p;
     const unsigned char *end;
     int err;
+    /* A body in two pieces (the shm transport's large RESULT frame, pb__shm_rx_split_results): once the
+     * first is read to its end the reader goes on in [next, next_end). No value straddles the two. */
+    const unsigned char *next, *next_end;
+    /* A free()-able block holding the second piece: the record whose output starts at it takes it as its
+     * heap instead of a copy (pb__wire_get_result), and this becomes NULL. */
+    unsigned char *adopt;
 } pb__wire_reader;
 
 static inline void pb__wire_reader_init(pb__wire_reader *r, const void *body, size_t len) {
     r->p = (const unsigned char *)body;
     r->end = r->p + len;
     r->err = 0;
+    r->next = r->next_end = NULL;
+    r->adopt = NULL;
 }
 static inline int pb__wire_need(pb__wire_reader *r, size_t n) {
+    if (r->p == r->end && r->next) { /* the first piece is read: on to the second */
+        r->p = r->next;
+        r->end = r->next_end;
+        r->next = NULL;
+    }
     if (r->err || (size_t)(r->end - r->p) < n) {
         r->err = PB_EPROTO;
         return 0;

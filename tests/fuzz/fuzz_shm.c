@@ -9,10 +9,14 @@
  * pb__shm_next on a consumer built over those blocks, then decodes every RESULT record of a frame it
  * returns the way procpool.c does (pb__wire_get_result with a small max_item_bytes) and releases it.
  * Invariants: a frame found lies inside its block; its header agrees with its record; a release moves
- * the tail by exactly what the reader said.
+ * the tail by exactly what the reader said. A bit of the selector byte puts the overflow area in a memfd
+ * too and reads it as the parent does (pread copies, large RESULTs split with their output adopted:
+ * pb__shm_rx_split_results), with the two-piece reader transport.c builds.
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const uint32_t caps[] = {64, 256, 1024, 4096};
     uint32_t cap = caps[data[8] % 4];
     size_t ovf_cap = (data[8] >> 2) % 2 ? 512 : 4096;
+    int use_fd = (data[8] >> 3) & 1;
     data += 9;
     size -= 9;
 
@@ -72,6 +77,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rx.tail = tail;
     rx.doorbell_fd = -1;
     rx.copy_fd = -1; /* frames read in place: the mapping is all there is here */
+    int fd = -1;
+    if (use_fd) { /* ... or the parent's way: pread from the memfd, results split */
+        fd = memfd_create("fuzz_shm", MFD_CLOEXEC);
+        CHECK(fd >= 0 && pwrite(fd, ovf, ovf_cap, 0) == (ssize_t)ovf_cap);
+        pb__shm_rx_copy_out(&rx, fd, 0);
+        pb__shm_rx_split_results(&rx);
+    }
     atomic_store(&ctl->head, head);
     atomic_store(&ctl->tail, tail);
     for (int round = 0; round < 4; round++) {
@@ -84,10 +96,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (got != PB_SHM_GOT) break;
         int in_ring = body >= ring && body + h.body_len <= ring + cap;
         int in_ovf = body >= ovf && body + h.body_len <= ovf + ovf_cap;
-        CHECK(in_ring || in_ovf);
-        if (h.type == PB_WIRE_RESULT) { /* as procpool.c's handle_frame reads it */
+        int in_copy = rx.copy && body == rx.copy + PB_WIRE_HEADER;
+        int split = rx.split && body == rx.split_head + PB_WIRE_HEADER;
+        CHECK(in_ring || in_ovf || in_copy || split);
+        if (split) CHECK(PB_WIRE_RESULT_HEAD - PB_WIRE_HEADER + rx.split_len == h.body_len);
+        if (h.type == PB_WIRE_RESULT) { /* as procpool.c's handle_frame reads it (transport.c's reader) */
             pb__wire_reader rd;
-            pb__wire_reader_init(&rd, body, h.body_len);
+            pb__wire_reader_init(&rd, body, split ? PB_WIRE_RESULT_HEAD - PB_WIRE_HEADER : h.body_len);
+            if (split) {
+                rd.next = rx.split;
+                rd.next_end = rx.split + rx.split_len;
+                rd.adopt = rx.split;
+            }
             (void)pb__wire_get_u32(&rd);
             for (uint32_t i = 0; i < h.count && !rd.err; i++) {
                 pb_result res;
@@ -95,14 +115,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 int rc = pb__wire_get_result(&rd, MAX_ITEM, &res);
                 CHECK(rc == 0 || rc == PB_EPROTO);
                 CHECK(res.len <= MAX_ITEM);
+                if (split && !rd.adopt) CHECK(res.heap == rx.split); /* only the record it starts */
                 pb_result_clear(&res);
             }
+            if (split && !rd.adopt) pb__shm_rx_split_taken(&rx); /* the result had it (and freed it) */
         }
         uint32_t held = rx.held;
         pb__shm_release(&rx);
         CHECK(rx.tail == before + held);
         CHECK(atomic_load(&ctl->tail) == rx.tail);
     }
+    pb__shm_rx_drop(&rx);
+    if (fd >= 0) close(fd);
     free(ring);
     free(ovf);
     free(ctl);
