@@ -105,12 +105,12 @@ enum pb_shm_dir { PB_SHM_REQUESTS = 0, PB_SHM_RESULTS = 1 };
  * pays that first touch, but costs ~0.1-0.2 ms a MiB every time, and ~1.5 ms a MiB when the user memory
  * on the other side is new to the kernel (a caller's fresh inputs, measured: payload of 64 x 1 MiB spent
  * three quarters of its I/O thread in pwritev). So large frames are rented (copied by the kernel) until
- * the time spent renting reaches what warming the mapping would cost (PB_SHM_BUY_NS_PER_BYTE), then
+ * the CPU time spent renting reaches what warming the mapping would cost (PB_SHM_BUY_NS_PER_BYTE), then
  * bought: copied through the mapping, warm from then on. A pool that moves a few large frames never pays
  * the first touch; one that moves many pays it once. Frames over KEEP_RESIDENT are always rented: their
  * pages are given back after use, so the mapping could never stay warm for them. */
 typedef struct pb__shm_rent {
-    uint64_t spent_ns; /* time spent in the kernel's copies of this area */
+    uint64_t spent_ns; /* CPU time spent in the kernel's copies of this area */
     size_t bought;     /* bytes of the area copied through the mapping since the time ran out */
 } pb__shm_rent;
 #define PB_SHM_BUY_NS_PER_BYTE 4u /* twice a first touch through a new mapping on the reference VM (1.8 ms a MiB) */
