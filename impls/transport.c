@@ -11,8 +11,10 @@
  * is no room, asks the worker to ring the result pipe once it frees some (EAGAIN until then); reserve and
  * commit let procpool.c encode a request straight into the ring, put_gather writes a large one with
  * pwritev from where the caller's items lie; recv reads the result ring through pb__shm_next (which
- * validates everything a worker wrote; large results are read with pread into a private block, never
- * through the new worker's mapping: pb__shm_rx_copy_out) and drains doorbell bytes from the result pipe,
+ * validates everything a worker wrote; large results are read with pread into a private block, not
+ * through the new worker's mapping, pb__shm_rx_copy_out, and a large result of one record straight into
+ * its own result block, pb__shm_rx_split_results; both until their copies have cost what the mapping's
+ * first touches would: rent or buy, shm.h) and drains doorbell bytes from the result pipe,
  * whose EOF still means the worker is gone, judged only once the ring holds nothing more. A borrowing
  * caller waits on the ring's futex (after an adaptive spin) instead of polling the pipe; the I/O thread
  * kicks that futex when it needs the caller to look at the worker's exit or a recall.

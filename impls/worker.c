@@ -15,7 +15,8 @@
  * own, so the parent knows exactly which item was running when the worker died or overran.
  *
  * The transport changes only three things, all in this file: where a frame is read from (read_frame:
- * the pipe into a buffer, or the request ring in place, sleeping on its futex after a short spin), when
+ * the pipe into a buffer, or the request ring in place (a large one copied out, see below), sleeping on
+ * its futex after a short spin), when
  * a request is given back (done_with_request: at once for the pipe; for the ring as soon as its last item
  * has run, before its last results are sent, so that the parent finds room for the next request), and
  * where results go (send_out: the pipe, or the result ring, waiting for room on its futex and ringing
@@ -32,10 +33,13 @@
  * worker always leaves with _exit() (via its caller) after flushing stdio, so a forked worker never runs
  * the host program's atexit handlers.
  *
- * Large outputs (a fresh process pays for each page it touches the first time: ~6 us a page on the
- * reference VM): the worker keeps its last large output block for the next item (pb__out_spare, task.c),
- * and on shm lets a task write a large output in place, in the result overflow area where its RESULT frame
- * carries it (offer_in_place), so the frame needs only its head written in front of it.
+ * Large frames (a fresh process pays for each page it touches the first time: ~6-12 us a 4 KiB page on
+ * the reference VM): the worker keeps its last large output block for the next item (pb__out_spare,
+ * task.c), in huge pages. On shm it copies a large request out of the overflow area with pread into a
+ * buffer of its own, also in huge pages, and writes a large result with pwritev from its output block
+ * (send_gathered_result), until those copies have cost as much CPU time as touching the overflow areas
+ * through its mapping would (rent or buy, shm.h); then it reads requests in place and lets a task write a
+ * large output in place, where its RESULT frame carries it (offer_in_place).
  */
 #include "proc.h"
 #include "shm.h"
@@ -282,8 +286,8 @@ static void offer_in_place(wstate *w) {
 
 /* shm with the memfd: r's RESULT frame written with one pwritev into the result overflow area, its head,
  * output and message from where they lie (pb__shm_put_gather), once the area is free (spin, then its
- * futex). 1 done, 0 not this path's (no memfd, a frame for the ring, or pwritev failed: the caller
- * writes it through the mapping instead). */
+ * futex). 1 done, 0 not this path's (no memfd, a frame for the ring, an output already in place, the
+ * area bought (shm.h, rent or buy), or pwritev failed: the caller writes it through the mapping). */
 static int send_gathered_result(wstate *w, uint64_t id, uint32_t index, const pb_result *r) {
     unsigned char head[PB_WIRE_RESULT_HEAD];
     size_t msg;
