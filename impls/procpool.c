@@ -699,8 +699,10 @@ static void assign_work(pb__proc_pool *pp, double now) {
 }
 
 /* Handles one complete frame from w. Returns NULL, or a reason when it is malformed. */
-static const char *handle_frame_body(pb__proc_pool *pp, pb__proc_worker *w, const pb__wire_header *h,
-                                     pb__wire_reader *r, double now) {
+/* Reads the body through r, the transport's reader (whose adopt says afterwards whether a result took the
+ * transport's output block: release needs to know). */
+static const char *handle_frame(pb__proc_pool *pp, pb__proc_worker *w, const pb__wire_header *h, pb__wire_reader *r,
+                                double now) {
     switch (h->type) {
     case PB_WIRE_READY: {
         if (w->state != W_STARTING) return "unexpected READY";
@@ -784,14 +786,6 @@ static const char *handle_frame_body(pb__proc_pool *pp, pb__proc_worker *w, cons
     }
 }
 
-
-static const char *handle_frame(pb__proc_pool *pp, pb__proc_worker *w, const pb__wire_header *h, pb__wire_reader *body,
-                                double now) {
-    pb__wire_reader r = *body;
-    const char *why = handle_frame_body(pp, w, h, &r, now);
-    body->adopt = r.adopt; /* taken by a result, or not: release needs to know */
-    return why;
-}
 
 /* Reads what w sent and handles every complete frame, mu held. On READ_LOST, *why is the reason (NULL when
  * w->io_why already says it). Every complete frame already in the buffer is handled before the pipe is
@@ -1326,15 +1320,17 @@ int pb__proc_dispatch(void *impl, pb__job *job) {
         pj->claimed = 1;
         double now = pb__now();
         give(pp, w, u, now);
+        int writing = w->out_pos < w->out.len;
         /* What one request could not carry (a frame's size limit: large items) went back to the head of
          * the queue: the other idle workers get it from here too. Left to the I/O thread, it waited for
          * that thread to wake on the other vCPU, which took 1-5 ms in half of the maps on the reference
          * VM (payload on spawn-shm: the second worker started 0.5-6.5 ms after the first). */
-        while (pp->qhead && pp->qhead->pj == pj && (w = idle_worker(pp)) != NULL) give(pp, w, q_pop(pp), now);
+        while (pp->qhead && pp->qhead->pj == pj && (w = idle_worker(pp)) != NULL) {
+            give(pp, w, q_pop(pp), now);
+            writing |= w->out_pos < w->out.len;
+        }
         /* The I/O thread must look again when a request did not fit in its pipe (POLLOUT), a piece of
          * the job is still queued, a deadline started, or the job already failed. */
-        int writing = 0;
-        for (int i = 0; i < pp->nworkers; i++) writing |= pp->w[i].out_pos < pp->w[i].out.len;
         wake = pp->sleeping && (pp->qhead || writing || pp->opts->task_timeout > 0 || pp->done_head);
     } else {
         q_push_back(pp, u);

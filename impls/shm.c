@@ -209,11 +209,16 @@ static void let_go_copy(pb__shm_rx *rx, unsigned char *copy) {
 void pb__shm_rx_split_results(pb__shm_rx *rx) { rx->split_results = 1; }
 void pb__shm_rx_split_taken(pb__shm_rx *rx) { rx->split = NULL; }
 
+/* Gives a held split's block back (no result took it). */
+static void drop_split(pb__shm_rx *rx) {
+    if (rx->split) pb__output_block_give(rx->split);
+    rx->split = NULL;
+}
+
 void pb__shm_rx_drop(pb__shm_rx *rx) {
     let_go_copy(rx, rx->copy);
     rx->copy = NULL;
-    if (rx->split) pb__output_block_give(rx->split);
-    rx->split = NULL;
+    drop_split(rx);
 }
 
 void pb__shm_rx_free(pb__shm_rx *rx) {
@@ -283,16 +288,10 @@ static unsigned char *copy_out(pb__shm_rx *rx, size_t len) {
 static int split_out(pb__shm_rx *rx, size_t len) {
     if (len <= PB_WIRE_RESULT_HEAD) return 0;
     if (pread_overflow(rx, rx->split_head, PB_WIRE_RESULT_HEAD, 0) != 0) return -1;
-    pb__wire_header h;
-    if (pb__wire_header_decode(rx->split_head, rx->max_frame, &h, NULL) != 0 || h.type != PB_WIRE_RESULT ||
-        h.count != 1 || PB_WIRE_HEADER + (size_t)h.body_len != len)
+    size_t frame, out, msg, rest = len - PB_WIRE_RESULT_HEAD;
+    if (pb__wire_result_head_read(rx->split_head, rx->max_frame, &frame, &out, &msg) != 0 || frame != len ||
+        out <= PB_RESULT_INLINE || out + msg != rest)
         return 0;
-    uint16_t msg;
-    uint32_t out;
-    memcpy(&msg, rx->split_head + PB_WIRE_HEADER + 4 + 2, 2); /* the record head: status, 0, msg, out */
-    memcpy(&out, rx->split_head + PB_WIRE_HEADER + 4 + 4, 4);
-    size_t rest = len - PB_WIRE_RESULT_HEAD;
-    if (out <= PB_RESULT_INLINE || (size_t)out + msg != rest) return 0;
     int warm;
     unsigned char *b = pb__output_block(rest, &warm);
     if (!b) return 0;
@@ -673,8 +672,7 @@ int pb__shm_next(pb__shm_rx *rx, pb__wire_header *h, const unsigned char **body,
     }
     if (bad) {
         let_go_copy(rx, copy);
-        if (rx->split) pb__output_block_give(rx->split);
-        rx->split = NULL;
+        drop_split(rx);
         return PB_SHM_ERROR;
     }
     *body = frame + PB_WIRE_HEADER;

@@ -137,22 +137,19 @@ int pb__wire_header_decode(const void *buf, size_t max_frame, pb__wire_header *h
     return 0;
 }
 
-size_t pb__wire_result_size(const pb_result *r) {
-    size_t msg = r->message ? strlen(r->message) : 0;
-    if (msg > PB_WIRE_MSG_MAX) msg = PB_WIRE_MSG_MAX;
-    return 8 + r->len + msg;
-}
+/* The bytes of r's message a record carries (truncated to PB_WIRE_MSG_MAX). */
+static size_t record_msg_len(const pb_result *r) { return r->message ? strnlen(r->message, PB_WIRE_MSG_MAX) : 0; }
 
-/* The 8 bytes in front of a result record's output; returns the length of the message that follows it. */
-static size_t put_record_head(unsigned char *p, const pb_result *r) {
-    size_t msg = r->message ? strnlen(r->message, PB_WIRE_MSG_MAX) : 0;
+size_t pb__wire_result_size(const pb_result *r) { return 8 + r->len + record_msg_len(r); }
+
+/* The 8 bytes in front of a result record's output, for a message of msg bytes after it. */
+static void put_record_head(unsigned char *p, const pb_result *r, size_t msg) {
     p[0] = (uint8_t)r->status;
     p[1] = 0;
     uint16_t m16 = (uint16_t)msg;
     uint32_t o32 = (uint32_t)r->len;
     memcpy(p + 2, &m16, 2);
     memcpy(p + 4, &o32, 4);
-    return msg;
 }
 
 size_t pb__wire_result_head(unsigned char head[PB_WIRE_RESULT_HEAD], uint64_t id, uint32_t index, const pb_result *r,
@@ -160,21 +157,37 @@ size_t pb__wire_result_head(unsigned char head[PB_WIRE_RESULT_HEAD], uint64_t id
     pb__wbuf b = {.data = head, .len = 0, .cap = PB_WIRE_RESULT_HEAD}; /* exactly its room: never grows */
     long off = pb__wire_begin(&b, PB_WIRE_RESULT, 0, id);
     pb__wire_put_u32(&b, index);
-    *msg_len = put_record_head(head + b.len, r);
+    *msg_len = record_msg_len(r);
+    put_record_head(head + b.len, r, *msg_len);
     size_t frame = PB_WIRE_RESULT_HEAD + r->len + *msg_len;
     b.len = frame; /* pb__wire_end patches body_len from it; the rest of the frame is the caller's */
     pb__wire_end(&b, off, 1);
     return frame;
 }
 
+int pb__wire_result_head_read(const unsigned char head[PB_WIRE_RESULT_HEAD], size_t max_frame, size_t *frame,
+                              size_t *out_len, size_t *msg_len) {
+    pb__wire_header h;
+    if (pb__wire_header_decode(head, max_frame, &h, NULL) != 0 || h.type != PB_WIRE_RESULT || h.count != 1) return -1;
+    const unsigned char *p = head + PB_WIRE_HEADER + 4; /* the record head: status, 0, message and output lengths */
+    uint16_t m16;
+    uint32_t o32;
+    memcpy(&m16, p + 2, 2);
+    memcpy(&o32, p + 4, 4);
+    *frame = PB_WIRE_HEADER + (size_t)h.body_len;
+    *out_len = o32;
+    *msg_len = m16;
+    return 0;
+}
+
 /* Appends a result record with its output written (in_place: already there, right after the record's
  * head). */
 static int put_result(pb__wbuf *b, const pb_result *r, int in_place) {
-    size_t msg = r->message ? strnlen(r->message, PB_WIRE_MSG_MAX) : 0;
+    size_t msg = record_msg_len(r);
     if (pb__wbuf_reserve(b, 8 + r->len + msg) != 0) return -ENOMEM;
     unsigned char *p = b->data + b->len;
     if (in_place && (const void *)(p + 8) != pb_result_data(r)) return -EINVAL;
-    put_record_head(p, r);
+    put_record_head(p, r, msg);
     b->len += 8;
     if (in_place)
         b->len += r->len;

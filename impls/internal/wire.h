@@ -146,6 +146,12 @@ size_t pb__wire_result_size(const pb_result *r);
 #define PB_WIRE_RESULT_HEAD (PB_WIRE_HEADER + 4u + 8u)
 size_t pb__wire_result_head(unsigned char head[PB_WIRE_RESULT_HEAD], uint64_t id, uint32_t index, const pb_result *r,
                             size_t *msg_len);
+/* What such a head says, unchecked beyond its frame header (a RESULT of one record, within max_frame):
+ * the whole frame's size and the output and message lengths of its record. 0, or -1 for any other head.
+ * For a reader that places the output before decoding (pb__shm_rx_split_results); the decoder still
+ * checks the record. */
+int pb__wire_result_head_read(const unsigned char head[PB_WIRE_RESULT_HEAD], size_t max_frame, size_t *frame,
+                              size_t *out_len, size_t *msg_len);
 
 /* ---- decoding ---- */
 /* Decodes and checks a header: magic, version, a known type, and header + body_len <= max_frame.
