@@ -466,6 +466,138 @@ int pb__shm_put_gather(pb__shm_tx *tx, int fd, const struct iovec *iov, int iovc
     return 1;
 }
 
+/* ---- pulled frames (shm.h, pb__shm_put_pull) ----
+ * A PB_SHM_PULL record's list: u32 frame bytes, u32 pieces, then per piece {u64 address, u32 length,
+ * u32 inline (1: the bytes follow the list, in order)}, then the inline bytes. */
+#define PULL_HEAD 8u
+#define PULL_PIECE 16u
+
+void pb__shm_pull_offer(pb__shm_map *m) {
+    m->ctl->pull_pid = (int32_t)getpid();
+    m->ctl->pull_probe = (uint64_t)(uintptr_t)m->base;
+    atomic_store_explicit(&m->ctl->pull_ok, 0, memory_order_relaxed);
+}
+
+int pb__shm_pull_ok(const pb__shm_map *m) {
+    return m->ctl && atomic_load_explicit(&m->ctl->pull_ok, memory_order_acquire) == 1;
+}
+
+int pb__shm_pull_probe(pb__shm_rx *rx, pb__shm_map *m) {
+    pid_t pid = (pid_t)m->ctl->pull_pid;
+    uint64_t at = m->ctl->pull_probe;
+    if (pid <= 0 || at == 0) return 0;
+    unsigned char got[16];
+    struct iovec local = {got, sizeof got}, remote = {(void *)(uintptr_t)at, sizeof got};
+    if (pb__sys.process_vm_readv(pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof got ||
+        memcmp(got, m->base, sizeof got) != 0)
+        return 0;
+    rx->pull_pid = pid;
+    atomic_store_explicit(&m->ctl->pull_ok, 1, memory_order_release);
+    return 1;
+}
+
+static atomic_ulong pulls_published;
+unsigned long pb__shm_pulls_published(void) { return atomic_load_explicit(&pulls_published, memory_order_relaxed); }
+
+int pb__shm_put_pull(pb__shm_tx *tx, const struct iovec *iov, int iovcnt, size_t n) {
+    if (iovcnt <= 0 || iovcnt > PB_SHM_GATHER_MAX || n < PB_WIRE_HEADER || n > UINT32_MAX) return 0;
+    size_t inline_bytes = 0, sum = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > UINT32_MAX) return 0;
+        sum += iov[i].iov_len;
+        if (iov[i].iov_len < PB_SHM_PULL_INLINE) inline_bytes += iov[i].iov_len;
+    }
+    if (sum != n) return 0;
+    size_t list = PULL_HEAD + PULL_PIECE * (size_t)iovcnt + inline_bytes;
+    if (pb__shm_is_big(tx, list)) return 0; /* a list for the ring only */
+    int never;
+    unsigned char *dst = pb__shm_reserve(tx, list, &never);
+    if (!dst) return 0;
+    uint32_t head[2] = {(uint32_t)n, (uint32_t)iovcnt};
+    memcpy(dst, head, sizeof head);
+    unsigned char *piece = dst + PULL_HEAD, *bytes = dst + PULL_HEAD + PULL_PIECE * (size_t)iovcnt;
+    for (int i = 0; i < iovcnt; i++, piece += PULL_PIECE) {
+        uint64_t addr = (uint64_t)(uintptr_t)iov[i].iov_base;
+        uint32_t len = (uint32_t)iov[i].iov_len, in = len < PB_SHM_PULL_INLINE;
+        memcpy(piece, &addr, 8);
+        memcpy(piece + 8, &len, 4);
+        memcpy(piece + 12, &in, 4);
+        if (in && len) {
+            memcpy(bytes, iov[i].iov_base, len);
+            bytes += len;
+        }
+    }
+    tx->res_pull = 1;
+    pb__shm_commit(tx);
+    atomic_fetch_add_explicit(&pulls_published, 1, memory_order_relaxed);
+    return 1;
+}
+
+/* Worker: the frame a PB_SHM_PULL list of len bytes names, assembled in a private copy (the worker's own
+ * buffer): its inline pieces from the list, the others read from the parent. The parent is trusted (shm.h)
+ * but the list is still checked to add up, so a mistake cannot make the worker read or write out of
+ * bounds. NULL with *why when it does not add up or a read fails (the parent's memory is gone: its job
+ * ended without this answer, so nobody waits for it). */
+static unsigned char *pull_frame(pb__shm_rx *rx, const unsigned char *list, size_t len, size_t *frame_len,
+                                 const char **why) {
+    uint32_t head[2];
+    if (len < PULL_HEAD) goto bad;
+    memcpy(head, list, sizeof head);
+    size_t total = head[0], cnt = head[1];
+    if (cnt == 0 || cnt > PB_SHM_GATHER_MAX || total < PB_WIRE_HEADER || total > rx->max_frame ||
+        len < PULL_HEAD + PULL_PIECE * cnt)
+        goto bad;
+    size_t inline_at = PULL_HEAD + PULL_PIECE * cnt, sum = 0, inline_sum = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        uint32_t plen, in;
+        memcpy(&plen, list + PULL_HEAD + PULL_PIECE * i + 8, 4);
+        memcpy(&in, list + PULL_HEAD + PULL_PIECE * i + 12, 4);
+        if (in > 1) goto bad;
+        sum += plen;
+        if (in) inline_sum += plen;
+    }
+    if (sum != total || inline_at + inline_sum != len) goto bad;
+    unsigned char *buf = copy_buffer(rx, total);
+    if (!buf) {
+        *why = "out of memory for a pulled frame";
+        return NULL;
+    }
+    const unsigned char *inl = list + inline_at;
+    size_t at = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        uint64_t addr;
+        uint32_t plen, in;
+        memcpy(&addr, list + PULL_HEAD + PULL_PIECE * i, 8);
+        memcpy(&plen, list + PULL_HEAD + PULL_PIECE * i + 8, 4);
+        memcpy(&in, list + PULL_HEAD + PULL_PIECE * i + 12, 4);
+        if (in) {
+            memcpy(buf + at, inl, plen);
+            inl += plen;
+            at += plen;
+            continue;
+        }
+        size_t done = 0;
+        while (done < plen) { /* a read may stop short at a page the other side lacks: go on, or fail */
+            struct iovec local = {buf + at + done, plen - done};
+            struct iovec remote = {(void *)(uintptr_t)(addr + done), plen - done};
+            ssize_t r = pb__sys.process_vm_readv(rx->pull_pid, &local, 1, &remote, 1, 0);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) {
+                let_go_copy(rx, buf);
+                *why = "cannot read a pulled request from the pool's memory (process_vm_readv)";
+                return NULL;
+            }
+            done += (size_t)r;
+        }
+        at += plen;
+    }
+    *frame_len = total;
+    return buf;
+bad:
+    *why = "malformed pull list in the shared-memory ring";
+    return NULL;
+}
+
 static void commit_local(pb__shm_tx *tx) {
     uint32_t cap = tx->cap;
     uint32_t pos = tx->head & (cap - 1);
@@ -475,11 +607,12 @@ static void commit_local(pb__shm_tx *tx) {
         memcpy(tx->ring + pos, pad_hdr, 8);
         pos = 0;
     }
-    uint32_t hdr[2] = {tx->res_len, tx->res_big ? PB_SHM_BIG : PB_SHM_FRAME};
+    uint32_t hdr[2] = {tx->res_len, tx->res_big ? PB_SHM_BIG : tx->res_pull ? PB_SHM_PULL : PB_SHM_FRAME};
     memcpy(tx->ring + pos, hdr, 8);
     if (tx->res_big) atomic_store_explicit(&tx->c->ovf_busy, 1, memory_order_relaxed);
     tx->head += tx->res_advance;
     tx->res_advance = tx->res_len = 0;
+    tx->res_pull = 0;
 }
 
 /* Makes every frame committed so far visible at once and wakes the consumer. */
@@ -562,6 +695,7 @@ long pb__shm_send(pb__shm_tx *tx, const unsigned char *buf, size_t len, int bloc
 int pb__shm_parse(const unsigned char *ring, uint32_t cap, uint32_t tail, uint32_t head, size_t ovf_cap,
                   size_t max_frame, pb__shm_found *f, const char **why) {
     uint32_t used = head - tail;
+    f->pull = 0;
     if (used > cap) {
         *why = "shared-memory ring positions out of range";
         return PB_SHM_ERROR;
@@ -615,6 +749,19 @@ int pb__shm_parse(const unsigned char *ring, uint32_t cap, uint32_t tail, uint32
             f->in_ovf = 0;
             return PB_SHM_GOT;
         }
+        case PB_SHM_PULL: {
+            uint64_t bytes = 8 + (uint64_t)round8(len > UINT32_MAX - 8 ? UINT32_MAX - 8 : len);
+            if (len < PULL_HEAD || bytes > cap - pos || bytes > left) {
+                *why = "bad pull record length in the shared-memory ring";
+                return PB_SHM_ERROR;
+            }
+            f->off = pos + 8;
+            f->len = len;
+            f->advance = advance + (uint32_t)bytes;
+            f->in_ovf = 0;
+            f->pull = 1;
+            return PB_SHM_GOT;
+        }
         case PB_SHM_BIG:
             if (len < PB_WIRE_HEADER || len > max_frame || len > ovf_cap) {
                 *why = "bad overflow frame length in the shared-memory ring";
@@ -657,7 +804,16 @@ int pb__shm_next(pb__shm_rx *rx, pb__wire_header *h, const unsigned char **body,
     if (r != PB_SHM_GOT) return r;
     const unsigned char *frame = f.in_ovf ? rx->ovf : rx->ring + f.off;
     unsigned char *copy = NULL;
-    if (f.in_ovf && rx->copy_fd >= 0 && pb__shm_rents(&rx->rent, f.len)) {
+    if (f.pull) {
+        size_t frame_len = 0;
+        if (!rx->pull_pid) {
+            *why = "a pull record where none may be (only the parent may send one, to a worker that can pull)";
+            return PB_SHM_ERROR;
+        }
+        if ((copy = pull_frame(rx, frame, f.len, &frame_len, why)) == NULL) return PB_SHM_ERROR;
+        frame = copy;
+        f.len = (uint32_t)frame_len;
+    } else if (f.in_ovf && rx->copy_fd >= 0 && pb__shm_rents(&rx->rent, f.len)) {
         int split = rx->split_results ? split_out(rx, f.len) : 0;
         if (split > 0) frame = rx->split_head;
         else if (split == 0 && (copy = copy_out(rx, f.len)) != NULL) frame = copy;
@@ -678,7 +834,8 @@ int pb__shm_next(pb__shm_rx *rx, pb__wire_header *h, const unsigned char **body,
     *body = frame + PB_WIRE_HEADER;
     rx->copy = copy;
     rx->held = f.advance;
-    rx->held_big = f.in_ovf ? f.len : 0;
+    rx->held_big = f.in_ovf || f.pull ? f.len : 0;
+    rx->held_in_ovf = f.in_ovf;
     return PB_SHM_GOT;
 }
 
@@ -686,13 +843,13 @@ void pb__shm_release(pb__shm_rx *rx) {
     if (!rx->held) return;
     pb__shm_rx_drop(rx);
     if (rx->held_big) {
-        if (rx->held_big > KEEP_RESIDENT) madvise(rx->ovf_w, round_page(rx->held_big), MADV_REMOVE);
+        if (rx->held_in_ovf && rx->held_big > KEEP_RESIDENT) madvise(rx->ovf_w, round_page(rx->held_big), MADV_REMOVE);
         if (rx->own_cap > KEEP_RESIDENT) { /* one huge request does not stay pinned in the worker either */
             free(rx->own);
             rx->own = NULL;
             rx->own_cap = 0;
         }
-        atomic_store_explicit(&rx->c->ovf_busy, 0, memory_order_release);
+        if (rx->held_in_ovf) atomic_store_explicit(&rx->c->ovf_busy, 0, memory_order_release);
     }
     rx->tail += rx->held;
     rx->held = rx->held_big = 0;

@@ -28,7 +28,8 @@ static fault faults[PB__SYS_COUNT];
 
 static const char *const names[PB__SYS_COUNT] = {"fork",  "pipe2",   "posix_spawn", "read",  "write",
                                                  "poll",  "eventfd", "waitpid",     "fcntl", "pthread_create",
-                                                 "pidfd_open", "epoll_create1", "epoll_ctl", "pwritev", "pread"};
+                                                 "pidfd_open", "epoll_create1", "epoll_ctl", "pwritev", "pread",
+                                                 "process_vm_readv"};
 
 /* Counts a call of id; returns the errno to fail it with, or 0 to make the real call. */
 static int hit(int id) {
@@ -182,9 +183,19 @@ static ssize_t h_pread(int fd, void *buf, size_t len, off_t off) {
     return pread(fd, buf, len, off);
 }
 
+static ssize_t h_process_vm_readv(pid_t pid, const struct iovec *local, unsigned long nlocal,
+                                  const struct iovec *remote, unsigned long nremote, unsigned long flags) {
+    int e = hit(PB__SYS_PROCESS_VM_READV);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return process_vm_readv(pid, local, nlocal, remote, nremote, flags);
+}
+
 pb__syscalls pb__sys = {h_fork,    h_pipe2,   h_posix_spawn, h_read,           h_write,      h_poll,
                         h_eventfd, h_waitpid, h_fcntl,       h_pthread_create, h_pidfd_open, h_epoll_create1,
-                        h_epoll_ctl, h_pwritev, h_pread};
+                        h_epoll_ctl, h_pwritev, h_pread, h_process_vm_readv};
 
 const char *pb__sys_name(int id) { return id >= 0 && id < PB__SYS_COUNT ? names[id] : "?"; }
 

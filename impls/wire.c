@@ -37,6 +37,7 @@ int pb__populate_write(void *p, size_t len) {
 static atomic_int forked;
 static void note_fork(void) { atomic_store_explicit(&forked, 1, memory_order_relaxed); }
 __attribute__((constructor)) static void watch_forks(void) { (void)pthread_atfork(NULL, note_fork, note_fork); }
+int pb__has_forked(void) { return atomic_load_explicit(&forked, memory_order_relaxed); }
 
 unsigned char *pb__alloc_huge(size_t len, size_t *cap) {
     size_t size = len > SIZE_MAX - HUGE_PAGE ? len : (len + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);

@@ -488,6 +488,7 @@ int pb__worker_main_shm(int in, int out, int shm_fd) {
         pb__shm_rx_init(&w.rx, &w.map, PB_SHM_REQUESTS, SIZE_MAX, out);
         pb__shm_tx_init(&w.tx, &w.map, PB_SHM_RESULTS, out);
         if (w.memfd >= 0) pb__shm_rx_copy_out(&w.rx, w.memfd, 1);
+        (void)pb__shm_pull_probe(&w.rx, &w.map); /* large requests read from the parent's memory, if allowed */
         if (in == PB_PROC_REQ_FD && out == PB_PROC_RESP_FD) worker_memfd = w.memfd;
         w.shm = 1;
     }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -218,6 +219,91 @@ static void test_put_gather(void **state) {
     assert_true(pb__shm_put_gather(&tx, fd, iov, 3, m.ovf_cap + 1, &never) < 0);
     assert_int_equal(never, 1);
     assert_int_equal(pb__shm_ready(&rx), 0); /* nothing of the refused ones was published */
+    pb__wbuf_free(&b);
+    pb__shm_unmap(&m);
+    close(fd);
+}
+
+/* Pulled requests (pb__shm_put_pull): a gather list goes into the ring as a PB_SHM_PULL record, small pieces
+ * inline and large ones by address, and a reader that probed the producer's memory (here the test's own
+ * process: process_vm_readv may read itself) assembles the very frame in its own buffer. A reader that did
+ * not probe refuses the record (the parent's reader never probes: a worker cannot make it read anywhere);
+ * a list that does not add up and a piece that cannot be read are errors, not reads out of bounds. */
+static void test_pull(void **state) {
+    (void)state;
+    pb__shm_map m;
+    int fd;
+    pb__shm_tx tx;
+    pb__shm_rx rx;
+    open_requests(&m, &fd, &tx, &rx);
+    pb__wbuf b = {0};
+    make_frame(&b, 6, 200000, 5);
+    /* a small head, a large piece, a small piece, a large piece */
+    struct iovec iov[4] = {{b.data, 30}, {b.data + 30, 90000}, {b.data + 90030, 100}, {b.data + 90130, b.len - 90130}};
+    pb__wire_header h;
+    const unsigned char *body;
+    const char *why = NULL;
+
+    pb__shm_pull_offer(&m);
+    assert_int_equal(pb__shm_pull_ok(&m), 0);
+    assert_int_equal(pb__shm_put_pull(&tx, iov, 4, b.len), 1);
+    assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_ERROR); /* no probe: refused */
+    assert_non_null(strstr(why, "pull record"));
+
+    pb__shm_unmap(&m);
+    close(fd);
+    open_requests(&m, &fd, &tx, &rx); /* a fresh ring */
+    pb__shm_rx_copy_out(&rx, -1, 1);
+    pb__shm_pull_offer(&m);
+    assert_int_equal(pb__shm_pull_probe(&rx, &m), 1);
+    assert_int_equal(pb__shm_pull_ok(&m), 1);
+    assert_int_equal(rx.pull_pid, getpid());
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(pb__shm_put_pull(&tx, iov, 4, b.len), 1);
+        assert_int_equal(atomic_load(&m.ctl->req.ovf_busy), 0); /* the record is in the ring itself */
+        assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_GOT);
+        assert_int_equal(h.id, 6);
+        assert_int_equal(h.body_len, 200000);
+        assert_ptr_equal(rx.copy, rx.own); /* assembled in the reader's own buffer */
+        check_body(body, 200000, 5);
+        pb__shm_release(&rx);
+    }
+    assert_int_equal(pb__shm_put_pull(&tx, iov, 4, b.len + 1), 0);                /* does not add up */
+    assert_int_equal(pb__shm_put_pull(&tx, iov, PB_SHM_GATHER_MAX + 1, b.len), 0); /* too many pieces */
+    assert_int_equal(pb__shm_ready(&rx), 0);
+
+    /* a large piece the producer's memory no longer has: an error for this frame, nothing read */
+    unsigned char *gone = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(gone != MAP_FAILED);
+    struct iovec lost[2] = {{b.data, PB_WIRE_HEADER}, {gone, 65536}};
+    uint32_t body32 = 65536;
+    memcpy(b.data + 8, &body32, 4); /* a header that agrees with the pieces */
+    assert_int_equal(pb__shm_put_pull(&tx, lost, 2, PB_WIRE_HEADER + 65536), 1);
+    munmap(gone, 65536);
+    assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_ERROR);
+    assert_non_null(strstr(why, "process_vm_readv"));
+
+    /* a list whose lengths do not add up (a record written by hand) */
+    pb__shm_rx_free(&rx);
+    pb__shm_unmap(&m);
+    close(fd);
+    open_requests(&m, &fd, &tx, &rx);
+    pb__shm_pull_offer(&m);
+    assert_int_equal(pb__shm_pull_probe(&rx, &m), 1);
+    int never;
+    unsigned char *dst = pb__shm_reserve(&tx, 8 + 16, &never);
+    assert_non_null(dst);
+    uint32_t head[2] = {1000, 1};
+    uint64_t addr = (uint64_t)(uintptr_t)b.data;
+    uint32_t piece[2] = {999, 0};
+    memcpy(dst, head, 8);
+    memcpy(dst + 8, &addr, 8);
+    memcpy(dst + 16, piece, 8);
+    tx.res_pull = 1;
+    pb__shm_commit(&tx);
+    assert_int_equal(pb__shm_next(&rx, &h, &body, &why), PB_SHM_ERROR);
+    assert_non_null(strstr(why, "malformed pull list"));
+    pb__shm_rx_free(&rx);
     pb__wbuf_free(&b);
     pb__shm_unmap(&m);
     close(fd);
@@ -579,12 +665,90 @@ static void test_next_rejects(void **state) {
     close(fd);
 }
 
-int main(void) {
+/* ---- a spawn-shm pool pulls, in a process that never forked ----
+ * Run in a fresh process (this program again, with --pull-child): cmocka's process has forked for other
+ * tests, and a process that forked never offers pulls (transport.c). The child maps large items over
+ * spawn-shm twice, before and after a fork of its own, and checks every output. */
+#define PULL_ITEM (600u * 1024u)
+static int reverse_task(const void *in, size_t len, pb_output *out) {
+    unsigned char *o = pb_output_alloc(out, len);
+    if (!o) return pb_output_error(out, "no memory");
+    for (size_t i = 0; i < len; i++) o[i] = ((const unsigned char *)in)[len - 1 - i];
+    return 0;
+}
+PB_TASK_DEFINE("shmtest.reverse", reverse_task)
+
+static int map_large_items(pb_pool *pool, unsigned seed) {
+    enum { N = 8 };
+    unsigned char *buf = malloc((size_t)N * PULL_ITEM);
+    if (!buf) return -1;
+    pb_item items[N];
+    for (size_t i = 0; i < (size_t)N * PULL_ITEM; i++) buf[i] = (unsigned char)(seed + i * 13 + i / 4093);
+    for (int i = 0; i < N; i++) items[i] = (pb_item){buf + (size_t)i * PULL_ITEM, PULL_ITEM};
+    pb_result res[N];
+    int bad = pb_map(pool, "shmtest.reverse", items, N, 1, res) != 0;
+    for (int i = 0; i < N && !bad; i++) {
+        const unsigned char *o = pb_result_data(&res[i]);
+        bad = res[i].status != PB_STATUS_OK || res[i].len != PULL_ITEM;
+        const unsigned char *in = items[i].data;
+        for (size_t k = 0; k < PULL_ITEM && !bad; k++) bad = o[k] != in[PULL_ITEM - 1 - k];
+    }
+    pb_results_clear(res, N);
+    free(buf);
+    return bad ? -1 : 0;
+}
+
+static int pull_child(void) {
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = 2;
+    o.start = PB_START_EAGER;
+    pb_pool *pool = NULL;
+    if (pb_pool_create(&pool, "spawn-shm", &o) != 0) return 10;
+    int rc = 0;
+    for (int round = 0; round < 3 && rc == 0; round++) rc = map_large_items(pool, (unsigned)round) ? 11 : 0;
+    unsigned long pulled = pb__shm_pulls_published();
+    pid_t child = fork(); /* from now on the caller's pages may be shared copy-on-write: no more pulls */
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0);
+    if (rc == 0) rc = map_large_items(pool, 7) ? 12 : 0;
+    unsigned long after = pb__shm_pulls_published();
+    pb_pool_destroy(pool);
+    printf("pulled %lu requests before the fork, %lu after\n", pulled, after - pulled);
+    if (rc == 0 && pulled == 0) rc = 13;
+    if (rc == 0 && after != pulled) rc = 14;
+    return rc;
+}
+
+static void test_pool_pulls_until_fork(void **state) {
+    (void)state;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    assert_true(n > 0);
+    exe[n] = '\0';
+    char *argv[] = {exe, "--pull-child", NULL};
+    pid_t pid;
+    extern char **environ;
+    assert_int_equal(posix_spawn(&pid, exe, NULL, NULL, argv, environ), 0);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    switch (WEXITSTATUS(st)) {
+    case 0: break;
+    case 13: fail_msg("no request was pulled (did the workers' probe fail? Yama ptrace_scope 1 forbids it)");
+    case 14: fail_msg("requests were pulled after the process forked");
+    default: fail_msg("the pool failed in the child (exit %d)", WEXITSTATUS(st));
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--pull-child") == 0) return pull_child();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_wraps), cmocka_unit_test(test_overflow_area),
         cmocka_unit_test(test_two_processes),   cmocka_unit_test(test_hostile_rings),
         cmocka_unit_test(test_next_rejects),    cmocka_unit_test(test_put_gather),
         cmocka_unit_test(test_rent_or_buy),      cmocka_unit_test(test_split_results),
+        cmocka_unit_test(test_pull),            cmocka_unit_test(test_pool_pulls_until_fork),
     };
     return cmocka_run_group_tests_name("shm", tests, NULL, NULL);
 }

@@ -15,6 +15,9 @@
  *          PB_SHM_PAD    the rest of the ring up to its end is unused: go on at offset 0
  *          PB_SHM_BIG    the frame (len bytes) lies at the start of the direction's overflow area
  *          PB_SHM_END    no more frames (the parent shuts the worker down; never valid from a worker)
+ *          PB_SHM_PULL   len bytes of a pull list follow (padded to 8): the frame lies in the parent's
+ *                        memory, and the worker reads it from there itself with process_vm_readv(2)
+ *                        (pb__shm_put_pull; never valid from a worker)
  *
  * A frame is written in place: the producer reserves a contiguous record (or the overflow area for a frame
  * larger than half the ring) and encodes straight into it, then publishes by moving `head` (release). The
@@ -55,7 +58,7 @@
 #define PB_SHM_CONTROL 4096u
 #define PB_SHM_RING_DEFAULT (512u * 1024u) /* per direction; frames over half of it use the overflow area */
 
-enum pb_shm_kind { PB_SHM_FRAME = 1, PB_SHM_PAD = 2, PB_SHM_BIG = 3, PB_SHM_END = 4 };
+enum pb_shm_kind { PB_SHM_FRAME = 1, PB_SHM_PAD = 2, PB_SHM_BIG = 3, PB_SHM_END = 4, PB_SHM_PULL = 5 };
 
 #define PB_SHM_WAIT_FUTEX 1u
 #define PB_SHM_WAIT_DOORBELL 2u
@@ -75,7 +78,10 @@ typedef struct pb__shm_ring_ctl {
 typedef struct pb__shm_ctl {
     uint32_t magic, version, ring_cap, reserved;
     uint64_t ovf_cap, size;
-    uint32_t pad[10];
+    int32_t pull_pid;          /* parent: its pid, for the worker's process_vm_readv (pb__shm_pull_probe) */
+    _Atomic uint32_t pull_ok;  /* worker: 1 once it read the probe from the parent's memory */
+    uint64_t pull_probe;       /* parent: where this page starts in its own address space */
+    uint32_t pad[6];
     pb__shm_ring_ctl req, res;
 } pb__shm_ctl;
 
@@ -133,6 +139,7 @@ typedef struct pb__shm_tx {
     size_t ovf_warm;   /* bytes of the overflow area known to be backed by pages (populated ahead) */
     size_t ovf_file_off; /* where the overflow area starts in the memfd (for pb__shm_put_gather) */
     pb__shm_rent rent;   /* pb__shm_put_gather's copies: when to write through the mapping instead */
+    int res_pull;        /* the open reservation is a PB_SHM_PULL record */
 } pb__shm_tx;
 
 /* The consumer's side of one ring. */
@@ -145,7 +152,8 @@ typedef struct pb__shm_rx {
     size_t max_frame;
     uint32_t tail;      /* our copy: what we released (never read back from the mapping) */
     uint32_t held;      /* bytes of ring the frame last returned occupies (released by pb__shm_release) */
-    uint32_t held_big;  /* that frame is in the overflow area, this long */
+    uint32_t held_big;  /* that frame is large (in the overflow area, or pulled), this long */
+    int held_in_ovf;    /* ... and in the overflow area */
     int doorbell_fd;
     unsigned spin_ns;   /* adaptive spin budget for pb__shm_wait */
     int copy_fd;        /* the memfd, to read overflow frames with pread (pb__shm_rx_copy_out), or -1 */
@@ -161,6 +169,7 @@ typedef struct pb__shm_rx {
     unsigned char split_head[PB_WIRE_RESULT_HEAD];
     unsigned char *split;
     size_t split_len;
+    int pull_pid;       /* worker, once pb__shm_pull_probe succeeded: the parent to pull frames from; else 0 */
 } pb__shm_rx;
 
 void pb__shm_tx_init(pb__shm_tx *tx, const pb__shm_map *m, int dir, int doorbell_fd);
@@ -216,6 +225,31 @@ int pb__shm_is_big(const pb__shm_tx *tx, size_t n);
 #define PB_SHM_GATHER_MAX 64
 struct iovec;
 int pb__shm_put_gather(pb__shm_tx *tx, int fd, const struct iovec *iov, int iovcnt, size_t n, int *never);
+/* Parent: the same gather list as pb__shm_put_gather, published as a PB_SHM_PULL record in the ring
+ * instead: pieces under PB_SHM_PULL_INLINE bytes (the frame's head, small items) are copied into the
+ * record, larger ones are named by address and length, and the worker reads them straight from the
+ * caller's memory into its own buffer with process_vm_readv(2). Why: the parent's I/O thread serves every
+ * worker, and copying each large request into a worker's area was most of its time (payload 16 x 1 MiB
+ * over spawn-shm, perf: ~6 of ~10 ms of its CPU a map went to pwritev and memcpy of requests), while the
+ * threads backend copies nothing; pulled, the one copy of a request is made by the worker that needs it,
+ * in parallel with the others. The pieces must stay where they are until the worker answered: they are a
+ * job's items (pb_map's caller's, or a submit's own copy), which live until the job ends, and a job only
+ * ends before its answer when its worker is killed. Only once the worker said it can (pull_ok, after
+ * pb__shm_pull_probe); 1 published, 0 not now (no room in the ring, too many pieces, a record larger than
+ * the ring allows: use another path). */
+#define PB_SHM_PULL_INLINE 4096u
+int pb__shm_put_pull(pb__shm_tx *tx, const struct iovec *iov, int iovcnt, size_t n);
+/* PB_SHM_PULL records this process published so far (for tests). */
+unsigned long pb__shm_pulls_published(void);
+/* Parent, at creation: lets its workers pull (the probe address and its pid in the control page). */
+void pb__shm_pull_offer(pb__shm_map *m);
+/* 1 when the worker of this mapping said it can pull. */
+int pb__shm_pull_ok(const pb__shm_map *m);
+/* Worker: reads 16 bytes of the control page from the parent's memory (process_vm_readv) and compares
+ * them with its own view; on a match, PB_SHM_PULL records are accepted (rx->pull_pid) and pull_ok is set
+ * for the parent. 1 can pull; 0 cannot (no such process, no ptrace permission, e.g. Yama's
+ * ptrace_scope 1, which forbids reading an ancestor): then the parent keeps copying. */
+int pb__shm_pull_probe(pb__shm_rx *rx, pb__shm_map *m);
 /* Publishes the reserved frame and wakes a sleeping consumer. */
 void pb__shm_commit(pb__shm_tx *tx);
 /* Ends the stream: an END record (so that a consumer asleep on head wakes: a flag alone could be missed
@@ -236,9 +270,10 @@ enum pb_shm_next { PB_SHM_NONE = 0, PB_SHM_GOT = 1, PB_SHM_END_OF_STREAM = 2, PB
  * PB_SHM_END_OF_STREAM at an END record; PB_SHM_ERROR with a reason in *why. */
 typedef struct pb__shm_found {
     size_t off;      /* in the ring, or 0 in the overflow area */
-    uint32_t len;    /* frame bytes */
+    uint32_t len;    /* frame bytes (a PB_SHM_PULL record: the pull list's bytes) */
     uint32_t advance;/* ring bytes to release (padding and records included) */
     int in_ovf;
+    int pull;        /* a PB_SHM_PULL record at off (pb__shm_next accepts it only where pulling is on) */
 } pb__shm_found;
 int pb__shm_parse(const unsigned char *ring, uint32_t cap, uint32_t tail, uint32_t head, size_t ovf_cap,
                   size_t max_frame, pb__shm_found *f, const char **why);

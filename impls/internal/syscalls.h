@@ -26,6 +26,10 @@
  * it (shm.c, pb__shm_put_gather, pb__shm_rx_copy_out); when they fail the frame goes through the mapping
  * instead, so a test can fail them freely too.
  *
+ * process_vm_readv is a shm worker's read of a pulled request from the parent's memory (shm.c,
+ * pb__shm_pull_probe, pull_frame): when the probe fails the parent keeps copying requests itself, so a
+ * test can fail it freely in a worker (armed there, since faults do not cross processes).
+ *
  * pidfd_open is called through syscall() (glibc added a wrapper only in 2.36): a kernel before 5.3 says
  * ENOSYS, and the pool falls back to checking its workers periodically (procpool.c, "Deaths").
  */
@@ -68,6 +72,8 @@ typedef struct pb__syscalls {
     int (*epoll_ctl)(int epfd, int op, int fd, struct epoll_event *ev);
     ssize_t (*pwritev)(int fd, const struct iovec *iov, int iovcnt, off_t off);
     ssize_t (*pread)(int fd, void *buf, size_t len, off_t off);
+    ssize_t (*process_vm_readv)(pid_t pid, const struct iovec *local, unsigned long nlocal,
+                                const struct iovec *remote, unsigned long nremote, unsigned long flags);
 } pb__syscalls;
 
 #ifdef POOLBENCH_FAULT_INJECTION
@@ -91,6 +97,7 @@ typedef enum pb__sys_id {
     PB__SYS_EPOLL_CTL,
     PB__SYS_PWRITEV,
     PB__SYS_PREAD,
+    PB__SYS_PROCESS_VM_READV,
     PB__SYS_COUNT
 } pb__sys_id;
 
@@ -112,7 +119,7 @@ void pb__fault_reset(void);               /* disarms everything and zeroes the c
 /* Folded into direct calls by the compiler: the table is constant and its values are known here. */
 static const pb__syscalls pb__sys = {fork,    pipe2, posix_spawn,    read,           write,         poll,
                                      eventfd, waitpid, fcntl,        pthread_create, pb__pidfd_open, epoll_create1,
-                                     epoll_ctl, pwritev, pread};
+                                     epoll_ctl, pwritev, pread, process_vm_readv};
 
 #endif
 #endif

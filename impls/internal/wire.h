@@ -110,6 +110,9 @@ int pb__populate_write(void *p, size_t len);
  * into new 4 KiB pages) against ~0.3 ms for 1 MiB in huge pages. Where the kernel has no huge page at
  * hand the block is simply in 4 KiB pages. NULL on no memory. */
 unsigned char *pb__alloc_huge(size_t len, size_t *cap);
+/* 1 once this process has called fork() or is a forked child (pthread_atfork; posix_spawn does not count):
+ * from then on its heap pages may be shared copy-on-write with another process. */
+int pb__has_forked(void);
 /* From this size up a worker's own buffers are worth a huge-page block (at most 4x the bytes asked for). */
 #define PB__HUGE_FROM (512u * 1024u)
 
