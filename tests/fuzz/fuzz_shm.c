@@ -11,7 +11,9 @@
  * Invariants: a frame found lies inside its block; its header agrees with its record; a release moves
  * the tail by exactly what the reader said. A bit of the selector byte puts the overflow area in a memfd
  * too and reads it as the parent does (pread copies, large RESULTs split with their output adopted:
- * pb__shm_rx_split_results), with the two-piece reader transport.c builds.
+ * pb__shm_rx_split_results), with the two-piece reader transport.c builds. A PB_SHM_PULL record is an
+ * error to the parent's reader; another bit makes the reader a worker's that may pull (from this process
+ * itself), so that pull lists with any lengths and addresses are checked too.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -44,6 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint32_t cap = caps[data[8] % 4];
     size_t ovf_cap = (data[8] >> 2) % 2 ? 512 : 4096;
     int use_fd = (data[8] >> 3) & 1;
+    int may_pull = (data[8] >> 4) & 1;
     data += 9;
     size -= 9;
 
@@ -60,11 +63,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *why = NULL;
     int r = pb__shm_parse(ring, cap, tail, head, ovf_cap, max_frame, &f, &why);
     CHECK(r == PB_SHM_GOT || r == PB_SHM_NONE || r == PB_SHM_END_OF_STREAM || (r == PB_SHM_ERROR && why));
-    if (r == PB_SHM_GOT) {
+    if (r == PB_SHM_GOT && f.pull) { /* a pull list, not a frame: only its own bytes are bounded here */
+        CHECK(f.len >= 8 && !f.in_ovf && f.off + f.len <= cap);
+        CHECK(f.advance <= head - tail);
+    } else if (r == PB_SHM_GOT) {
         CHECK(f.len >= PB_WIRE_HEADER && f.len <= max_frame);
         CHECK(f.in_ovf ? f.len <= ovf_cap : f.off + f.len <= cap);
         CHECK(f.advance <= head - tail);
     }
+    int first_is_pull = r == PB_SHM_GOT && f.pull;
 
     pb__shm_rx rx;
     memset(&rx, 0, sizeof rx);
@@ -84,6 +91,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         pb__shm_rx_copy_out(&rx, fd, 0);
         pb__shm_rx_split_results(&rx);
     }
+    /* A bit of the selector makes this a worker's reader that may pull (from this very process: a list's
+     * addresses are then read here, and must never make the reader write past its own buffer). */
+    if (may_pull) rx.pull_pid = getpid();
     atomic_store(&ctl->head, head);
     atomic_store(&ctl->tail, tail);
     for (int round = 0; round < 4; round++) {
@@ -93,6 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint32_t before = rx.tail;
         int got = pb__shm_next(&rx, &h, &body, &why);
         CHECK(got == PB_SHM_GOT || got == PB_SHM_NONE || got == PB_SHM_END_OF_STREAM || (got == PB_SHM_ERROR && why));
+        if (round == 0 && first_is_pull && !may_pull) CHECK(got == PB_SHM_ERROR); /* the parent never pulls */
         if (got != PB_SHM_GOT) break;
         int in_ring = body >= ring && body + h.body_len <= ring + cap;
         int in_ovf = body >= ovf && body + h.body_len <= ovf + ovf_cap;
