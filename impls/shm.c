@@ -533,6 +533,14 @@ int pb__shm_put_pull(pb__shm_tx *tx, const struct iovec *iov, int iovcnt, size_t
     return 1;
 }
 
+/* Piece i of a pull list (the list's length was checked to hold it). */
+static void pull_piece(const unsigned char *list, size_t i, uint64_t *addr, uint32_t *len, uint32_t *in) {
+    const unsigned char *p = list + PULL_HEAD + PULL_PIECE * i;
+    memcpy(addr, p, 8);
+    memcpy(len, p + 8, 4);
+    memcpy(in, p + 12, 4);
+}
+
 /* Worker: the frame a PB_SHM_PULL list of len bytes names, assembled in a private copy (the worker's own
  * buffer): its inline pieces from the list, the others read from the parent. The parent is trusted (shm.h)
  * but the list is still checked to add up, so a mistake cannot make the worker read or write out of
@@ -549,9 +557,9 @@ static unsigned char *pull_frame(pb__shm_rx *rx, const unsigned char *list, size
         goto bad;
     size_t inline_at = PULL_HEAD + PULL_PIECE * cnt, sum = 0, inline_sum = 0;
     for (size_t i = 0; i < cnt; i++) {
+        uint64_t addr;
         uint32_t plen, in;
-        memcpy(&plen, list + PULL_HEAD + PULL_PIECE * i + 8, 4);
-        memcpy(&in, list + PULL_HEAD + PULL_PIECE * i + 12, 4);
+        pull_piece(list, i, &addr, &plen, &in);
         if (in > 1) goto bad;
         sum += plen;
         if (in) inline_sum += plen;
@@ -567,9 +575,7 @@ static unsigned char *pull_frame(pb__shm_rx *rx, const unsigned char *list, size
     for (size_t i = 0; i < cnt; i++) {
         uint64_t addr;
         uint32_t plen, in;
-        memcpy(&addr, list + PULL_HEAD + PULL_PIECE * i, 8);
-        memcpy(&plen, list + PULL_HEAD + PULL_PIECE * i + 8, 4);
-        memcpy(&in, list + PULL_HEAD + PULL_PIECE * i + 12, 4);
+        pull_piece(list, i, &addr, &plen, &in);
         if (in) {
             memcpy(buf + at, inl, plen);
             inl += plen;
@@ -729,10 +735,13 @@ int pb__shm_parse(const unsigned char *ring, uint32_t cap, uint32_t tail, uint32
             advance += cap - pos;
             pos = 0;
             continue;
-        case PB_SHM_FRAME: {
+        case PB_SHM_FRAME:
+        case PB_SHM_PULL: { /* both in the ring itself: a frame, or a pull list (only its own bytes here) */
+            int pull = kind == PB_SHM_PULL;
             uint64_t bytes = 8 + (uint64_t)round8(len > UINT32_MAX - 8 ? UINT32_MAX - 8 : len);
-            if (len < PB_WIRE_HEADER || len > max_frame) {
-                *why = "bad frame length in the shared-memory ring";
+            if (pull ? len < PULL_HEAD : (len < PB_WIRE_HEADER || len > max_frame)) {
+                *why = pull ? "bad pull record length in the shared-memory ring"
+                            : "bad frame length in the shared-memory ring";
                 return PB_SHM_ERROR;
             }
             if (bytes > cap - pos) {
@@ -747,19 +756,7 @@ int pb__shm_parse(const unsigned char *ring, uint32_t cap, uint32_t tail, uint32
             f->len = len;
             f->advance = advance + (uint32_t)bytes;
             f->in_ovf = 0;
-            return PB_SHM_GOT;
-        }
-        case PB_SHM_PULL: {
-            uint64_t bytes = 8 + (uint64_t)round8(len > UINT32_MAX - 8 ? UINT32_MAX - 8 : len);
-            if (len < PULL_HEAD || bytes > cap - pos || bytes > left) {
-                *why = "bad pull record length in the shared-memory ring";
-                return PB_SHM_ERROR;
-            }
-            f->off = pos + 8;
-            f->len = len;
-            f->advance = advance + (uint32_t)bytes;
-            f->in_ovf = 0;
-            f->pull = 1;
+            f->pull = pull;
             return PB_SHM_GOT;
         }
         case PB_SHM_BIG:

@@ -49,7 +49,7 @@ unsigned char *pb__alloc_huge(size_t len, size_t *cap) {
      * where a fresh huge page is one fault. Measured on the reference VM, payload 16 x 1 MiB on `fork`:
      * the workers' request buffers and the parent's read buffer took ~600 such faults a map; 86.6 ->
      * 48.5 ms with this (interleaved pair). The block is new: nothing in it is lost. */
-    if (atomic_load_explicit(&forked, memory_order_relaxed)) (void)madvise(p, size, MADV_DONTNEED);
+    if (pb__has_forked()) (void)madvise(p, size, MADV_DONTNEED);
     (void)madvise(p, size, MADV_HUGEPAGE); /* advice: EINVAL without THP, and 4 KiB pages then */
     *cap = size;
     return p;
