@@ -703,6 +703,141 @@ static void test_create_destroy_cycles_leak_nothing(void **state) {
     assert_true(TU_EVENTUALLY(tu_count_children() == children, 5));
 }
 
+/* ---- the threads backend's start policy (a group of its own after the table: the process backends'
+ * is tests/test_process.c test_start_policy) ---- */
+
+/* A gate that tasks wait at, in this address space (threads only): tasks hold their threads until the
+ * test opens it, so "how many threads are busy" is exact without any timing. */
+static atomic_int gate_open;
+static atomic_int gate_waiting;
+static int t_wait_gate(const void *in, size_t len, pb_output *out) {
+    atomic_fetch_add(&gate_waiting, 1);
+    while (!atomic_load(&gate_open)) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return pb_output_set(out, in, len);
+}
+PB_TASK_DEFINE("conf.wait_gate", t_wait_gate)
+
+/* An initializer that succeeds the first time it runs in this process and fails every later time. */
+static atomic_int init_calls;
+static int t_init_first_only(const void *in, size_t len, pb_output *out) {
+    if (atomic_fetch_add(&init_calls, 1) > 0) return pb_output_error(out, "only the first thread may start");
+    return 0;
+}
+PB_TASK_DEFINE("conf.init_first_only", t_init_first_only)
+
+/* One task on p, waited for: its result moved out. */
+static pb_result run_task(pb_pool *p, const char *task, int64_t x) {
+    pb_future *f = NULL;
+    assert_int_equal(pb_submit(p, task, &x, sizeof x, &f), 0);
+    assert_int_equal(pb_future_wait(f, 120), 0);
+    pb_result r;
+    pb_result_move(&r, (pb_result *)pb_future_result(f));
+    pb_future_release(f);
+    return r;
+}
+
+/* Submits n gated tasks and waits until all n are running, each on a thread of its own. */
+static void submit_gated(pb_pool *p, pb_future **f, int n) {
+    int64_t v = 5;
+    for (int i = 0; i < n; i++) assert_int_equal(pb_submit(p, "conf.wait_gate", &v, sizeof v, &f[i]), 0);
+    assert_true(TU_EVENTUALLY(atomic_load(&gate_waiting) == n, 30));
+}
+
+static void release_gated(pb_future **f, int n) {
+    atomic_store(&gate_open, 1);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(pb_future_wait(f[i], 120), 0);
+        assert_int_equal(pb_future_result(f[i])->status, PB_STATUS_OK);
+        pb_future_release(f[i]);
+    }
+    atomic_store(&gate_open, 0);
+    atomic_store(&gate_waiting, 0);
+}
+
+/* On demand (the default), create starts one thread and work starts more only while it queues up, never
+ * more than `workers`; eager starts them all in create. Thread counts come from /proc/self/task. */
+static void test_threads_start_policy(void **state) {
+    (void)state;
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = 4;
+    pb_pool *p;
+    /* One pool first, so that threads a runtime starts with the process's first thread (ThreadSanitizer's
+     * background thread) are part of the base. */
+    assert_int_equal(pb_pool_create(&p, "threads", &o), 0);
+    pb_pool_destroy(p);
+    int base = tu_count_threads();
+    assert_int_equal(pb_pool_create(&p, "threads", &o), 0);
+    pb_counters c;
+    pb_pool_counters(p, &c);
+    assert_true(c.workers_started == 1);
+    assert_int_equal(tu_count_threads(), base + 1);
+
+    pb_future *f[6];
+    submit_gated(p, f, 2); /* the first thread takes one, the second needs a thread of its own */
+    pb_pool_counters(p, &c);
+    assert_true(c.workers_started == 2);
+    assert_int_equal(tu_count_threads(), base + 2);
+    release_gated(f, 2);
+    pb_result r = run_task(p, "conf.square", 7); /* both threads are idle again: one more starts none */
+    assert_true(result_int(&r) == 49);
+    pb_result_clear(&r);
+    pb_pool_counters(p, &c);
+    assert_true(c.workers_started == 2);
+
+    submit_gated(p, f, 4); /* four at once: four threads, and never a fifth */
+    pb_pool_counters(p, &c);
+    assert_true(c.workers_started == 4);
+    int64_t v = 3;
+    for (int i = 4; i < 6; i++) assert_int_equal(pb_submit(p, "conf.square", &v, sizeof v, &f[i]), 0);
+    pb_pool_counters(p, &c);
+    assert_true(c.workers_started == 4);
+    assert_int_equal(tu_count_threads(), base + 4);
+    release_gated(f, 4);
+    for (int i = 4; i < 6; i++) {
+        assert_int_equal(pb_future_wait(f[i], 120), 0);
+        assert_true(result_int(pb_future_result(f[i])) == 9);
+        pb_future_release(f[i]);
+    }
+    pb_pool_destroy(p);
+    assert_true(TU_EVENTUALLY(tu_count_threads() == base, 5));
+
+    o.start = PB_START_EAGER;
+    assert_int_equal(pb_pool_create(&p, "threads", &o), 0);
+    pb_pool_counters(p, &c);
+    assert_true(c.workers_started == 4);
+    assert_int_equal(tu_count_threads(), base + 4);
+    pb_pool_destroy(p);
+    assert_true(TU_EVENTUALLY(tu_count_threads() == base, 5));
+}
+
+/* A thread started after create whose initializer fails runs none of the pool's items: they fail as task
+ * errors with the initializer's message; the first thread's items are unaffected. A failing initializer
+ * in create's own thread fails the creation (test_bad_input covers that on every backend). */
+static void test_threads_late_initializer_failure(void **state) {
+    (void)state;
+    atomic_store(&init_calls, 0);
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = 2;
+    o.initializer = "conf.init_first_only";
+    pb_pool *p;
+    assert_int_equal(pb_pool_create(&p, "threads", &o), 0);
+    pb_future *held;
+    submit_gated(p, &held, 1); /* the first thread is busy: the next task starts the second thread */
+    pb_result r = run_task(p, "conf.square", 6);
+    assert_int_equal(r.status, PB_STATUS_TASK_ERROR);
+    assert_non_null(r.message);
+    assert_non_null(strstr(r.message, "initializer 'conf.init_first_only' failed: only the first thread may start"));
+    pb_result_clear(&r);
+    release_gated(&held, 1);
+    pb_pool_destroy(p);
+    assert_int_equal(atomic_load(&init_calls), 2);
+}
+
 int main(void) {
     int failed = 0;
     /* $POOLBENCH_TEST_FILTER: run only the tests whose name matches this cmocka pattern ("test_*wait*") */
@@ -743,5 +878,10 @@ int main(void) {
         fflush(stdout);
         failed += _cmocka_run_group_tests(group, tests, sizeof tests / sizeof tests[0], NULL, NULL);
     }
+    const struct CMUnitTest threads_tests[] = {
+        cmocka_unit_test(test_threads_start_policy),
+        cmocka_unit_test(test_threads_late_initializer_failure),
+    };
+    failed += cmocka_run_group_tests_name("threads start policy", threads_tests, NULL, NULL);
     return failed ? 1 : 0;
 }

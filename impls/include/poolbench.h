@@ -181,7 +181,7 @@ typedef struct pb_options {
     double crashloop_window;     /* ... within this many seconds with no task finishing ok (default 5;
                                     NaN = PB_EINVAL) */
     /* --- version 2 --- (a version 1 struct is accepted: the fields below take their defaults) */
-    int start;                   /* pb_start_policy; other values = PB_EINVAL. Threads start eagerly. */
+    int start;                   /* pb_start_policy; other values = PB_EINVAL. The threads backend follows it too */
 } pb_options;
 
 void pb_options_init(pb_options *o);
