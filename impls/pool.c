@@ -158,6 +158,7 @@ int pb_pool_create(pb_pool **out, const char *backend_name, const pb_options *us
     *out = NULL;
     const pb_backend *b = pb__backend_find(backend_name);
     if (!b) return pb__set_error(PB_ENOBACKEND, "unknown backend '%s'", backend_name);
+    if (!b->create && !(b = pb__module_backend(b->name))) return PB_ENOBACKEND; /* a module stub (registry.c) */
     if (b->version < 1) return pb__set_error(PB_ENOBACKEND, "backend '%s' has an unsupported interface version", b->name);
 
     pb_options o;

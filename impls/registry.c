@@ -2,17 +2,32 @@
  * registry.c - the backends, found by name. Adding a backend is one line in `backends` below.
  * The first entry named by PB_DEFAULT_BACKEND is what a NULL backend name means.
  *
- * The reference backends (glib, libuv, openmp) are compiled in only when their library was found
- * (impls/reference-backends.cmake); a build without one still knows its name and why it is missing, so
- * `--backend glib` can say "not built in (GLib was not found at configure time)" instead of "unknown".
+ * The reference backends (glib, libuv, openmp) are built only when their library was found
+ * (impls/reference-backends.cmake), each as a module loaded when a pool of it is first created
+ * (reference.h, modules.c): here they are stubs with a name, a description and capabilities, and no
+ * create (pool.c asks modules.c for the real backend). A build without one still knows its name and why
+ * it is missing, so `--backend glib` can say "not built in (GLib was not found at configure time)"
+ * instead of "unknown".
  * openmp comes last: libgomp is not fork-safe once its threads exist, and the conformance table runs the
  * backends in this order in one process, so no fork-based backend runs after it there.
  */
-#include "backend.h"
+#include "reference.h"
 
 #include <string.h>
 
 #define PB_DEFAULT_BACKEND "threads"
+
+#define MODULE_STUB(var, backend_name, desc) \
+    static const pb_backend var = {.version = 1, .name = backend_name, .description = desc, .caps = PB_REF_CAPS};
+#ifdef POOLBENCH_HAVE_GLIB
+MODULE_STUB(glib_stub, "glib", PB_REF_GLIB_DESCRIPTION)
+#endif
+#ifdef POOLBENCH_HAVE_LIBUV
+MODULE_STUB(libuv_stub, "libuv", PB_REF_LIBUV_DESCRIPTION)
+#endif
+#ifdef POOLBENCH_HAVE_OPENMP
+MODULE_STUB(openmp_stub, "openmp", PB_REF_OPENMP_DESCRIPTION)
+#endif
 
 static const pb_backend *const backends[] = {
     &pb_backend_serial,
@@ -23,13 +38,13 @@ static const pb_backend *const backends[] = {
     &pb_backend_spawn_shm,
     &pb_backend_forkserver,
 #ifdef POOLBENCH_HAVE_GLIB
-    &pb_backend_glib,
+    &glib_stub,
 #endif
 #ifdef POOLBENCH_HAVE_LIBUV
-    &pb_backend_libuv,
+    &libuv_stub,
 #endif
 #ifdef POOLBENCH_HAVE_OPENMP
-    &pb_backend_openmp,
+    &openmp_stub,
 #endif
 };
 

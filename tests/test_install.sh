@@ -68,4 +68,23 @@ for kind in static shared; do
     fail "$kind: the installed program exited $?: $out"
   [ "$out" = "ok 100" ] || fail "$kind: the installed program printed '$out', not 'ok 100'"
   echo "$kind: built with $(pkg-config --cflags --libs poolbench | sed "s|$prefix|PREFIX|g"), spawn map ok"
+
+  # The reference backends are modules installed beside the library (<libdir>/poolbench). A shared
+  # libpoolbench finds them there by itself, wherever the prefix moved (LD_DEBUG names the file loaded);
+  # a static one is pointed there with POOLBENCH_MODULE_DIR (its compiled-in install directory is the
+  # configured prefix, not this moved one).
+  if [ -e "$bin/modules/libpoolbench-glib.so" ]; then
+    [ -e "$libdir/poolbench/libpoolbench-glib.so" ] || fail "$kind: no poolbench/libpoolbench-glib.so in $libdir"
+    if [ "$kind" = shared ]; then
+      out=$(env -u POOLBENCH_MODULE_DIR LD_DEBUG=files LD_LIBRARY_PATH="$libdir" "$tmp/user-$kind" glib 2>"$tmp/ld-debug") ||
+        fail "$kind: the installed program exited $? on glib: $out $(grep -v 'file=\|calling' "$tmp/ld-debug" | head -5)"
+      grep -q "file=$libdir/poolbench/libpoolbench-glib.so" "$tmp/ld-debug" ||
+        fail "$kind: the glib module was not loaded from $libdir/poolbench: $(grep libpoolbench-glib "$tmp/ld-debug" | head -3)"
+    else
+      out=$(POOLBENCH_MODULE_DIR="$libdir/poolbench" "$tmp/user-$kind" glib) ||
+        fail "$kind: the installed program exited $? on glib: $out"
+    fi
+    [ "$out" = "ok 100" ] || fail "$kind: the installed program printed '$out' on glib, not 'ok 100'"
+    echo "$kind: glib map ok through the installed module"
+  fi
 done

@@ -76,11 +76,12 @@ extern const pb_backend pb_backend_spawn;
 extern const pb_backend pb_backend_fork_shm;
 extern const pb_backend pb_backend_spawn_shm;
 extern const pb_backend pb_backend_forkserver;
-/* Reference backends: each exists only when its library was found at configure time (registry.c). */
-extern const pb_backend pb_backend_glib;
-extern const pb_backend pb_backend_libuv;
-extern const pb_backend pb_backend_openmp;
+/* Reference backends (pb_backend_glib, _libuv, _openmp) live in modules of their own (reference.h); the
+ * registry holds stubs for them, whose create is NULL. */
 const pb_backend *pb__backend_find(const char *name);
+/* The backend the module of a stub named `name` exports, loaded on first use (modules.c); NULL with
+ * pb_last_error() saying where it looked and why it failed (PB_ENOBACKEND). */
+const pb_backend *pb__module_backend(const char *name);
 
 /* Core services for backends (pool.c). */
 void pb__job_done(pb_pool *pool, pb__job *job);

@@ -3,9 +3,11 @@
  * with nothing but `pkg-config --cflags --libs poolbench`: only the installed poolbench.h, only the
  * installed library.
  *
- * It maps its own PB_TASK_DEFINE task on the spawn backend, so the workers (fresh execs of this program)
- * must find the task through the registry of the installed library, static or shared. Exits 0 and prints
- * "ok <items>" when every answer is right, 1 otherwise (saying which), 2 when no pool could be made.
+ * It maps its own PB_TASK_DEFINE task on the spawn backend (or the backend named by its one argument), so
+ * the workers (fresh execs of this program) must find the task through the registry of the installed
+ * library, static or shared; on a reference backend the library must find its installed module. Exits 0
+ * and prints "ok <items>" when every answer is right, 1 otherwise (saying which), 2 when no pool could be
+ * made.
  */
 #include <poolbench.h>
 
@@ -23,8 +25,9 @@ static int square_task(const void *in, size_t len, pb_output *out) {
 }
 PB_TASK_DEFINE("installed.square", square_task)
 
-int main(void) {
+int main(int argc, char **argv) {
     enum { N = 100 };
+    const char *backend = argc > 1 ? argv[1] : "spawn";
     uint32_t in[N];
     pb_item items[N];
     pb_result results[N];
@@ -37,8 +40,8 @@ int main(void) {
     pb_options_init(&o);
     o.workers = 2;
     pb_pool *pool = NULL;
-    if (pb_pool_create(&pool, "spawn", &o) != 0) {
-        fprintf(stderr, "installed_user: cannot create a spawn pool: %s\n", pb_last_error());
+    if (pb_pool_create(&pool, backend, &o) != 0) {
+        fprintf(stderr, "installed_user: cannot create a %s pool: %s\n", backend, pb_last_error());
         return 2;
     }
     int rc = pb_map(pool, "installed.square", items, N, 0, results);

@@ -162,8 +162,8 @@ static void openmp_destroy(void *impl) { free_pool(impl); }
 const pb_backend pb_backend_openmp = {
     .version = 1,
     .name = "openmp",
-    .description = "reference: OpenMP parallel for schedule(dynamic) over the queued jobs (libgomp; no crash isolation)",
-    .caps = PB_CAP_ASYNC,
+    .description = PB_REF_OPENMP_DESCRIPTION,
+    .caps = PB_REF_CAPS,
     .create = openmp_create,
     .dispatch = openmp_dispatch,
     .shutdown = openmp_shutdown,

@@ -290,9 +290,8 @@ static void libuv_destroy(void *impl) { free_pool(impl); }
 const pb_backend pb_backend_libuv = {
     .version = 1,
     .name = "libuv",
-    .description = "reference: libuv's uv_queue_work on a loop thread; threads = UV_THREADPOOL_SIZE, fixed at first "
-                   "use (no crash isolation)",
-    .caps = PB_CAP_ASYNC,
+    .description = PB_REF_LIBUV_DESCRIPTION,
+    .caps = PB_REF_CAPS,
     .create = libuv_create,
     .dispatch = libuv_dispatch,
     .shutdown = libuv_shutdown,

@@ -115,8 +115,8 @@ static void glib_destroy(void *impl) {
 const pb_backend pb_backend_glib = {
     .version = 1,
     .name = "glib",
-    .description = "reference: GLib's GThreadPool, exclusive threads (no crash isolation)",
-    .caps = PB_CAP_ASYNC,
+    .description = PB_REF_GLIB_DESCRIPTION,
+    .caps = PB_REF_CAPS,
     .create = glib_create,
     .dispatch = glib_dispatch,
     .shutdown = glib_shutdown,
