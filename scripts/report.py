@@ -40,14 +40,19 @@ BOOT_SEED = 0x706F6F6C         # "pool": per case, mixed with a CRC of the case 
 CLI_TIMEOUT_S = 120
 
 CHART_KINDS = ["scenario", "scaling", "distribution", "history", "hyperfine"]
-BACKEND_ORDER = ["serial", "threads", "fork", "spawn", "fork-shm", "spawn-shm", "glib", "libuv", "openmp",
-                 "python", "python-process-executor", "python-thread-pool"]
+BACKEND_ORDER = ["serial", "threads", "fork", "spawn", "fork-shm", "spawn-shm", "forkserver", "glib", "libuv", "openmp",
+                 "python", "python-process-executor", "python-thread-pool",
+                 "floor-threads", "floor-fork", "floor-spawn"]
 BACKEND_COLORS = {"serial": "#7f7f7f", "threads": "#1f77b4", "fork": "#ff7f0e", "spawn": "#2ca02c",
-                  "fork-shm": "#ffbb78", "spawn-shm": "#98df8a", "glib": "#8c564b", "libuv": "#17becf", "openmp": "#bcbd22",
-                  "python": "#9467bd", "python-process-executor": "#e377c2", "python-thread-pool": "#393b79"}
+                  "fork-shm": "#ffbb78", "spawn-shm": "#98df8a", "forkserver": "#d62728", "glib": "#8c564b",
+                  "libuv": "#17becf", "openmp": "#bcbd22",
+                  "python": "#9467bd", "python-process-executor": "#e377c2", "python-thread-pool": "#393b79",
+                  # the seed's floors (poolbench-seed-floor: the same sleeps by hand, no pool): pale, last
+                  "floor-threads": "#e0e0e0", "floor-fork": "#e0e0e0", "floor-spawn": "#e0e0e0"}
 EXTRA_COLORS = ["#d62728", "#637939", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354"]
 BACKEND_LABELS = {"python": "Python Pool", "python-process-executor": "Python\nProcessPool-\nExecutor",
-                  "python-thread-pool": "Python\nThreadPool"}  # several lines: they stand side by side as tick labels
+                  "python-thread-pool": "Python\nThreadPool", "floor-threads": "floor:\nthreads",
+                  "floor-fork": "floor:\nfork", "floor-spawn": "floor:\nspawn"}  # several lines: they stand side by side as tick labels
 # seed.py --pool X -> the backend name its hyperfine row carries (hyperfine/<group>/python-X)
 PYTHON_POOLS = {"pool": "python", "process-executor": "python-process-executor",
                 "thread-pool": "python-thread-pool"}
@@ -807,7 +812,9 @@ def chart_hyperfine(out, hrun):
     out.hyperfine_run = hrun
     return out.save(fig, "hyperfine", "hyperfine", "hyperfine: Python's Pool beside poolbench",
              "hyperfine run #%d (%s, commit %s): every command's wall time per program run, as `time` would "
-             "show it; Python's multiprocessing Pool running the seed beside `poolbench exec` per backend."
+             "show it, in interleaved rounds; Python's multiprocessing Pool running the seed beside the seed "
+             "program in C (examples/seed.c) per backend, and the machine's floors for the same sleeps done "
+             "by hand with no pool (poolbench-seed-floor: threads, forks, spawns)."
              % (hrun["id"], hrun["started_at"], short_commit(hrun["git_commit"])))
 
 
