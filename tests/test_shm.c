@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -741,6 +742,80 @@ static void test_pool_pulls_until_fork(void **state) {
     }
 }
 
+/* Lines of /proc/PID/maps that map a worker's shared memory (a memfd named poolbench-shm). */
+static int shm_mappings_of(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "poolbench-shm")) n++;
+    fclose(f);
+    return n;
+}
+
+/* The children of this process, in pids (at most max); their number. */
+static int children_of_me(pid_t *pids, int max) {
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < max) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = 0;
+        const char *rp = strrchr(buf, ')');
+        char state;
+        int ppid;
+        if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == getpid() && state != 'Z')
+            pids[n++] = (pid_t)atoi(e->d_name);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Each fork-shm worker maps its own shared memory and no other worker's: the parent's mappings are
+ * MADV_DONTFORK, so a worker forked after others inherits none of theirs (it could otherwise scribble on
+ * their requests), and neither does any other child of the program (here: a plain fork). */
+static void test_workers_map_only_their_own(void **state) {
+    (void)state;
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = 3;
+    o.start = PB_START_EAGER;
+    pb_pool *pool = NULL;
+    assert_int_equal(pb_pool_create(&pool, "fork-shm", &o), 0);
+    assert_int_equal(shm_mappings_of(getpid()), 3);
+    pid_t pids[16];
+    int n = children_of_me(pids, 16);
+    assert_int_equal(n, 3);
+    for (int i = 0; i < n; i++)
+        if (shm_mappings_of(pids[i]) != 1)
+            fail_msg("worker %d maps %d shared-memory areas, not its own one", (int)pids[i], shm_mappings_of(pids[i]));
+    int hold[2];
+    assert_int_equal(pipe(hold), 0);
+    pid_t other = fork();
+    if (other == 0) {
+        char c;
+        close(hold[1]);
+        (void)read(hold[0], &c, 1); /* until the test has looked */
+        _exit(0);
+    }
+    assert_true(other > 0);
+    close(hold[0]);
+    assert_int_equal(shm_mappings_of(other), 0);
+    close(hold[1]);
+    assert_int_equal(waitpid(other, NULL, 0), other);
+    pb_pool_destroy(pool);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--pull-child") == 0) return pull_child();
     const struct CMUnitTest tests[] = {
@@ -749,6 +824,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_next_rejects),    cmocka_unit_test(test_put_gather),
         cmocka_unit_test(test_rent_or_buy),      cmocka_unit_test(test_split_results),
         cmocka_unit_test(test_pull),            cmocka_unit_test(test_pool_pulls_until_fork),
+        cmocka_unit_test(test_workers_map_only_their_own),
     };
     return cmocka_run_group_tests_name("shm", tests, NULL, NULL);
 }
