@@ -14,7 +14,6 @@
 
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 
 #include "poolbench.h"
 #include "shm.h"
+#include "testutil.h"
 #include "wire.h"
 
 #define MAX_FRAME (256u * 1024u)
@@ -756,31 +756,6 @@ static int shm_mappings_of(pid_t pid) {
     return n;
 }
 
-/* The children of this process, in pids (at most max); their number. */
-static int children_of_me(pid_t *pids, int max) {
-    DIR *d = opendir("/proc");
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < max) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        char path[300], buf[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[len] = 0;
-        const char *rp = strrchr(buf, ')');
-        char state;
-        int ppid;
-        if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == getpid() && state != 'Z')
-            pids[n++] = (pid_t)atoi(e->d_name);
-    }
-    closedir(d);
-    return n;
-}
-
 /* Each fork-shm worker maps its own shared memory and no other worker's: the parent's mappings are
  * MADV_DONTFORK, so a worker forked after others inherits none of theirs (it could otherwise scribble on
  * their requests), and neither does any other child of the program (here: a plain fork). */
@@ -794,7 +769,7 @@ static void test_workers_map_only_their_own(void **state) {
     assert_int_equal(pb_pool_create(&pool, "fork-shm", &o), 0);
     assert_int_equal(shm_mappings_of(getpid()), 3);
     pid_t pids[16];
-    int n = children_of_me(pids, 16);
+    int n = tu_list_children(pids, 16, 0);
     assert_int_equal(n, 3);
     for (int i = 0; i < n; i++)
         if (shm_mappings_of(pids[i]) != 1)

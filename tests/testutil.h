@@ -63,8 +63,9 @@ static inline int tu_count_dir(const char *path) {
 static inline int tu_count_fds(void) { return tu_count_dir("/proc/self/fd"); }
 static inline int tu_count_threads(void) { return tu_count_dir("/proc/self/task"); }
 
-/* Processes whose parent is this process (running or zombie). */
-static inline int tu_count_children(void) {
+/* The processes whose parent is this process: their number, and the first `max` of their pids in pids
+ * (pids may be NULL). Zombies count only when with_zombies is set. -1 when /proc cannot be read. */
+static inline int tu_list_children(pid_t *pids, int max, int with_zombies) {
     DIR *d = opendir("/proc");
     if (!d) return -1;
     pid_t me = getpid();
@@ -82,11 +83,17 @@ static inline int tu_count_children(void) {
         const char *rp = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
         char state;
         int ppid;
-        if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == me) n++;
+        if (!rp || sscanf(rp + 1, " %c %d", &state, &ppid) != 2 || ppid != me) continue;
+        if (state == 'Z' && !with_zombies) continue;
+        if (pids && n < max) pids[n] = (pid_t)atoi(e->d_name);
+        n++;
     }
     closedir(d);
     return n;
 }
+
+/* Processes whose parent is this process (running or zombie). */
+static inline int tu_count_children(void) { return tu_list_children(NULL, 0, 1); }
 
 /* Waits up to `seconds` for `pred` to hold (fds and threads of a destroyed pool may take a moment to
  * disappear from /proc after the last join). Returns pred's last value. */
