@@ -129,8 +129,10 @@ int pb__shm_create(size_t max_frame, uint32_t ring_cap, pb__shm_map *m, int *fd,
     }
     /* No child of this process needs the parent's view: a fork-shm worker maps its own from the fd it is
      * given, and any other child (a later worker, a task's fork) has no business there. So later forks
-     * neither copy this mapping nor tear it down at exit. */
-    (void)madvise(p, size, MADV_DONTFORK);
+     * neither copy this mapping nor tear it down at exit. Not under valgrind (the same test as for kept
+     * output blocks, task.c): a forked child there still believes it has the mapping, and its leak check
+     * at exit reads all of it, a fault a page: minutes for each worker of a fork-shm pool. */
+    if (pb__output_blocks_unforked()) (void)madvise(p, size, MADV_DONTFORK);
     m->base = p;
     m->size = size;
     m->ring_cap = ring_cap;

@@ -138,7 +138,8 @@ void pb__out_spare_free(pb__out_spare *spare);
 unsigned char *pb__output_block(size_t len, int *warm);
 /* Gives a block of pb__output_block back for reuse (or frees it when the kept blocks are full). */
 void pb__output_block_give(unsigned char *p);
-/* 1 when kept blocks are not inherited by fork (MADV_DONTFORK); 0 under valgrind (task.c says why). */
+/* 1 when kept blocks (and the parent's view of shm workers' memory, shm.c) are not inherited by fork
+ * (MADV_DONTFORK); 0 under valgrind (task.c says why). */
 int pb__output_blocks_unforked(void);
 /* MADV_DONTFORK (dontfork) or MADV_DOFORK again on the whole pages inside a malloc block of cap bytes at p,
  * as for kept blocks (a no-op under valgrind, see pb__output_blocks_unforked). Best effort. */
