@@ -366,6 +366,7 @@ static int run_map(pb_pool *pool, const char *task_name, const pb_item *items, s
         jobs[j].n = (first + cs <= n) ? cs : n - first;
         jobs[j].index0 = first;
         jobs[j].batch = &batch;
+        jobs[j].more = j + 1 < njobs;
     }
     for (size_t j = 0; j < njobs; j++) dispatch(pool, &jobs[j]);
 

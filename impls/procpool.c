@@ -670,15 +670,19 @@ static pb__proc_worker *idle_worker(pb__proc_pool *pp) {
 /* START POLICY hook (on demand): starts never-used slots while queued units outnumber the workers
  * being started, so that no more workers run than there has been work for. The I/O thread only (it forks:
  * see Process hygiene). mu held. */
-static void grow_on_demand(pb__proc_pool *pp, double now) {
-    if (pp->nstarted >= pp->nworkers || pp->stop || pp->broken || !pp->qhead) return;
+static int workers_wanted(const pb__proc_pool *pp) {
+    if (pp->nstarted >= pp->nworkers || pp->stop || pp->broken || !pp->qhead) return 0;
     size_t queued = 0, starting = 0;
-    for (pb__proc_unit *u = pp->qhead; u; u = u->next) queued++;
+    for (const pb__proc_unit *u = pp->qhead; u; u = u->next) queued++;
     for (int i = 0; i < pp->nstarted; i++) starting += pp->w[i].state == W_STARTING || pp->w[i].state == W_EMPTY;
-    while (queued > starting && pp->nstarted < pp->nworkers) {
+    size_t want = queued > starting ? queued - starting : 0, room = (size_t)(pp->nworkers - pp->nstarted);
+    return (int)(want < room ? want : room);
+}
+
+static void grow_on_demand(pb__proc_pool *pp, double now) {
+    /* all in one pass: a map's chunks arrive together (job->more), and each start forks from here */
+    for (int k = workers_wanted(pp); k > 0; k--)
         start_worker(pp, &pp->w[pp->nstarted++], now); /* a failure is retried like a respawn */
-        starting++;
-    }
 }
 
 /* Gives queued work to idle workers. I/O thread, mu held (released around pb__job_claim). */
@@ -1024,7 +1028,7 @@ static void *io_main(void *arg) {
         int timeout = pb__proc_poll_ms(next, now);
 
         /* flush_done() may have released mu: look again before sleeping. */
-        int again = pp->stop != stop || (pp->qhead && (pp->broken || idle_worker(pp)));
+        int again = pp->stop != stop || (pp->qhead && (pp->broken || idle_worker(pp) || workers_wanted(pp)));
         /* shm: ask every worker not on loan to ring its result pipe when it publishes, then look at its
          * ring once more (transport.h): a frame published before the request rings no bell. */
         for (int i = 0; i < n; i++) {
@@ -1275,18 +1279,30 @@ fail:
     return rc;
 }
 
+/* The last chunk of a map wakes the I/O thread for the chunks before it that were queued without waking it
+ * (job->more), whatever becomes of that last chunk itself. Returns rc. */
+static int end_of_batch(pb__proc_pool *pp, const pb__job *job, int rc) {
+    if (job->more) return rc;
+    pthread_mutex_lock(&pp->mu);
+    int wake = pp->sleeping && pp->qhead;
+    if (wake) pp->sleeping = 0;
+    pthread_mutex_unlock(&pp->mu);
+    if (wake) pb__proc_signal(pp->wake_fd);
+    return rc;
+}
+
 int pb__proc_dispatch(void *impl, pb__job *job) {
     pb__proc_pool *pp = impl;
     if (job->n == 0) {
         pb__job_done(pp->pool, job);
-        return 0;
+        return end_of_batch(pp, job, 0);
     }
     if (strlen(job->task->name) > PB_WIRE_NAME_MAX) {
         pb__job_fail(pp->pool, job, 0, PB_STATUS_TASK_ERROR, "task name too long for the worker protocol");
-        return 0;
+        return end_of_batch(pp, job, 0);
     }
     pb__proc_job *pj = malloc(sizeof *pj + sizeof(pb__proc_unit));
-    if (!pj) return pb__set_error(-ENOMEM, "out of memory");
+    if (!pj) return end_of_batch(pp, job, pb__set_error(-ENOMEM, "out of memory"));
     pb__proc_unit *u = (pb__proc_unit *)(pj + 1);
     *pj = (pb__proc_job){job, job->n, 0, NULL};
     *u = (pb__proc_unit){NULL, pj, 0, job->n, 0};
@@ -1295,7 +1311,7 @@ int pb__proc_dispatch(void *impl, pb__job *job) {
     if (pp->stop) {
         pthread_mutex_unlock(&pp->mu);
         free(pj);
-        return PB_ECLOSED;
+        return end_of_batch(pp, job, PB_ECLOSED);
     }
     if (pp->broken) {
         char msg[sizeof pp->broken_msg];
@@ -1303,7 +1319,7 @@ int pb__proc_dispatch(void *impl, pb__job *job) {
         pthread_mutex_unlock(&pp->mu);
         free(pj);
         pb__job_fail(pp->pool, job, 0, PB_STATUS_BROKEN, msg);
-        return 0;
+        return end_of_batch(pp, job, 0);
     }
     /* Fast path: nothing queued and a worker idle, so write the request from this thread and save the
      * I/O thread a wake-up (its poll() already watches that worker's result pipe). */
@@ -1334,7 +1350,9 @@ int pb__proc_dispatch(void *impl, pb__job *job) {
         wake = pp->sleeping && (pp->qhead || writing || pp->opts->task_timeout > 0 || pp->done_head);
     } else {
         q_push_back(pp, u);
-        wake = pp->sleeping;
+        /* More chunks of this map follow at once: wake the I/O thread once, at the last, so that it starts
+         * the workers they need in one pass (on demand) instead of one wake-up and one fork at a time. */
+        wake = pp->sleeping && !job->more;
     }
     if (wake) pp->sleeping = 0;
     pthread_mutex_unlock(&pp->mu);

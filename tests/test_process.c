@@ -265,6 +265,39 @@ static int t_big_reshape(const void *in, size_t len, pb_output *out) {
 }
 PB_TASK_DEFINE("proc.big_reshape", t_big_reshape)
 
+/* Input "DIR I N": creates DIR/I, then waits until DIR holds N such files (all N items running at once),
+ * for at most 60 s; answers I, or fails saying how many it saw. Files, not a pipe: every kind of worker
+ * (forked, spawned, forked by a forkserver) can reach them. */
+static int t_rendezvous(const void *in, size_t len, pb_output *out) {
+    char buf[512], dir[480];
+    int i = -1, n = -1;
+    if (len >= sizeof buf) return pb_output_error(out, "rendezvous: input too long");
+    memcpy(buf, in, len);
+    buf[len] = '\0';
+    if (sscanf(buf, "%479s %d %d", dir, &i, &n) != 3 || i < 0 || n <= 0) return pb_output_error(out, "bad input");
+    char path[512];
+    snprintf(path, sizeof path, "%s/%d", dir, i);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return pb_output_error(out, "rendezvous: %s: %s", path, strerror(errno));
+    close(fd);
+    int seen = 0;
+    for (int tries = 0; tries < 60000; tries++) {
+        seen = 0;
+        for (int k = 0; k < n; k++) {
+            snprintf(path, sizeof path, "%s/%d", dir, k);
+            seen += access(path, F_OK) == 0;
+        }
+        if (seen == n) {
+            int64_t v = i;
+            return pb_output_set(out, &v, sizeof v);
+        }
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return pb_output_error(out, "rendezvous: %d of %d items arrived in 60 s", seen, n);
+}
+PB_TASK_DEFINE("proc.rendezvous", t_rendezvous)
+
 /* ---- helpers ---- */
 
 static const char *backend_of(void **state) { return (const char *)*state; }
@@ -636,6 +669,43 @@ static void test_start_policy(void **state) {
     pb_pool_counters(p, &c);
     assert_true(c.workers_started == 1);
     pb_pool_destroy(p);
+}
+
+/* A map's chunks on an on-demand pool: the pool starts a worker for each chunk the running workers
+ * cannot take, while they run (its dispatch wakes the I/O thread once, at the map's last chunk: a lost
+ * wake-up would leave chunks queued behind a busy worker). Each item waits until all have started, so
+ * the map completes only if all ran at once; how many workers started is exact. */
+static void test_map_starts_workers_together(void **state) {
+    enum { N = 3 };
+    char dir[] = "/tmp/pb-rendezvous-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    pb_options o;
+    pb_options_init(&o);
+    o.workers = N + 2; /* more slots than chunks: only N may start */
+    pb_pool *p = pool_with(state, &o);
+    char in[N][600];
+    pb_item items[N];
+    pb_result res[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(in[i], sizeof in[i], "%s %d %d", dir, i, N);
+        items[i] = (pb_item){in[i], strlen(in[i])};
+    }
+    assert_int_equal(pb_map(p, "proc.rendezvous", items, N, 1, res), 0);
+    for (int i = 0; i < N; i++) {
+        if (res[i].status != PB_STATUS_OK) fail_msg("item %d: %s", i, res[i].message ? res[i].message : "?");
+        assert_int_equal(result_int(&res[i]), i);
+    }
+    pb_results_clear(res, N);
+    pb_counters c;
+    pb_pool_counters(p, &c);
+    assert_true(c.workers_started == N);
+    pb_pool_destroy(p);
+    for (int i = 0; i < N; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "%s/%d", dir, i);
+        assert_int_equal(unlink(path), 0);
+    }
+    assert_int_equal(rmdir(dir), 0);
 }
 
 static void test_join_reaps(void **state) {
@@ -1128,6 +1198,7 @@ int main(void) {
             cmocka_unit_test_prestate_setup_teardown(test_worker_hygiene, tu_leak_setup, tu_leak_teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_join_reaps, tu_leak_setup, tu_leak_teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_start_policy, tu_leak_setup, tu_leak_teardown, st),
+            cmocka_unit_test_prestate_setup_teardown(test_map_starts_workers_together, tu_leak_setup, tu_leak_teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_other_children_untouched, tu_leak_setup, tu_leak_teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_workers_die_with_parent, tu_leak_setup, tu_leak_teardown, st),
             cmocka_unit_test_prestate_setup_teardown(test_recycle_every_task_not_a_death, tu_leak_setup, tu_leak_teardown, st),

@@ -15,6 +15,7 @@
  *  - dispatch(impl, job): takes ownership of the job until it calls pb__job_done(pool, job) exactly once,
  *    from any thread, with every results[i] set (status and, if not ok, message). May run the job inline
  *    (serial). Must not block for long: queue it. Returns 0, or a negative code without having taken it.
+ *    A map's chunks come in consecutive calls, every one but the last with job->more set.
  *  - shutdown(impl): called by join when no job is outstanding: stop the workers gracefully and reap them.
  *  - terminate(impl): complete every job it holds (queued or running) with PB_STATUS_TERMINATED (or a
  *    real result if it already has one), stop the workers now, reap them. Returns promptly.
@@ -41,6 +42,11 @@ typedef struct pb__job {
     size_t index0;         /* the index of items[0] in the caller's map (for unordered delivery) */
     pb__batch *batch;      /* core bookkeeping: the map or future this chunk belongs to */
     uint64_t id;           /* unique within the pool, for wire protocols */
+    int more;              /* set by the core when more jobs of the same map are dispatched right after this
+                            * one: a backend may hold back waking its workers until the job without it
+                            * (the last), so that they see the whole map at once. A hint: ignoring it is
+                            * correct, and a backend that holds a wake-up must not hold it past a job whose
+                            * `more` is 0, whatever that job's fate (queued, failed, refused). */
     atomic_int state;      /* 0 queued, 1 claimed by a worker (pb__job_claim), 2 cancelled, 3 finished
                             * without either (a future completed by terminate, a broken pool, ...) */
 } pb__job;
