@@ -145,7 +145,8 @@ static int t_get_init(const void *in, size_t len, pb_output *out) {
 }
 PB_TASK_DEFINE("proc.get_init", t_get_init)
 
-/* The worker's view of its own hygiene: bit 0 = an fd other than 0..4 is open, bit 1 = SIGUSR1 is not
+/* The worker's view of its own hygiene: bit 0 = an fd other than 0..4 is open, bit 1 = SIGUSR1 (ignored by
+ * the host), SIGHUP or SIGRTMAX (caught by it: the first and last of the kernel's signal mask) is not
  * SIG_DFL, bit 2 = SIGUSR2 is blocked, bit 3 = POOLBENCH_WORKER is still in the environment,
  * bit 4 = fd 3 or 4 is not close-on-exec. */
 /* The shm backends' worker keeps its shared memory's fd (for pread and pwritev of large frames), close-on-
@@ -185,6 +186,8 @@ static int t_hygiene(const void *in, size_t len, pb_output *out) {
     if (child < 0 || waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st) != 0) bits |= 32;
     struct sigaction sa;
     if (sigaction(SIGUSR1, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL) bits |= 2;
+    if (sigaction(SIGHUP, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL) bits |= 2;
+    if (sigaction(SIGRTMAX, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL) bits |= 2;
     sigset_t cur;
     if (sigprocmask(SIG_SETMASK, NULL, &cur) == 0 && sigismember(&cur, SIGUSR2)) bits |= 4;
     if (getenv("POOLBENCH_WORKER")) bits |= 8;
@@ -604,14 +607,18 @@ static void test_terminate_kills_running(void **state) {
     pb_pool_destroy(p);
 }
 
+static void host_handler(int sig) { (void)sig; }
+
 static void test_worker_hygiene(void **state) {
     /* The host's signal state must not leak into workers, nor the spawn marker into their children. */
     if (running_under_valgrind()) { /* valgrind emulates its client's signal state across fork */
         print_message("      skipped under valgrind: checked natively and under the sanitizers\n");
         return;
     }
-    struct sigaction ign = {.sa_handler = SIG_IGN}, old_usr1;
+    struct sigaction ign = {.sa_handler = SIG_IGN}, caught = {.sa_handler = host_handler}, old_usr1, old_hup, old_rtmax;
     sigaction(SIGUSR1, &ign, &old_usr1);
+    sigaction(SIGHUP, &caught, &old_hup);
+    sigaction(SIGRTMAX, &caught, &old_rtmax);
     sigset_t block, old_mask;
     sigemptyset(&block);
     sigaddset(&block, SIGUSR2);
@@ -619,6 +626,8 @@ static void test_worker_hygiene(void **state) {
     pb_pool *p = pool_n(state, 2);
     pb_result r = run_one(p, "proc.hygiene", 0);
     sigaction(SIGUSR1, &old_usr1, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+    sigaction(SIGRTMAX, &old_rtmax, NULL);
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     assert_int_equal(r.status, PB_STATUS_OK);
     assert_int_equal(result_int(&r), 4); /* only "SIGUSR2 blocked", as in the creating thread: no stray fd,
