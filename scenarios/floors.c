@@ -19,12 +19,17 @@
  *                       when all of them are busy (on a 2-vCPU VM ~1.4x): what "serial / workers"
  *                       cannot know and the cpu scenario's ideal now measures (pbs__run_copies).
  *
+ * The round trips (pipe_rtt, pipe_mib, condvar_handoff) run on two CPUs, pinned: the measuring thread on
+ * the first allowed CPU, the echo child or partner thread on the second (placement.h says why: unpinned,
+ * pipe_rtt measured 5.0 us in one case process and 33.8 us in the next of the same run on a 2-vCPU VM).
+ *
  * The children follow the rules for a child after fork: signals stay blocked (they were blocked around
  * fork), only read/write/_exit, no malloc or stdio (except the copies of pbs__run_copies, which run task
  * code like a fork worker does: allocating, single-threaded, from a process that is single-threaded then); PR_SET_PDEATHSIG plus EOF on their pipe make sure they
  * never outlive the probe. Every fd is CLOEXEC and closed, every child reaped (waitpid retried on EINTR).
  */
 #include "scenario_impl.h"
+#include "placement.h"
 
 #include "backend.h"
 
@@ -142,7 +147,8 @@ static void __attribute__((noreturn)) peer_child(int rfd, int wfd, size_t sink_b
     }
 }
 
-static int peer_start(peer *pr, size_t sink_bytes) {
+/* The child runs on cpu (-1: anywhere). */
+static int peer_start(peer *pr, size_t sink_bytes, int cpu) {
     int down[2], up[2];
     if (pipe2(down, O_CLOEXEC) != 0)
         return -1;
@@ -161,6 +167,8 @@ static int peer_start(peer *pr, size_t sink_bytes) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(0);
+        cpu_set_t was;
+        pbs_pin(cpu, &was);
         close(down[1]);
         close(up[0]);
         peer_child(down[0], up[1], sink_bytes);
@@ -195,10 +203,14 @@ static int rtt_ops(void *ctx, int n) {
 }
 
 static double measure_pipe_rtt(int reps) {
+    pbs_cpu_pair cpus = pbs_cpu_pair_find();
     peer pr;
-    if (peer_start(&pr, 0))
+    if (peer_start(&pr, 0, pbs_partner_cpu(&cpus, 0)))
         return -1;
+    cpu_set_t saved;
+    pbs_pin(pbs_main_cpu(&cpus), &saved);
     double r = rtt_ops(&pr, 10) == 0 ? batched(reps, rtt_ops, &pr) : -1;
+    pbs_unpin(&saved);
     peer_stop(&pr);
     return r;
 }
@@ -217,9 +229,13 @@ static int mib_ops(void *ctx, int n) {
 static double measure_pipe_mib(int reps) {
     peer pr;
     memset(mib_buf, 0x5A, sizeof mib_buf); /* touch every page before timing */
-    if (peer_start(&pr, MIB))
+    pbs_cpu_pair cpus = pbs_cpu_pair_find();
+    if (peer_start(&pr, MIB, pbs_partner_cpu(&cpus, 0)))
         return -1;
+    cpu_set_t saved;
+    pbs_pin(pbs_main_cpu(&cpus), &saved);
     double r = mib_ops(&pr, 2) == 0 ? batched(reps, mib_ops, &pr) : -1;
+    pbs_unpin(&saved);
     peer_stop(&pr);
     return r;
 }
@@ -267,15 +283,28 @@ static double measure_condvar_handoff(int reps) {
     pthread_cond_init(&h.cv, NULL);
     pthread_t b;
     double r = -1;
-    if (pthread_create(&b, NULL, handoff_b, &h) == 0) {
+    pbs_cpu_pair cpus = pbs_cpu_pair_find();
+    pthread_attr_t attr;
+    int attr_ok = pthread_attr_init(&attr) == 0, e = attr_ok ? 0 : -1;
+    if (!e && cpus.ok) {
+        cpu_set_t there;
+        pbs_one_cpu_set(pbs_partner_cpu(&cpus, 0), &there);
+        e = pthread_attr_setaffinity_np(&attr, sizeof there, &there);
+    }
+    if (!e && pthread_create(&b, &attr, handoff_b, &h) == 0) {
+        cpu_set_t saved;
+        pbs_pin(pbs_main_cpu(&cpus), &saved);
         handoff_ops(&h, 100);
         r = batched(reps, handoff_ops, &h);
+        pbs_unpin(&saved);
         pthread_mutex_lock(&h.mu);
         h.stop = 1;
         pthread_cond_broadcast(&h.cv);
         pthread_mutex_unlock(&h.mu);
         pthread_join(b, NULL);
     }
+    if (attr_ok)
+        pthread_attr_destroy(&attr);
     pthread_cond_destroy(&h.cv);
     pthread_mutex_destroy(&h.mu);
     return r;

@@ -13,7 +13,7 @@
  *   raw/condvar_pingpong                  two threads hand a token there and back under mutex + condvar
  *   raw/pipe_pingpong                     a forked child echoing 1 byte over two pipes
  *                                         (both on two CPUs, pinned; `one_cpu_us` the same on one: see
- *                                         "Where the floors run")
+ *                                         placement.h)
  *   raw/fork_exit_wait/procs:8            8 x fork + _exit(0) + waitpid
  *   raw/posix_spawn_wait/procs:8          8 x posix_spawn of this binary in its do-nothing mode + waitpid
  *   wire/{request,result}_{encode,decode}/items:1000   the process backends' frame codec (wire.h)
@@ -40,6 +40,7 @@
  * child only makes async-signal-safe calls and dies with its parent (PR_SET_PDEATHSIG).
  */
 #include "common.h" /* pbs_now */
+#include "placement.h"
 #include "gbench_shim.h"
 #include "poolbench.h"
 #include "proc.h" /* PB_PROC_WORKER_ENV: see main() */
@@ -47,7 +48,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <limits.h>
 #include <malloc.h>
 #include <sys/mman.h>
@@ -131,57 +131,11 @@ static pb_pool *make_pool(pbm_state *st, const char *backend, int workers) {
     return pool;
 }
 
-/* ---- where the floors run ---- */
+/* ---- where the floors run (placement.h: two CPUs, pinned; why in its header) ---- */
 
-/* A round trip's floor depends on where its two ends run, on a VM by a factor of ten: waking a thread
- * on the waker's own CPU costs a few microseconds, waking an idle vCPU an exit to the hypervisor and back
- * (2-vCPU Firecracker VM, 2026-12-04: a pipe round trip 5.2 us on one CPU, 59 us across two). Unpinned,
- * the scheduler picks either, and the same floor measured 7 us beside a pipe pool and 55 us beside a
- * shared-memory one. So the floors are pinned: the main thread on one CPU, the partner (thread or echo
- * child) on another, which is where a pool's workers are meant to run; the raw/ benchmarks also report
- * the same round trip with both ends on one CPU (`one_cpu_us`). With one CPU allowed, nothing is pinned. */
-typedef struct cpu_pair {
-    int ok;       /* two distinct CPUs are allowed */
-    int here, there; /* the main thread's and the partner's */
-} cpu_pair;
-static cpu_pair floor_cpus;
-
-static void find_floor_cpus(void) {
-    cpu_set_t allowed;
-    floor_cpus.ok = 0;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
-    int found = 0;
-    for (int c = 0; c < CPU_SETSIZE && found < 2; c++)
-        if (CPU_ISSET(c, &allowed)) *(found++ ? &floor_cpus.there : &floor_cpus.here) = c;
-    floor_cpus.ok = found == 2;
-}
-
-static void one_cpu_set(int cpu, cpu_set_t *set) {
-    CPU_ZERO(set);
-    CPU_SET(cpu, set);
-}
-
-/* Pins the calling thread to cpu (-1: leaves it alone), keeping its mask in *saved for unpin_thread. */
-static void pin_thread(int cpu, cpu_set_t *saved) {
-    CPU_ZERO(saved);
-    if (cpu < 0 || sched_getaffinity(0, sizeof *saved, saved) != 0) {
-        CPU_ZERO(saved);
-        return;
-    }
-    cpu_set_t one;
-    one_cpu_set(cpu, &one);
-    if (sched_setaffinity(0, sizeof one, &one) != 0) CPU_ZERO(saved);
-}
-
-static void unpin_thread(const cpu_set_t *saved) {
-    if (CPU_COUNT(saved) > 0) (void)sched_setaffinity(0, sizeof *saved, saved);
-}
-
-/* The partner's CPU: across from the main thread (far), beside it (near), or anywhere (no pair). */
-static int partner_cpu(int near) {
-    return !floor_cpus.ok ? -1 : near ? floor_cpus.here : floor_cpus.there;
-}
-static int main_cpu(void) { return floor_cpus.ok ? floor_cpus.here : -1; }
+static pbs_cpu_pair floor_cpus;
+static int partner_cpu(int near) { return pbs_partner_cpu(&floor_cpus, near); }
+static int main_cpu(void) { return pbs_main_cpu(&floor_cpus); }
 
 /* ---- the floors: probes shared by the raw/ benchmarks and the paired counters of the pool ones ---- */
 
@@ -246,7 +200,7 @@ static int cv_probe_start(cv_probe *c, int cpu) {
     int e = pthread_attr_init(&attr);
     if (!e && cpu >= 0) {
         cpu_set_t one;
-        one_cpu_set(cpu, &one);
+        pbs_one_cpu_set(cpu, &one);
         e = pthread_attr_setaffinity_np(&attr, sizeof one, &one);
     }
     if (!e) e = pthread_create(&c->partner, &attr, cv_partner, c);
@@ -303,7 +257,7 @@ static int pipe_probe_start(pipe_probe *p, int cpu) {
         return e;
     }
     cpu_set_t one;
-    if (cpu >= 0) one_cpu_set(cpu, &one); /* prepared here: the child makes system calls only */
+    if (cpu >= 0) pbs_one_cpu_set(cpu, &one); /* prepared here: the child makes system calls only */
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
@@ -434,7 +388,7 @@ static int floor_probe_trip(floor_probe *f) {
     return 0;
 }
 
-/* A probe across two CPUs (far) and one beside this thread (near): see "Where the floors run". */
+/* A probe across two CPUs (far) and one beside this thread (near): see placement.h. */
 typedef struct floor_pair {
     floor_probe far, near;
     double far_s, near_s, csw; /* the blocks' wall time, and this process's sleeps in them */
@@ -454,7 +408,7 @@ static void floor_pair_stop(floor_pair *fp) {
     floor_probe_stop(&fp->far);
 }
 
-/* PAIR_BLOCK round trips on one probe, timed (the caller has pinned this thread: pin_thread(main_cpu())).
+/* PAIR_BLOCK round trips on one probe, timed (the caller has pinned this thread: pbs_pin(main_cpu())).
  * 0 or an errno. */
 static int floor_block(floor_pair *fp, int near) {
     floor_probe *f = near ? &fp->near : &fp->far;
@@ -484,7 +438,7 @@ static void bm_raw_roundtrip(pbm_state *st, enum floor_kind kind) {
         return;
     }
     cpu_set_t saved;
-    pin_thread(main_cpu(), &saved);
+    pbs_pin(main_cpu(), &saved);
     double csw0 = process_vcsw();
     long n = 0;
     while (!e && pbm_keep_running(st)) {
@@ -494,7 +448,7 @@ static void bm_raw_roundtrip(pbm_state *st, enum floor_kind kind) {
         e = floor_block(&fp, 1);
         pbm_resume_timing(st);
     }
-    unpin_thread(&saved);
+    pbs_unpin(&saved);
     if (e) pbm_skip_with_errorf(st, "round trip failed: %s", strerror(e));
     pbm_counter(st, "sleeps", process_vcsw() - csw0 - fp.csw, PBM_COUNTER_AVG_ITERATIONS);
     if (fp.near_n) pbm_counter(st, "one_cpu_us", floor_pair_us(&fp, 1), PBM_COUNTER_DEFAULT);
@@ -561,7 +515,7 @@ static void bm_submit_wait(pbm_state *st, void *ud) {
     /* This thread stays on one CPU from here on, where the floors' main ends run; the pool's threads and
      * workers, started before, run wherever the scheduler puts them, as anyone's would. */
     cpu_set_t saved;
-    pin_thread(paired ? main_cpu() : -1, &saved);
+    pbs_pin(paired ? main_cpu() : -1, &saved);
     double pool_s = 0;
     long npool = 0;
     double csw0 = process_vcsw();
@@ -585,7 +539,7 @@ static void bm_submit_wait(pbm_state *st, void *ud) {
         if (!paired) continue;
         pool_s += pbs_now() - t0;
         if (++npool % PAIR_BLOCK) continue;
-        /* The paired floors, far and near in turn (see "Where the floors run"). */
+        /* The paired floors, far and near in turn (see placement.h). */
         pbm_pause_timing(st);
         e = floor_block(&fp, (npool / PAIR_BLOCK) & 1);
         pbm_resume_timing(st);
@@ -607,7 +561,7 @@ static void bm_submit_wait(pbm_state *st, void *ud) {
         pbm_counter(st, "vs_one_cpu_floor", (pool_s / (double)npool) * 1e6 / floor_pair_us(&fp, 1),
                     PBM_COUNTER_DEFAULT);
     }
-    unpin_thread(&saved);
+    pbs_unpin(&saved);
     pb_pool_destroy(pool);
     floor_pair_stop(&fp);
 }
@@ -1025,7 +979,7 @@ int main(int argc, char **argv) {
     ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
     self_exe[n > 0 ? n : 0] = '\0';
 
-    find_floor_cpus();
+    floor_cpus = pbs_cpu_pair_find();
     register_all();
     return pbm_main(argc, argv);
 }
