@@ -359,10 +359,6 @@ static enum floor_kind roundtrip_floor(const char *backend) {
     return FLOOR_NONE;
 }
 
-/* The ratios the issues ask for compare two benchmarks that run a minute apart; on a busy machine the
- * load changes in between. So the pool benchmarks also run their floor themselves, interleaved with the
- * pool's own iterations in blocks of PAIR_BLOCK (timing paused, measured with the monotonic clock), and
- * report floor_us and vs_floor = pool / floor from the same stretch of time. */
 /* A floor's probe, on a given CPU: the condvar partner thread or the pipe's echo child. */
 typedef struct floor_probe {
     enum floor_kind kind;
@@ -388,7 +384,12 @@ static int floor_probe_trip(floor_probe *f) {
     return 0;
 }
 
-/* A probe across two CPUs (far) and one beside this thread (near): see placement.h. */
+/* The ratios the issues ask for compare two benchmarks that run a minute apart; on a busy machine the
+ * load changes in between. So the pool benchmarks also run their floor themselves, interleaved with the
+ * pool's own iterations in blocks of PAIR_BLOCK (timing paused, measured with the monotonic clock), and
+ * report floor_us and vs_floor = pool / floor from the same stretch of time. */
+/* The pair of probes behind those blocks: one across two CPUs (far) and one beside this thread (near),
+ * see placement.h. */
 typedef struct floor_pair {
     floor_probe far, near;
     double far_s, near_s, csw; /* the blocks' wall time, and this process's sleeps in them */
