@@ -21,7 +21,7 @@
  *
  * The round trips (pipe_rtt, pipe_mib, condvar_handoff) run on two CPUs, pinned: the measuring thread on
  * the first allowed CPU, the echo child or partner thread on the second (placement.h says why: unpinned,
- * pipe_rtt measured 5.0 us in one case process and 33.8 us in the next of the same run on a 2-vCPU VM).
+ * pipe_rtt measured 33.8 us in one run and 5.0 us in the next, a second later, on a 2-vCPU VM).
  *
  * The children follow the rules for a child after fork: signals stay blocked (they were blocked around
  * fork), only read/write/_exit, no malloc or stdio (except the copies of pbs__run_copies, which run task

@@ -5,8 +5,8 @@
  * A round trip's cost depends on where its two ends run, on a VM by a factor of ten: waking a thread on
  * the waker's own CPU costs a few microseconds, waking an idle vCPU an exit to the hypervisor and back
  * (2-vCPU Firecracker VM, 2026-12-04: a pipe round trip 5.2 us with both processes on one CPU, 59 us
- * across two). Unpinned, the scheduler picks either from one run to the next: the same run's pipe floor
- * measured 5.0 us in one case process and 33.8 us in the next. A floor that moves tenfold with the
+ * across two). Unpinned, the scheduler picks either from one run to the next: the pipe floor measured
+ * 33.8 us in one `poolbench run` and 5.0 us in the next, a second later. A floor that moves tenfold with the
  * scheduler's mood is no floor, so the round-trip floors pin their two ends: the measuring thread on the
  * first allowed CPU (`here`), its partner on the second (`there`, where a pool's workers are meant to run)
  * or, for the one-CPU variant, on `here` too. With a single allowed CPU nothing is pinned.
