@@ -284,14 +284,7 @@ static double measure_condvar_handoff(int reps) {
     pthread_t b;
     double r = -1;
     pbs_cpu_pair cpus = pbs_cpu_pair_find();
-    pthread_attr_t attr;
-    int attr_ok = pthread_attr_init(&attr) == 0, e = attr_ok ? 0 : -1;
-    if (!e && cpus.ok) {
-        cpu_set_t there;
-        pbs_one_cpu_set(pbs_partner_cpu(&cpus, 0), &there);
-        e = pthread_attr_setaffinity_np(&attr, sizeof there, &there);
-    }
-    if (!e && pthread_create(&b, &attr, handoff_b, &h) == 0) {
+    if (pbs_thread_create_on(&b, pbs_partner_cpu(&cpus, 0), handoff_b, &h) == 0) {
         cpu_set_t saved;
         pbs_pin(pbs_main_cpu(&cpus), &saved);
         handoff_ops(&h, 100);
@@ -303,8 +296,6 @@ static double measure_condvar_handoff(int reps) {
         pthread_mutex_unlock(&h.mu);
         pthread_join(b, NULL);
     }
-    if (attr_ok)
-        pthread_attr_destroy(&attr);
     pthread_cond_destroy(&h.cv);
     pthread_mutex_destroy(&h.mu);
     return r;

@@ -17,6 +17,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <pthread.h>
 #include <sched.h>
 
 typedef struct pbs_cpu_pair {
@@ -63,6 +64,22 @@ static inline void pbs_pin(int cpu, cpu_set_t *saved) {
 
 static inline void pbs_unpin(const cpu_set_t *saved) {
     if (CPU_COUNT(saved) > 0) (void)sched_setaffinity(0, sizeof *saved, saved);
+}
+
+/* pthread_create of a thread that runs on cpu from its first instruction (cpu < 0: anywhere).
+ * 0 or an errno, as pthread_create. */
+static inline int pbs_thread_create_on(pthread_t *t, int cpu, void *(*fn)(void *), void *arg) {
+    pthread_attr_t attr;
+    int e = pthread_attr_init(&attr);
+    if (e) return e;
+    if (cpu >= 0) {
+        cpu_set_t one;
+        pbs_one_cpu_set(cpu, &one);
+        e = pthread_attr_setaffinity_np(&attr, sizeof one, &one);
+    }
+    if (!e) e = pthread_create(t, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    return e;
 }
 
 #endif

@@ -196,15 +196,7 @@ static int cv_probe_start(cv_probe *c, int cpu) {
     c->stop = 0;
     slot_init(&c->to_partner);
     slot_init(&c->to_main);
-    pthread_attr_t attr;
-    int e = pthread_attr_init(&attr);
-    if (!e && cpu >= 0) {
-        cpu_set_t one;
-        pbs_one_cpu_set(cpu, &one);
-        e = pthread_attr_setaffinity_np(&attr, sizeof one, &one);
-    }
-    if (!e) e = pthread_create(&c->partner, &attr, cv_partner, c);
-    pthread_attr_destroy(&attr);
+    int e = pbs_thread_create_on(&c->partner, cpu, cv_partner, c);
     if (e) {
         slot_destroy(&c->to_main);
         slot_destroy(&c->to_partner);
